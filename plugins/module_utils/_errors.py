@@ -1,0 +1,176 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""Typed errors of the ksef.certificates collection.
+
+Every message (str(exc)) is meant for the user and never contains a secret; fail_kwargs()
+adds structured fields for fail_json.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class KsefError(Exception):
+    """Base class: str(exc) is a user-facing message without secrets."""
+
+    def __init__(self, message):
+        super(KsefError, self).__init__(message)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+    def fail_kwargs(self):
+        """Extra structured fields for fail_json (no secrets)."""
+        return {}
+
+
+class KsefInputError(KsefError):
+    """Bad module input, detected before any API call."""
+
+
+class KsefCredentialError(KsefInputError):
+    """Signer or key material cannot be loaded (wrong passphrase, mismatching key, ...)."""
+
+
+def _error_text(error):
+    text = ''
+    if error.get('code') is not None:
+        text = 'KSeF %s' % error['code']
+    if error.get('description'):
+        text = '%s: %s' % (text, error['description']) if text else error['description']
+    details = [str(d) for d in (error.get('details') or []) if d]
+    if details:
+        text = '%s (%s)' % (text, '; '.join(details)) if text else '(%s)' % '; '.join(details)
+    return text
+
+
+class KsefApiError(KsefError):
+    """KSeF answered a request with an error status."""
+
+    def __init__(self, method, endpoint, status, errors=None, reference_number=None,
+                 service_code=None, retry_after=None, message=None):
+        self.method = method
+        self.endpoint = endpoint
+        self.status = status
+        self.errors = list(errors or [])
+        self.reference_number = reference_number
+        self.service_code = service_code
+        self.retry_after = retry_after
+        if message is None:
+            message = self.build_message()
+        super(KsefApiError, self).__init__(message)
+
+    @property
+    def codes(self):
+        """The KSeF exception/status codes carried by the error body (integers only)."""
+        codes = []
+        for error in self.errors:
+            try:
+                codes.append(int(error.get('code')))
+            except (TypeError, ValueError):
+                continue
+        return codes
+
+    def build_message(self):
+        parts = ['%s %s failed: HTTP %s' % (self.method, self.endpoint, self.status)]
+        for error in self.errors:
+            text = _error_text(error)
+            if text:
+                parts.append(text)
+        if self.reference_number:
+            parts.append('reference number %s' % self.reference_number)
+        if self.service_code:
+            parts.append('service code %s' % self.service_code)
+        if len(parts) == 1:
+            return parts[0]
+        # "<METHOD> <endpoint> failed: HTTP <status>, KSeF <code>: ...; reference number ...; service code ..."
+        head = parts[0]
+        rest = parts[1:]
+        if self.errors and _error_text(self.errors[0]):
+            head = '%s, %s' % (head, rest.pop(0))
+        return '; '.join([head] + rest)
+
+    def fail_kwargs(self):
+        result = {
+            'http_status': self.status,
+            'endpoint': '%s %s' % (self.method, self.endpoint),
+            'ksef_errors': [
+                {'code': e.get('code'), 'description': e.get('description'), 'details': list(e.get('details') or [])}
+                for e in self.errors
+            ],
+        }
+        if self.reference_number:
+            result['reference_number'] = self.reference_number
+        if self.service_code:
+            result['service_code'] = self.service_code
+        if self.retry_after is not None:
+            result['retry_after'] = self.retry_after
+        return result
+
+
+class KsefRateLimitError(KsefApiError):
+    """HTTP 429 and the retry budget (max_retries / max_retry_wait) is spent."""
+
+
+class KsefTransportError(KsefError):
+    """Connection error, timeout or dropped response (after any allowed retries)."""
+
+    def __init__(self, method, endpoint, reason, may_have_reached_server=False):
+        self.method = method
+        self.endpoint = endpoint
+        self.reason = reason
+        self.may_have_reached_server = may_have_reached_server
+        message = '%s %s failed: %s' % (method, endpoint, reason)
+        if may_have_reached_server:
+            message += ('; the request may have reached KSeF, so it was not repeated '
+                        '(check the server state before trying again)')
+        super(KsefTransportError, self).__init__(message)
+
+    def fail_kwargs(self):
+        return {
+            'endpoint': '%s %s' % (self.method, self.endpoint),
+            'may_have_reached_server': self.may_have_reached_server,
+        }
+
+
+class KsefAuthError(KsefError):
+    """Authentication ended with a status other than 200 (415, 450, 460, ...)."""
+
+    def __init__(self, status_code, description=None, details=None, reference_number=None, hint=None):
+        self.status_code = status_code
+        self.description = description
+        self.details = list(details or [])
+        self.reference_number = reference_number
+        self.hint = hint
+        message = 'KSeF authentication failed with status %s' % status_code
+        if description:
+            message += ': %s' % description
+        if self.details:
+            message += ' (%s)' % '; '.join(str(d) for d in self.details)
+        if reference_number:
+            message += '; reference number %s' % reference_number
+        if hint:
+            message += '. %s' % hint
+        super(KsefAuthError, self).__init__(message)
+
+    def fail_kwargs(self):
+        result = {'auth_status': {'code': self.status_code, 'description': self.description, 'details': self.details}}
+        if self.reference_number:
+            result['reference_number'] = self.reference_number
+        return result
+
+
+class KsefTimeoutError(KsefError):
+    """A bounded wait ran out (authentication polling, enrollment wait_timeout)."""
+
+    def __init__(self, message, reference_number=None):
+        self.reference_number = reference_number
+        super(KsefTimeoutError, self).__init__(message)
+
+    def fail_kwargs(self):
+        if self.reference_number:
+            return {'reference_number': self.reference_number}
+        return {}

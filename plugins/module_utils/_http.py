@@ -1,0 +1,395 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""The one HTTP client of the collection: a requests session with pacing, retries and typed errors."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import collections
+import email.utils
+import json as _json
+import re
+import time
+
+try:
+    from urllib.parse import quote
+except ImportError:  # pragma: no cover - Python 2 is not supported, import sanity only
+    from urllib import quote  # type: ignore
+
+try:
+    import requests
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module with missing_required_lib
+    requests = None
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = exc
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    KsefApiError,
+    KsefRateLimitError,
+    KsefTransportError,
+)
+
+USER_AGENT = 'ksef.certificates-ansible/0.1.0'
+
+# Endpoints of KSeF's auth/public group: 60 requests per second, no per-minute/hour values.
+AUTH_PUBLIC_ENDPOINTS = frozenset([
+    'POST /auth/challenge',
+    'POST /auth/xades-signature',
+    'POST /auth/ksef-token',
+    'GET /auth/{referenceNumber}',
+    'POST /auth/token/redeem',
+    'POST /auth/token/refresh',
+    'GET /security/public-key-certificates',
+])
+AUTH_PUBLIC_LIMITS = {1: 60}
+# Published limits of the "other" group (every certificate endpoint, /auth/sessions*, /rate-limits),
+# counted per endpoint.
+OTHER_LIMITS = {1: 10, 60: 30, 3600: 120}
+
+# Error bodies are read up to this size; only a short sanitized excerpt is ever shown.
+MAX_ERROR_BODY = 64 * 1024
+EXCERPT_LENGTH = 200
+# Backoff for retries without Retry-After: 1, 2, 4, ... seconds (capped by max_retry_wait).
+BACKOFF_BASE = 1.0
+
+
+def sanitize_excerpt(text, limit=EXCERPT_LENGTH):
+    """Return a short single-line excerpt of an unexpected body (HTML tags and control characters removed)."""
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'replace')
+    text = re.sub(r'(?is)<(script|style)\b.*?</\1\s*>', ' ', text)
+    text = re.sub(r'<[^>]*>', ' ', text)
+    text = re.sub(r'[\x00-\x1f\x7f]+', ' ', text)
+    text = re.sub(r'\s+', ' ', text).strip()
+    if len(text) > limit:
+        text = text[:limit].rstrip() + '...'
+    return text
+
+
+def parse_retry_after(value, now=None):
+    """Retry-After as seconds (int seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = str(value).strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        seconds = email.utils.mktime_tz(parsed) - (now if now is not None else time.time())
+        return max(0, int(seconds + 0.999))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value if v is not None]
+    return [str(value)]
+
+
+def parse_error_body(body):
+    """Turn a KSeF error body (dict) into (errors, reference_number, service_code).
+
+    Understands ExceptionResponse, problem details (RFC 7807 variants of KSeF) and the
+    TooManyRequestsResponse / status-style bodies.
+    """
+    errors = []
+    reference_number = None
+    service_code = None
+    if not isinstance(body, dict):
+        return errors, reference_number, service_code
+    exception = body.get('exception')
+    if isinstance(exception, dict):
+        for item in exception.get('exceptionDetailList') or []:
+            if isinstance(item, dict):
+                errors.append({
+                    'code': item.get('exceptionCode'),
+                    'description': item.get('exceptionDescription'),
+                    'details': _as_list(item.get('details')),
+                })
+        reference_number = exception.get('referenceNumber')
+        service_code = exception.get('serviceCode')
+        return errors, reference_number, service_code
+    if 'title' in body or 'detail' in body or 'errors' in body or 'reasonCode' in body:
+        for item in body.get('errors') or []:
+            if isinstance(item, dict):
+                errors.append({
+                    'code': item.get('code'),
+                    'description': item.get('description'),
+                    'details': _as_list(item.get('details')),
+                })
+        if not errors:
+            details = []
+            security = body.get('security')
+            if isinstance(security, dict):
+                for key in sorted(security):
+                    details.append('%s: %s' % (key, security[key]))
+            errors.append({
+                'code': body.get('reasonCode'),
+                'description': body.get('detail') or body.get('title'),
+                'details': details,
+            })
+        service_code = body.get('traceId')
+        reference_number = body.get('referenceNumber')
+        return errors, reference_number, service_code
+    status = body.get('status')
+    if isinstance(status, dict):
+        errors.append({
+            'code': status.get('code'),
+            'description': status.get('description'),
+            'details': _as_list(status.get('details')),
+        })
+    return errors, reference_number, service_code
+
+
+class _SlidingWindow:
+    """Send timestamps of one endpoint, to stay under per-second/minute/hour limits."""
+
+    def __init__(self):
+        self.sent = collections.deque()
+
+    def delay_needed(self, now, limits):
+        """Seconds to wait before the next request may be sent (0 if none)."""
+        longest = max(limits) if limits else 0
+        while self.sent and now - self.sent[0] >= longest:
+            self.sent.popleft()
+        delay = 0.0
+        for window, limit in limits.items():
+            if not limit or limit <= 0:
+                continue
+            in_window = [t for t in self.sent if now - t < window]
+            if len(in_window) >= limit:
+                # The oldest request that keeps us at the limit must leave the window first.
+                oldest = in_window[len(in_window) - limit]
+                delay = max(delay, oldest + window - now)
+        return delay
+
+    def record(self, now):
+        self.sent.append(now)
+
+
+class KsefHttpClient:
+    """HTTP client for the KSeF API v2 (one keep-alive requests session)."""
+
+    def __init__(self, base_url, timeout=30, validate_certs=True, ca_path=None,
+                 max_retries=5, max_retry_wait=60, warn=None, log=None,
+                 sleep=time.sleep, clock=time.monotonic, session=None):
+        self.base_url = base_url.rstrip('/')
+        self.timeout = timeout
+        self.max_retries = max(0, int(max_retries))
+        self.max_retry_wait = max(0, max_retry_wait)
+        self.warn = warn or (lambda message: None)
+        self.log = log or (lambda message: None)
+        self.sleep = sleep
+        self.clock = clock
+        if session is None:
+            session = requests.Session()
+        self.session = session
+        if not validate_certs:
+            self.verify = False
+        elif ca_path:
+            self.verify = ca_path
+        else:
+            self.verify = True
+        self.calls = 0
+        self.calls_by_endpoint = {}
+        self.retries = 0
+        self.rate_limited = 0
+        self.paced_seconds = 0.0
+        self.other_limits = dict(OTHER_LIMITS)
+        self._windows = {}
+        self._warnings_seen = set()
+
+    # -- pacing -------------------------------------------------------------------------------------
+    def set_rate_limits(self, rate_limits_response):
+        """Use the effective limits from GET /rate-limits (group "other") instead of the published ones."""
+        other = (rate_limits_response or {}).get('other')
+        if not isinstance(other, dict):
+            return
+        limits = {}
+        for window, key in ((1, 'perSecond'), (60, 'perMinute'), (3600, 'perHour')):
+            value = other.get(key)
+            if isinstance(value, int) and value > 0:
+                limits[window] = value
+        if limits:
+            self.other_limits = limits
+
+    def _limits_for(self, key):
+        if key in AUTH_PUBLIC_ENDPOINTS:
+            return AUTH_PUBLIC_LIMITS
+        return self.other_limits
+
+    def _pace(self, key):
+        window = self._windows.setdefault(key, _SlidingWindow())
+        limits = self._limits_for(key)
+        delay = window.delay_needed(self.clock(), limits)
+        while delay > 0:
+            self.log('pacing %s: waiting %.2f s to stay under the KSeF rate limit' % (key, delay))
+            self.paced_seconds += delay
+            self.sleep(delay)
+            delay = window.delay_needed(self.clock(), limits)
+        window.record(self.clock())
+
+    # -- request ------------------------------------------------------------------------------------
+    def build_url(self, endpoint, path_params=None):
+        quoted = dict((k, quote(str(v), safe='')) for k, v in (path_params or {}).items())
+        return self.base_url + endpoint.format(**quoted)
+
+    def _backoff(self, attempt):
+        return min(self.max_retry_wait, BACKOFF_BASE * (2 ** attempt))
+
+    def request(self, method, endpoint, path_params=None, params=None, json=None, data=None,
+                headers=None, token=None, idempotent=None, expect=(200,)):
+        """Send one logical request (with pacing and retries); return (status, body).
+
+        body is the decoded JSON, None for an empty body, or text for a non-JSON success body.
+        Raises KsefApiError / KsefRateLimitError / KsefTransportError.
+        """
+        method = method.upper()
+        if idempotent is None:
+            idempotent = method in ('GET', 'HEAD', 'DELETE', 'PUT', 'OPTIONS')
+        key = '%s %s' % (method, endpoint)
+        url = self.build_url(endpoint, path_params)
+        send_headers = {'Accept': 'application/json', 'User-Agent': USER_AGENT}
+        if headers:
+            send_headers.update(headers)
+        if token:
+            send_headers['Authorization'] = 'Bearer %s' % token
+
+        attempt = 0
+        while True:
+            self._pace(key)
+            self.calls += 1
+            self.calls_by_endpoint[key] = self.calls_by_endpoint.get(key, 0) + 1
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, data=data, headers=send_headers,
+                    timeout=self.timeout, verify=self.verify, stream=True)
+            except requests.exceptions.RequestException as exc:
+                not_sent = self._not_sent(exc)
+                reason = self._transport_reason(exc)
+                # A TLS verification failure does not heal by retrying.
+                retriable = (idempotent or not_sent) and not isinstance(exc, requests.exceptions.SSLError)
+                if retriable and attempt < self.max_retries:
+                    wait = self._backoff(attempt)
+                    self.log('%s: %s; retry %d/%d in %.1f s' % (key, reason, attempt + 1, self.max_retries, wait))
+                    self.retries += 1
+                    attempt += 1
+                    self.sleep(wait)
+                    continue
+                raise KsefTransportError(method, endpoint, reason, may_have_reached_server=not not_sent)
+
+            try:
+                self._surface_warnings(response)
+                status = response.status_code
+                if status in expect:
+                    return status, self._success_body(method, endpoint, response)
+                raw = self._read_limited(response)
+            finally:
+                response.close()
+
+            error = self._api_error(method, endpoint, status, raw, response.headers)
+            if status == 429:
+                self.rate_limited += 1
+                wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
+                if attempt >= self.max_retries or wait > self.max_retry_wait:
+                    raise KsefRateLimitError(method, endpoint, status, error.errors, error.reference_number,
+                                             error.service_code, error.retry_after)
+                self.log('%s: HTTP 429, retry %d/%d in %s s' % (key, attempt + 1, self.max_retries, wait))
+                self.retries += 1
+                attempt += 1
+                self.sleep(wait)
+                continue
+            if status >= 500 and idempotent and attempt < self.max_retries:
+                wait = self._backoff(attempt)
+                self.log('%s: HTTP %s, retry %d/%d in %.1f s' % (key, status, attempt + 1, self.max_retries, wait))
+                self.retries += 1
+                attempt += 1
+                self.sleep(wait)
+                continue
+            raise error
+
+    # -- helpers ------------------------------------------------------------------------------------
+    @staticmethod
+    def _not_sent(exc):
+        """True when the request certainly did not reach the server (no connection was made)."""
+        if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL,
+                            requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+            return True
+        if isinstance(exc, requests.exceptions.SSLError):
+            return True
+        text = repr(exc)
+        return 'NewConnectionError' in text or 'NameResolutionError' in text or 'Failed to resolve' in text
+
+    @staticmethod
+    def _transport_reason(exc):
+        if isinstance(exc, requests.exceptions.SSLError):
+            return 'TLS error (check validate_certs/ca_path): %s' % sanitize_excerpt(str(exc))
+        if isinstance(exc, requests.exceptions.Timeout):
+            return 'timed out'
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            return 'connection error: %s' % sanitize_excerpt(str(exc))
+        return '%s: %s' % (type(exc).__name__, sanitize_excerpt(str(exc)))
+
+    def _surface_warnings(self, response):
+        value = response.headers.get('X-System-Warning')
+        if not value:
+            return
+        for part in value.split('|'):
+            text = sanitize_excerpt(part, limit=500)
+            if text and text not in self._warnings_seen:
+                self._warnings_seen.add(text)
+                self.warn('KSeF system warning: %s' % text)
+
+    @staticmethod
+    def _read_limited(response):
+        chunks = []
+        size = 0
+        for chunk in response.iter_content(chunk_size=8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_ERROR_BODY:
+                break
+        return b''.join(chunks)[:MAX_ERROR_BODY]
+
+    @staticmethod
+    def _decode_json(raw):
+        try:
+            return True, _json.loads(raw.decode('utf-8'))
+        except (ValueError, UnicodeDecodeError):
+            return False, None
+
+    def _success_body(self, method, endpoint, response):
+        raw = response.content
+        if not raw or not raw.strip():
+            return None
+        ok, body = self._decode_json(raw)
+        if ok:
+            return body
+        content_type = response.headers.get('Content-Type', '')
+        if 'json' in content_type or 'html' in content_type:
+            raise KsefApiError(method, endpoint, response.status_code, [{
+                'code': None,
+                'description': 'unexpected response body that is not valid JSON: %s' % sanitize_excerpt(raw),
+                'details': [],
+            }])
+        return raw.decode('utf-8', 'replace')
+
+    def _api_error(self, method, endpoint, status, raw, headers):
+        ok, body = self._decode_json(raw) if raw else (False, None)
+        if ok and isinstance(body, dict):
+            errors, reference_number, service_code = parse_error_body(body)
+        else:
+            errors, reference_number, service_code = [], None, None
+        if not errors and raw and raw.strip():
+            errors = [{'code': None, 'description': 'response body: %s' % sanitize_excerpt(raw), 'details': []}]
+        retry_after = parse_retry_after(headers.get('Retry-After'))
+        return KsefApiError(method, endpoint, status, errors, reference_number, service_code, retry_after)
