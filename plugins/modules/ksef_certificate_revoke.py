@@ -1,0 +1,363 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: ksef_certificate_revoke
+short_description: Revoke KSeF certificates
+version_added: 0.1.0
+description:
+  - Revokes KSeF certificates (API v2 C(POST /certificates/{certificateSerialNumber}/revoke)) chosen
+    by serial number, or all active certificates with exactly a given name and type.
+  - The module first queries the current status of the selected certificates, then revokes only the
+    ones that are V(active). Certificates that are already V(revoked) or V(expired) are reported in
+    RV(already_revoked) and leave the task unchanged.
+  - A certificate in status V(blocked) is treated as a revocation that KSeF is still completing: it is
+    reported in RV(already_revoked) and not revoked again.
+  - When O(serial_numbers) names a certificate KSeF does not know, the module fails and names it
+    before it revokes anything.
+  - When KSeF answers a revocation with error 25009 (the certificate was revoked, blocked or expired
+    between the query and the revocation, for example by a parallel run), the certificate counts as
+    already revoked.
+  - Revocation is final; a revoked certificate cannot be used again. KSeF does not allow it in sessions
+    opened with a KSeF token; log in with a signature (certificate and private key).
+author:
+  - ksef.certificates contributors
+extends_documentation_fragment:
+  - ksef.certificates.connection
+  - ksef.certificates.attributes
+  - ksef.certificates.attributes.revoke_module
+options:
+  serial_numbers:
+    description:
+      - Serial numbers (16 hexadecimal characters; lower case is accepted) of the certificates to revoke.
+      - Mutually exclusive with O(name) and O(type). An empty list is an error; the module never
+        revokes "everything".
+    type: list
+    elements: str
+  name:
+    description:
+      - Revoke every active certificate whose name is exactly this (case-sensitive). A certificate
+        whose name merely contains O(name) is not touched.
+      - Requires O(type). When no active certificate has this name and type, the task succeeds
+        unchanged and RV(msg) says so.
+    type: str
+  type:
+    description:
+      - Certificate type that, together with O(name), selects the certificates.
+    type: str
+    choices: [authentication, offline]
+  reason:
+    description:
+      - Revocation reason sent to KSeF.
+    type: str
+    choices: [unspecified, superseded, key_compromise]
+    default: unspecified
+notes:
+  - In check mode the module queries the certificates and predicts the result from their current
+    status; it sends no revocation.
+  - With O(serial_numbers) the module needs one query call for one serial number, and otherwise one
+    listing of every certificate of the subject (50 a page) so that it never needs more query calls
+    than there are serial numbers; then one revocation call per active certificate.
+  - In diff mode the module returns the status of each selected certificate before and after the run.
+seealso:
+  - module: ksef.certificates.ksef_certificate_info
+  - module: ksef.certificates.ksef_certificate
+'''
+
+EXAMPLES = r'''
+- name: Revoke two certificates whose keys leaked
+  ksef.certificates.ksef_certificate_revoke:
+    context_id: "1234563218"
+    auth_certificate_path: /etc/ksef/seal.pem
+    auth_private_key_path: /etc/ksef/seal.key
+    serial_numbers:
+      - 01F2A3B4C5D6E7F8
+      - 0A0B0C0D0E0F1011
+    reason: key_compromise
+
+- name: Revoke every active authentication certificate named exactly "erp-old"
+  ksef.certificates.ksef_certificate_revoke:
+    name: erp-old
+    type: authentication
+    reason: superseded
+  register: revoked
+
+- name: Show what was revoked
+  ansible.builtin.debug:
+    msg: "Revoked now: {{ revoked.revoked }}; already revoked: {{ revoked.already_revoked }}"
+'''
+
+RETURN = r'''
+revoked:
+  description:
+    - Serial numbers revoked by this run (in check mode, the ones that would be revoked).
+  returned: always
+  type: list
+  elements: str
+  sample: [01F2A3B4C5D6E7F8]
+already_revoked:
+  description:
+    - Selected serial numbers that were not active, so nothing was done for them (status V(revoked),
+      V(expired) or V(blocked), or KSeF answered 25009).
+  returned: always
+  type: list
+  elements: str
+  sample: [0A0B0C0D0E0F1011]
+certificates:
+  description:
+    - Summaries of the selected certificates, with the status after this run (predicted in check mode).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    serial_number:
+      description: Serial number (C(certificateSerialNumber) in the KSeF API).
+      type: str
+      returned: always
+      sample: 01F2A3B4C5D6E7F8
+    name:
+      description: Certificate name.
+      type: str
+      returned: always
+      sample: erp-old
+    type:
+      description: Certificate type.
+      type: str
+      returned: always
+      choices: [authentication, offline]
+      sample: authentication
+    common_name:
+      description: Common name (CN) of the certificate subject.
+      type: str
+      returned: always
+      sample: Example Sp. z o.o.
+    status:
+      description: Status after this run (predicted in check mode).
+      type: str
+      returned: always
+      choices: [active, blocked, revoked, expired]
+      sample: revoked
+    previous_status:
+      description: Status before this run.
+      type: str
+      returned: always
+      choices: [active, blocked, revoked, expired]
+      sample: active
+    valid_from:
+      description: Start of validity, ISO 8601 as returned by KSeF.
+      type: str
+      returned: always
+      sample: "2026-01-10T12:00:00+00:00"
+    valid_to:
+      description: End of validity, ISO 8601 as returned by KSeF.
+      type: str
+      returned: always
+      sample: "2028-01-10T12:00:00+00:00"
+msg:
+  description: What the module did, in words.
+  returned: always
+  type: str
+  sample: Revoked 1 certificate(s); 1 already revoked, blocked or expired.
+diff:
+  description: Status of each selected certificate before and after the run, keyed by serial number.
+  returned: in diff mode
+  type: dict
+  sample: {"before": {"01F2A3B4C5D6E7F8": "active"}, "after": {"01F2A3B4C5D6E7F8": "revoked"}}
+api_calls:
+  description: Number of HTTP requests the module sent to KSeF (login and retries included).
+  returned: always
+  type: int
+  sample: 7
+'''
+
+import re
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
+from ansible_collections.ksef.certificates.plugins.module_utils._api import snake_item
+
+
+SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
+SUMMARY_KEYS = ('serial_number', 'name', 'type', 'common_name', 'status', 'previous_status', 'valid_from', 'valid_to')
+
+
+class UnknownCertificateError(KsefError):
+    """Some requested serial numbers do not exist for the authenticated subject."""
+
+    def __init__(self, serial_numbers):
+        self.serial_numbers = list(serial_numbers)
+        super(UnknownCertificateError, self).__init__(
+            'KSeF has no certificate with serial number(s) %s for the authenticated subject; nothing was revoked'
+            % ', '.join(self.serial_numbers))
+
+    def fail_kwargs(self):
+        return {'unknown_serial_numbers': self.serial_numbers}
+
+
+def api_enum(value):
+    """Module enum (snake_case) -> KSeF enum (PascalCase): key_compromise -> KeyCompromise."""
+    return ''.join(part.capitalize() for part in value.split('_'))
+
+
+def module_enum(value):
+    """KSeF enum (PascalCase) -> module enum (snake_case): KeyCompromise -> key_compromise."""
+    if not isinstance(value, str):
+        return value
+    return re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', value).lower()
+
+
+def normalize_serial_numbers(serial_numbers):
+    """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
+    normalized = []
+    invalid = []
+    for raw in serial_numbers:
+        serial = (raw or '').strip().upper()
+        if not SERIAL_NUMBER_PATTERN.match(serial):
+            invalid.append(raw)
+        elif serial not in normalized:
+            normalized.append(serial)
+    if invalid:
+        raise KsefInputError(
+            'serial_numbers must be 16 hexadecimal characters; invalid: %s' % ', '.join(repr(v) for v in invalid))
+    return normalized
+
+
+def validate_params(params):
+    """Check and normalise the selection before any API call; an empty selection is an error."""
+    if params.get('serial_numbers') is not None:
+        if params.get('name') is not None or params.get('type') is not None:
+            raise KsefInputError('serial_numbers cannot be combined with name or type')
+        if not params['serial_numbers']:
+            raise KsefInputError('serial_numbers is an empty list; name the certificates to revoke '
+                                 '(the module never revokes all certificates)')
+        params['serial_numbers'] = normalize_serial_numbers(params['serial_numbers'])
+        return
+    name = params.get('name')
+    if name is None and params.get('type') is None:
+        raise KsefInputError('select the certificates to revoke with serial_numbers, or with name and type')
+    if name is None or not name.strip():
+        raise KsefInputError('name must be a non-empty certificate name when type is given')
+    if params.get('type') is None:
+        raise KsefInputError('type is required with name (authentication or offline)')
+
+
+def certificate_from_api(api_item):
+    item = snake_item(api_item)
+    item['serial_number'] = item.pop('certificate_serial_number')
+    item['type'] = module_enum(item.get('type'))
+    item['status'] = module_enum(item.get('status'))
+    return item
+
+
+def find_selected(api, params):
+    """Query KSeF and return the selected certificates (module form). Fails on unknown serial numbers."""
+    serials = params.get('serial_numbers')
+    if serials:
+        if len(serials) == 1:
+            found = api.query(serial_number=serials[0])
+        else:
+            found = api.query()
+        by_serial = {}
+        for api_item in found:
+            certificate = certificate_from_api(api_item)
+            by_serial[certificate['serial_number']] = certificate
+        unknown = [s for s in serials if s not in by_serial]
+        if unknown:
+            raise UnknownCertificateError(unknown)
+        return [by_serial[s] for s in serials]
+    # By name: KSeF filters names by substring, so keep only exact matches. Not filtered by status
+    # on the server so that the non-active matches can be reported as already revoked.
+    found = api.query(name=params['name'], certificate_type=api_enum(params['type']))
+    selected = {}
+    for api_item in found:
+        certificate = certificate_from_api(api_item)
+        if certificate['name'] == params['name'] and certificate['type'] == params['type']:
+            # keyed by serial: a page shift between page requests may repeat an item
+            selected[certificate['serial_number']] = certificate
+    return sorted(selected.values(), key=lambda c: c['serial_number'])
+
+
+def revoke_selected(api, certificates, reason, check_mode):
+    """Revoke the active ones; return (revoked, already_revoked) serial lists and set each status."""
+    revoked = []
+    already_revoked = []
+    for certificate in certificates:
+        certificate['previous_status'] = certificate['status']
+        if certificate['status'] != 'active':
+            already_revoked.append(certificate['serial_number'])
+            continue
+        if check_mode or api.revoke(certificate['serial_number'], api_enum(reason)):
+            revoked.append(certificate['serial_number'])
+            certificate['status'] = 'revoked'
+        else:
+            # 25009: revoked, blocked or expired since the query; KSeF did not say which.
+            already_revoked.append(certificate['serial_number'])
+            certificate['status'] = 'revoked'
+    return revoked, already_revoked
+
+
+def describe(params, revoked, already_revoked, selected, check_mode):
+    if not selected:
+        return ('No certificate named %r of type %s exists; nothing to revoke'
+                % (params['name'], params['type']))
+    verb = 'Would revoke' if check_mode else 'Revoked'
+    message = '%s %d certificate(s)' % (verb, len(revoked))
+    if already_revoked:
+        message += '; %d already revoked, blocked or expired' % len(already_revoked)
+    if params.get('name') is not None and not revoked:
+        message += '; no active certificate named %r of type %s' % (params['name'], params['type'])
+    return message
+
+
+def revoke_certificates(api, params, check_mode, diff_mode):
+    """Everything the module returns except api_calls. `params` must have been validated."""
+    selected = find_selected(api, params)
+    revoked, already_revoked = revoke_selected(api, selected, params['reason'], check_mode)
+    result = {
+        'changed': bool(revoked),
+        'revoked': revoked,
+        'already_revoked': already_revoked,
+        'certificates': [dict((key, c.get(key)) for key in SUMMARY_KEYS) for c in selected],
+        'msg': describe(params, revoked, already_revoked, selected, check_mode),
+    }
+    if diff_mode:
+        result['diff'] = {
+            'before': dict((c['serial_number'], c['previous_status']) for c in selected),
+            'after': dict((c['serial_number'], c['status']) for c in selected),
+        }
+    return result
+
+
+def run_module(ksef):
+    params = dict(ksef.module.params)
+    validate_params(params)
+    ksef.exit_json(**revoke_certificates(ksef.api, params, ksef.module.check_mode, ksef.module._diff))
+
+
+def main():
+    argument_spec = dict(
+        serial_numbers=dict(type='list', elements='str'),
+        name=dict(type='str'),
+        type=dict(type='str', choices=['authentication', 'offline']),
+        reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default='unspecified'),
+    )
+    ksef = KsefModule(
+        argument_spec,
+        supports_check_mode=True,
+        mutually_exclusive=[('serial_numbers', 'name'), ('serial_numbers', 'type')],
+        required_together=[('name', 'type')],
+        required_one_of=[('serial_numbers', 'name')],
+    )
+    ksef.run(run_module)
+
+
+if __name__ == '__main__':
+    main()
