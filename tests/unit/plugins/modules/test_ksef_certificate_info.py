@@ -1,0 +1,303 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of ksef_certificate_info's logic against a fake KsefApi that filters like KSeF."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+import hashlib
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info as info
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def api_item(serial, name, valid_to, status='Active', cert_type='Authentication', subject_type='Nip'):
+    return {
+        'certificateSerialNumber': serial,
+        'name': name,
+        'type': cert_type,
+        'commonName': 'Firma Żółć Sp. z o.o.',
+        'status': status,
+        'subjectIdentifier': {'type': subject_type, 'value': '1234563218'},
+        'validFrom': '2026-01-01T00:00:00+00:00',
+        'validTo': valid_to,
+        'requestDate': '2025-12-31T23:59:00.1234567+00:00',
+    }
+
+
+class FakeKsefApi:
+    """Answers like KSeF: name is a substring filter, the others exact; records every call."""
+
+    def __init__(self, items, limits=None, enrollment_data=None, der_by_serial=None):
+        self.items = items
+        self.limits_answer = limits
+        self.enrollment_answer = enrollment_data
+        self.der_by_serial = der_by_serial or {}
+        self.calls = []
+
+    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+        self.calls.append(('query', dict(name=name, certificate_type=certificate_type, status=status,
+                                         serial_number=serial_number)))
+        assert expires_after is None
+        return [dict(i) for i in self.items
+                if (name is None or name in i['name'])
+                and (certificate_type is None or i['type'] == certificate_type)
+                and (status is None or i['status'] == status)
+                and (serial_number is None or i['certificateSerialNumber'] == serial_number)]
+
+    def limits(self):
+        self.calls.append(('limits',))
+        return self.limits_answer
+
+    def enrollment_data(self):
+        self.calls.append(('enrollment_data',))
+        return self.enrollment_answer
+
+    def retrieve(self, serial_numbers):
+        assert 1 <= len(serial_numbers) <= 10
+        self.calls.append(('retrieve', list(serial_numbers)))
+        return [{'certificate': base64.b64encode(self.der_by_serial[s]).decode('ascii'),
+                 'certificateName': 'x', 'certificateSerialNumber': s, 'certificateType': 'Authentication'}
+                for s in serial_numbers]
+
+
+def params(**overrides):
+    result = dict(name=None, name_match='exact', type=None, status=None, serial_numbers=None,
+                  expires_within_days=None, include_limits=False, include_enrollment_data=False,
+                  include_content=False)
+    result.update(overrides)
+    info.validate_params(result)
+    return result
+
+
+def serials_of(result):
+    return [c['serial_number'] for c in result['certificates']]
+
+
+ITEMS = [
+    api_item('00000000000000A1', 'erp', '2027-01-01T00:00:00+00:00'),
+    api_item('00000000000000A2', 'erp-old', '2026-06-10T00:00:00+00:00', status='Revoked'),
+    api_item('00000000000000A3', 'erp', '2026-05-01T00:00:00Z', status='Expired', cert_type='Offline'),
+    api_item('00000000000000A4', 'crm', '2026-06-20T11:00:00.5+00:00', status='Blocked'),
+]
+
+
+def test_everything_listed_sorted_by_valid_to_with_one_query():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(), NOW)
+    assert serials_of(result) == ['00000000000000A3', '00000000000000A2', '00000000000000A4', '00000000000000A1']
+    assert api.calls == [('query', dict(name=None, certificate_type=None, status=None, serial_number=None))]
+    assert result['changed'] is False
+    assert 'limits' not in result and 'enrollment_data' not in result
+
+
+def test_item_fields_snake_case_with_serial_number_and_lowercase_enums():
+    api = FakeKsefApi([api_item('00000000000000A1', 'erp', '2027-01-01T00:00:00+00:00', subject_type='Fingerprint')])
+    certificate = info.gather_info(api, params(), NOW)['certificates'][0]
+    assert certificate == {
+        'serial_number': '00000000000000A1',
+        'name': 'erp',
+        'type': 'authentication',
+        'common_name': 'Firma Żółć Sp. z o.o.',
+        'status': 'active',
+        'subject_identifier': {'type': 'fingerprint', 'value': '1234563218'},
+        'valid_from': '2026-01-01T00:00:00+00:00',
+        'valid_to': '2027-01-01T00:00:00+00:00',
+        'last_use_date': None,
+        'request_date': '2025-12-31T23:59:00.1234567+00:00',
+        'days_remaining': 213,
+        'expired': False,
+    }
+
+
+@pytest.mark.parametrize('valid_to, days, expired', [
+    ('2026-06-01T12:00:00+00:00', 0, True),          # expires exactly now
+    ('2026-06-01T11:00:00+00:00', -1, True),         # one hour ago: floor gives -1
+    ('2026-06-02T11:59:59+00:00', 0, False),         # 23:59:59 left
+    ('2026-06-02T12:00:00+00:00', 1, False),
+    ('2026-06-03T13:00:00+02:00', 1, False),         # offset honoured: 11:00 UTC
+    ('2026-05-01T00:00:00.9999999Z', -32, True),
+])
+def test_days_remaining_is_floored_and_expired_follows_the_date(valid_to, days, expired):
+    api = FakeKsefApi([api_item('00000000000000A1', 'erp', valid_to)])
+    certificate = info.gather_info(api, params(), NOW)['certificates'][0]
+    assert certificate['days_remaining'] == days
+    assert certificate['expired'] is expired
+
+
+def test_expired_status_marks_expired_even_with_a_future_date():
+    api = FakeKsefApi([api_item('00000000000000A1', 'erp', '2030-01-01T00:00:00+00:00', status='Expired')])
+    assert info.gather_info(api, params(), NOW)['certificates'][0]['expired'] is True
+
+
+def test_name_exact_is_a_post_filter_on_the_substring_query():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(name='erp'), NOW)
+    assert serials_of(result) == ['00000000000000A3', '00000000000000A1']
+    assert api.calls[0][1]['name'] == 'erp'
+
+
+def test_name_contains_returns_every_substring_match():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(name='erp', name_match='contains'), NOW)
+    assert serials_of(result) == ['00000000000000A3', '00000000000000A2', '00000000000000A1']
+
+
+def test_type_is_sent_to_ksef_in_api_form():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(type='offline'), NOW)
+    assert serials_of(result) == ['00000000000000A3']
+    assert api.calls[0][1]['certificate_type'] == 'Offline'
+
+
+def test_single_status_is_a_server_filter():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(status=['blocked']), NOW)
+    assert serials_of(result) == ['00000000000000A4']
+    assert api.calls == [('query', dict(name=None, certificate_type=None, status='Blocked', serial_number=None))]
+
+
+def test_several_statuses_use_one_unfiltered_query_and_filter_locally():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(status=['active', 'revoked', 'revoked']), NOW)
+    assert serials_of(result) == ['00000000000000A2', '00000000000000A1']
+    assert len(api.calls) == 1 and api.calls[0][1]['status'] is None
+
+
+def test_single_serial_number_is_an_exact_server_filter_and_lower_case_is_accepted():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(serial_numbers=['00000000000000a2']), NOW)
+    assert serials_of(result) == ['00000000000000A2']
+    assert api.calls[0][1]['serial_number'] == '00000000000000A2'
+
+
+def test_several_serial_numbers_use_one_listing_and_unknown_ones_are_just_absent():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(serial_numbers=['00000000000000A4', '00000000000000A1', 'FFFFFFFFFFFFFFFF']), NOW)
+    assert serials_of(result) == ['00000000000000A4', '00000000000000A1']
+    assert len(api.calls) == 1 and api.calls[0][1]['serial_number'] is None
+
+
+def test_expires_within_days_keeps_valid_to_up_to_the_horizon_including_past():
+    api = FakeKsefApi(ITEMS)
+    # horizon 2026-06-20T12:00Z: A4 (11:00) inside, A1 (2027) outside; A3 already past is included
+    result = info.gather_info(api, params(expires_within_days=19), NOW)
+    assert serials_of(result) == ['00000000000000A3', '00000000000000A2', '00000000000000A4']
+    result = info.gather_info(api, params(expires_within_days=19, status=['active', 'blocked']), NOW)
+    assert serials_of(result) == ['00000000000000A4']
+
+
+def test_filters_combine():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(name='erp', type='authentication', status=['active']), NOW)
+    assert serials_of(result) == ['00000000000000A1']
+    assert api.calls[0][1] == dict(name='erp', certificate_type='Authentication', status='Active', serial_number=None)
+
+
+def test_limits_are_returned_in_snake_case():
+    api = FakeKsefApi([], limits={'canRequest': True, 'enrollment': {'remaining': 298, 'limit': 300},
+                                  'certificate': {'remaining': 5, 'limit': 6}})
+    result = info.gather_info(api, params(include_limits=True), NOW)
+    assert result['limits'] == {'can_request': True, 'enrollment': {'remaining': 298, 'limit': 300},
+                                'certificate': {'remaining': 5, 'limit': 6}}
+    assert result['certificates'] == []
+
+
+def test_enrollment_data_keeps_values_verbatim_and_every_key():
+    api = FakeKsefApi([], enrollment_data={'commonName': 'Zażółć Gęślą', 'countryName': 'PL',
+                                           'givenName': 'Zażółć', 'surname': 'Gęślą',
+                                           'serialNumber': 'PNOPL-02070803628', 'organizationName': None})
+    result = info.gather_info(api, params(include_enrollment_data=True), NOW)
+    assert result['enrollment_data'] == {
+        'common_name': 'Zażółć Gęślą', 'country_name': 'PL', 'given_name': 'Zażółć', 'surname': 'Gęślą',
+        'serial_number': 'PNOPL-02070803628', 'unique_identifier': None, 'organization_name': None,
+        'organization_identifier': None,
+    }
+
+
+def make_der(serial_int):
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'test %d' % serial_int)])
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(serial_int)
+                   .not_valid_before(NOW).not_valid_after(NOW + datetime.timedelta(days=30))
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.DER)
+
+
+def test_include_content_retrieves_ten_serials_a_call_and_returns_pem_and_fingerprint():
+    serials = ['%016X' % n for n in range(1, 24)]
+    ders = dict((s, make_der(int(s, 16))) for s in serials)
+    items = [api_item(s, 'bulk', '2027-01-01T00:00:00+00:00') for s in serials]
+    api = FakeKsefApi(items, der_by_serial=ders)
+    result = info.gather_info(api, params(include_content=True), NOW)
+    retrieve_calls = [call[1] for call in api.calls if call[0] == 'retrieve']
+    assert [len(batch) for batch in retrieve_calls] == [10, 10, 3]
+    assert sorted(sum(retrieve_calls, [])) == serials
+    for certificate in result['certificates']:
+        parsed = x509.load_pem_x509_certificate(certificate['certificate_pem'].encode('ascii'))
+        assert '%016X' % parsed.serial_number == certificate['serial_number']
+        assert certificate['fingerprint_sha256'] == hashlib.sha256(ders[certificate['serial_number']]).hexdigest().upper()
+
+
+def test_include_content_without_matches_makes_no_retrieve_call():
+    api = FakeKsefApi(ITEMS)
+    result = info.gather_info(api, params(name='nothing-like-this', include_content=True), NOW)
+    assert result['certificates'] == []
+    assert [c[0] for c in api.calls] == ['query']
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(serial_numbers=[]), 'serial_numbers is an empty list'),
+    (dict(serial_numbers=['XYZ']), "invalid: 'XYZ'"),
+    (dict(serial_numbers=['00000000000000A1', '0123']), "invalid: '0123'"),
+    (dict(name='  '), 'name must not be empty'),
+    (dict(status=[]), 'status is an empty list'),
+    (dict(expires_within_days=-1), 'expires_within_days must be 0 or more'),
+])
+def test_invalid_options_are_rejected_before_any_call(overrides, message):
+    with pytest.raises(KsefInputError) as caught:
+        params(**overrides)
+    assert message in str(caught.value)
+
+
+def test_serial_numbers_are_upper_cased_and_deduplicated():
+    assert params(serial_numbers=[' 00000000000000a1', '00000000000000A1', '00000000000000B2'])['serial_numbers'] == [
+        '00000000000000A1', '00000000000000B2']
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('2025-10-11T12:23:56.0154302+00:00', datetime.datetime(2025, 10, 11, 12, 23, 56, 15430, tzinfo=UTC)),
+    ('2025-10-11T12:23:56Z', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
+    ('2025-10-11T14:23:56+02:00', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
+    ('2025-10-11T12:23:56', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
+    ('2025-10-11T07:23-0500', datetime.datetime(2025, 10, 11, 12, 23, 0, tzinfo=UTC)),
+])
+def test_parse_ksef_datetime(text, expected):
+    assert info.parse_ksef_datetime(text) == expected
+
+
+def test_parse_ksef_datetime_rejects_garbage():
+    with pytest.raises(ValueError):
+        info.parse_ksef_datetime('yesterday')
+
+
+def test_pem_is_wrapped_at_64_columns():
+    der = make_der(7)
+    pem = info.der_to_pem(der)
+    lines = pem.strip().split('\n')
+    assert lines[0] == '-----BEGIN CERTIFICATE-----' and lines[-1] == '-----END CERTIFICATE-----'
+    assert all(len(line) <= 64 for line in lines[1:-1])
+    assert x509.load_pem_x509_certificate(pem.encode('ascii')).serial_number == 7

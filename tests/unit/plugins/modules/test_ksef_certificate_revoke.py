@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests of ksef_certificate_revoke's logic against a fake KsefApi that behaves like KSeF."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke as revoke_module
+
+
+def api_item(serial, name, status='Active', cert_type='Authentication'):
+    return {
+        'certificateSerialNumber': serial,
+        'name': name,
+        'type': cert_type,
+        'commonName': 'Firma Sp. z o.o.',
+        'status': status,
+        'subjectIdentifier': {'type': 'Nip', 'value': '1234563218'},
+        'validFrom': '2026-01-01T00:00:00+00:00',
+        'validTo': '2028-01-01T00:00:00+00:00',
+        'requestDate': '2025-12-31T23:59:00+00:00',
+    }
+
+
+class FakeKsefApi:
+    """KSeF semantics: name filter is a substring match; revoke turns Active into Revoked, else 25009 (False)."""
+
+    def __init__(self, items, race_serials=()):
+        self.items = dict((i['certificateSerialNumber'], dict(i)) for i in items)
+        self.race_serials = set(race_serials)   # revoked by someone else right after our query
+        self.calls = []
+
+    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+        self.calls.append(('query', dict(name=name, certificate_type=certificate_type, status=status,
+                                         serial_number=serial_number)))
+        return [dict(i) for i in self.items.values()
+                if (name is None or name in i['name'])
+                and (certificate_type is None or i['type'] == certificate_type)
+                and (status is None or i['status'] == status)
+                and (serial_number is None or i['certificateSerialNumber'] == serial_number)]
+
+    def revoke(self, serial_number, reason=None):
+        self.calls.append(('revoke', serial_number, reason))
+        item = self.items[serial_number]
+        if serial_number in self.race_serials or item['status'] != 'Active':
+            return False
+        item['status'] = 'Revoked'
+        return True
+
+    def revoke_calls(self):
+        return [c[1:] for c in self.calls if c[0] == 'revoke']
+
+
+def params(**overrides):
+    result = dict(serial_numbers=None, name=None, type=None, reason='unspecified')
+    result.update(overrides)
+    revoke_module.validate_params(result)
+    return result
+
+
+ITEMS = [
+    api_item('00000000000000A1', 'erp'),
+    api_item('00000000000000A2', 'erp', status='Revoked'),
+    api_item('00000000000000A3', 'erp', status='Expired'),
+    api_item('00000000000000A4', 'erp', status='Blocked'),
+    api_item('00000000000000A5', 'erp-old'),                        # name merely contains "erp"
+    api_item('00000000000000A6', 'erp', cert_type='Offline'),       # same name, other type
+    api_item('00000000000000A7', 'erp'),
+]
+
+
+def test_revokes_active_serials_and_reports_the_others_as_already_revoked():
+    api = FakeKsefApi(ITEMS)
+    result = revoke_module.revoke_certificates(
+        api, params(serial_numbers=['00000000000000A1', '00000000000000A2', '00000000000000A3', '00000000000000A4'],
+                    reason='key_compromise'), check_mode=False, diff_mode=False)
+    assert result['changed'] is True
+    assert result['revoked'] == ['00000000000000A1']
+    assert result['already_revoked'] == ['00000000000000A2', '00000000000000A3', '00000000000000A4']
+    assert api.revoke_calls() == [('00000000000000A1', 'KeyCompromise')]
+    assert api.items['00000000000000A1']['status'] == 'Revoked'
+    # several serials: one listing, not one query per serial
+    assert [c for c in api.calls if c[0] == 'query'] == [
+        ('query', dict(name=None, certificate_type=None, status=None, serial_number=None))]
+    statuses = dict((c['serial_number'], (c['previous_status'], c['status'])) for c in result['certificates'])
+    assert statuses == {'00000000000000A1': ('active', 'revoked'), '00000000000000A2': ('revoked', 'revoked'),
+                        '00000000000000A3': ('expired', 'expired'), '00000000000000A4': ('blocked', 'blocked')}
+    assert 'diff' not in result
+
+
+def test_second_run_is_unchanged():
+    api = FakeKsefApi(ITEMS)
+    selection = params(serial_numbers=['00000000000000A1'])
+    revoke_module.revoke_certificates(api, selection, check_mode=False, diff_mode=False)
+    again = revoke_module.revoke_certificates(api, selection, check_mode=False, diff_mode=False)
+    assert again['changed'] is False
+    assert again['revoked'] == [] and again['already_revoked'] == ['00000000000000A1']
+    assert len(api.revoke_calls()) == 1
+
+
+def test_single_serial_is_queried_exactly():
+    api = FakeKsefApi(ITEMS)
+    revoke_module.revoke_certificates(api, params(serial_numbers=['00000000000000a7']), check_mode=False, diff_mode=False)
+    assert api.calls[0] == ('query', dict(name=None, certificate_type=None, status=None, serial_number='00000000000000A7'))
+    assert api.revoke_calls() == [('00000000000000A7', 'Unspecified')]
+
+
+def test_unknown_serial_fails_naming_it_before_anything_is_revoked():
+    api = FakeKsefApi(ITEMS)
+    with pytest.raises(revoke_module.UnknownCertificateError) as caught:
+        revoke_module.revoke_certificates(
+            api, params(serial_numbers=['00000000000000A1', 'DEADBEEFDEADBEEF']), check_mode=False, diff_mode=False)
+    assert 'DEADBEEFDEADBEEF' in str(caught.value)
+    assert '00000000000000A1' not in str(caught.value)
+    assert caught.value.fail_kwargs() == {'unknown_serial_numbers': ['DEADBEEFDEADBEEF']}
+    assert api.revoke_calls() == []
+
+
+def test_check_mode_predicts_without_revoking_and_diff_shows_status_per_serial():
+    api = FakeKsefApi(ITEMS)
+    result = revoke_module.revoke_certificates(
+        api, params(serial_numbers=['00000000000000A1', '00000000000000A2']), check_mode=True, diff_mode=True)
+    assert result['changed'] is True
+    assert result['revoked'] == ['00000000000000A1'] and result['already_revoked'] == ['00000000000000A2']
+    assert api.revoke_calls() == []
+    assert api.items['00000000000000A1']['status'] == 'Active'
+    assert result['diff'] == {'before': {'00000000000000A1': 'active', '00000000000000A2': 'revoked'},
+                              'after': {'00000000000000A1': 'revoked', '00000000000000A2': 'revoked'}}
+    assert result['msg'].startswith('Would revoke 1 certificate(s)')
+
+
+def test_race_25009_counts_as_already_revoked():
+    api = FakeKsefApi(ITEMS, race_serials=['00000000000000A1'])
+    result = revoke_module.revoke_certificates(
+        api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
+    assert result['revoked'] == ['00000000000000A7']
+    assert result['already_revoked'] == ['00000000000000A1']
+    assert result['changed'] is True
+
+
+def test_by_name_and_type_revokes_only_exact_active_matches():
+    api = FakeKsefApi(ITEMS)
+    result = revoke_module.revoke_certificates(
+        api, params(name='erp', type='authentication', reason='superseded'), check_mode=False, diff_mode=True)
+    assert result['revoked'] == ['00000000000000A1', '00000000000000A7']
+    assert result['already_revoked'] == ['00000000000000A2', '00000000000000A3', '00000000000000A4']
+    assert sorted(s for s, _ in api.revoke_calls()) == ['00000000000000A1', '00000000000000A7']
+    assert all(reason == 'Superseded' for _, reason in api.revoke_calls())
+    assert api.items['00000000000000A5']['status'] == 'Active'
+    assert api.items['00000000000000A6']['status'] == 'Active'
+    assert api.calls[0] == ('query', dict(name='erp', certificate_type='Authentication', status=None, serial_number=None))
+    assert set(result['diff']['before']) == set(['00000000000000A1', '00000000000000A2', '00000000000000A3',
+                                                 '00000000000000A4', '00000000000000A7'])
+
+
+def test_by_name_with_nothing_active_is_unchanged_with_a_clear_message():
+    api = FakeKsefApi(ITEMS)
+    result = revoke_module.revoke_certificates(api, params(name='erp', type='offline'), check_mode=False, diff_mode=False)
+    assert result['revoked'] == ['00000000000000A6']
+    again = revoke_module.revoke_certificates(api, params(name='erp', type='offline'), check_mode=False, diff_mode=False)
+    assert again['changed'] is False
+    assert again['already_revoked'] == ['00000000000000A6']
+    assert "no active certificate named 'erp' of type offline" in again['msg']
+
+
+def test_by_name_matching_nothing_at_all_is_unchanged():
+    api = FakeKsefApi(ITEMS)
+    result = revoke_module.revoke_certificates(api, params(name='er', type='authentication'), check_mode=False, diff_mode=False)
+    assert result['changed'] is False
+    assert result['revoked'] == [] and result['already_revoked'] == [] and result['certificates'] == []
+    assert result['msg'] == "No certificate named 'er' of type authentication exists; nothing to revoke"
+    assert api.revoke_calls() == []
+
+
+def test_summaries_carry_no_unexpected_fields():
+    api = FakeKsefApi(ITEMS)
+    result = revoke_module.revoke_certificates(api, params(serial_numbers=['00000000000000A1']), check_mode=False, diff_mode=False)
+    assert result['certificates'] == [{
+        'serial_number': '00000000000000A1', 'name': 'erp', 'type': 'authentication', 'common_name': 'Firma Sp. z o.o.',
+        'status': 'revoked', 'previous_status': 'active', 'valid_from': '2026-01-01T00:00:00+00:00',
+        'valid_to': '2028-01-01T00:00:00+00:00',
+    }]
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(), 'select the certificates to revoke'),
+    (dict(serial_numbers=[]), 'serial_numbers is an empty list'),
+    (dict(serial_numbers=['nothex!']), "invalid: 'nothex!'"),
+    (dict(serial_numbers=['00000000000000A1'], name='erp', type='offline'), 'cannot be combined'),
+    (dict(name='erp'), 'type is required with name'),
+    (dict(type='offline'), 'name must be a non-empty certificate name'),
+    (dict(name=' ', type='offline'), 'name must be a non-empty certificate name'),
+])
+def test_bad_selection_is_rejected_before_any_call(overrides, message):
+    with pytest.raises(KsefInputError) as caught:
+        params(**overrides)
+    assert message in str(caught.value)
+
+
+def test_serial_numbers_are_normalised():
+    assert params(serial_numbers=['00000000000000a1', '00000000000000A1'])['serial_numbers'] == ['00000000000000A1']
