@@ -236,10 +236,10 @@ certificates:
       returned: when O(include_content=true)
       sample: "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
     fingerprint_sha256:
-      description: SHA-256 of the certificate (DER), upper-case hexadecimal without separators.
+      description: SHA-256 of the certificate (DER), lower-case hexadecimal without separators.
       type: str
       returned: when O(include_content=true)
-      sample: 3A7BD3E2360A3D29EEA436FCFB7E44C735D117C42D1C1835420B6B9942DD4F1B
+      sample: 3a7bd3e2360a3d29eea436fcfb7e44c735d117c42d1c1835420b6b9942dd4f1b
 limits:
   description: Enrollment and certificate limits of the authenticated subject.
   returned: when O(include_limits=true)
@@ -323,7 +323,9 @@ import textwrap
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._api import snake_item
+from ansible_collections.ksef.certificates.plugins.module_utils._api import (
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, SUBJECT_IDENTIFIER_TYPES, from_api, snake_item, to_api,
+)
 
 
 SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
@@ -339,8 +341,6 @@ ENROLLMENT_DATA_KEYS = (
     'common_name', 'country_name', 'given_name', 'surname', 'serial_number',
     'unique_identifier', 'organization_name', 'organization_identifier',
 )
-
-RETRIEVE_BATCH = 10
 
 
 def parse_ksef_datetime(value):
@@ -363,18 +363,6 @@ def parse_ksef_datetime(value):
     return parsed.replace(tzinfo=datetime.timezone(sign * delta))
 
 
-def api_enum(value):
-    """Module enum (snake_case) -> KSeF enum (PascalCase): key_compromise -> KeyCompromise."""
-    return ''.join(part.capitalize() for part in value.split('_'))
-
-
-def module_enum(value):
-    """KSeF enum (PascalCase) -> module enum (snake_case): KeyCompromise -> key_compromise."""
-    if not isinstance(value, str):
-        return value
-    return re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', value).lower()
-
-
 def normalize_serial_numbers(serial_numbers):
     """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
     normalized = []
@@ -395,12 +383,12 @@ def certificate_from_api(api_item, now):
     """Convert one CertificateListItem to the module's form (snake_case, serial_number, days_remaining, expired)."""
     item = snake_item(api_item)
     item['serial_number'] = item.pop('certificate_serial_number')
-    item['type'] = module_enum(item.get('type'))
-    item['status'] = module_enum(item.get('status'))
+    item['type'] = from_api(CERTIFICATE_TYPES, item.get('type'))
+    item['status'] = from_api(CERTIFICATE_STATUSES, item.get('status'))
     subject = item.get('subject_identifier')
     if isinstance(subject, dict):
         subject = dict(subject)
-        subject['type'] = module_enum(subject.get('type'))
+        subject['type'] = from_api(SUBJECT_IDENTIFIER_TYPES, subject.get('type'))
         item['subject_identifier'] = subject
     item.setdefault('last_use_date', None)
     valid_to = parse_ksef_datetime(item['valid_to'])
@@ -420,10 +408,10 @@ def plan_query(params):
     if params.get('name'):
         query['name'] = params['name']
     if params.get('type'):
-        query['certificate_type'] = api_enum(params['type'])
+        query['certificate_type'] = to_api(CERTIFICATE_TYPES, params['type'])
     statuses = params.get('status') or []
     if len(set(statuses)) == 1:
-        query['status'] = api_enum(statuses[0])
+        query['status'] = to_api(CERTIFICATE_STATUSES, statuses[0])
     serials = params.get('serial_numbers') or []
     if len(serials) == 1:
         query['serial_number'] = serials[0]
@@ -459,17 +447,15 @@ def der_to_pem(der_bytes):
 
 
 def add_content(api, certificates):
-    """Fetch the certificates (10 serials a call) and add certificate_pem and fingerprint_sha256."""
+    """Fetch the certificates (KsefApi.retrieve asks for 10 a call) and add certificate_pem and fingerprint_sha256."""
     by_serial = dict((c['serial_number'], c) for c in certificates)
-    serials = list(by_serial)
-    for start in range(0, len(serials), RETRIEVE_BATCH):
-        for retrieved in api.retrieve(serials[start:start + RETRIEVE_BATCH]):
-            certificate = by_serial.get(retrieved.get('certificateSerialNumber'))
-            if certificate is None:
-                continue
-            der = base64.b64decode(retrieved['certificate'])
-            certificate['certificate_pem'] = der_to_pem(der)
-            certificate['fingerprint_sha256'] = hashlib.sha256(der).hexdigest().upper()
+    for retrieved in api.retrieve(list(by_serial)):
+        certificate = by_serial.get(retrieved.get('certificateSerialNumber'))
+        if certificate is None:
+            continue
+        der = base64.b64decode(retrieved['certificate'])
+        certificate['certificate_pem'] = der_to_pem(der)
+        certificate['fingerprint_sha256'] = hashlib.sha256(der).hexdigest()
 
 
 def limits_from_api(api_limits):

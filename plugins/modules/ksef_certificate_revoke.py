@@ -182,7 +182,9 @@ import re
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._api import snake_item
+from ansible_collections.ksef.certificates.plugins.module_utils._api import (
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, REVOCATION_REASONS, from_api, snake_item, to_api,
+)
 
 
 SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
@@ -200,18 +202,6 @@ class UnknownCertificateError(KsefError):
 
     def fail_kwargs(self):
         return {'unknown_serial_numbers': self.serial_numbers}
-
-
-def api_enum(value):
-    """Module enum (snake_case) -> KSeF enum (PascalCase): key_compromise -> KeyCompromise."""
-    return ''.join(part.capitalize() for part in value.split('_'))
-
-
-def module_enum(value):
-    """KSeF enum (PascalCase) -> module enum (snake_case): KeyCompromise -> key_compromise."""
-    if not isinstance(value, str):
-        return value
-    return re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', value).lower()
 
 
 def normalize_serial_numbers(serial_numbers):
@@ -252,8 +242,8 @@ def validate_params(params):
 def certificate_from_api(api_item):
     item = snake_item(api_item)
     item['serial_number'] = item.pop('certificate_serial_number')
-    item['type'] = module_enum(item.get('type'))
-    item['status'] = module_enum(item.get('status'))
+    item['type'] = from_api(CERTIFICATE_TYPES, item.get('type'))
+    item['status'] = from_api(CERTIFICATE_STATUSES, item.get('status'))
     return item
 
 
@@ -275,7 +265,7 @@ def find_selected(api, params):
         return [by_serial[s] for s in serials]
     # By name: KSeF filters names by substring, so keep only exact matches. Not filtered by status
     # on the server so that the non-active matches can be reported as already revoked.
-    found = api.query(name=params['name'], certificate_type=api_enum(params['type']))
+    found = api.query(name=params['name'], certificate_type=to_api(CERTIFICATE_TYPES, params['type']))
     selected = {}
     for api_item in found:
         certificate = certificate_from_api(api_item)
@@ -294,7 +284,7 @@ def revoke_selected(api, certificates, reason, check_mode):
         if certificate['status'] != 'active':
             already_revoked.append(certificate['serial_number'])
             continue
-        if check_mode or api.revoke(certificate['serial_number'], api_enum(reason)):
+        if check_mode or api.revoke(certificate['serial_number'], to_api(REVOCATION_REASONS, reason)):
             revoked.append(certificate['serial_number'])
             certificate['status'] = 'revoked'
         else:
