@@ -1,0 +1,79 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Base: the attributes every module has.
+    DOCUMENTATION = r'''
+options: {}
+attributes:
+  check_mode:
+    description: Can run in C(check_mode) and return changed status prediction without modifying target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
+'''
+
+    # Membership in the ksef action group (module_defaults group/ksef.certificates.ksef).
+    ACTIONGROUP_KSEF = r'''
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/ksef.certificates.ksef) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - ksef.certificates.ksef
+'''
+
+    # Read-only modules: check mode runs the module fully because nothing is changed.
+    CHECK_MODE_READ_ONLY = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This action does not modify state.
+  diff_mode:
+    support: N/A
+    details:
+      - This action does not modify state.
+'''
+
+    # Info modules (read-only, idempotent).
+    INFO_MODULE = r'''
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - This action does not modify state.
+  diff_mode:
+    support: N/A
+    details:
+      - This action does not modify state.
+  idempotent:
+    support: full
+    details:
+      - This action does not modify state.
+'''
+
+    IDEMPOTENT_NOT_MODIFY_STATE = r'''
+options: {}
+attributes:
+  idempotent:
+    support: full
+    details:
+      - This action does not modify state.
+'''
+
+    # Modules that write local files.
+    FILES = r'''
+options: {}
+attributes:
+  safe_file_operations:
+    description: Uses Ansible's strict file operation functions to ensure proper permissions and avoid data corruption.
+'''

@@ -1,0 +1,168 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # Connection and authentication options shared by every KSeF module.
+    DOCUMENTATION = r'''
+options:
+  environment:
+    description:
+      - The KSeF environment to talk to.
+      - V(test) is C(https://api-test.ksef.mf.gov.pl/v2), V(demo) is C(https://api-demo.ksef.mf.gov.pl/v2)
+        and V(prod) is C(https://api.ksef.mf.gov.pl/v2).
+      - If neither O(environment) nor O(api_url) is set, V(test) is used.
+      - Mutually exclusive with O(api_url), also when one of them comes from an environment variable.
+      - Fallback environment variable E(KSEF_ENVIRONMENT).
+    type: str
+    choices: [test, demo, prod]
+  api_url:
+    description:
+      - Base URL of a KSeF API v2 endpoint, including the C(/v2) path, for example a local emulator.
+      - Mutually exclusive with O(environment).
+      - Fallback environment variable E(KSEF_API_URL).
+    type: str
+  ca_path:
+    description:
+      - PEM file with the CA certificates that sign the server certificate of the API.
+      - Defaults to the CA bundle of the Python C(requests) library.
+      - Fallback environment variable E(KSEF_CA_PATH).
+    type: path
+  validate_certs:
+    description:
+      - Whether to verify the TLS certificate of the API. Only set to V(false) against a local test server.
+      - Fallback environment variable E(KSEF_VALIDATE_CERTS).
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Timeout in seconds for connecting to the API and for each response.
+      - Fallback environment variable E(KSEF_TIMEOUT).
+    type: int
+    default: 30
+  max_retries:
+    description:
+      - How many times one request is retried after HTTP 429, or after HTTP 5xx or a connection error on
+        requests that are safe to repeat. A new enrollment (C(POST /certificates/enrollments)) is never repeated.
+      - Fallback environment variable E(KSEF_MAX_RETRIES).
+    type: int
+    default: 5
+  max_retry_wait:
+    description:
+      - The longest wait in seconds before one retry. When KSeF asks (C(Retry-After)) for a longer wait after
+        HTTP 429, the module fails instead of waiting.
+      - Fallback environment variable E(KSEF_MAX_RETRY_WAIT).
+    type: int
+    default: 60
+  read_rate_limits:
+    description:
+      - Read the effective limits with C(GET /rate-limits) after logging in and pace the requests to them.
+        Otherwise the published KSeF limits are used (10 per second, 30 per minute and 120 per hour for each
+        certificate endpoint). This costs one API call.
+      - Pacing works within one module run; KSeF counts per context and client IP across runs.
+      - Fallback environment variable E(KSEF_READ_RATE_LIMITS).
+    type: bool
+    default: false
+  context_type:
+    description:
+      - Type of O(context_id), the context (taxpayer) in which the session is opened.
+      - Fallback environment variable E(KSEF_CONTEXT_TYPE).
+    type: str
+    choices: [nip, internal_id, nip_vat_ue, peppol_id]
+    default: nip
+  context_id:
+    description:
+      - Identifier of the context, for example the NIP of the company. A NIP is checked (format and checksum)
+        before any API call.
+      - Required unless O(access_token) is used.
+      - Fallback environment variable E(KSEF_CONTEXT_ID).
+    type: str
+  auth_certificate_path:
+    description:
+      - Signer certificate for XAdES authentication, as a PEM or DER file, or a PKCS#12 (PFX) bundle that
+        also holds the private key.
+      - Mutually exclusive with O(auth_certificate_content).
+      - Fallback environment variable E(KSEF_AUTH_CERTIFICATE_PATH).
+    type: path
+  auth_certificate_content:
+    description:
+      - Signer certificate as PEM text, or Base64 of a DER certificate or of a PKCS#12 bundle.
+      - Treated as a secret because a PKCS#12 bundle holds the private key.
+      - Mutually exclusive with O(auth_certificate_path).
+      - Fallback environment variable E(KSEF_AUTH_CERTIFICATE_CONTENT).
+    type: str
+  auth_private_key_path:
+    description:
+      - Private key of the signer certificate (PEM or DER; PKCS#8, PKCS#1 or SEC1; encrypted or not).
+      - Required with a PEM or DER certificate, unless the certificate file also holds the key.
+      - Mutually exclusive with O(auth_private_key_content).
+      - Fallback environment variable E(KSEF_AUTH_PRIVATE_KEY_PATH).
+    type: path
+  auth_private_key_content:
+    description:
+      - Private key of the signer certificate as PEM text or Base64 of DER.
+      - Mutually exclusive with O(auth_private_key_path).
+      - Fallback environment variable E(KSEF_AUTH_PRIVATE_KEY_CONTENT).
+    type: str
+  auth_passphrase:
+    description:
+      - Passphrase of an encrypted private key or of a PKCS#12 bundle.
+      - Fallback environment variable E(KSEF_AUTH_PASSPHRASE).
+    type: str
+  auth_subject_identifier_type:
+    description:
+      - How KSeF identifies the signer. V(certificate_subject) reads the NIP or PESEL from the certificate
+        subject; V(certificate_fingerprint) uses the SHA-256 fingerprint of the certificate (for certificates
+        without NIP/PESEL whose fingerprint was granted permissions).
+      - Fallback environment variable E(KSEF_AUTH_SUBJECT_IDENTIFIER_TYPE).
+    type: str
+    choices: [certificate_subject, certificate_fingerprint]
+    default: certificate_subject
+  verify_certificate_chain:
+    description:
+      - Sent to KSeF as the C(verifyCertificateChain) query parameter of XAdES authentication. On the test
+        environment V(false) lets self-signed signer certificates through.
+      - When not set, V(false) on O(environment=test) (also the default environment) and V(true) on
+        V(demo), V(prod) and with O(api_url).
+      - Fallback environment variable E(KSEF_VERIFY_CERTIFICATE_CHAIN).
+    type: bool
+  auth_allowed_ips:
+    description:
+      - Restrict the access token to these client IPv4 addresses (KSeF C(AuthorizationPolicy)). Each entry is
+        an address (C(192.0.2.10)), a range (C(192.0.2.10-192.0.2.20)) or a mask (C(192.0.2.0/24)); at most ten
+        of each kind.
+      - Fallback environment variable E(KSEF_AUTH_ALLOWED_IPS) (comma separated).
+    type: list
+    elements: str
+  ksef_token:
+    description:
+      - KSeF token for token authentication, used when no signer certificate is given.
+      - KSeF does not allow certificate enrollment or revocation in a session opened with a KSeF token.
+      - Fallback environment variable E(KSEF_TOKEN).
+    type: str
+  access_token:
+    description:
+      - An access token obtained before, for example by M(ksef.certificates.ksef_session). It is used as is
+        and takes priority over every other credential; the module neither logs in nor ends the session.
+      - Fallback environment variable E(KSEF_ACCESS_TOKEN).
+    type: str
+notes:
+  - Credentials are used in this order of priority, O(access_token), then a signer certificate (XAdES), then
+    O(ksef_token).
+  - Unless O(access_token) is given, the module logs in once (challenge, XAdES signature or KSeF token, status
+    polling for up to two minutes, token redemption), refreshes the access token when it nears expiry, and ends
+    its session with C(DELETE /auth/sessions/current) when it finishes.
+  - Option combinations and the signer material are checked before any API call.
+  - Environment variables are read on the host that runs the module. Run KSeF modules on the controller
+    (C(delegate_to: localhost)) when the variables are set there, for example by an AWX credential.
+  - Every module returns C(api_calls), the number of HTTP requests it sent to KSeF.
+requirements:
+  - requests
+  - cryptography (for XAdES and KSeF token authentication)
+  - lxml (for XAdES authentication)
+'''

@@ -1,0 +1,161 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""KsefApi: one method per KSeF certificate endpoint, plus the snake_case <-> PascalCase maps."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+import re
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
+
+# Module option/return values (snake_case) <-> KSeF API enum values (PascalCase).
+CERTIFICATE_TYPES = {'authentication': 'Authentication', 'offline': 'Offline'}
+CERTIFICATE_STATUSES = {'active': 'Active', 'blocked': 'Blocked', 'revoked': 'Revoked', 'expired': 'Expired'}
+REVOCATION_REASONS = {'unspecified': 'Unspecified', 'superseded': 'Superseded', 'key_compromise': 'KeyCompromise'}
+SUBJECT_IDENTIFIER_TYPES = {'nip': 'Nip', 'pesel': 'Pesel', 'fingerprint': 'Fingerprint'}
+
+RETRIEVE_CHUNK = 10
+QUERY_PAGE_SIZE = 50
+# Safety stop for paging (50 000 certificates is far above any KSeF limit).
+QUERY_MAX_PAGES = 1000
+ALREADY_REVOKED = 25009
+
+
+def to_api(mapping, value, option_name='value'):
+    """Snake-case option value (or the API spelling itself) -> API enum value."""
+    if value is None:
+        return None
+    if value in mapping:
+        return mapping[value]
+    if value in mapping.values():
+        return value
+    raise KsefInputError('%s must be one of %s, got %r' % (option_name, ', '.join(sorted(mapping)), value))
+
+
+def from_api(mapping, value):
+    """API enum value -> snake_case (unknown values are converted generically, not dropped)."""
+    for snake, pascal in mapping.items():
+        if pascal == value:
+            return snake
+    return snake_name(value) if isinstance(value, str) else value
+
+
+def snake_name(name):
+    """camelCase / PascalCase -> snake_case ('certificateSerialNumber' -> 'certificate_serial_number')."""
+    name = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', name)
+    name = re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', name)
+    return name.lower()
+
+
+def snake_item(item):
+    """Copy of an API dict (nested dicts/lists too) with snake_case keys; values are unchanged."""
+    if isinstance(item, dict):
+        return dict((snake_name(k), snake_item(v)) for k, v in item.items())
+    if isinstance(item, list):
+        return [snake_item(v) for v in item]
+    return item
+
+
+def _date_time(value):
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.isoformat()
+    return value
+
+
+class KsefApi:
+    """KSeF API v2 certificate calls on top of KsefHttpClient and KsefAuthenticator."""
+
+    def __init__(self, client, authenticator):
+        self.client = client
+        self.authenticator = authenticator
+
+    def _call(self, method, endpoint, **kwargs):
+        """Authenticated request; on 401 get a new access token once and repeat the call."""
+        try:
+            return self.client.request(method, endpoint, token=self.authenticator.access_token(), **kwargs)[1]
+        except KsefApiError as exc:
+            if exc.status != 401 or not self.authenticator.handle_unauthorized():
+                raise
+        return self.client.request(method, endpoint, token=self.authenticator.access_token(), **kwargs)[1]
+
+    def rate_limits(self):
+        """GET /rate-limits; the effective limits are also applied to the client's pacing."""
+        body = self._call('GET', '/rate-limits') or {}
+        self.client.set_rate_limits(body)
+        return body
+
+    def limits(self):
+        return self._call('GET', '/certificates/limits') or {}
+
+    def enrollment_data(self):
+        return self._call('GET', '/certificates/enrollments/data') or {}
+
+    def enroll(self, name, certificate_type, csr_der, valid_from=None):
+        """POST /certificates/enrollments (never retried: each call consumes an enrollment slot)."""
+        body = {
+            'certificateName': name,
+            'certificateType': to_api(CERTIFICATE_TYPES, certificate_type, 'certificate_type'),
+            'csr': base64.b64encode(csr_der).decode('ascii'),
+        }
+        if valid_from is not None:
+            body['validFrom'] = _date_time(valid_from)
+        return self._call('POST', '/certificates/enrollments', json=body, expect=(202,), idempotent=False) or {}
+
+    def enrollment_status(self, reference_number):
+        return self._call('GET', '/certificates/enrollments/{referenceNumber}',
+                          path_params={'referenceNumber': reference_number}) or {}
+
+    def retrieve(self, serial_numbers):
+        """POST /certificates/retrieve in chunks of 10; list of items (certificate = Base64 DER)."""
+        serial_numbers = list(serial_numbers or [])
+        items = []
+        for start in range(0, len(serial_numbers), RETRIEVE_CHUNK):
+            chunk = serial_numbers[start:start + RETRIEVE_CHUNK]
+            body = self._call('POST', '/certificates/retrieve', json={'certificateSerialNumbers': chunk},
+                              idempotent=True) or {}
+            items.extend(body.get('certificates') or [])
+        return items
+
+    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+        """POST /certificates/query, every page (pageSize 50); raw API items, newest request first."""
+        body = {}
+        if serial_number:
+            body['certificateSerialNumber'] = serial_number
+        if name:
+            body['name'] = name
+        if certificate_type:
+            body['type'] = to_api(CERTIFICATE_TYPES, certificate_type, 'certificate_type')
+        if status:
+            body['status'] = to_api(CERTIFICATE_STATUSES, status, 'status')
+        if expires_after is not None:
+            body['expiresAfter'] = _date_time(expires_after)
+        items = []
+        for page in range(QUERY_MAX_PAGES):
+            response = self._call('POST', '/certificates/query', json=body, idempotent=True,
+                                  params={'pageSize': QUERY_PAGE_SIZE, 'pageOffset': page}) or {}
+            certificates = response.get('certificates') or []
+            items.extend(certificates)
+            if not response.get('hasMore') or not certificates:
+                break
+        return items
+
+    def revoke(self, serial_number, reason=None):
+        """True when revoked now; False when KSeF says it is already revoked, blocked or expired (25009)."""
+        body = {}
+        if reason:
+            body['revocationReason'] = to_api(REVOCATION_REASONS, reason, 'revocation_reason')
+        try:
+            self._call('POST', '/certificates/{certificateSerialNumber}/revoke',
+                       path_params={'certificateSerialNumber': serial_number}, json=body, expect=(204, 200))
+        except KsefApiError as exc:
+            if exc.status == 400 and ALREADY_REVOKED in exc.codes:
+                return False
+            raise
+        return True

@@ -1,0 +1,223 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""Loading of the XAdES signer material: certificate + private key or PKCS#12.
+
+Accepted: PEM or DER certificates; PKCS#8, PKCS#1 (RSA) and SEC1 (EC) keys in PEM or DER,
+encrypted or not; PKCS#12/PFX bundles. Inline content may be PEM text or Base64 of DER/PKCS#12.
+Messages never contain the passphrase or key material.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import binascii
+import re
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module with missing_required_lib
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
+
+PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', re.S)
+
+
+class SignerCredentials:
+    """A signer certificate with its private key (and any extra certificates of the bundle)."""
+
+    def __init__(self, certificate, private_key, extra_certificates=None):
+        self.certificate = certificate
+        self.private_key = private_key
+        self.extra_certificates = list(extra_certificates or [])
+
+    @property
+    def key_type(self):
+        return 'rsa' if isinstance(self.private_key, rsa.RSAPrivateKey) else 'ec'
+
+    @property
+    def certificate_der(self):
+        return self.certificate.public_bytes(serialization.Encoding.DER)
+
+
+def _to_bytes(value):
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value
+    return value.encode('utf-8')
+
+
+def _read(path, what):
+    try:
+        with open(path, 'rb') as handle:
+            return handle.read()
+    except (IOError, OSError) as exc:
+        raise KsefCredentialError('cannot read %s %s: %s' % (what, path, exc.strerror or exc))
+
+
+def _content_bytes(content):
+    """Inline content: PEM text as is, otherwise Base64 of DER / PKCS#12 (binary cannot live in YAML)."""
+    data = _to_bytes(content)
+    if b'-----BEGIN' in data:
+        return data
+    compact = re.sub(br'\s+', b'', data)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        return data
+
+
+def _pem_blocks(data, kinds):
+    return [m.group(0) for m in PEM_BLOCK.finditer(data) if m.group(1).decode('ascii') in kinds]
+
+
+def _parse_certificates(data):
+    """All certificates in data (PEM, possibly several, or one DER); [] if none."""
+    if b'-----BEGIN' in data:
+        certs = []
+        for block in _pem_blocks(data, ('CERTIFICATE', 'TRUSTED CERTIFICATE', 'X509 CERTIFICATE')):
+            try:
+                certs.append(x509.load_pem_x509_certificate(block.replace(b'TRUSTED CERTIFICATE', b'CERTIFICATE')))
+            except ValueError:
+                raise KsefCredentialError('the signer certificate contains a PEM block that is not a valid X.509 certificate')
+        return certs
+    try:
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        return []
+
+
+def _is_encrypted_pem(data):
+    return b'ENCRYPTED PRIVATE KEY' in data or b'Proc-Type: 4,ENCRYPTED' in data
+
+
+def _load_key(data, passphrase, source):
+    """Private key from PEM or DER (PKCS#8, PKCS#1, SEC1), encrypted or not."""
+    password = _to_bytes(passphrase) if passphrase else None
+    is_pem = b'-----BEGIN' in data
+    if is_pem:
+        blocks = _pem_blocks(data, ('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY'))
+        if not blocks:
+            raise KsefCredentialError('%s holds no PEM private key' % source)
+        data = blocks[0]
+        loader = serialization.load_pem_private_key
+    else:
+        loader = serialization.load_der_private_key
+    try:
+        return loader(data, password=password)
+    except TypeError as exc:
+        text = str(exc).lower()
+        if 'not encrypted' in text:
+            # A passphrase was given for a key that has none: use the key without it.
+            try:
+                return loader(data, password=None)
+            except ValueError:
+                raise KsefCredentialError('%s cannot be parsed as a private key' % source)
+        raise KsefCredentialError('the private key in %s is encrypted but no passphrase was given: set auth_passphrase' % source)
+    except ValueError:
+        encrypted = _is_encrypted_pem(data) if is_pem else False
+        if password is not None and (encrypted or not is_pem):
+            # DER PKCS#8 encryption cannot be detected cheaply; a failure with a passphrase is most likely it.
+            raise KsefCredentialError('the private key in %s could not be decrypted: the passphrase (auth_passphrase) is wrong' % source)
+        if encrypted:
+            raise KsefCredentialError('the private key in %s is encrypted but no passphrase was given: set auth_passphrase' % source)
+        raise KsefCredentialError('%s cannot be parsed as a private key (expected PEM or DER PKCS#8, PKCS#1 or SEC1)' % source)
+    except Exception:  # cryptography raises UnsupportedAlgorithm and others for exotic input
+        raise KsefCredentialError('%s cannot be parsed as a supported private key' % source)
+
+
+def _load_pkcs12(data, passphrase, source):
+    password = _to_bytes(passphrase) if passphrase else None
+    try:
+        key, cert, extra = pkcs12.load_key_and_certificates(data, password)
+    except ValueError:
+        if password is None:
+            raise KsefCredentialError('%s is not a readable certificate, or it is a PKCS#12 bundle that needs a passphrase: '
+                                      'set auth_passphrase' % source)
+        raise KsefCredentialError('%s could not be opened as PKCS#12: the passphrase (auth_passphrase) is wrong or '
+                                  'the file is damaged' % source)
+    except Exception:
+        raise KsefCredentialError('%s cannot be parsed as a certificate or PKCS#12 bundle' % source)
+    if cert is None or key is None:
+        raise KsefCredentialError('the PKCS#12 bundle %s must hold both the signer certificate and its private key' % source)
+    return SignerCredentials(cert, key, extra)
+
+
+def _public_der(public_key):
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _check_key(credentials):
+    key = credentials.private_key
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 2048:
+            raise KsefCredentialError('the RSA signer key has %d bits; KSeF requires at least 2048' % key.key_size)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.key_size < 256:
+            raise KsefCredentialError('the EC signer key uses curve %s; KSeF requires at least 256 bits' % key.curve.name)
+    else:
+        raise KsefCredentialError('the signer key must be RSA or EC (got %s)' % type(key).__name__)
+    if _public_der(key.public_key()) != _public_der(credentials.certificate.public_key()):
+        raise KsefCredentialError('the signer private key does not match the signer certificate '
+                                  '(check auth_private_key_path/content against auth_certificate_path/content)')
+    return credentials
+
+
+def load_signer_credentials(certificate_path=None, certificate_content=None, private_key_path=None,
+                            private_key_content=None, passphrase=None):
+    """Load and check the signer material; raise KsefCredentialError with a safe message."""
+    if not HAS_CRYPTOGRAPHY:
+        raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')
+    if certificate_path:
+        cert_data = _read(certificate_path, 'signer certificate')
+        cert_source = 'auth_certificate_path (%s)' % certificate_path
+    elif certificate_content:
+        cert_data = _content_bytes(certificate_content)
+        cert_source = 'auth_certificate_content'
+    else:
+        raise KsefCredentialError('no signer certificate given (auth_certificate_path or auth_certificate_content)')
+
+    if private_key_path:
+        key_data = _read(private_key_path, 'signer private key')
+        key_source = 'auth_private_key_path (%s)' % private_key_path
+    elif private_key_content:
+        key_data = _content_bytes(private_key_content)
+        key_source = 'auth_private_key_content'
+    else:
+        key_data = None
+        key_source = None
+
+    certificates = _parse_certificates(cert_data)
+    if not certificates:
+        if b'-----BEGIN' in cert_data:
+            raise KsefCredentialError('%s holds no PEM certificate' % cert_source)
+        # Not a certificate: it can only be a PKCS#12 bundle, which carries its own key.
+        credentials = _load_pkcs12(cert_data, passphrase, cert_source)
+        return _check_key(credentials)
+
+    if key_data is None:
+        if b'PRIVATE KEY' in cert_data:
+            key_data, key_source = cert_data, cert_source
+        else:
+            raise KsefCredentialError('the signer certificate needs its private key: set auth_private_key_path or '
+                                      'auth_private_key_content (or give a PKCS#12 bundle as the certificate)')
+    key = _load_key(key_data, passphrase, key_source)
+    key_der = _public_der(key.public_key())
+    # A PEM bundle may carry the chain; the signer is the certificate that matches the key.
+    signer = certificates[0]
+    for candidate in certificates:
+        if _public_der(candidate.public_key()) == key_der:
+            signer = candidate
+            break
+    extra = [c for c in certificates if c is not signer]
+    return _check_key(SignerCredentials(signer, key, extra))

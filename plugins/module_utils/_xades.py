@@ -1,0 +1,209 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""AuthTokenRequest XML and its XAdES-BES enveloped signature (lxml only).
+
+The signature follows what the official KSeF clients produce (ds:Signature Id="Signature" appended
+as the last child of the root, two references, signed SigningTime + SigningCertificate). SignedInfo
+is canonicalized with exclusive C14N (as the Java client / EU DSS do): unlike C14N 1.0 it does not
+pull the AuthTokenRequest default namespace into the signed bytes, so the result does not depend on
+how the document around the signature declares its namespaces.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+import hashlib
+import re
+
+try:
+    from lxml import etree
+    HAS_LXML = True
+    LXML_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the module with missing_required_lib
+    etree = None
+    HAS_LXML = False
+    LXML_IMPORT_ERROR = exc
+
+try:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
+    pass
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+
+AUTH_NS = 'http://ksef.mf.gov.pl/auth/token/2.0'
+DS_NS = 'http://www.w3.org/2000/09/xmldsig#'
+XADES_NS = 'http://uri.etsi.org/01903/v1.3.2#'
+
+EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#'
+ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature'
+SHA256 = 'http://www.w3.org/2001/04/xmlenc#sha256'
+RSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256'
+ECDSA_SHA256 = 'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256'
+SIGNED_PROPERTIES_TYPE = 'http://uri.etsi.org/01903#SignedProperties'
+
+SIGNATURE_ID = 'Signature'
+SIGNED_PROPERTIES_ID = 'SignedProperties'
+
+CONTEXT_ELEMENTS = {
+    'nip': 'Nip',
+    'internal_id': 'InternalId',
+    'nip_vat_ue': 'NipVatUe',
+    'peppol_id': 'PeppolId',
+}
+SUBJECT_IDENTIFIER_TYPES = {
+    'certificate_subject': 'certificateSubject',
+    'certificate_fingerprint': 'certificateFingerprint',
+}
+
+_OCTET = r'(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])'
+_IPV4 = r'(%s\.){3}%s' % (_OCTET, _OCTET)
+IP4_ADDRESS = re.compile(r'^%s$' % _IPV4)
+IP4_RANGE = re.compile(r'^%s-%s$' % (_IPV4, _IPV4))
+IP4_MASK = re.compile(r'^%s/(3[0-2]|[12][0-9]|[0-9])$' % _IPV4)
+MAX_PER_IP_KIND = 10
+
+
+def classify_allowed_ips(entries):
+    """Split auth_allowed_ips entries into {'ip4Addresses': [...], 'ip4Ranges': [...], 'ip4Masks': [...]}.
+
+    Accepts 'a.b.c.d', 'a.b.c.d-e.f.g.h' (spaces around '-' are dropped) and 'a.b.c.d/n'.
+    """
+    result = {'ip4Addresses': [], 'ip4Ranges': [], 'ip4Masks': []}
+    for entry in entries or []:
+        value = re.sub(r'\s*-\s*', '-', str(entry).strip())
+        if IP4_ADDRESS.match(value):
+            result['ip4Addresses'].append(value)
+        elif IP4_RANGE.match(value):
+            result['ip4Ranges'].append(value)
+        elif IP4_MASK.match(value):
+            result['ip4Masks'].append(value)
+        else:
+            raise KsefInputError('auth_allowed_ips entry %r is not an IPv4 address (a.b.c.d), range (a.b.c.d-e.f.g.h) '
+                                 'or mask (a.b.c.d/n)' % str(entry))
+    for kind, values in result.items():
+        if len(values) > MAX_PER_IP_KIND:
+            raise KsefInputError('auth_allowed_ips: KSeF accepts at most %d entries of each kind, got %d %s'
+                                 % (MAX_PER_IP_KIND, len(values), kind))
+    return result
+
+
+def _sub(parent, ns, name, text=None, **attrs):
+    element = etree.SubElement(parent, '{%s}%s' % (ns, name))
+    for key, value in attrs.items():
+        element.set(key, value)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def build_auth_token_request(challenge, context_type, context_id, subject_identifier_type='certificate_subject',
+                             allowed_ips=None):
+    """The unsigned AuthTokenRequest element (namespace 2.0, as the official clients emit)."""
+    if context_type not in CONTEXT_ELEMENTS:
+        raise KsefInputError('unsupported context_type %r' % context_type)
+    if subject_identifier_type not in SUBJECT_IDENTIFIER_TYPES:
+        raise KsefInputError('unsupported auth_subject_identifier_type %r' % subject_identifier_type)
+    root = etree.Element('{%s}AuthTokenRequest' % AUTH_NS, nsmap={None: AUTH_NS})
+    _sub(root, AUTH_NS, 'Challenge', challenge)
+    context = _sub(root, AUTH_NS, 'ContextIdentifier')
+    _sub(context, AUTH_NS, CONTEXT_ELEMENTS[context_type], context_id)
+    _sub(root, AUTH_NS, 'SubjectIdentifierType', SUBJECT_IDENTIFIER_TYPES[subject_identifier_type])
+    if allowed_ips:
+        classified = classify_allowed_ips(allowed_ips)
+        policy = _sub(root, AUTH_NS, 'AuthorizationPolicy')
+        allowed = _sub(policy, AUTH_NS, 'AllowedIps')
+        # The schema orders the kinds: all Ip4Address, then Ip4Range, then Ip4Mask.
+        for kind, element_name in (('ip4Addresses', 'Ip4Address'), ('ip4Ranges', 'Ip4Range'), ('ip4Masks', 'Ip4Mask')):
+            for value in classified[kind]:
+                _sub(allowed, AUTH_NS, element_name, value)
+    return root
+
+
+def _exc_c14n(node):
+    return etree.tostring(node, method='c14n', exclusive=True, with_comments=False)
+
+
+def _digest_b64(data):
+    return base64.b64encode(hashlib.sha256(data).digest()).decode('ascii')
+
+
+def _signing_time(now=None):
+    # The official clients back-date SigningTime by one minute against clock skew.
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return (now - datetime.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def _sign(private_key, data):
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    # XMLDSig wants raw r||s of fixed length, not the DER structure cryptography returns.
+    der = private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+    r_value, s_value = decode_dss_signature(der)
+    size = (private_key.curve.key_size + 7) // 8
+    return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
+
+
+def sign_enveloped(root, credentials, now=None):
+    """Append a XAdES-BES enveloped signature to root (in place) and return the serialized document bytes."""
+    certificate = credentials.certificate
+    cert_der = credentials.certificate_der
+    is_rsa = isinstance(credentials.private_key, rsa.RSAPrivateKey)
+
+    # Reference 1 (URI="", enveloped-signature + exc-c14n) covers the document without the signature.
+    document_digest = _digest_b64(_exc_c14n(root))
+
+    signature = etree.SubElement(root, '{%s}Signature' % DS_NS, nsmap={'ds': DS_NS})
+    signature.set('Id', SIGNATURE_ID)
+    signed_info = _sub(signature, DS_NS, 'SignedInfo')
+    _sub(signed_info, DS_NS, 'CanonicalizationMethod', Algorithm=EXC_C14N)
+    _sub(signed_info, DS_NS, 'SignatureMethod', Algorithm=RSA_SHA256 if is_rsa else ECDSA_SHA256)
+
+    ref_document = _sub(signed_info, DS_NS, 'Reference', URI='')
+    transforms = _sub(ref_document, DS_NS, 'Transforms')
+    _sub(transforms, DS_NS, 'Transform', Algorithm=ENVELOPED)
+    _sub(transforms, DS_NS, 'Transform', Algorithm=EXC_C14N)
+    _sub(ref_document, DS_NS, 'DigestMethod', Algorithm=SHA256)
+    _sub(ref_document, DS_NS, 'DigestValue', document_digest)
+
+    ref_properties = _sub(signed_info, DS_NS, 'Reference', URI='#' + SIGNED_PROPERTIES_ID, Type=SIGNED_PROPERTIES_TYPE)
+    transforms = _sub(ref_properties, DS_NS, 'Transforms')
+    _sub(transforms, DS_NS, 'Transform', Algorithm=EXC_C14N)
+    _sub(ref_properties, DS_NS, 'DigestMethod', Algorithm=SHA256)
+    properties_digest = _sub(ref_properties, DS_NS, 'DigestValue')
+
+    signature_value = _sub(signature, DS_NS, 'SignatureValue')
+    key_info = _sub(signature, DS_NS, 'KeyInfo')
+    x509_data = _sub(key_info, DS_NS, 'X509Data')
+    _sub(x509_data, DS_NS, 'X509Certificate', base64.b64encode(cert_der).decode('ascii'))
+
+    ds_object = _sub(signature, DS_NS, 'Object')
+    qualifying = etree.SubElement(ds_object, '{%s}QualifyingProperties' % XADES_NS, nsmap={'xades': XADES_NS})
+    qualifying.set('Target', '#' + SIGNATURE_ID)
+    signed_properties = _sub(qualifying, XADES_NS, 'SignedProperties', Id=SIGNED_PROPERTIES_ID)
+    signature_properties = _sub(signed_properties, XADES_NS, 'SignedSignatureProperties')
+    _sub(signature_properties, XADES_NS, 'SigningTime', _signing_time(now))
+    cert_element = _sub(_sub(signature_properties, XADES_NS, 'SigningCertificate'), XADES_NS, 'Cert')
+    cert_digest = _sub(cert_element, XADES_NS, 'CertDigest')
+    _sub(cert_digest, DS_NS, 'DigestMethod', Algorithm=SHA256)
+    _sub(cert_digest, DS_NS, 'DigestValue', _digest_b64(cert_der))
+    issuer_serial = _sub(cert_element, XADES_NS, 'IssuerSerial')
+    _sub(issuer_serial, DS_NS, 'X509IssuerName', certificate.issuer.rfc4514_string())
+    _sub(issuer_serial, DS_NS, 'X509SerialNumber', str(certificate.serial_number))
+
+    properties_digest.text = _digest_b64(_exc_c14n(signed_properties))
+    signature_value.text = base64.b64encode(_sign(credentials.private_key, _exc_c14n(signed_info))).decode('ascii')
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding='UTF-8')
+
+
+def signed_auth_token_request(credentials, challenge, context_type, context_id,
+                              subject_identifier_type='certificate_subject', allowed_ips=None, now=None):
+    """Build and sign the AuthTokenRequest; return the XML bytes for POST /auth/xades-signature."""
+    root = build_auth_token_request(challenge, context_type, context_id, subject_identifier_type, allowed_ips)
+    return sign_enveloped(root, credentials, now=now)
