@@ -321,7 +321,8 @@ import hashlib
 import re
 import textwrap
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._auth import parse_datetime
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_STATUSES, CERTIFICATE_TYPES, SUBJECT_IDENTIFIER_TYPES, from_api, snake_item, to_api,
@@ -330,37 +331,19 @@ from ansible_collections.ksef.certificates.plugins.module_utils._api import (
 
 SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
 
-# KSeF date-times carry up to 7 fractional digits and an offset (or Z); Python 3.9's
-# fromisoformat accepts neither, so they are parsed by hand.
-_DATETIME_PATTERN = re.compile(
-    r'^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d+))?'
-    r'(?P<offset>Z|[+-]\d{2}:?\d{2})?$'
-)
-
 ENROLLMENT_DATA_KEYS = (
     'common_name', 'country_name', 'given_name', 'surname', 'serial_number',
     'unique_identifier', 'organization_name', 'organization_identifier',
 )
 
 
-def parse_ksef_datetime(value):
-    """Parse a KSeF ISO 8601 date-time into an aware datetime (UTC when no offset is given)."""
-    match = _DATETIME_PATTERN.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise ValueError('not an ISO 8601 date-time: %r' % (value,))
-    time_part = match.group('time')
-    if time_part.count(':') == 1:
-        time_part += ':00'
-    fraction = (match.group('fraction') or '0')[:6].ljust(6, '0')
-    parsed = datetime.datetime.strptime('%sT%s' % (match.group('date'), time_part), '%Y-%m-%dT%H:%M:%S')
-    parsed = parsed.replace(microsecond=int(fraction))
-    offset = match.group('offset')
-    if not offset or offset == 'Z':
-        return parsed.replace(tzinfo=datetime.timezone.utc)
-    sign = -1 if offset[0] == '-' else 1
-    digits = offset[1:].replace(':', '')
-    delta = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return parsed.replace(tzinfo=datetime.timezone(sign * delta))
+def valid_to_of(certificate):
+    """validTo as an aware datetime; KSeF sends up to 7 fractional digits, which _auth.parse_datetime handles."""
+    parsed = parse_datetime(certificate['valid_to'])
+    if parsed is None:
+        raise KsefError('KSeF returned certificate %s with an unreadable validTo %r'
+                        % (certificate.get('serial_number'), certificate['valid_to']))
+    return parsed
 
 
 def normalize_serial_numbers(serial_numbers):
@@ -391,7 +374,7 @@ def certificate_from_api(api_item, now):
         subject['type'] = from_api(SUBJECT_IDENTIFIER_TYPES, subject.get('type'))
         item['subject_identifier'] = subject
     item.setdefault('last_use_date', None)
-    valid_to = parse_ksef_datetime(item['valid_to'])
+    valid_to = valid_to_of(item)
     # timedelta.days is already floored: one hour past expiry gives -1, not 0
     item['days_remaining'] = (valid_to - now).days
     item['expired'] = item['status'] == 'expired' or valid_to <= now
@@ -399,7 +382,7 @@ def certificate_from_api(api_item, now):
 
 
 def sort_certificates(certificates):
-    return sorted(certificates, key=lambda c: (parse_ksef_datetime(c['valid_to']), c['serial_number']))
+    return sorted(certificates, key=lambda c: (valid_to_of(c), c['serial_number']))
 
 
 def plan_query(params):
@@ -436,7 +419,7 @@ def matches_filters(certificate, params, now):
     days = params.get('expires_within_days')
     if days is not None:
         horizon = now + datetime.timedelta(days=days)
-        if parse_ksef_datetime(certificate['valid_to']) > horizon:
+        if valid_to_of(certificate) > horizon:
             return False
     return True
 

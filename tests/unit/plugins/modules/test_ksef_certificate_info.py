@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info as info
 
 UTC = datetime.timezone.utc
@@ -276,20 +276,11 @@ def test_serial_numbers_are_upper_cased_and_deduplicated():
         '00000000000000A1', '00000000000000B2']
 
 
-@pytest.mark.parametrize('text, expected', [
-    ('2025-10-11T12:23:56.0154302+00:00', datetime.datetime(2025, 10, 11, 12, 23, 56, 15430, tzinfo=UTC)),
-    ('2025-10-11T12:23:56Z', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
-    ('2025-10-11T14:23:56+02:00', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
-    ('2025-10-11T12:23:56', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
-    ('2025-10-11T07:23-0500', datetime.datetime(2025, 10, 11, 12, 23, 0, tzinfo=UTC)),
-])
-def test_parse_ksef_datetime(text, expected):
-    assert info.parse_ksef_datetime(text) == expected
-
-
-def test_parse_ksef_datetime_rejects_garbage():
-    with pytest.raises(ValueError):
-        info.parse_ksef_datetime('yesterday')
+def test_unreadable_valid_to_is_a_clear_error():
+    api = FakeKsefApi([api_item('00000000000000A1', 'erp', 'next year')])
+    with pytest.raises(KsefError) as caught:
+        info.gather_info(api, params(), NOW)
+    assert "00000000000000A1 with an unreadable validTo 'next year'" in str(caught.value)
 
 
 def test_pem_is_wrapped_at_64_columns():
