@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - ksef.certificates.connection
   - ksef.certificates.attributes
+  - ksef.certificates.attributes.actiongroup_ksef
   - ksef.certificates.attributes.info_module
 options:
   name:
@@ -486,10 +487,9 @@ def gather_info(api, params, now):
 
 
 def run_module(ksef):
-    params = dict(ksef.module.params)
+    params = dict(ksef.params)
     validate_params(params)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ksef.exit_json(**gather_info(ksef.api, params, now))
+    return gather_info(ksef.api, params, datetime.datetime.now(datetime.timezone.utc))
 
 
 def main():

@@ -19,7 +19,7 @@ description:
   - The module first queries the current status of the selected certificates, then revokes only the
     ones that are V(active). Certificates that are already V(revoked) or V(expired) are reported in
     RV(already_revoked) and leave the task unchanged.
-  - A certificate in status V(blocked) is treated as a revocation that KSeF is still completing: it is
+  - A certificate in status V(blocked) is treated as a revocation that KSeF is still completing; it is
     reported in RV(already_revoked) and not revoked again.
   - When O(serial_numbers) names a certificate KSeF does not know, the module fails and names it
     before it revokes anything.
@@ -33,7 +33,20 @@ author:
 extends_documentation_fragment:
   - ksef.certificates.connection
   - ksef.certificates.attributes
-  - ksef.certificates.attributes.revoke_module
+  - ksef.certificates.attributes.actiongroup_ksef
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The certificates are queried and the result is predicted from their current status; no revocation
+        is sent.
+  diff_mode:
+    support: full
+    details:
+      - Returns the status of each selected certificate before and after the run.
+  idempotent:
+    description: When run twice in a row with the same options, the second run reports no change.
+    support: full
 options:
   serial_numbers:
     description:
@@ -204,6 +217,22 @@ class UnknownCertificateError(KsefError):
         return {'unknown_serial_numbers': self.serial_numbers}
 
 
+class PartialRevocationError(KsefError):
+    """A revocation failed after others in the same run succeeded; says which ones were revoked."""
+
+    def __init__(self, cause, serial_number, revoked):
+        self.cause = cause
+        self.revoked = list(revoked)
+        super(PartialRevocationError, self).__init__(
+            'revoking %s failed: %s; certificates revoked by this run before the failure: %s'
+            % (serial_number, cause, ', '.join(self.revoked)))
+
+    def fail_kwargs(self):
+        result = dict(self.cause.fail_kwargs())
+        result.update(changed=True, revoked=self.revoked)
+        return result
+
+
 def normalize_serial_numbers(serial_numbers):
     """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
     normalized = []
@@ -284,7 +313,13 @@ def revoke_selected(api, certificates, reason, check_mode):
         if certificate['status'] != 'active':
             already_revoked.append(certificate['serial_number'])
             continue
-        if check_mode or api.revoke(certificate['serial_number'], to_api(REVOCATION_REASONS, reason)):
+        try:
+            revoked_now = check_mode or api.revoke(certificate['serial_number'], to_api(REVOCATION_REASONS, reason))
+        except KsefError as exc:
+            if not revoked:
+                raise
+            raise PartialRevocationError(exc, certificate['serial_number'], revoked)
+        if revoked_now:
             revoked.append(certificate['serial_number'])
             certificate['status'] = 'revoked'
         else:
@@ -327,9 +362,9 @@ def revoke_certificates(api, params, check_mode, diff_mode):
 
 
 def run_module(ksef):
-    params = dict(ksef.module.params)
+    params = dict(ksef.params)
     validate_params(params)
-    ksef.exit_json(**revoke_certificates(ksef.api, params, ksef.module.check_mode, ksef.module._diff))
+    return revoke_certificates(ksef.api, params, ksef.check_mode, ksef.module._diff)
 
 
 def main():

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke as revoke_module
 
 
@@ -29,9 +29,10 @@ def api_item(serial, name, status='Active', cert_type='Authentication'):
 class FakeKsefApi:
     """KSeF semantics: name filter is a substring match; revoke turns Active into Revoked, else 25009 (False)."""
 
-    def __init__(self, items, race_serials=()):
+    def __init__(self, items, race_serials=(), failing_serials=()):
         self.items = dict((i['certificateSerialNumber'], dict(i)) for i in items)
         self.race_serials = set(race_serials)   # revoked by someone else right after our query
+        self.failing_serials = set(failing_serials)   # KSeF answers these with an error
         self.calls = []
 
     def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
@@ -46,6 +47,9 @@ class FakeKsefApi:
     def revoke(self, serial_number, reason=None):
         self.calls.append(('revoke', serial_number, reason))
         item = self.items[serial_number]
+        if serial_number in self.failing_serials:
+            raise KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 500,
+                               errors=[{'code': 500, 'description': 'Internal error'}], service_code='svc-1')
         if serial_number in self.race_serials or item['status'] != 'Active':
             return False
         item['status'] = 'Revoked'
@@ -203,3 +207,25 @@ def test_bad_selection_is_rejected_before_any_call(overrides, message):
 
 def test_serial_numbers_are_normalised():
     assert params(serial_numbers=['00000000000000a1', '00000000000000A1'])['serial_numbers'] == ['00000000000000A1']
+
+
+def test_failure_after_some_revocations_names_what_was_revoked():
+    api = FakeKsefApi(ITEMS, failing_serials=['00000000000000A7'])
+    with pytest.raises(revoke_module.PartialRevocationError) as caught:
+        revoke_module.revoke_certificates(
+            api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
+    message = str(caught.value)
+    assert message.startswith('revoking 00000000000000A7 failed: POST /certificates/{certificateSerialNumber}/revoke failed')
+    assert message.endswith('revoked by this run before the failure: 00000000000000A1')
+    extras = caught.value.fail_kwargs()
+    assert extras['changed'] is True and extras['revoked'] == ['00000000000000A1']
+    assert extras['http_status'] == 500 and extras['service_code'] == 'svc-1'
+
+
+def test_failure_on_the_first_revocation_is_raised_unchanged():
+    api = FakeKsefApi(ITEMS, failing_serials=['00000000000000A1'])
+    with pytest.raises(KsefApiError) as caught:
+        revoke_module.revoke_certificates(
+            api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
+    assert not isinstance(caught.value, revoke_module.PartialRevocationError)
+    assert api.revoke_calls() == [('00000000000000A1', 'Unspecified')]
