@@ -158,7 +158,8 @@ notes:
     polling for up to two minutes, token redemption), refreshes the access token when it nears expiry, and ends
     its session with C(DELETE /auth/sessions/current) when it finishes.
   - Option combinations and the signer material are checked before any API call.
-  - Environment variables are read on the host that runs the module. Run KSeF modules on the controller
+  - >-
+    Environment variables are read on the host that runs the module. Run KSeF modules on the controller
     (C(delegate_to: localhost)) when the variables are set there, for example by an AWX credential.
   - Every module returns C(api_calls), the number of HTTP requests it sent to KSeF.
 requirements:
