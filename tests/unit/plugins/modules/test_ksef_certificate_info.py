@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info as info
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -290,3 +291,96 @@ def test_pem_is_wrapped_at_64_columns():
     assert lines[0] == '-----BEGIN CERTIFICATE-----' and lines[-1] == '-----END CERTIFICATE-----'
     assert all(len(line) <= 64 for line in lines[1:-1])
     assert x509.load_pem_x509_certificate(pem.encode('ascii')).serial_number == 7
+
+
+# --- main() through scripted HTTP exchanges -------------------------------------------------------
+
+ACCESS_TOKEN = 'header.eyJleHAiOjQxMDI0NDQ4MDB9.signature'
+CONNECTION = {'api_url': 'https://ksef.invalid/v2', 'access_token': ACCESS_TOKEN}
+QUERY_ROUTE = '/certificates/query'
+
+
+def query_page(page, certificates, has_more, body=None):
+    return Exchange('POST', QUERY_ROUTE, json=body if body is not None else {}, token=ACCESS_TOKEN,
+                    params={'pageSize': 50, 'pageOffset': page},
+                    reply={'certificates': certificates, 'hasMore': has_more})
+
+
+def retrieve_exchange(serials, ders):
+    return Exchange('POST', '/certificates/retrieve', json={'certificateSerialNumbers': serials}, token=ACCESS_TOKEN,
+                    reply={'certificates': [{'certificate': base64.b64encode(ders[s]).decode('ascii'),
+                                             'certificateName': 'bulk', 'certificateSerialNumber': s,
+                                             'certificateType': 'Authentication'} for s in serials]})
+
+
+@pytest.mark.parametrize('check_mode', [False, True])
+def test_main_fetches_every_page_retrieves_ten_a_call_and_adds_limits_and_enrollment_data(
+        run_module, monkeypatch, check_mode):
+    serials = ['%016X' % n for n in range(1, 13)]
+    ders = dict((s, make_der(int(s, 16))) for s in serials)
+    # KSeF sorts by requestDate descending; validTo deliberately in another order
+    items = [api_item(s, 'bulk', '2027-01-%02dT00:00:00+00:00' % (13 - n)) for n, s in enumerate(serials, 1)]
+    items.append(api_item('00000000000000FF', 'bulk-other', '2026-12-01T00:00:00+00:00'))
+    expected_order = list(reversed(serials))
+    script = HttpScript([
+        query_page(0, items[:10], True, body={'name': 'bulk'}),
+        query_page(1, items[10:], False, body={'name': 'bulk'}),
+        retrieve_exchange(expected_order[:10], ders),
+        retrieve_exchange(expected_order[10:], ders),
+        Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN,
+                 reply={'canRequest': True, 'enrollment': {'remaining': 10, 'limit': 12},
+                        'certificate': {'remaining': 0, 'limit': 6}}),
+        Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN,
+                 reply={'commonName': 'Łukasz Żółkiewski', 'countryName': 'PL', 'givenName': 'Łukasz',
+                        'surname': 'Żółkiewski', 'serialNumber': 'TINPL-1234563218'}),
+    ]).install(monkeypatch)
+    args = dict(CONNECTION, name='bulk', include_content=True, include_limits=True, include_enrollment_data=True)
+    result = run_module(info, args, check_mode=check_mode)
+    script.verify()
+    assert result.exit_code == 0, result
+    assert result['changed'] is False
+    assert result['api_calls'] == 6
+    assert [c['serial_number'] for c in result['certificates']] == expected_order
+    first = result['certificates'][0]
+    assert x509.load_pem_x509_certificate(first['certificate_pem'].encode('ascii')).serial_number == int(first['serial_number'], 16)
+    assert first['fingerprint_sha256'] == hashlib.sha256(ders[first['serial_number']]).hexdigest()
+    assert result['limits'] == {'can_request': True, 'enrollment': {'remaining': 10, 'limit': 12},
+                                'certificate': {'remaining': 0, 'limit': 6}}
+    assert result['enrollment_data']['given_name'] == 'Łukasz'
+    assert result['enrollment_data']['surname'] == 'Żółkiewski'
+    assert result['enrollment_data']['organization_identifier'] is None
+    assert ACCESS_TOKEN not in repr(result)
+
+
+def test_main_sends_single_status_type_and_serial_to_ksef(run_module, monkeypatch):
+    body = {'certificateSerialNumber': '00000000000000A1', 'type': 'Offline', 'status': 'Active'}
+    script = HttpScript([query_page(0, [api_item('00000000000000A1', 'erp', '2027-01-01T00:00:00Z', cert_type='Offline')],
+                                    False, body=body)]).install(monkeypatch)
+    result = run_module(info, dict(CONNECTION, serial_numbers=['00000000000000a1'], type='offline', status=['active']))
+    script.verify()
+    assert result.exit_code == 0, result
+    assert [c['serial_number'] for c in result['certificates']] == ['00000000000000A1']
+    assert result['certificates'][0]['type'] == 'offline'
+
+
+def test_main_rejects_bad_options_without_any_request(run_module, monkeypatch):
+    script = HttpScript([]).install(monkeypatch)
+    result = run_module(info, dict(CONNECTION, serial_numbers=['not-a-serial']))
+    script.verify()
+    assert result.exit_code == 1
+    assert result['failed'] is True
+    assert "serial_numbers must be 16 hexadecimal characters; invalid: 'not-a-serial'" in result['msg']
+    assert result['api_calls'] == 0
+
+
+def test_main_reports_ksef_errors_with_their_details(run_module, monkeypatch):
+    script = HttpScript([Exchange('POST', QUERY_ROUTE, status=400, reply={
+        'exception': {'serviceCode': 'svc-9', 'referenceNumber': None, 'exceptionDetailList': [
+            {'exceptionCode': 21405, 'exceptionDescription': 'Błąd walidacji danych wejściowych.',
+             'details': ['name too long']}]}})]).install(monkeypatch)
+    result = run_module(info, dict(CONNECTION, name='x' * 10))
+    script.verify()
+    assert result.exit_code == 1
+    assert result['msg'].startswith('POST /certificates/query failed: HTTP 400, KSeF 21405')
+    assert result['http_status'] == 400
+    assert result['api_calls'] == 1

@@ -10,6 +10,7 @@ import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke as revoke_module
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 
 def api_item(serial, name, status='Active', cert_type='Authentication'):
@@ -229,3 +230,93 @@ def test_failure_on_the_first_revocation_is_raised_unchanged():
             api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
     assert not isinstance(caught.value, revoke_module.PartialRevocationError)
     assert api.revoke_calls() == [('00000000000000A1', 'Unspecified')]
+
+
+# --- main() through scripted HTTP exchanges -------------------------------------------------------
+
+ACCESS_TOKEN = 'header.eyJleHAiOjQxMDI0NDQ4MDB9.signature'
+CONNECTION = {'api_url': 'https://ksef.invalid/v2', 'access_token': ACCESS_TOKEN}
+REVOKE_ROUTE = '/certificates/{certificateSerialNumber}/revoke'
+
+
+def query_exchange(certificates, body):
+    return Exchange('POST', '/certificates/query', json=body, token=ACCESS_TOKEN, params={'pageSize': 50, 'pageOffset': 0},
+                    reply={'certificates': certificates, 'hasMore': False})
+
+
+def revoke_exchange(serial, reason, status=204, reply=None):
+    return Exchange('POST', 'https://ksef.invalid/v2/certificates/%s/revoke' % serial, json={'revocationReason': reason},
+                    token=ACCESS_TOKEN, status=status, reply=reply)
+
+
+ALREADY_REVOKED_REPLY = {'exception': {'serviceCode': 'svc', 'exceptionDetailList': [
+    {'exceptionCode': 25009, 'exceptionDescription': 'Nie można unieważnić certyfikatu.', 'details': None}]}}
+
+SELECTION = ['00000000000000A1', '00000000000000A2', '00000000000000A7']
+
+
+def test_main_check_mode_queries_but_sends_no_revocation(run_module, monkeypatch):
+    script = HttpScript([query_exchange(ITEMS, {})]).install(monkeypatch)
+    result = run_module(revoke_module, dict(CONNECTION, serial_numbers=SELECTION), check_mode=True, diff=True)
+    script.verify()
+    assert result.exit_code == 0, result
+    assert result['changed'] is True
+    assert result['revoked'] == ['00000000000000A1', '00000000000000A7']
+    assert result['already_revoked'] == ['00000000000000A2']
+    assert result['diff']['after'] == {'00000000000000A1': 'revoked', '00000000000000A2': 'revoked',
+                                       '00000000000000A7': 'revoked'}
+    assert result['api_calls'] == 1
+
+
+def test_main_revokes_and_treats_25009_as_already_revoked(run_module, monkeypatch):
+    script = HttpScript([
+        query_exchange(ITEMS, {}),
+        revoke_exchange('00000000000000A1', 'KeyCompromise'),
+        revoke_exchange('00000000000000A7', 'KeyCompromise', status=400, reply=ALREADY_REVOKED_REPLY),
+    ]).install(monkeypatch)
+    result = run_module(revoke_module, dict(CONNECTION, serial_numbers=SELECTION, reason='key_compromise'))
+    script.verify()
+    assert result.exit_code == 0, result
+    assert result['changed'] is True
+    assert result['revoked'] == ['00000000000000A1']
+    assert result['already_revoked'] == ['00000000000000A2', '00000000000000A7']
+    assert result['api_calls'] == 3
+    assert 'diff' not in result
+
+
+def test_main_by_name_and_type_revokes_only_exact_matches(run_module, monkeypatch):
+    matches = [i for i in ITEMS if 'erp' in i['name'] and i['type'] == 'Authentication']
+    script = HttpScript([
+        query_exchange(matches, {'name': 'erp', 'type': 'Authentication'}),
+        revoke_exchange('00000000000000A1', 'Unspecified'),
+        revoke_exchange('00000000000000A7', 'Unspecified'),
+    ]).install(monkeypatch)
+    result = run_module(revoke_module, dict(CONNECTION, name='erp', type='authentication'))
+    script.verify()
+    assert result.exit_code == 0, result
+    assert result['revoked'] == ['00000000000000A1', '00000000000000A7']
+    assert '00000000000000A5' not in [c['serial_number'] for c in result['certificates']]
+
+
+def test_main_unknown_serial_fails_before_any_revocation(run_module, monkeypatch):
+    script = HttpScript([query_exchange(ITEMS, {})]).install(monkeypatch)
+    result = run_module(revoke_module, dict(CONNECTION, serial_numbers=['00000000000000A1', 'ABCDEF0123456789']))
+    script.verify()
+    assert result.exit_code == 1
+    assert 'ABCDEF0123456789' in result['msg'] and 'nothing was revoked' in result['msg']
+    assert result['unknown_serial_numbers'] == ['ABCDEF0123456789']
+    assert result['api_calls'] == 1
+
+
+@pytest.mark.parametrize('args, message', [
+    (dict(serial_numbers=[]), 'serial_numbers is an empty list'),
+    (dict(serial_numbers=['00000000000000A1'], name='erp', type='offline'), 'mutually exclusive'),
+    (dict(name='erp'), 'parameters are required together: name, type'),
+    (dict(), 'one of the following is required: serial_numbers, name'),
+])
+def test_main_rejects_bad_selection_without_any_request(run_module, monkeypatch, args, message):
+    script = HttpScript([]).install(monkeypatch)
+    result = run_module(revoke_module, dict(CONNECTION, **args))
+    script.verify()
+    assert result.exit_code == 1
+    assert message in result['msg']
