@@ -27,12 +27,15 @@ description:
     listing (50 certificates a page) costs fewer calls than one query per value for any realistic
     number of certificates of a subject (at most 100 active ones)."
 author:
-  - ksef.certificates contributors
+  - ksef.certificates contributors (@ksef-certificates)
 extends_documentation_fragment:
   - ksef.certificates.connection
   - ksef.certificates.attributes
   - ksef.certificates.attributes.actiongroup_ksef
   - ksef.certificates.attributes.info_module
+attributes:
+  idempotent:
+    description: When run twice in a row with the same options, the second run returns the same result.
 options:
   name:
     description:

@@ -29,7 +29,7 @@ description:
   - Revocation is final; a revoked certificate cannot be used again. KSeF does not allow it in sessions
     opened with a KSeF token; log in with a signature (certificate and private key).
 author:
-  - ksef.certificates contributors
+  - ksef.certificates contributors (@ksef-certificates)
 extends_documentation_fragment:
   - ksef.certificates.connection
   - ksef.certificates.attributes

@@ -153,8 +153,8 @@ def test_by_name_and_type_revokes_only_exact_active_matches():
         api, params(name='erp', type='authentication', reason='superseded'), check_mode=False, diff_mode=True)
     assert result['revoked'] == ['00000000000000A1', '00000000000000A7']
     assert result['already_revoked'] == ['00000000000000A2', '00000000000000A3', '00000000000000A4']
-    assert sorted(s for s, _ in api.revoke_calls()) == ['00000000000000A1', '00000000000000A7']
-    assert all(reason == 'Superseded' for _, reason in api.revoke_calls())
+    assert sorted(call[0] for call in api.revoke_calls()) == ['00000000000000A1', '00000000000000A7']
+    assert all(call[1] == 'Superseded' for call in api.revoke_calls())
     assert api.items['00000000000000A5']['status'] == 'Active'
     assert api.items['00000000000000A6']['status'] == 'Active'
     assert api.calls[0] == ('query', dict(name='erp', certificate_type='Authentication', status=None, serial_number=None))
