@@ -103,9 +103,6 @@ SIGNATURE_ALGORITHMS = {
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 
-CONTEXT_TYPES = ('Nip', 'InternalId', 'NipVatUe', 'PeppolId')
-
-
 class XadesRejected(Exception):
     """The document was refused; code/description/details map 1:1 to a KSeF ExceptionDetail."""
 
@@ -303,6 +300,10 @@ def _apply_xpath_transform(transform, node):
     _remove_signatures(node)
 
 
+def _inside_signature(element):
+    return element.tag == _ds('Signature') or any(a.tag == _ds('Signature') for a in element.iterancestors())
+
+
 def _apply_filter2_transform(transform, node):
     """XPath Filter 2.0 limited to what enveloped signatures need: subtract filters, and intersect/union
     filters that select the document element (i.e. keep the whole document)."""
@@ -323,9 +324,14 @@ def _apply_filter2_transform(transform, node):
         elements = [n for n in selected if isinstance(n, etree._Element)]
         if operation == 'subtract':
             for element in elements:
-                if element.getparent() is None:
-                    raise _invalid_signature('XPath-Filter2 subtract removes the whole document')
-                _remove_keep_tail(element)
+                # Subtracting anything but the signature would leave request content (e.g. the
+                # Challenge) unsigned and open to replay.
+                if not _inside_signature(element):
+                    raise _invalid_signature('XPath-Filter2 subtract may only remove the ds:Signature, not %s'
+                                             % etree.QName(element).localname)
+            for element in elements:
+                if element.getparent() is not None and not _inside_signature(element.getparent()):
+                    _remove_keep_tail(element)
         elif operation in ('intersect', 'union') and any(e.getparent() is None for e in elements):
             continue
         else:
@@ -379,6 +385,8 @@ def _reference_octets(reference, tree):
         elif algorithm in C14N_ALGORITHMS:
             octets = _canonicalize(node, algorithm, transform, same_document_reference=True)
         elif algorithm == TRANSFORM_BASE64:
+            if target is tree.getroot():
+                raise _invalid_signature('the base64 transform is not allowed on the reference to the document')
             source = octets.decode('utf-8') if octets is not None else ''.join(
                 (node.getroot() if isinstance(node, etree._ElementTree) else node).itertext())
             try:

@@ -63,6 +63,11 @@ def xades_template(xml, cert, c14n='exc', signature_method=ECDSA_SHA256, documen
         'filter2': '<ds:Transform Algorithm="http://www.w3.org/2002/06/xmldsig-filter2">'
                    '<f:XPath xmlns:f="http://www.w3.org/2002/06/xmldsig-filter2" Filter="subtract">'
                    '/descendant::ds:Signature</f:XPath></ds:Transform>',
+        # Leaves the Challenge unsigned: a replayable signature, must be refused.
+        'filter2-challenge': '<ds:Transform Algorithm="http://www.w3.org/2002/06/xmldsig-filter2">'
+                             '<f:XPath xmlns:f="http://www.w3.org/2002/06/xmldsig-filter2" xmlns:a="%s" '
+                             'Filter="subtract">/descendant::ds:Signature | /descendant::a:Challenge</f:XPath>'
+                             '</ds:Transform>' % NS20,
     }[document_transform]
     signing_time = (datetime.datetime.now(datetime.timezone.utc)
                     - datetime.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -186,6 +191,16 @@ def test_xmlsec1_xades_accepted(request, tmp_path, seal, c14n, document_transfor
                               document_transform=document_transform)
     result = verify_auth_request(xmlsec1_sign(template, key, cert, tmp_path))
     assert (result.context_value, result.signer_certificate) == (nip, cert)
+
+
+@pytest.mark.skipif(XMLSEC1 is None, reason='xmlsec1 CLI not installed')
+def test_filter2_leaving_challenge_unsigned_refused(ec_seal, tmp_path):
+    nip, cert, key = ec_seal
+    template = xades_template(auth_request(nip), cert, document_transform='filter2-challenge')
+    signed = xmlsec1_sign(template, key, cert, tmp_path)
+    error = rejected(signed.replace(CHALLENGE.encode(), OTHER_CHALLENGE.encode()))
+    assert error.code == 9105
+    assert 'may only remove the ds:Signature' in error.details[0]
 
 
 def test_namespace_21_and_allowed_ips(ec_seal):
