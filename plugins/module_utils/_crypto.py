@@ -1,0 +1,457 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+# Local key material for KSeF certificates: keys, CSRs, certificate summaries, safe file writes.
+# Nothing here talks to KSeF. Error messages name files and problems, never key material or passphrases.
+
+import base64
+import binascii
+import datetime
+import hashlib
+import os
+import tempfile
+import traceback
+
+from ansible.module_utils.common.text.converters import to_bytes, to_native
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    KsefCredentialError,
+    KsefInputError,
+)
+
+CRYPTOGRAPHY_IMPORT_ERROR = None
+try:
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography.x509.oid import NameOID, ObjectIdentifier
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
+else:
+    HAS_CRYPTOGRAPHY = True
+
+try:
+    # The only way to choose the ASN.1 string type of a name attribute; stable since cryptography 2.x.
+    from cryptography.x509.name import _ASN1Type
+except ImportError:
+    _ASN1Type = None
+
+KEY_TYPES = ('ec', 'rsa')
+RSA_KEY_SIZE = 2048
+PRIVATE_KEY_MODE = 0o600
+
+
+def _string_type(name):
+    if _ASN1Type is None:
+        return None
+    return getattr(_ASN1Type, name)
+
+
+def _subject_layout():
+    """(enrollment data field, OID, ASN.1 string type) in the order of the official C# client.
+
+    One attribute per RDN; UTF8String except countryName and serialNumber (PrintableString).
+    """
+    return (
+        ('commonName', NameOID.COMMON_NAME, 'UTF8String'),
+        ('surname', NameOID.SURNAME, 'UTF8String'),
+        ('givenName', NameOID.GIVEN_NAME, 'UTF8String'),
+        ('organizationName', NameOID.ORGANIZATION_NAME, 'UTF8String'),
+        ('organizationIdentifier', ObjectIdentifier('2.5.4.97'), 'UTF8String'),
+        ('countryName', NameOID.COUNTRY_NAME, 'PrintableString'),
+        ('serialNumber', NameOID.SERIAL_NUMBER, 'PrintableString'),
+        ('uniqueIdentifier', ObjectIdentifier('2.5.4.45'), 'UTF8String'),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Private keys
+# ---------------------------------------------------------------------------------------------
+
+def generate_private_key(key_type='ec'):
+    """A new private key accepted by KSeF: EC on P-256 (default) or RSA 2048."""
+    if key_type == 'ec':
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == 'rsa':
+        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
+    raise KsefInputError('Unsupported private key type %r; use one of: %s' % (key_type, ', '.join(KEY_TYPES)))
+
+
+def key_type_of(key):
+    """'ec' or 'rsa' for a private or public key; None for anything else."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        return 'ec'
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return 'rsa'
+    return None
+
+
+def check_key_supported(key, what='private key'):
+    """Raise KsefInputError unless the key is one KSeF certifies: RSA exactly 2048 bits or EC P-256."""
+    kind = key_type_of(key)
+    if kind == 'rsa':
+        if key.key_size != RSA_KEY_SIZE:
+            raise KsefInputError('The %s is RSA %d bits; KSeF accepts RSA keys of exactly %d bits or EC P-256 keys'
+                                 % (what, key.key_size, RSA_KEY_SIZE))
+        return
+    if kind == 'ec':
+        if not isinstance(key.curve, ec.SECP256R1):
+            raise KsefInputError('The %s is EC on curve %s; KSeF accepts EC keys on P-256 (secp256r1) or RSA 2048 keys'
+                                 % (what, key.curve.name))
+        return
+    raise KsefInputError('The %s is of type %s; KSeF accepts EC P-256 or RSA 2048 keys' % (what, type(key).__name__))
+
+
+def _read_source(path_or_bytes, what):
+    if isinstance(path_or_bytes, bytes):
+        return path_or_bytes, what.replace(' file', '')
+    try:
+        with open(path_or_bytes, 'rb') as handle:
+            return handle.read(), '%s %s' % (what, path_or_bytes)
+    except (IOError, OSError) as exc:
+        raise KsefCredentialError('Cannot read %s %s: %s' % (what, path_or_bytes, exc.strerror or to_native(exc)))
+
+
+def load_private_key(path_or_bytes, passphrase=None):
+    """Load a private key from a file path or bytes.
+
+    Accepts PEM or DER: PKCS#8 (plain or encrypted), PKCS#1 RSAPrivateKey (also legacy PEM encryption),
+    SEC1 ECPrivateKey, and PKCS#12 bundles. Raises KsefCredentialError with a message that never contains
+    the passphrase or key material.
+    """
+    data, source = _read_source(path_or_bytes, 'private key file')
+    password = to_bytes(passphrase, errors='surrogate_or_strict') if passphrase else None
+
+    if b'-----BEGIN' in data:
+        loaders = [serialization.load_pem_private_key]
+    else:
+        loaders = [serialization.load_der_private_key, _load_pkcs12_key]
+
+    needs_passphrase = False
+    wrong_passphrase = False
+    for loader in loaders:
+        try:
+            return _call_key_loader(loader, data, password)
+        except TypeError:
+            # cryptography raises TypeError when the key is encrypted but no password was given.
+            needs_passphrase = True
+        except ValueError as exc:
+            if password is not None and _looks_like_bad_password(exc):
+                wrong_passphrase = True
+        except UnsupportedAlgorithm:
+            raise KsefCredentialError('The %s uses an unsupported key algorithm' % source)
+
+    if needs_passphrase:
+        raise KsefCredentialError('The %s is encrypted; set the private key passphrase' % source)
+    if wrong_passphrase or password is not None and _is_encrypted(data):
+        raise KsefCredentialError('Cannot decrypt the %s: wrong passphrase' % source)
+    raise KsefCredentialError('Cannot load the %s: not a PEM/DER PKCS#8, PKCS#1, SEC1 or PKCS#12 private key' % source)
+
+
+def _call_key_loader(loader, data, password):
+    try:
+        return loader(data, password)
+    except TypeError:
+        if password is None:
+            raise
+        # A passphrase for a key that is not encrypted: the key is still usable as is.
+        return loader(data, None)
+
+
+def _load_pkcs12_key(data, password):
+    key, dummy_cert, dummy_chain = pkcs12.load_key_and_certificates(data, password)
+    if key is None:
+        raise ValueError('PKCS#12 bundle without a private key')
+    return key
+
+
+def _looks_like_bad_password(exc):
+    text = to_native(exc).lower()
+    return 'password' in text or 'decrypt' in text or 'mac' in text
+
+
+def _is_encrypted(data):
+    return b'ENCRYPTED' in data
+
+
+def private_key_to_pem(key, passphrase=None):
+    """PKCS#8 PEM bytes, encrypted with the best available algorithm when a passphrase is given."""
+    if passphrase:
+        encryption = serialization.BestAvailableEncryption(to_bytes(passphrase, errors='surrogate_or_strict'))
+    else:
+        encryption = serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def write_private_key(module, path, key, passphrase=None, mode=PRIVATE_KEY_MODE):
+    """Write a private key atomically; the file is never readable by others, not even for a moment."""
+    write_file_atomic(module, path, private_key_to_pem(key, passphrase), mode)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public keys and CSRs
+# ---------------------------------------------------------------------------------------------
+
+def public_key_der(public_key):
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_key_fingerprint(public_key):
+    """Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo; accepts a public or private key."""
+    if hasattr(public_key, 'public_key'):
+        public_key = public_key.public_key()
+    return hashlib.sha256(public_key_der(public_key)).hexdigest()
+
+
+def build_subject(enrollment_data):
+    """x509.Name built exactly from GET /certificates/enrollments/data, in the C# client's order."""
+    rdns = []
+    for field, oid, string_type in _subject_layout():
+        value = enrollment_data.get(field)
+        if value is None or value == '':
+            continue
+        asn1_type = _string_type(string_type)
+        if asn1_type is None:
+            attribute = x509.NameAttribute(oid, value)
+        else:
+            attribute = x509.NameAttribute(oid, value, _type=asn1_type)
+        rdns.append(x509.RelativeDistinguishedName([attribute]))
+    if not rdns:
+        raise KsefInputError('KSeF returned empty enrollment data; cannot build a certificate request subject')
+    return x509.Name(rdns)
+
+
+def build_csr(key, enrollment_data):
+    """DER PKCS#10 request: RSA signed with PKCS#1 v1.5 SHA-256, EC with ECDSA SHA-256."""
+    check_key_supported(key)
+    builder = x509.CertificateSigningRequestBuilder().subject_name(build_subject(enrollment_data))
+    csr = builder.sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def load_csr(data, source='certificate signing request'):
+    """Parse a CSR given as PEM, DER or base64 of DER; checks its signature and key."""
+    if isinstance(data, str):
+        data = to_bytes(data, errors='surrogate_or_strict')
+    stripped = data.strip()
+    csr = None
+    try:
+        if b'-----BEGIN' in stripped:
+            csr = x509.load_pem_x509_csr(stripped)
+        else:
+            try:
+                csr = x509.load_der_x509_csr(stripped)
+            except ValueError:
+                csr = x509.load_der_x509_csr(base64.b64decode(stripped, validate=False))
+    except (ValueError, TypeError, binascii.Error):
+        raise KsefInputError('Cannot parse the %s: expected PEM, DER or base64 of a DER PKCS#10 request' % source)
+    if not csr.is_signature_valid:
+        raise KsefInputError('The %s has an invalid signature' % source)
+    check_key_supported(csr.public_key(), what='key of the %s' % source)
+    return csr
+
+
+def read_csr_file(path):
+    data, source = _read_source(path, 'certificate signing request file')
+    return load_csr(data, source=source)
+
+
+def csr_public_key(csr_bytes):
+    """Public key of a CSR given as bytes (PEM, DER or base64 DER) or an already parsed CSR."""
+    if isinstance(csr_bytes, (bytes, str)):
+        return load_csr(csr_bytes).public_key()
+    return csr_bytes.public_key()
+
+
+def csr_der(csr):
+    return csr.public_bytes(serialization.Encoding.DER)
+
+
+def csr_subject_differences(csr, enrollment_data):
+    """Names of the enrollment data fields whose value the CSR subject does not carry exactly."""
+    present = {}
+    for attribute in csr.subject:
+        present.setdefault(attribute.oid.dotted_string, []).append(attribute.value)
+    differences = []
+    for field, oid, dummy_type in _subject_layout():
+        expected = enrollment_data.get(field)
+        actual = present.pop(oid.dotted_string, [])
+        if expected in (None, ''):
+            if actual:
+                differences.append(field)
+        elif actual != [expected]:
+            differences.append(field)
+    if present:
+        differences.append('other attributes (%s)' % ', '.join(sorted(present)))
+    return differences
+
+
+# ---------------------------------------------------------------------------------------------
+# Certificates
+# ---------------------------------------------------------------------------------------------
+
+def load_certificate(data):
+    """Parse an X.509 certificate from PEM, DER or base64 of DER; raises ValueError when it cannot."""
+    if isinstance(data, str):
+        data = to_bytes(data, errors='surrogate_or_strict')
+    stripped = data.strip()
+    if b'-----BEGIN' in stripped:
+        return x509.load_pem_x509_certificate(stripped)
+    try:
+        return x509.load_der_x509_certificate(stripped)
+    except ValueError:
+        try:
+            decoded = base64.b64decode(stripped, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError('not a PEM, DER or base64 DER certificate')
+        return x509.load_der_x509_certificate(decoded)
+
+
+def read_certificate_file(path):
+    """The certificate in a file, or None when the file is missing or does not hold a certificate."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    try:
+        return load_certificate(data)
+    except ValueError:
+        return None
+
+
+def certificate_to_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def serial_hex(cert):
+    """Serial number in KSeF's notation: upper-case hex, at least 16 digits."""
+    return '%016X' % cert.serial_number
+
+
+def _utc(value):
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def certificate_not_before(cert):
+    value = getattr(cert, 'not_valid_before_utc', None)
+    return _utc(value if value is not None else cert.not_valid_before)
+
+
+def certificate_not_after(cert):
+    value = getattr(cert, 'not_valid_after_utc', None)
+    return _utc(value if value is not None else cert.not_valid_after)
+
+
+def isoformat_utc(value):
+    return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S+00:00')
+
+
+def certificate_summary(cert):
+    """Facts about a certificate that are safe to show: no key material."""
+    return {
+        'serial_number': serial_hex(cert),
+        'subject': cert.subject.rfc4514_string(),
+        'valid_from': isoformat_utc(certificate_not_before(cert)),
+        'valid_to': isoformat_utc(certificate_not_after(cert)),
+        'fingerprint_sha256': hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
+        'public_key_sha256': public_key_fingerprint(cert.public_key()),
+    }
+
+
+def pkcs12_bundle(name, key, cert, passphrase=None):
+    """PKCS#12 bytes holding the key and its certificate, encrypted when a passphrase is given."""
+    if passphrase:
+        encryption = serialization.BestAvailableEncryption(to_bytes(passphrase, errors='surrogate_or_strict'))
+    else:
+        encryption = serialization.NoEncryption()
+    return pkcs12.serialize_key_and_certificates(to_bytes(name, errors='surrogate_or_strict'), key, cert, None, encryption)
+
+
+def pkcs12_matches(path, passphrase, key, cert):
+    """Whether the PKCS#12 file at path opens with passphrase and holds exactly this key and certificate."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+        password = to_bytes(passphrase, errors='surrogate_or_strict') if passphrase else None
+        bundled_key, bundled_cert, dummy_chain = pkcs12.load_key_and_certificates(data, password)
+    except (IOError, OSError, ValueError, TypeError):
+        return False
+    if bundled_key is None or bundled_cert is None or key is None:
+        return False
+    return (bundled_cert.public_bytes(serialization.Encoding.DER) == cert.public_bytes(serialization.Encoding.DER) and
+            public_key_fingerprint(bundled_key) == public_key_fingerprint(key))
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+def write_file_atomic(module, path, data, mode, file_args=None):
+    """Replace path with data in one rename; the content is never visible with a wider mode than 0600.
+
+    The temporary file is created 0600 in the target directory (mkstemp), filled and synced, given its
+    final mode, and renamed over the target with module.atomic_move. The target's old attributes are
+    not copied (a world-readable old file must not make a new key readable), and the process umask is
+    narrowed during the move because atomic_move widens the mode of new files to 0666 & ~umask.
+    file_args (from module.load_file_common_arguments) are applied afterwards, e.g. owner and group.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise KsefInputError('Directory %s for %s does not exist' % (directory, path))
+    fd, tmp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_path, mode & PRIVATE_KEY_MODE)
+        old_umask = os.umask(0o077)
+        try:
+            module.atomic_move(tmp_path, path, keep_dest_attrs=False)
+        finally:
+            os.umask(old_umask)
+    finally:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+    _sync_directory(directory)
+    # Widen to the requested mode only now that the content is in place (keys stay 0600).
+    os.chmod(path, mode)
+    if file_args:
+        module.set_fs_attributes_if_different(file_args, False)
+
+
+def move_file_atomic(module, source, path, mode):
+    """Rename an already written file (e.g. a rotated key) over path without widening its mode."""
+    os.chmod(source, mode)
+    old_umask = os.umask(0o077)
+    try:
+        module.atomic_move(source, path, keep_dest_attrs=False)
+    finally:
+        os.umask(old_umask)
+    _sync_directory(os.path.dirname(os.path.abspath(path)))
+    os.chmod(path, mode)
+
+
+def _sync_directory(directory):
+    """Make the rename durable, so a crash right after a write cannot bring the old file back."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
