@@ -1,0 +1,71 @@
+"""Injected faults (POST /emulator/faults) to test client retry and idempotency logic.
+
+Modes: 'status' answers an HTTP status with a body and does nothing; 'drop-response' performs the
+operation, then closes the connection without an answer; 'delay' sleeps, then answers normally;
+'reset' closes the connection with a TCP RST before doing anything.
+"""
+
+import threading
+
+MODES = ('status', 'drop-response', 'delay', 'reset')
+
+
+class FaultError(ValueError):
+    """The fault definition is invalid (message is shown to the caller)."""
+
+
+def parse_fault(data):
+    if not isinstance(data, dict):
+        raise FaultError('body must be a JSON object')
+    mode = data.get('mode')
+    if mode not in MODES:
+        raise FaultError('mode must be one of %s' % ', '.join(MODES))
+    method = str(data.get('method') or '*').upper()
+    route = data.get('route') or '*'
+    if not isinstance(route, str) or not (route == '*' or route.startswith('/')):
+        raise FaultError("route must be an OpenAPI path template such as '/certificates/enrollments' or '*'")
+    count = data.get('count', 1)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise FaultError('count must be a positive integer')
+    fault = {'method': method, 'route': route, 'mode': mode, 'count': count}
+    if mode == 'status':
+        status = data.get('status')
+        if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
+            raise FaultError('status must be an HTTP error status (400-599)')
+        fault['status'] = status
+        fault['retryAfter'] = int(data.get('retryAfter', 1))
+    if mode == 'delay':
+        delay = data.get('delay')
+        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 300:
+            raise FaultError('delay must be a number of seconds between 0 and 300')
+        fault['delay'] = float(delay)
+    return fault
+
+
+class FaultRegistry:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._faults = []
+
+    def add(self, fault):
+        with self._lock:
+            self._faults.append(dict(fault))
+
+    def clear(self):
+        with self._lock:
+            self._faults = []
+
+    def pending(self):
+        with self._lock:
+            return [dict(f) for f in self._faults]
+
+    def take(self, method, route):
+        """Return the first fault matching this request and use up one of its applications."""
+        with self._lock:
+            for fault in self._faults:
+                if fault['method'] in ('*', method) and fault['route'] in ('*', route):
+                    fault['count'] -= 1
+                    if fault['count'] <= 0:
+                        self._faults.remove(fault)
+                    return dict(fault)
+        return None
