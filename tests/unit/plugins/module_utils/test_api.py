@@ -1,0 +1,162 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils._api import (
+    CERTIFICATE_STATUSES,
+    CERTIFICATE_TYPES,
+    REVOCATION_REASONS,
+    KsefApi,
+    from_api,
+    snake_item,
+    snake_name,
+    to_api,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError, KsefTransportError
+from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
+    Exchange,
+    FakeClock,
+    HttpScript,
+)
+
+TOKEN = 'ACCESS'
+SERIALS = ['%016X' % i for i in range(1, 24)]
+
+
+def make_api(script):
+    clock = FakeClock()
+    client = KsefHttpClient('https://ksef.invalid/v2', session=script.session(), clock=clock, sleep=clock.sleep)
+    return KsefApi(client, KsefAuthenticator(client, {'access_token': TOKEN}))
+
+
+def error_body(code, description):
+    return {'exception': {'exceptionDetailList': [{'exceptionCode': code, 'exceptionDescription': description}]}}
+
+
+def test_simple_gets():
+    script = HttpScript([
+        Exchange('GET', '/certificates/limits', token=TOKEN, reply={'canRequest': True}),
+        Exchange('GET', '/certificates/enrollments/data', token=TOKEN, reply={'commonName': 'X'}),
+        Exchange('GET', '/certificates/enrollments/20251010-EH-1B6C9EB000-4B15D3AEB9-89', token=TOKEN,
+                 reply={'status': {'code': 100}}),
+    ])
+    api = make_api(script)
+    assert api.limits() == {'canRequest': True}
+    assert api.enrollment_data() == {'commonName': 'X'}
+    assert api.enrollment_status('20251010-EH-1B6C9EB000-4B15D3AEB9-89') == {'status': {'code': 100}}
+    script.verify()
+
+
+def test_rate_limits_are_applied_to_pacing():
+    limits = {'other': {'perSecond': 1, 'perMinute': 2, 'perHour': 3}}
+    script = HttpScript([Exchange('GET', '/rate-limits', reply=limits)])
+    api = make_api(script)
+    assert api.rate_limits() == limits
+    assert api.client.other_limits == {1: 1, 60: 2, 3600: 3}
+
+
+def test_enroll_sends_base64_csr_and_is_never_retried():
+    expected = {'certificateName': 'erp auth', 'certificateType': 'Authentication', 'csr': base64.b64encode(b'CSR').decode(),
+                'validFrom': '2026-01-02T00:00:00+00:00'}
+    script = HttpScript([
+        Exchange('POST', '/certificates/enrollments', json=expected, status=202,
+                 reply={'referenceNumber': 'REF', 'timestamp': '2026-01-01T00:00:00Z'}),
+        Exchange('POST', '/certificates/enrollments', status=503),
+    ])
+    api = make_api(script)
+    assert api.enroll('erp auth', 'authentication', b'CSR', valid_from=datetime.datetime(2026, 1, 2)) == {
+        'referenceNumber': 'REF', 'timestamp': '2026-01-01T00:00:00Z'}
+    with pytest.raises(KsefApiError):
+        api.enroll('erp auth', 'Offline', b'CSR')
+    script.verify()
+
+
+def test_enroll_transport_error_says_it_may_have_reached_the_server():
+    import requests
+    script = HttpScript([Exchange('POST', '/certificates/enrollments', exc=requests.exceptions.ReadTimeout('x'))])
+    with pytest.raises(KsefTransportError) as info:
+        make_api(script).enroll('erp auth', 'offline', b'CSR')
+    assert info.value.may_have_reached_server is True
+    script.verify()
+
+
+def test_retrieve_in_chunks_of_ten():
+    def reply(serials):
+        return {'certificates': [{'certificateSerialNumber': s, 'certificate': 'AAAA', 'certificateName': 'n',
+                                  'certificateType': 'Offline'} for s in serials]}
+    script = HttpScript([
+        Exchange('POST', '/certificates/retrieve', json={'certificateSerialNumbers': SERIALS[0:10]}, reply=reply(SERIALS[0:10])),
+        Exchange('POST', '/certificates/retrieve', json={'certificateSerialNumbers': SERIALS[10:20]}, status=502),
+        Exchange('POST', '/certificates/retrieve', json={'certificateSerialNumbers': SERIALS[10:20]}, reply=reply(SERIALS[10:20])),
+        Exchange('POST', '/certificates/retrieve', json={'certificateSerialNumbers': SERIALS[20:]}, reply=reply(SERIALS[20:])),
+    ])
+    items = make_api(script).retrieve(SERIALS)
+    script.verify()
+    assert [i['certificateSerialNumber'] for i in items] == SERIALS
+    assert make_api(HttpScript([])).retrieve([]) == []
+
+
+def test_query_reads_every_page_with_mapped_filters():
+    body = {'name': 'erp', 'type': 'Authentication', 'status': 'Active', 'certificateSerialNumber': SERIALS[0],
+            'expiresAfter': '2026-01-01T00:00:00+00:00'}
+    script = HttpScript([
+        Exchange('POST', '/certificates/query', json=body, params={'pageSize': 50, 'pageOffset': 0},
+                 reply={'certificates': [{'n': i} for i in range(50)], 'hasMore': True}),
+        Exchange('POST', '/certificates/query', json=body, params={'pageSize': 50, 'pageOffset': 1},
+                 reply={'certificates': [{'n': 50}], 'hasMore': False}),
+    ])
+    items = make_api(script).query(name='erp', certificate_type='authentication', status='active',
+                                   serial_number=SERIALS[0],
+                                   expires_after=datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc))
+    script.verify()
+    assert [i['n'] for i in items] == list(range(51))
+
+
+def test_query_without_filters_sends_an_empty_object():
+    script = HttpScript([Exchange('POST', '/certificates/query', json={}, reply={'certificates': [], 'hasMore': False})])
+    assert make_api(script).query() == []
+    script.verify()
+
+
+def test_revoke_maps_reason_and_treats_25009_as_already_revoked():
+    script = HttpScript([
+        Exchange('POST', '/certificates/%s/revoke' % SERIALS[0], json={'revocationReason': 'KeyCompromise'}, status=204),
+        Exchange('POST', '/certificates/%s/revoke' % SERIALS[1], json={}, status=400, reply=error_body(25009, 'already')),
+        Exchange('POST', '/certificates/%s/revoke' % SERIALS[2], json={}, status=400, reply=error_body(25008, 'missing')),
+    ])
+    api = make_api(script)
+    assert api.revoke(SERIALS[0], 'key_compromise') is True
+    assert api.revoke(SERIALS[1]) is False
+    with pytest.raises(KsefApiError) as info:
+        api.revoke(SERIALS[2])
+    assert info.value.codes == [25008]
+    script.verify()
+
+
+def test_enum_maps():
+    assert to_api(CERTIFICATE_TYPES, 'offline') == 'Offline'
+    assert to_api(CERTIFICATE_TYPES, 'Offline') == 'Offline'
+    assert to_api(REVOCATION_REASONS, None) is None
+    with pytest.raises(KsefInputError) as info:
+        to_api(CERTIFICATE_STATUSES, 'gone', 'status')
+    assert "status must be one of active, blocked, expired, revoked, got 'gone'" == str(info.value)
+    assert from_api(REVOCATION_REASONS, 'KeyCompromise') == 'key_compromise'
+    assert from_api(CERTIFICATE_STATUSES, 'SomethingNew') == 'something_new'
+
+
+def test_snake_item_converts_nested_keys_only():
+    item = {'certificateSerialNumber': 'ABC', 'subjectIdentifier': {'type': 'Nip', 'value': '1'}, 'validTo': 'x',
+            'list': [{'lastUseDate': None}]}
+    assert snake_item(item) == {'certificate_serial_number': 'ABC', 'subject_identifier': {'type': 'Nip', 'value': '1'},
+                                'valid_to': 'x', 'list': [{'last_use_date': None}]}
+    assert snake_name('HTTPStatus') == 'http_status'
+    assert snake_name('pageSize') == 'page_size'
