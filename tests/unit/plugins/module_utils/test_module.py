@@ -1,0 +1,116 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    KsefAuthError,
+    KsefInputError,
+    KsefTimeoutError,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._module import (
+    base_url,
+    ksef_argument_spec,
+    nip_is_valid,
+    validate_connection_params,
+    validate_context,
+)
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
+
+SECRET_OPTIONS = {'auth_certificate_content', 'auth_private_key_content', 'auth_passphrase', 'ksef_token', 'access_token'}
+
+
+def test_argument_spec_secrets_and_env_fallbacks():
+    spec = ksef_argument_spec()
+    assert {name for name, option in spec.items() if option.get('no_log')} == SECRET_OPTIONS
+    assert spec['auth_private_key_path']['no_log'] is False
+    for name, option in spec.items():
+        fallback_function, env_names = option['fallback']
+        expected = 'KSEF_TOKEN' if name == 'ksef_token' else 'KSEF_' + name.upper()
+        assert env_names == [expected]
+    assert 'default' not in spec['environment']  # so that environment/api_url can be mutually exclusive
+
+
+@pytest.mark.parametrize('nip, valid', [
+    ('1234563218', True),
+    ('5260250274', True),
+    ('1234563219', False),
+    ('0234563218', False),
+    ('123456321', False),
+    ('12345632181', False),
+    ('1004563210', False),  # second/third digits 00 do not match the XSD pattern
+    (None, False),
+])
+def test_nip_is_valid(nip, valid):
+    assert nip_is_valid(nip) is valid
+
+
+@pytest.mark.parametrize('context_type, context_id', [
+    ('nip', certs.TEST_NIP),
+    ('internal_id', certs.TEST_NIP + '-12345'),
+    ('nip_vat_ue', certs.TEST_NIP + '-DE123456789'),
+    ('peppol_id', 'PPL000123'),
+])
+def test_valid_contexts(context_type, context_id):
+    validate_context(context_type, context_id)
+
+
+@pytest.mark.parametrize('context_type, context_id', [
+    ('nip', '123'),
+    ('internal_id', certs.TEST_NIP),
+    ('internal_id', certs.TEST_NIP + '-1234'),
+    ('nip_vat_ue', '1234563219-DE123456789'),
+    ('nip_vat_ue', certs.TEST_NIP),
+    ('peppol_id', 'ppl000123'),
+])
+def test_invalid_contexts(context_type, context_id):
+    with pytest.raises(KsefInputError) as info:
+        validate_context(context_type, context_id)
+    assert repr(context_id) in str(info.value)
+
+
+def base_params(**overrides):
+    params = dict((name, option.get('default')) for name, option in ksef_argument_spec().items())
+    params.update(overrides)
+    return params
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'context_id': certs.TEST_NIP}, 'no KSeF credential given'),
+    ({'ksef_token': 't'}, 'context_id is required'),
+    ({'ksef_token': 't', 'context_id': '1'}, 'not a valid NIP'),
+    ({'auth_private_key_path': '/k.pem', 'context_id': certs.TEST_NIP}, 'without its certificate'),
+    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'timeout': 0}, 'timeout must be greater than 0'),
+    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'max_retries': -1}, 'max_retries must not be negative'),
+    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'api_url': 'ftp://x'}, 'api_url must be an http(s) URL'),
+    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'auth_allowed_ips': ['a.b.c.d']}, 'auth_allowed_ips entry'),
+])
+def test_validate_connection_params_rejects(overrides, message):
+    with pytest.raises(KsefInputError) as info:
+        validate_connection_params(base_params(**overrides))
+    assert message in str(info.value)
+
+
+def test_validate_connection_params_accepts():
+    validate_connection_params(base_params(ksef_token='t', context_id=certs.TEST_NIP, auth_allowed_ips=['192.0.2.1']))
+    validate_connection_params(base_params(access_token='a'))  # no context needed with an access token
+    validate_connection_params(base_params(), login=False)
+
+
+def test_base_url():
+    assert base_url(base_params()) == 'https://api-test.ksef.mf.gov.pl/v2'
+    assert base_url(base_params(environment='demo')) == 'https://api-demo.ksef.mf.gov.pl/v2'
+    assert base_url(base_params(environment='prod')) == 'https://api.ksef.mf.gov.pl/v2'
+    assert base_url(base_params(api_url='http://127.0.0.1:8443/v2/')) == 'http://127.0.0.1:8443/v2'
+
+
+def test_auth_and_timeout_errors_carry_structured_fields():
+    error = KsefAuthError(460, 'Certificate error', None, 'REF', hint='Check it')
+    assert str(error) == 'KSeF authentication failed with status 460: Certificate error; reference number REF. Check it'
+    assert error.fail_kwargs() == {'auth_status': {'code': 460, 'description': 'Certificate error', 'details': []},
+                                   'reference_number': 'REF'}
+    assert KsefTimeoutError('waited', reference_number='R').fail_kwargs() == {'reference_number': 'R'}
+    assert KsefTimeoutError('waited').fail_kwargs() == {}
