@@ -19,7 +19,7 @@ description:
   - >-
     The task that registers the result must use C(no_log: true), because the result holds the tokens.
 author:
-  - ksef.certificates contributors
+  - ksef.certificates contributors (@ksef-certificates)
 extends_documentation_fragment:
   - ksef.certificates.connection
   - ksef.certificates.attributes

@@ -168,7 +168,7 @@ def test_authentication_polling_is_bounded(signer_params):
     clock = FakeClock()
     # 1 s interval, 120 s budget: 121 polls, then give up.
     script = HttpScript(xades_login(cert)[:2] + [Exchange('GET', '/auth/%s' % REF, reply=status_reply(100))
-                                                 for _ in range(121)])
+                                                 for _attempt in range(121)])
     auth = KsefAuthenticator(make_client(script, clock=clock), params, wall_clock=WallClock())
     with pytest.raises(KsefTimeoutError) as info:
         auth.login()

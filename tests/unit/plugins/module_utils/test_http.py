@@ -81,11 +81,11 @@ def test_path_parameters_are_quoted():
 
 def test_pacing_waits_instead_of_exceeding_per_second_and_per_minute_limits():
     clock = FakeClock()
-    script = HttpScript([Exchange('GET', '/certificates/limits', reply={}) for _ in range(31)])
+    script = HttpScript([Exchange('GET', '/certificates/limits', reply={}) for _attempt in range(31)])
     client = make_client(script, clock=clock)
     start = clock()
     sent_at = []
-    for _ in range(31):
+    for _attempt in range(31):
         client.request('GET', '/certificates/limits')
         sent_at.append(clock() - start)
     script.verify()
@@ -101,14 +101,14 @@ def test_pacing_waits_instead_of_exceeding_per_second_and_per_minute_limits():
 
 def test_pacing_counts_each_endpoint_separately_and_auth_endpoints_have_60_per_second():
     clock = FakeClock()
-    script = HttpScript([Exchange('GET', '/certificates/limits', reply={}) for _ in range(10)]
+    script = HttpScript([Exchange('GET', '/certificates/limits', reply={}) for _attempt in range(10)]
                         + [Exchange('GET', '/certificates/enrollments/data', reply={})]
-                        + [Exchange('POST', '/auth/challenge', reply={}) for _ in range(60)])
+                        + [Exchange('POST', '/auth/challenge', reply={}) for _attempt in range(60)])
     client = make_client(script, clock=clock)
-    for _ in range(10):
+    for _attempt in range(10):
         client.request('GET', '/certificates/limits')
     client.request('GET', '/certificates/enrollments/data')
-    for _ in range(60):
+    for _attempt in range(60):
         client.request('POST', '/auth/challenge')
     script.verify()
     assert clock.sleeps == []
@@ -116,11 +116,11 @@ def test_pacing_counts_each_endpoint_separately_and_auth_endpoints_have_60_per_s
 
 def test_set_rate_limits_uses_the_other_group():
     clock = FakeClock()
-    script = HttpScript([Exchange('GET', '/certificates/limits', reply={}) for _ in range(3)])
+    script = HttpScript([Exchange('GET', '/certificates/limits', reply={}) for _attempt in range(3)])
     client = make_client(script, clock=clock)
     client.set_rate_limits({'other': {'perSecond': 2, 'perMinute': 100, 'perHour': 1000},
                             'invoiceSend': {'perSecond': 1, 'perMinute': 1, 'perHour': 1}})
-    for _ in range(3):
+    for _attempt in range(3):
         client.request('GET', '/certificates/limits')
     assert clock.sleeps == [pytest.approx(1.0)]
 
@@ -169,7 +169,7 @@ def test_429_with_retry_after_above_max_retry_wait_fails_at_once():
 
 def test_429_gives_up_after_max_retries():
     script = HttpScript([Exchange('GET', '/certificates/limits', status=429, reply_headers={'Retry-After': '2'})
-                         for _ in range(3)])
+                         for _attempt in range(3)])
     client = make_client(script, max_retries=2)
     with pytest.raises(KsefRateLimitError):
         client.request('GET', '/certificates/limits')
@@ -231,7 +231,7 @@ def test_connect_timeout_on_post_is_retried_because_nothing_was_sent():
 def test_connection_errors_on_get_are_retried_then_reported():
     clock = FakeClock()
     script = HttpScript([Exchange('GET', '/certificates/limits', exc=requests.exceptions.ConnectionError('reset'))
-                         for _ in range(3)])
+                         for _attempt in range(3)])
     client = make_client(script, clock=clock, max_retries=2, max_retry_wait=1)
     with pytest.raises(KsefTransportError) as info:
         client.request('GET', '/certificates/limits')
