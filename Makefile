@@ -1,22 +1,147 @@
-# ksef.certificates developer entry points. See README.md.
+# ksef.certificates developer entry points. `make help` lists them; docs/TESTING.md explains them.
 SHELL := /bin/bash
-PY312 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3))
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Newest end: ansible-core from requirements/dev.txt on Python 3.12 (ansible-core 2.20+ needs 3.12+).
+# Old end: ansible-core 2.16 (the oldest meta/runtime.yml allows) on Python 3.11.
+PYENV_VERSIONS := $(HOME)/.pyenv/versions
+PY312 := $(lastword $(sort $(wildcard $(PYENV_VERSIONS)/3.12*/bin/python3)))
+PY311 := $(lastword $(sort $(wildcard $(PYENV_VERSIONS)/3.11*/bin/python3)))
 PYTHON ?= $(if $(PY312),$(PY312),python3)
+PYTHON_OLD ?= $(if $(PY311),$(PY311),python3)
+
 VENV := .venv
+VENV_OLD := .venv-2.16
 VPY := $(VENV)/bin/python
+VPY_OLD := $(VENV_OLD)/bin/python
+# The emulator is installed editable once its project file exists (it is being written).
+EMULATOR_PROJECT := $(wildcard tests/emulator/pyproject.toml)
+TEST_REQUIREMENTS := tests/unit/requirements.txt tests/integration/requirements.txt
+# Others import the collection through this symlink (pytest, ansible -m); keep it alive.
+COLLECTION_LINK := build/collections/ansible_collections/ksef/certificates
 
-.PHONY: venv emulator test demo bench clean
+# Extra arguments, e.g. `make sanity SANITY_ARGS='--test pep8'` or `make integration-latest TARGETS=ksef_session`.
+SANITY_ARGS ?=
+UNITS_ARGS ?=
+TARGETS ?=
+# Seconds the emulator keeps an enrollment in processing (short, so tests poll at least once).
+EMULATOR_PROCESSING_DELAY ?= 1
 
-venv: $(VENV)/.stamp
+.PHONY: help venv collection-link deps-system \
+	sanity sanity-latest sanity-2.16 units units-latest units-2.16 emulator-tests \
+	integration integration-latest integration-2.16 lint test emulator clean
 
-$(VENV)/.stamp: requirements/dev.txt
+help:
+	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
+	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl when missing (root only)'
+	@echo 'make sanity           ansible-test sanity at both ends (sanity-latest, sanity-2.16)'
+	@echo 'make units            ansible-test units at both ends (units-latest, units-2.16)'
+	@echo 'make emulator-tests   pytest tests/emulator/tests'
+	@echo 'make integration      ansible-test integration against the emulator (integration-latest: all targets,'
+	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
+	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
+	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
+	@echo 'make emulator         run the emulator in the foreground on https://127.0.0.1:8443/v2'
+
+# ---------------------------------------------------------------------------------------------
+# Environments
+
+venv: $(VENV)/.stamp $(VENV_OLD)/.stamp collection-link
+
+$(VENV)/.stamp: requirements/dev.txt $(TEST_REQUIREMENTS) $(EMULATOR_PROJECT)
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q -r requirements/dev.txt
-	$(VPY) -m pip install -q -e tests/emulator
+	$(VPY) -m pip install -q -r requirements/dev.txt $(addprefix -r ,$(TEST_REQUIREMENTS))
+	$(if $(EMULATOR_PROJECT),$(VPY) -m pip install -q -e tests/emulator)
 	touch $@
 
-emulator: venv
-	$(VPY) -m ksef_emulator --host 127.0.0.1 --port 8443 --state build/emulator.sqlite --tls-ca-file build/emulator-ca.pem
+$(VENV_OLD)/.stamp: requirements/ansible-2.16.txt $(TEST_REQUIREMENTS)
+	test -x $(VPY_OLD) || $(PYTHON_OLD) -m venv $(VENV_OLD)
+	$(VPY_OLD) -m pip install -q -r requirements/ansible-2.16.txt $(addprefix -r ,$(TEST_REQUIREMENTS))
+	touch $@
 
+collection-link:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ "$$(readlink $(COLLECTION_LINK) || true)" != "$(CURDIR)" ]; then ln -sfn $(CURDIR) $(COLLECTION_LINK); echo "linked $(COLLECTION_LINK) -> $(CURDIR)"; fi
+
+deps-system:
+	@missing=; for tool in shellcheck xmlsec1 openssl; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1 and openssl are present"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "deps-system: missing:$$missing; not root, skipping (install them with apt-get)"; \
+	else echo "deps-system: installing$$missing"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+# ---------------------------------------------------------------------------------------------
+# ansible-test (tools/ansible-test.sh mirrors the repo into build/ansible_collections/ksef/certificates)
+
+sanity: sanity-latest sanity-2.16
+
+# --venv: ansible-test builds its own venv per sanity test; compile and import run on every
+# python3.9 ... python3.13 that tools/ansible-test.sh finds under ~/.pyenv/versions.
+sanity-latest: venv
+	tools/ansible-test.sh $(VENV) sanity --venv --color no $(SANITY_ARGS)
+
+sanity-2.16: venv
+	tools/ansible-test.sh $(VENV_OLD) sanity --venv --color no $(SANITY_ARGS)
+
+units: units-latest units-2.16
+
+# --venv: ansible-test makes a venv per Python (3.9 ... 3.13 from pyenv) and installs pytest and
+# tests/unit/requirements.txt into it, so the unit tests run on every Python the modules support.
+units-latest: venv
+	tools/ansible-test.sh $(VENV) units --venv --color no $(UNITS_ARGS)
+
+units-2.16: venv
+	tools/ansible-test.sh $(VENV_OLD) units --venv --color no $(UNITS_ARGS)
+
+integration: integration-latest integration-2.16
+
+integration-latest: venv
+	tools/run-integration.sh $(VENV) --processing-delay $(EMULATOR_PROCESSING_DELAY) -- $(TARGETS)
+
+# The old end runs the representative subset: targets whose aliases contain ksef/smoke.
+integration-2.16: venv
+	tools/run-integration.sh $(VENV_OLD) --processing-delay $(EMULATOR_PROCESSING_DELAY) -- ksef/smoke/
+
+# ---------------------------------------------------------------------------------------------
+# Emulator
+
+emulator-tests: venv
+	@if [ ! -d tests/emulator/tests ]; then echo "emulator-tests: tests/emulator/tests does not exist yet, skipping"; exit 0; fi; \
+	cd tests/emulator && ../../$(VPY) -m pytest -p no:cacheprovider -q tests
+
+emulator: venv
+	mkdir -p build/emulator
+	$(VPY) -m ksef_emulator --host 127.0.0.1 --port 8443 --state build/emulator/state.sqlite \
+		--tls-ca-file build/emulator/ca.pem --ready-file build/emulator/ready.json --record-dir build/emulator/requests
+
+# ---------------------------------------------------------------------------------------------
+# Lint and packaging
+
+lint: venv
+	tools/lint.sh $(VENV)
+
+# ---------------------------------------------------------------------------------------------
+# Everything, as CI runs it (.ci/run)
+
+test:
+	tools/run-stages.sh venv deps-system sanity-latest sanity-2.16 units-latest units-2.16 \
+		emulator-tests integration-latest integration-2.16 lint
+
+# >>> demo targets (owned by the demo engineer: demo, demo-clean) >>>
+.PHONY: demo demo-clean
+
+# Provision three local demo hosts against the emulator (state in build/demo/); a second run asserts changed=0.
+demo: venv
+	demo/run.sh
+
+demo-clean:
+	rm -rf build/demo
+# <<< demo targets <<<
+
+# >>> benchmark targets (owned by the benchmark engineer: bench) >>>
+# <<< benchmark targets <<<
+
+# Keeps build/collections (the symlink others use); `make venv` recreates it anyway.
 clean:
-	rm -rf build tests/output
+	rm -rf tests/output
+	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -name collections -exec rm -rf {} +; fi
