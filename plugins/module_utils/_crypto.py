@@ -241,16 +241,16 @@ def load_csr(data, source='certificate signing request'):
     """Parse a CSR given as PEM, DER or base64 of DER; checks its signature and key."""
     if isinstance(data, str):
         data = to_bytes(data, errors='surrogate_or_strict')
-    stripped = data.strip()
     csr = None
     try:
-        if b'-----BEGIN' in stripped:
-            csr = x509.load_pem_x509_csr(stripped)
+        if b'-----BEGIN' in data:
+            csr = x509.load_pem_x509_csr(data.strip())
         else:
+            # DER first, on the raw bytes: stripping could cut a DER value that ends in a whitespace byte.
             try:
-                csr = x509.load_der_x509_csr(stripped)
+                csr = x509.load_der_x509_csr(data)
             except ValueError:
-                csr = x509.load_der_x509_csr(base64.b64decode(stripped, validate=False))
+                csr = x509.load_der_x509_csr(base64.b64decode(data.strip(), validate=False))
     except (ValueError, TypeError, binascii.Error):
         raise KsefInputError('Cannot parse the %s: expected PEM, DER or base64 of a DER PKCS#10 request' % source)
     if not csr.is_signature_valid:
@@ -302,14 +302,14 @@ def load_certificate(data):
     """Parse an X.509 certificate from PEM, DER or base64 of DER; raises ValueError when it cannot."""
     if isinstance(data, str):
         data = to_bytes(data, errors='surrogate_or_strict')
-    stripped = data.strip()
-    if b'-----BEGIN' in stripped:
-        return x509.load_pem_x509_certificate(stripped)
+    if b'-----BEGIN' in data:
+        return x509.load_pem_x509_certificate(data.strip())
+    # DER first, on the raw bytes: stripping could cut a DER value that ends in a whitespace byte.
     try:
-        return x509.load_der_x509_certificate(stripped)
+        return x509.load_der_x509_certificate(data)
     except ValueError:
         try:
-            decoded = base64.b64decode(stripped, validate=True)
+            decoded = base64.b64decode(data.strip(), validate=True)
         except (binascii.Error, ValueError):
             raise ValueError('not a PEM, DER or base64 DER certificate')
         return x509.load_der_x509_certificate(decoded)

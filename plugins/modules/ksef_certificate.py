@@ -626,6 +626,10 @@ def argument_spec():
     return spec
 
 
+MUTUALLY_EXCLUSIVE = [('name', 'certificates'), ('csr_path', 'csr_content')]
+REQUIRED_ONE_OF = [('name', 'certificates')]
+
+
 def run_module(ksef):
     converger = Converger(ksef.module, lambda: ksef.api, ksef.params)
     return converger.run()
@@ -636,8 +640,8 @@ def main():
         argument_spec=argument_spec(),
         supports_check_mode=True,
         add_file_common_args=True,
-        mutually_exclusive=[('name', 'certificates'), ('csr_path', 'csr_content')],
-        required_one_of=[('name', 'certificates')],
+        mutually_exclusive=MUTUALLY_EXCLUSIVE,
+        required_one_of=REQUIRED_ONE_OF,
     )
     if not _crypto.HAS_CRYPTOGRAPHY:
         ksef.module.fail_json(msg=missing_required_lib('cryptography'), exception=_crypto.CRYPTOGRAPHY_IMPORT_ERROR)

@@ -419,3 +419,19 @@ def test_pkcs12_bundle_round_trip(ec_key, rsa_key, tmp_path):
     assert not _crypto.pkcs12_matches(str(path), 'wrong', ec_key, cert)
     assert not _crypto.pkcs12_matches(str(path), PASSPHRASE, rsa_key, cert)
     assert not _crypto.pkcs12_matches(str(tmp_path / 'none.p12'), PASSPHRASE, ec_key, cert)
+
+
+def _ending_in_whitespace(make):
+    """Make DER objects until one ends in a byte that bytes.strip() would remove (ECDSA signatures are random)."""
+    for dummy in range(2000):
+        der = make()
+        if der[-1:] in (b' ', b'\t', b'\n', b'\r', b'\x0b', b'\x0c'):
+            return der
+    raise AssertionError('no DER value ending in a whitespace byte was produced')
+
+
+def test_der_ending_in_a_whitespace_byte_is_not_truncated(ec_key):
+    cert_der = _ending_in_whitespace(lambda: _issue(ec_key).public_bytes(serialization.Encoding.DER))
+    assert _crypto.load_certificate(cert_der).public_bytes(serialization.Encoding.DER) == cert_der
+    csr_der = _ending_in_whitespace(lambda: _crypto.build_csr(ec_key, SEAL_DATA))
+    assert _crypto.csr_der(_crypto.load_csr(csr_der)) == csr_der

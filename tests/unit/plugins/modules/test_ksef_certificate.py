@@ -1,0 +1,1046 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Unit tests for ksef_certificate: the decision engine against an in-memory KSeF, and main() over scripted HTTP."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+import fcntl
+import json
+import os
+import stat
+
+import pytest
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    KsefApiError,
+    KsefError,
+    KsefInputError,
+    KsefTransportError,
+)
+from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate
+from ansible_collections.ksef.certificates.tests.unit.conftest import module_args
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
+
+START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
+ENROLLMENT_DATA = {
+    'commonName': u'Zażółć Gęślą', 'surname': u'Gęślą', 'givenName': u'Zażółć', 'countryName': 'PL',
+    'serialNumber': 'TINPL-1234563218', 'organizationName': None, 'organizationIdentifier': None,
+    'uniqueIdentifier': None,
+}
+API_TYPES = {'authentication': 'Authentication', 'offline': 'Offline', 'Authentication': 'Authentication',
+             'Offline': 'Offline'}
+REASONS = {'unspecified': 'Unspecified', 'superseded': 'Superseded', 'key_compromise': 'KeyCompromise'}
+
+
+def ksef_time(value):
+    """KSeF's own notation: 7 fractional digits and an offset."""
+    return value.strftime('%Y-%m-%dT%H:%M:%S.%f') + '0+00:00'
+
+
+class FakeClock:
+    def __init__(self):
+        self.elapsed = 0.0
+
+    def now(self):
+        return START + datetime.timedelta(seconds=self.elapsed)
+
+    def monotonic(self):
+        return self.elapsed
+
+    def sleep(self, seconds):
+        self.elapsed += seconds
+
+    def advance(self, **delta):
+        self.elapsed += datetime.timedelta(**delta).total_seconds()
+
+
+class FakeKsef:
+    """An in-memory KSeF with KsefApi's interface: issues real certificates and records every call.
+
+    Enrollments are processed `processing_seconds` after they were sent (by the fake clock).
+    """
+
+    def __init__(self, clock, processing_seconds=0):
+        self.clock = clock
+        self.processing_seconds = processing_seconds
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Fake KSeF CA')])
+        self.certificates = []
+        self.enrollments = {}
+        self.calls = []
+        self.limits_reply = {'canRequest': True, 'enrollment': {'remaining': 300, 'limit': 300},
+                             'certificate': {'remaining': 100, 'limit': 100}}
+        self.enroll_error = None        # raised by enroll() before it acts
+        self.lose_enroll_response = None  # raised by enroll() after it acted
+        self.forced_status = {}
+        self._serial = 0x1A00000000000000
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def record(self, call, **details):
+        self.calls.append((call, details))
+        self.process()
+
+    def count(self, name):
+        return sum(1 for call in self.calls if call[0] == name)
+
+    def names(self):
+        return [call[0] for call in self.calls]
+
+    def by_serial(self, serial):
+        return next(c for c in self.certificates if c['serial'] == serial)
+
+    def process(self):
+        now = self.clock.now()
+        for reference, enrollment in self.enrollments.items():
+            if enrollment['serial'] is None and now >= enrollment['ready_at'] and reference not in self.forced_status:
+                enrollment['serial'] = self.issue(enrollment)
+
+    def issue(self, enrollment):
+        csr = enrollment['csr']
+        key_usage = dict(digital_signature=enrollment['type'] == 'Authentication',
+                         content_commitment=enrollment['type'] == 'Offline', key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                         encipher_only=False, decipher_only=False)
+        self._serial += 1
+        valid_from = self.clock.now()
+        certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca_name)
+                       .public_key(csr.public_key()).serial_number(self._serial)
+                       .not_valid_before(valid_from).not_valid_after(valid_from + datetime.timedelta(days=730))
+                       .add_extension(x509.KeyUsage(**key_usage), critical=True)
+                       .sign(self.ca_key, hashes.SHA256()))
+        self.certificates.append({
+            'serial': '%016X' % self._serial, 'name': enrollment['name'], 'type': enrollment['type'],
+            'status': 'Active', 'valid_from': valid_from, 'valid_to': valid_from + datetime.timedelta(days=730),
+            'request_date': enrollment['sent_at'], 'der': certificate.public_bytes(serialization.Encoding.DER),
+        })
+        return '%016X' % self._serial
+
+    def add_certificate(self, name, cert_type, key, days=700, status='Active'):
+        """A certificate that exists before the run (made elsewhere)."""
+        csr = x509.CertificateSigningRequestBuilder().subject_name(
+            _crypto.build_subject(ENROLLMENT_DATA)).sign(key, hashes.SHA256())
+        serial = self.issue({'csr': csr, 'name': name, 'type': API_TYPES[cert_type],
+                             'sent_at': self.clock.now() - datetime.timedelta(days=1)})
+        entry = self.by_serial(serial)
+        entry['status'] = status
+        entry['valid_to'] = self.clock.now() + datetime.timedelta(days=days)
+        return serial
+
+    def item(self, entry):
+        return {
+            'certificateSerialNumber': entry['serial'], 'name': entry['name'], 'type': entry['type'],
+            'commonName': ENROLLMENT_DATA['commonName'], 'status': entry['status'],
+            'subjectIdentifier': {'type': 'Nip', 'value': '1234563218'},
+            'validFrom': ksef_time(entry['valid_from']), 'validTo': ksef_time(entry['valid_to']),
+            'requestDate': ksef_time(entry['request_date']),
+        }
+
+    # -- KsefApi interface -------------------------------------------------------------------
+
+    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+        self.record('query', name_filter=name, certificate_type=certificate_type)
+        found = [c for c in self.certificates
+                 if (name is None or name in c['name']) and
+                 (certificate_type is None or c['type'] == API_TYPES[certificate_type])]
+        found.sort(key=lambda c: c['request_date'], reverse=True)
+        return [self.item(c) for c in found]
+
+    def retrieve(self, serial_numbers):
+        serial_numbers = list(serial_numbers)
+        assert serial_numbers, 'retrieve() without serial numbers'
+        self.record('retrieve', serials=serial_numbers)
+        return [{'certificate': base64.b64encode(c['der']).decode('ascii'), 'certificateName': c['name'],
+                 'certificateSerialNumber': c['serial'], 'certificateType': c['type']}
+                for c in self.certificates if c['serial'] in serial_numbers]
+
+    def limits(self):
+        self.record('limits')
+        return self.limits_reply
+
+    def enrollment_data(self):
+        self.record('enrollment_data')
+        return dict(ENROLLMENT_DATA)
+
+    def enroll(self, name, certificate_type, csr_der, valid_from=None):
+        self.record('enroll', certificate_name=name, certificate_type=certificate_type, valid_from=valid_from)
+        if self.enroll_error is not None:
+            raise self.enroll_error
+        csr = x509.load_der_x509_csr(csr_der)
+        assert csr.is_signature_valid
+        assert _crypto.csr_subject_differences(csr, ENROLLMENT_DATA) == []
+        reference = '20260301-EH-%010X-0000000000-%02X' % (len(self.enrollments) + 1, len(self.enrollments) + 1)
+        self.enrollments[reference] = {
+            'name': name, 'type': API_TYPES[certificate_type], 'csr': csr, 'serial': None,
+            'sent_at': self.clock.now(), 'ready_at': self.clock.now() + datetime.timedelta(seconds=self.processing_seconds),
+        }
+        self.process()
+        if self.lose_enroll_response is not None:
+            raise self.lose_enroll_response
+        return {'referenceNumber': reference, 'timestamp': ksef_time(self.clock.now())}
+
+    def enrollment_status(self, reference_number):
+        self.record('enrollment_status', reference=reference_number)
+        if reference_number not in self.enrollments:
+            raise KsefApiError('GET', '/certificates/enrollments/{referenceNumber}', 400,
+                               errors=[{'code': 25005, 'description': 'Enrollment not found'}])
+        enrollment = self.enrollments[reference_number]
+        if reference_number in self.forced_status:
+            code = self.forced_status[reference_number]
+            return {'requestDate': ksef_time(enrollment['sent_at']),
+                    'status': {'code': code, 'description': 'Forced %d' % code, 'details': ['detail of %d' % code]}}
+        if enrollment['serial'] is None:
+            return {'requestDate': ksef_time(enrollment['sent_at']), 'status': {'code': 100, 'description': 'Processing'}}
+        return {'requestDate': ksef_time(enrollment['sent_at']), 'status': {'code': 200, 'description': 'Done'},
+                'certificateSerialNumber': enrollment['serial']}
+
+    def revoke(self, serial_number, reason=None):
+        self.record('revoke', serial=serial_number, reason=REASONS.get(reason, reason))
+        entry = self.by_serial(serial_number)
+        if entry['status'] != 'Active':
+            return False
+        entry['status'] = 'Revoked'
+        return True
+
+    # -- assertions helpers ------------------------------------------------------------------
+
+    def active(self, name=None):
+        return [c['serial'] for c in self.certificates if c['status'] == 'Active' and (name is None or c['name'] == name)]
+
+    def revocations(self):
+        return [(details['serial'], details['reason']) for name, details in self.calls if name == 'revoke']
+
+
+# ---------------------------------------------------------------------------------------------
+# harness
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def ksef(clock):
+    return FakeKsef(clock)
+
+
+class Run:
+    """Run the engine like the module does, with the fake KSeF and the fake clock."""
+
+    def __init__(self, ksef, clock):
+        self.ksef = ksef
+        self.clock = clock
+        self.warnings = []
+
+    def __call__(self, args, check_mode=False, diff=False):
+        args = dict(args)
+        if check_mode:
+            args['_ansible_check_mode'] = True
+        if diff:
+            args['_ansible_diff'] = True
+        with module_args(args):
+            module = AnsibleModule(argument_spec=ksef_certificate.argument_spec(), supports_check_mode=True,
+                                   add_file_common_args=True, mutually_exclusive=ksef_certificate.MUTUALLY_EXCLUSIVE,
+                                   required_one_of=ksef_certificate.REQUIRED_ONE_OF)
+        module.warn = self.warnings.append
+        self.ksef.calls = []
+        converger = Converger(module, lambda: self.ksef, module.params, now=self.clock.now, sleep=self.clock.sleep,
+                              clock=self.clock.monotonic)
+        return converger.run()
+
+
+@pytest.fixture
+def run(ksef, clock):
+    return Run(ksef, clock)
+
+
+def snapshot(directory):
+    """Every file below directory with its mode and content."""
+    files = {}
+    for root, dummy_dirs, names in os.walk(str(directory)):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, 'rb') as handle:
+                files[os.path.relpath(path, str(directory))] = (stat.S_IMODE(os.stat(path).st_mode), handle.read())
+    return files
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(str(path)).st_mode)
+
+
+def key_fingerprint(path, passphrase=None):
+    return _crypto.public_key_fingerprint(_crypto.load_private_key(str(path), passphrase))
+
+
+def cert_of(path):
+    return x509.load_pem_x509_certificate(open(str(path), 'rb').read())
+
+
+def assert_pair(key_path, cert_path, passphrase=None):
+    """The certificate on disk carries the key on disk, and the signer's subject."""
+    certificate = cert_of(cert_path)
+    assert _crypto.public_key_fingerprint(certificate.public_key()) == key_fingerprint(key_path, passphrase)
+    assert certificate.subject == _crypto.build_subject(ENROLLMENT_DATA)
+    return certificate
+
+
+def single(tmp_path, name='erp-production', cert_type='authentication', **extra):
+    args = dict(name=name, type=cert_type, private_key_path=str(tmp_path / (name + '.key')),
+                certificate_path=str(tmp_path / (name + '.pem')))
+    args.update(extra)
+    return args
+
+
+def only_writes(names):
+    return [n for n in names if n in ('enroll', 'revoke')]
+
+
+# ---------------------------------------------------------------------------------------------
+# missing -> enroll; healthy -> no-op
+# ---------------------------------------------------------------------------------------------
+
+def test_missing_check_real_check_real(run, ksef, tmp_path):
+    args = single(tmp_path)
+
+    predicted = run(args, check_mode=True, diff=True)
+    assert predicted['changed'] is True
+    assert predicted['action'] == 'enrolled' and predicted['reason'] == 'missing'
+    assert predicted['certificate'] is None
+    assert only_writes(ksef.names()) == []
+    assert snapshot(tmp_path) == {}
+    assert predicted['diff']['before']['serial_number'] is None
+    assert predicted['diff']['after']['status'] == 'active'
+
+    enrolled = run(args)
+    assert enrolled['changed'] is True and enrolled['action'] == 'enrolled'
+    assert ksef.count('enroll') == 1 and ksef.count('query') == 1 and ksef.count('limits') == 1
+    assert enrolled['reference_number'].startswith('20260301-EH-')
+    certificate = assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+    assert mode(tmp_path / 'erp-production.key') == 0o600
+    assert mode(tmp_path / 'erp-production.pem') == 0o644
+    assert sorted(snapshot(tmp_path)) == ['erp-production.key', 'erp-production.key.ksef-pending.json.lock',
+                                          'erp-production.pem']
+    summary = enrolled['certificate']
+    assert summary['serial_number'] == '%016X' % certificate.serial_number
+    assert summary['status'] == 'active' and summary['type'] == 'authentication'
+    assert summary['public_key_sha256'] == key_fingerprint(tmp_path / 'erp-production.key')
+    assert summary['days_remaining'] == 730
+    assert isinstance(_crypto.load_private_key(str(tmp_path / 'erp-production.key')), ec.EllipticCurvePrivateKey)
+
+    before = snapshot(tmp_path)
+    for check_mode in (True, False):
+        again = run(args, check_mode=check_mode)
+        assert again['changed'] is False and again['action'] == 'none' and again['reason'] == 'healthy'
+        assert ksef.names() == ['query'], 'the healthy no-op costs exactly one query'
+        assert again['certificate']['serial_number'] == summary['serial_number']
+        assert snapshot(tmp_path) == before
+
+
+def test_returns_have_the_same_keys_whether_or_not_anything_changed(run, tmp_path):
+    args = single(tmp_path)
+    first = run(args)
+    second = run(args)
+    assert set(first) == set(second)
+    assert set(first['certificates'][0]) == set(second['certificates'][0])
+    assert 'certificate_pem' not in first
+
+
+def test_rsa_offline_certificate_with_passphrase_and_pkcs12(run, ksef, tmp_path):
+    args = single(tmp_path, name='erp-offline', cert_type='offline', private_key_type='rsa',
+                  private_key_passphrase='key secret', pkcs12_path=str(tmp_path / 'erp-offline.p12'),
+                  pkcs12_passphrase='p12 secret', return_content=True)
+    result = run(args)
+    assert result['action'] == 'enrolled'
+    key = _crypto.load_private_key(str(tmp_path / 'erp-offline.key'), 'key secret')
+    assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
+    certificate = assert_pair(tmp_path / 'erp-offline.key', tmp_path / 'erp-offline.pem', 'key secret')
+    assert certificate.extensions.get_extension_for_class(x509.KeyUsage).value.content_commitment
+    assert ksef.calls[[n for n, d in ksef.calls].index('enroll')][1]['certificate_type'] == 'offline'
+    assert _crypto.pkcs12_matches(str(tmp_path / 'erp-offline.p12'), 'p12 secret', key, certificate)
+    assert mode(tmp_path / 'erp-offline.p12') == 0o600
+    assert result['certificate_pem'] == _crypto.certificate_to_pem(certificate).decode('ascii')
+    assert 'PRIVATE KEY' not in json.dumps(result)
+    assert 'key secret' not in json.dumps(result) and 'p12 secret' not in json.dumps(result)
+    rerun = run(args)
+    assert rerun['changed'] is False and rerun['certificate_pem'] == result['certificate_pem']
+
+
+def test_missing_certificate_file_is_reinstalled_from_ksef_without_enrolling(run, ksef, tmp_path):
+    args = single(tmp_path)
+    run(args)
+    serial = ksef.active()[0]
+    os.unlink(str(tmp_path / 'erp-production.pem'))
+    result = run(args)
+    assert result['action'] == 'installed' and result['changed'] is True
+    assert ksef.names() == ['query', 'retrieve']
+    assert result['certificate']['serial_number'] == serial
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_valid_from_is_passed_through(run, ksef, tmp_path):
+    run(single(tmp_path, valid_from='2026-03-02T00:00:00+00:00'))
+    assert [d['valid_from'] for n, d in ksef.calls if n == 'enroll'] == ['2026-03-02T00:00:00+00:00']
+
+
+def test_widened_key_mode_is_fixed_on_a_healthy_run(run, ksef, tmp_path):
+    args = single(tmp_path)
+    run(args)
+    os.chmod(str(tmp_path / 'erp-production.key'), 0o644)
+    result = run(args)
+    assert result['changed'] is True and result['action'] == 'none'
+    assert mode(tmp_path / 'erp-production.key') == 0o600
+    assert ksef.names() == ['query']
+
+
+# ---------------------------------------------------------------------------------------------
+# renewal: window, expired, revoked, key mismatch, force
+# ---------------------------------------------------------------------------------------------
+
+def _enrolled(run, ksef, tmp_path, **extra):
+    args = single(tmp_path, **extra)
+    run(args)
+    return args, ksef.active()[0], key_fingerprint(tmp_path / 'erp-production.key', extra.get('private_key_passphrase'))
+
+
+def test_renewal_window_rotates_key_and_revokes_superseded(run, ksef, clock, tmp_path):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path, backup=True)
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
+    before = snapshot(tmp_path)
+
+    predicted = run(args, check_mode=True, diff=True)
+    assert predicted['action'] == 'renewed' and predicted['reason'] == 'renewal_window'
+    assert predicted['superseded'] == [old_serial]
+    assert only_writes(ksef.names()) == [] and snapshot(tmp_path) == before
+    assert predicted['diff']['before']['serial_number'] == old_serial
+    assert predicted['diff']['after']['serial_number'] == '(new)'
+
+    result = run(args)
+    assert result['action'] == 'renewed' and result['changed'] is True
+    assert result['superseded'] == [old_serial] and result['revoked'] == [old_serial]
+    assert ksef.revocations() == [(old_serial, 'Superseded')]
+    assert ksef.by_serial(old_serial)['status'] == 'Revoked'
+    new_key = key_fingerprint(tmp_path / 'erp-production.key')
+    assert new_key != old_key
+    certificate = assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+    assert '%016X' % certificate.serial_number == result['certificate']['serial_number'] != old_serial
+    assert not os.path.exists(str(tmp_path / 'erp-production.key.next'))
+    assert not os.path.exists(str(tmp_path / 'erp-production.key.ksef-pending.json'))
+    assert mode(tmp_path / 'erp-production.key') == 0o600
+    assert len(result['backup_files']) == 2
+    backed_up_keys = [p for p in result['backup_files'] if '.key.' in p]
+    assert key_fingerprint(backed_up_keys[0]) == old_key and mode(backed_up_keys[0]) == 0o600
+
+    assert run(args)['action'] == 'none'
+
+
+def test_expired_certificate_is_renewed(run, ksef, tmp_path):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['status'] = 'Expired'
+    result = run(args)
+    assert result['action'] == 'renewed' and result['reason'] == 'expired'
+    assert result['superseded'] == []
+    assert key_fingerprint(tmp_path / 'erp-production.key') != old_key
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_revoked_certificate_is_renewed_with_a_new_key(run, ksef, tmp_path):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['status'] = 'Revoked'
+    result = run(args)
+    assert result['action'] == 'renewed' and result['reason'] == 'revoked'
+    assert key_fingerprint(tmp_path / 'erp-production.key') != old_key
+    assert ksef.revocations() == []
+
+
+def test_blocked_certificate_is_renewed(run, ksef, tmp_path):
+    args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['status'] = 'Blocked'
+    assert run(args)['reason'] == 'blocked'
+
+
+def test_key_mismatch_enrolls_the_declared_key_and_supersedes_the_other(run, ksef, tmp_path):
+    other = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    declared = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / 'erp-production.key').write_bytes(_crypto.private_key_to_pem(declared))
+    os.chmod(str(tmp_path / 'erp-production.key'), 0o600)
+    result = run(single(tmp_path))
+    assert result['action'] == 'enrolled' and result['reason'] == 'key_mismatch'
+    assert result['superseded'] == [other] and ksef.revocations() == [(other, 'Superseded')]
+    # the declared (unused) key was enrolled as it is, not replaced
+    assert key_fingerprint(tmp_path / 'erp-production.key') == _crypto.public_key_fingerprint(declared)
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_name_is_matched_exactly_not_as_substring(run, ksef, tmp_path):
+    ksef.add_certificate('erp-production-old', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    ksef.add_certificate('erp-production', 'offline', ec.generate_private_key(ec.SECP256R1()))
+    result = run(single(tmp_path))
+    assert result['reason'] == 'missing' and result['superseded'] == []
+    assert ksef.revocations() == []
+
+
+def test_force_rotates_a_healthy_certificate(run, ksef, tmp_path):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    result = run(dict(args, force=True))
+    assert result['action'] == 'renewed' and result['reason'] == 'force'
+    assert ksef.revocations() == [(old_serial, 'Superseded')]
+    assert key_fingerprint(tmp_path / 'erp-production.key') != old_key
+
+
+def test_revoke_superseded_false_keeps_the_old_certificate_active(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=3)
+    result = run(dict(args, revoke_superseded=False))
+    assert result['superseded'] == [old_serial] and result['revoked'] == []
+    assert ksef.revocations() == [] and old_serial in ksef.active()
+
+
+# ---------------------------------------------------------------------------------------------
+# state absent
+# ---------------------------------------------------------------------------------------------
+
+def test_absent_revokes_then_is_unchanged(run, ksef, tmp_path):
+    args, serial, dummy = _enrolled(run, ksef, tmp_path)
+    absent = dict(args, state='absent', revocation_reason='key_compromise')
+    predicted = run(absent, check_mode=True)
+    assert predicted['action'] == 'revoked' and predicted['revoked'] == [serial]
+    assert only_writes(ksef.names()) == []
+    result = run(absent)
+    assert result['action'] == 'revoked' and result['changed'] is True
+    assert ksef.revocations() == [(serial, 'KeyCompromise')]
+    again = run(absent)
+    assert again['changed'] is False and again['action'] == 'none'
+    assert only_writes(ksef.names()) == []
+
+
+def test_absent_only_revokes_the_declared_key_and_removes_files(run, ksef, tmp_path):
+    args, serial, dummy = _enrolled(run, ksef, tmp_path)
+    foreign = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    result = run(dict(args, state='absent', remove_files=True))
+    assert result['revoked'] == [serial] and foreign in ksef.active()
+    assert sorted(result['certificates'][0]['removed_files']) == sorted(
+        [args['private_key_path'], args['certificate_path']])
+    assert not os.path.exists(args['private_key_path']) and not os.path.exists(args['certificate_path'])
+
+
+def test_absent_without_key_revokes_every_exact_match(run, ksef):
+    first = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    second = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    ksef.add_certificate('erp-production-2', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    result = run(dict(name='erp-production', type='authentication', state='absent'))
+    assert sorted(result['revoked']) == sorted([first, second])
+    assert ksef.names().count('retrieve') == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# pending enrollments and crash safety
+# ---------------------------------------------------------------------------------------------
+
+def _state(tmp_path, name='erp-production'):
+    path = tmp_path / (name + '.key.ksef-pending.json')
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_wait_false_returns_pending_and_the_next_run_resumes(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 60
+    args = single(tmp_path, wait=False)
+    first = run(args)
+    assert first['action'] == 'pending' and first['changed'] is True
+    assert first['certificate'] is None
+    record = _state(tmp_path)
+    assert record['phase'] == 'pending' and record['reference_number'] == first['reference_number']
+    assert record['public_key_sha256'] == key_fingerprint(tmp_path / 'erp-production.key')
+    assert 'PRIVATE' not in json.dumps(record)
+    assert mode(tmp_path / 'erp-production.key.ksef-pending.json') == 0o600
+
+    still = run(args)
+    assert still['action'] == 'pending' and still['changed'] is False
+    assert ksef.names() == ['query', 'enrollment_status']
+
+    clock.advance(seconds=61)
+    done = run(args)
+    assert done['action'] == 'enrolled' and done['changed'] is True
+    assert 'enroll' not in ksef.names() and len(ksef.enrollments) == 1
+    assert _state(tmp_path) is None
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_wait_timeout_is_bounded_and_polls_every_two_seconds(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 3600
+    result = run(single(tmp_path, wait_timeout=10))
+    assert result['action'] == 'pending'
+    polls = ksef.count('enrollment_status')
+    assert 5 <= polls <= 7
+    assert 10 <= clock.elapsed <= 12
+
+
+def test_wait_picks_up_a_certificate_issued_while_polling(run, ksef, tmp_path):
+    ksef.processing_seconds = 7
+    result = run(single(tmp_path))
+    assert result['action'] == 'enrolled'
+    assert ksef.count('enrollment_status') == 5   # at 0, 2, 4, 6 -> 100; at 8 -> 200
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_pending_resume_in_check_mode_reads_but_installs_nothing(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 60
+    args = single(tmp_path, wait=False)
+    run(args)
+    clock.advance(seconds=61)
+    before = snapshot(tmp_path)
+    predicted = run(args, check_mode=True)
+    assert predicted['action'] == 'enrolled' and predicted['changed'] is True
+    assert predicted['certificate']['status'] == 'active'
+    assert snapshot(tmp_path) == before
+    assert only_writes(ksef.names()) == []
+
+
+def test_rotation_pending_keeps_the_active_key_in_place_until_issued(run, ksef, clock, tmp_path):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=5)
+    ksef.processing_seconds = 60
+    first = run(dict(args, wait=False))
+    assert first['action'] == 'pending'
+    assert key_fingerprint(tmp_path / 'erp-production.key') == old_key, 'active key not replaced while pending'
+    assert os.path.exists(str(tmp_path / 'erp-production.key.next'))
+    assert mode(tmp_path / 'erp-production.key.next') == 0o600
+    assert ksef.revocations() == []
+    clock.advance(seconds=61)
+    done = run(args)
+    assert done['action'] == 'renewed' and ksef.revocations() == [(old_serial, 'Superseded')]
+    assert key_fingerprint(tmp_path / 'erp-production.key') != old_key
+    assert not os.path.exists(str(tmp_path / 'erp-production.key.next'))
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_rejected_enrollment_fails_with_details_and_clears_the_record(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 60
+    args = single(tmp_path, wait=False)
+    first = run(args)
+    ksef.forced_status[first['reference_number']] = 400
+    with pytest.raises(KsefError) as error:
+        run(args)
+    assert 'rejected enrollment %s' % first['reference_number'] in str(error.value)
+    assert 'detail of 400' in str(error.value)
+    assert _state(tmp_path) is None
+
+
+@pytest.mark.parametrize('code', [500, 550])
+def test_cancelled_enrollment_is_sent_again(run, ksef, tmp_path, code):
+    ksef.processing_seconds = 60
+    args = single(tmp_path, wait=False)
+    first = run(args)
+    ksef.forced_status[first['reference_number']] = code
+    second = run(args)
+    assert ksef.count('enroll') == 1 and second['reference_number'] != first['reference_number']
+    assert second['action'] == 'pending'
+    assert any('a new enrollment will be sent' in w for w in run.warnings)
+
+
+def test_lost_enrollment_response_is_reconciled_in_the_same_run(run, ksef, tmp_path):
+    ksef.lose_enroll_response = KsefTransportError('POST', '/certificates/enrollments', 'connection reset',
+                                                   may_have_reached_server=True)
+    result = run(single(tmp_path))
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert len(ksef.enrollments) == 1 and ksef.count('enroll') == 1
+    assert _state(tmp_path) is None
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_lost_response_not_found_fails_then_a_later_run_installs_it(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 600
+    ksef.lose_enroll_response = KsefTransportError('POST', '/certificates/enrollments', 'read timed out',
+                                                   may_have_reached_server=True)
+    args = single(tmp_path, wait=False)
+    with pytest.raises(KsefError) as error:
+        run(args)
+    assert 'KSeF may still be processing the enrollment sent at' in str(error.value)
+    assert 'set force to send a new one' in str(error.value)
+    assert error.value.fail_kwargs()['changed'] is True
+    assert _state(tmp_path)['phase'] == 'intent'
+    ksef.lose_enroll_response = None
+
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    assert 'enroll' not in ksef.names()
+
+    clock.advance(seconds=601)
+    result = run(args)
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert len(ksef.enrollments) == 1
+    assert _state(tmp_path) is None
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
+def test_killed_between_post_and_recording_the_reference_is_reconciled(run, ksef, tmp_path):
+    ksef.lose_enroll_response = SystemExit(-9)   # the process dies right after KSeF acted
+    args = single(tmp_path)
+    with pytest.raises(SystemExit):
+        run(args)
+    assert _state(tmp_path)['phase'] == 'intent'
+    key_on_disk = key_fingerprint(tmp_path / 'erp-production.key')
+    ksef.lose_enroll_response = None
+    result = run(args)
+    assert result['action'] == 'installed'
+    assert len(ksef.enrollments) == 1 and 'enroll' not in ksef.names()
+    certificate = assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+    assert _crypto.public_key_fingerprint(certificate.public_key()) == key_on_disk
+
+
+def test_unconfirmed_intent_stops_blocking_after_an_hour_or_with_force(run, ksef, clock, tmp_path):
+    ksef.enroll_error = SystemExit(-9)   # killed before KSeF got anything
+    args = single(tmp_path)
+    with pytest.raises(SystemExit):
+        run(args)
+    ksef.enroll_error = None
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    forced = run(dict(args, force=True))
+    assert forced['action'] == 'enrolled' and ksef.count('enroll') == 1
+    assert any('force is set' in w for w in run.warnings)
+
+    ksef.enroll_error = SystemExit(-9)
+    with pytest.raises(SystemExit):
+        run(dict(args, name='erp-other', private_key_path=str(tmp_path / 'o.key'),
+                 certificate_path=str(tmp_path / 'o.pem')))
+    ksef.enroll_error = None
+    clock.advance(minutes=61)
+    late = run(dict(args, name='erp-other', private_key_path=str(tmp_path / 'o.key'),
+                    certificate_path=str(tmp_path / 'o.pem')))
+    assert late['action'] == 'enrolled'
+    assert any('older than 3600 s' in w for w in run.warnings)
+
+
+def test_transport_error_before_reaching_ksef_clears_the_intent(run, ksef, tmp_path):
+    ksef.enroll_error = KsefTransportError('POST', '/certificates/enrollments', 'connection refused',
+                                           may_have_reached_server=False)
+    with pytest.raises(KsefError, match='connection refused'):
+        run(single(tmp_path))
+    assert _state(tmp_path) is None
+    ksef.enroll_error = None
+    assert run(single(tmp_path))['action'] == 'enrolled'
+
+
+def test_lock_held_by_another_run_fails_clearly(run, ksef, tmp_path):
+    args = single(tmp_path, lock_timeout=1)
+    lock_path = str(tmp_path / 'erp-production.key.ksef-pending.json.lock')
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(KsefError, match='Another run is managing this certificate'):
+            run(args)
+    finally:
+        os.close(fd)
+    assert ksef.calls == []
+    assert run(args)['action'] == 'enrolled'
+
+
+def test_state_file_of_another_declaration_is_not_touched(run, ksef, tmp_path):
+    state = tmp_path / 'erp-production.key.ksef-pending.json'
+    state.write_text(json.dumps({'phase': 'pending', 'name': 'something-else', 'type': 'offline',
+                                 'reference_number': 'X', 'intent_time': '2026-03-01T00:00:00Z'}))
+    with pytest.raises(KsefError, match='belongs to certificate something-else/offline'):
+        run(single(tmp_path))
+    assert ksef.calls == [] and state.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# limits
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('limits, message', [
+    ({'canRequest': False, 'enrollment': {'remaining': 0, 'limit': 300}, 'certificate': {'remaining': 5, 'limit': 100}},
+     r'enrollment requests quota \(KSeF 25006\): 0 of 300 left'),
+    ({'canRequest': False, 'enrollment': {'remaining': 10, 'limit': 300}, 'certificate': {'remaining': 0, 'limit': 100}},
+     r'active certificates quota \(KSeF 25007\): 0 of 100 left'),
+    ({'canRequest': False, 'enrollment': {'remaining': 10, 'limit': 300}, 'certificate': {'remaining': 10, 'limit': 100}},
+     'canRequest=false'),
+])
+def test_exhausted_quota_fails_before_anything_is_sent_or_written(run, ksef, tmp_path, limits, message):
+    ksef.limits_reply = limits
+    with pytest.raises(KsefError, match=message):
+        run(single(tmp_path))
+    assert ksef.names() == ['query', 'limits']
+    assert [p for p in snapshot(tmp_path) if not p.endswith('.lock')] == []
+
+
+def test_quota_answer_from_enroll_names_the_quota(run, ksef, tmp_path):
+    ksef.enroll_error = KsefApiError('POST', '/certificates/enrollments', 400,
+                                     errors=[{'code': 25007, 'description': 'Limit reached'}])
+    with pytest.raises(KsefError) as error:
+        run(single(tmp_path))
+    assert 'active certificates quota is exhausted' in str(error.value)
+    assert error.value.fail_kwargs()['ksef_errors'][0]['code'] == 25007
+    assert _state(tmp_path) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# list form and CSR form
+# ---------------------------------------------------------------------------------------------
+
+def test_list_of_twelve_costs_one_query_when_healthy(run, ksef, tmp_path):
+    items = [dict(name='device-%02d' % i, type='offline' if i % 3 == 0 else 'authentication',
+                  private_key_path=str(tmp_path / ('d%02d.key' % i)), certificate_path=str(tmp_path / ('d%02d.pem' % i)))
+             for i in range(12)]
+    args = dict(certificates=items, private_key_type='ec')
+    predicted = run(args, check_mode=True)
+    assert predicted['action'] == 'enrolled' and len(predicted['certificates']) == 12
+    assert only_writes(ksef.names()) == [] and snapshot(tmp_path) == {}
+
+    first = run(args)
+    assert first['action'] == 'enrolled'
+    assert ksef.count('query') == 1 and ksef.count('limits') == 1 and ksef.count('enrollment_data') == 1
+    assert ksef.count('enroll') == 12
+    for i in range(12):
+        assert_pair(tmp_path / ('d%02d.key' % i), tmp_path / ('d%02d.pem' % i))
+    serials = [entry['certificate']['serial_number'] for entry in first['certificates']]
+    assert len(set(serials)) == 12
+
+    for check_mode in (True, False):
+        again = run(args, check_mode=check_mode)
+        assert again['changed'] is False and again['action'] == 'none'
+        assert ksef.names() == ['query']
+        assert [entry['certificate']['serial_number'] for entry in again['certificates']] == serials
+
+
+def test_list_renews_only_the_certificate_in_its_window(run, ksef, clock, tmp_path):
+    items = [dict(name='device-%02d' % i, private_key_path=str(tmp_path / ('d%02d.key' % i)),
+                  certificate_path=str(tmp_path / ('d%02d.pem' % i))) for i in range(3)]
+    args = dict(certificates=items, type='authentication')
+    first = run(args)
+    target = first['certificates'][1]['certificate']['serial_number']
+    ksef.by_serial(target)['valid_to'] = clock.now() + datetime.timedelta(days=2)
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['none', 'renewed', 'none']
+    assert result['action'] == 'multiple' and result['superseded'] == [target]
+    assert ksef.revocations() == [(target, 'Superseded')] and ksef.count('enroll') == 1
+
+
+def _csr(key, data=None):
+    return (x509.CertificateSigningRequestBuilder().subject_name(_crypto.build_subject(data or ENROLLMENT_DATA))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode('ascii'))
+
+
+def test_role_path_list_of_csrs_without_any_file(run, ksef, tmp_path, monkeypatch):
+    monkeypatch.chdir(str(tmp_path))
+    keys = [ec.generate_private_key(ec.SECP256R1()) for dummy in range(3)]
+    args = dict(type='authentication', return_content=True,
+                certificates=[dict(name='host-app%02d' % i, csr_content=_csr(key)) for i, key in enumerate(keys)])
+    first = run(args)
+    assert [entry['action'] for entry in first['certificates']] == ['enrolled'] * 3
+    for key, entry in zip(keys, first['certificates']):
+        certificate = x509.load_pem_x509_certificate(entry['certificate_pem'].encode('ascii'))
+        assert _crypto.public_key_fingerprint(certificate.public_key()) == _crypto.public_key_fingerprint(key)
+        assert entry['state_path'] is None
+    assert snapshot(tmp_path) == {}
+
+    again = run(args)
+    assert again['changed'] is False
+    assert ksef.names() == ['query', 'retrieve'], 'without local files identity needs one retrieve (10 per call)'
+    assert [e['certificate_pem'] for e in again['certificates']] == [e['certificate_pem'] for e in first['certificates']]
+
+
+def test_csr_renewal_enrolls_the_same_csr_again(run, ksef, clock, tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    args = dict(name='host-app01', type='authentication', csr_content=_csr(key),
+                certificate_path=str(tmp_path / 'app01.pem'))
+    first = run(args)
+    old = first['certificate']['serial_number']
+    ksef.by_serial(old)['valid_to'] = clock.now() + datetime.timedelta(days=1)
+    result = run(args)
+    assert result['action'] == 'renewed' and ksef.revocations() == [(old, 'Superseded')]
+    assert _crypto.public_key_fingerprint(cert_of(tmp_path / 'app01.pem').public_key()) == \
+        _crypto.public_key_fingerprint(key)
+    assert run(args)['action'] == 'none'
+
+
+def test_csr_with_a_different_subject_is_refused_before_enrolling(run, ksef):
+    key = ec.generate_private_key(ec.SECP256R1())
+    wrong = dict(ENROLLMENT_DATA, serialNumber='TINPL-9999999999')
+    with pytest.raises(KsefError, match='serialNumber differ'):
+        run(dict(name='host-app01', type='authentication', csr_content=_csr(key, wrong)))
+    assert 'enroll' not in ksef.names()
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input: fails before any API call, nothing written
+# ---------------------------------------------------------------------------------------------
+
+def _bad_key_file(tmp_path, key, passphrase=None):
+    path = tmp_path / 'bad.key'
+    path.write_bytes(_crypto.private_key_to_pem(key, passphrase))
+    return str(path)
+
+
+@pytest.mark.parametrize('build, message', [
+    (lambda p: dict(name='abc', type='authentication', private_key_path=str(p / 'k')), 'not accepted by KSeF'),
+    (lambda p: dict(name='bad/name!', type='authentication', private_key_path=str(p / 'k')), 'not accepted by KSeF'),
+    (lambda p: dict(name='x' * 101, type='authentication', private_key_path=str(p / 'k')), 'not accepted by KSeF'),
+    (lambda p: dict(certificates=[dict(name='erp-production', private_key_path=str(p / 'k'))]), 'type must be one of'),
+    (lambda p: dict(name='erp-production', type='authentication', private_key_path=str(p / 'missing' / 'k')),
+     'does not exist'),
+    (lambda p: dict(name='erp-production', type='authentication', private_key_path=str(p)), 'Cannot read'),
+    (lambda p: dict(name='erp-production', type='authentication',
+                    private_key_path=_bad_key_file(p, ec.generate_private_key(ec.SECP256R1()), 'right'),
+                    private_key_passphrase='wrong'), 'wrong passphrase'),
+    (lambda p: dict(name='erp-production', type='authentication',
+                    private_key_path=_bad_key_file(p, rsa.generate_private_key(65537, 1024))), 'RSA 1024 bits'),
+    (lambda p: dict(name='erp-production', type='authentication',
+                    private_key_path=_bad_key_file(p, ec.generate_private_key(ec.SECP384R1()))), 'secp384r1'),
+    (lambda p: dict(type='offline', certificates=[dict(name='erp-production', private_key_path=str(p / 'a')),
+                                                  dict(name='erp-production', private_key_path=str(p / 'b'))]),
+     'declared twice'),
+    (lambda p: dict(name='erp-production', type='authentication', private_key_path=str(p / 'k'),
+                    csr_content=_csr(ec.generate_private_key(ec.SECP256R1()))), 'not both'),
+    (lambda p: dict(name='erp-production', type='authentication', certificate_path=str(p / 'c.pem')),
+     'set private_key_path'),
+    (lambda p: dict(name='erp-production', type='authentication', csr_content='garbage'), 'Cannot parse'),
+    (lambda p: dict(name='erp-production', type='authentication', private_key_path=str(p / 'k'),
+                    valid_from='tomorrow'), 'not an ISO 8601'),
+    (lambda p: dict(type='offline', certificates=[dict(name='erp-one', private_key_path=str(p / 'a')),
+                                                  dict(name='erp-two', private_key_path=str(p / 'a'))]),
+     'used by two certificates'),
+])
+def test_bad_input_fails_before_any_call_with_nothing_written(run, ksef, tmp_path, build, message):
+    args = build(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(KsefInputError, match=message):
+        run(args)
+    assert ksef.calls == []
+    assert snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# diff mode
+# ---------------------------------------------------------------------------------------------
+
+def test_diff_shows_small_summaries_without_key_material(run, ksef, clock, tmp_path):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path, private_key_passphrase='diff secret')
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=1)
+    result = run(args, diff=True)
+    before, after = result['diff']['before'], result['diff']['after']
+    assert before['serial_number'] == old_serial and before['public_key_sha256'] == old_key
+    assert after['serial_number'] == result['certificate']['serial_number'] != old_serial
+    assert after['public_key_sha256'] == key_fingerprint(tmp_path / 'erp-production.key', 'diff secret')
+    assert set(before) == {'name', 'type', 'private_key_path', 'certificate_path', 'serial_number', 'status',
+                           'valid_to', 'public_key_sha256'}
+    text = json.dumps(result)
+    assert 'PRIVATE KEY' not in text and 'diff secret' not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# main() over scripted HTTP (the real KsefModule, KsefApi and KsefHttpClient)
+# ---------------------------------------------------------------------------------------------
+
+ACCESS_TOKEN = 'header.eyJleHAiOjQxMDI0NDQ4MDB9.signature'
+CONNECTION = {'api_url': 'https://ksef.invalid/v2', 'access_token': ACCESS_TOKEN}
+
+
+def _query(items, body=None):
+    return Exchange('POST', '/certificates/query', json=body if body is not None else {'type': 'Authentication'},
+                    token=ACCESS_TOKEN, params={'pageSize': 50, 'pageOffset': 0},
+                    reply={'certificates': items, 'hasMore': False})
+
+
+def _existing(tmp_path, clock, days=400):
+    """A key and certificate on disk plus the matching KSeF list item."""
+    fake = FakeKsef(clock)
+    key = ec.generate_private_key(ec.SECP256R1())
+    serial = fake.add_certificate('erp-production', 'authentication', key, days=days)
+    (tmp_path / 'erp-production.key').write_bytes(_crypto.private_key_to_pem(key))
+    os.chmod(str(tmp_path / 'erp-production.key'), 0o600)
+    der = fake.by_serial(serial)['der']
+    (tmp_path / 'erp-production.pem').write_bytes(_crypto.certificate_to_pem(x509.load_der_x509_certificate(der)))
+    return fake, serial, key
+
+
+def test_main_healthy_run_sends_exactly_one_query(run_module, monkeypatch, tmp_path, clock):
+    fake, serial, dummy = _existing(tmp_path, clock)
+    script = HttpScript([_query([fake.item(fake.by_serial(serial))])]).install(monkeypatch)
+    result = run_module(ksef_certificate, dict(CONNECTION, **single(tmp_path)), check_mode=False)
+    script.verify()
+    assert result.exit_code == 0, result
+    assert result['changed'] is False and result['action'] == 'none'
+    assert result['api_calls'] == 1
+    assert result['certificate']['serial_number'] == serial
+
+
+def test_main_enrolls_over_http(run_module, monkeypatch, tmp_path, clock):
+    fake = FakeKsef(clock)
+    reference = '20260301-EH-1B6C9EB000-4B15D3AEB9-89'
+    status = Exchange('GET', '/certificates/enrollments/{referenceNumber}', token=ACCESS_TOKEN)
+    retrieve = Exchange('POST', '/certificates/retrieve', token=ACCESS_TOKEN)
+
+    def accept_enrollment(body):
+        """KSeF side of the POST: issue the certificate for the CSR and script the later answers with it."""
+        csr = x509.load_der_x509_csr(base64.b64decode(body['csr']))
+        serial = fake.issue({'csr': csr, 'name': body['certificateName'], 'type': body['certificateType'],
+                             'sent_at': clock.now()})
+        status.reply = {'requestDate': '2026-03-01T12:00:00Z', 'status': {'code': 200, 'description': 'OK'},
+                        'certificateSerialNumber': serial}
+        retrieve.json = {'certificateSerialNumbers': [serial]}
+        retrieve.reply = {'certificates': [{'certificate': base64.b64encode(fake.by_serial(serial)['der']).decode('ascii'),
+                                            'certificateName': 'erp-production', 'certificateSerialNumber': serial,
+                                            'certificateType': 'Authentication'}]}
+        return body['certificateName'] == 'erp-production' and body['certificateType'] == 'Authentication'
+
+    script = HttpScript([
+        _query([]),
+        Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
+        Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN, reply=ENROLLMENT_DATA),
+        Exchange('POST', '/certificates/enrollments', token=ACCESS_TOKEN, json=accept_enrollment, status=202,
+                 reply={'referenceNumber': reference, 'timestamp': '2026-03-01T12:00:00Z'}),
+        status,
+        retrieve,
+    ]).install(monkeypatch)
+    result = run_module(ksef_certificate, dict(CONNECTION, **single(tmp_path)))
+    script.verify()
+    assert result.exit_code == 0, result
+    assert result['action'] == 'enrolled' and result['api_calls'] == 6
+    assert script.requests[4].url.endswith('/certificates/enrollments/' + reference)
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+    assert mode(tmp_path / 'erp-production.key') == 0o600
+
+
+def test_main_bad_input_fails_without_any_request(run_module, monkeypatch, tmp_path):
+    script = HttpScript([]).install(monkeypatch)
+    result = run_module(ksef_certificate, dict(CONNECTION, name='abc', type='authentication',
+                                               private_key_path=str(tmp_path / 'k')))
+    script.verify()
+    assert result.exit_code == 1 and 'not accepted by KSeF' in result['msg']
+    assert result['api_calls'] == 0
+    assert snapshot(tmp_path) == {}
+
+
+def test_main_failure_carries_partial_results_and_the_ksef_error(run_module, monkeypatch, tmp_path):
+    reply = {'exception': {'serviceCode': 'svc-1', 'exceptionDetailList': [
+        {'exceptionCode': 25006, 'exceptionDescription': 'Enrollment limit reached', 'details': None}]}}
+    script = HttpScript([
+        _query([]),
+        Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN,
+                 reply={'canRequest': True, 'enrollment': {'remaining': 3, 'limit': 300},
+                        'certificate': {'remaining': 3, 'limit': 100}}),
+        Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN, reply=ENROLLMENT_DATA),
+        Exchange('POST', '/certificates/enrollments', token=ACCESS_TOKEN, status=400, reply=reply),
+    ]).install(monkeypatch)
+    result = run_module(ksef_certificate, dict(CONNECTION, **single(tmp_path)))
+    script.verify()
+    assert result.exit_code == 1
+    assert 'enrollment requests quota is exhausted' in result['msg']
+    assert result['ksef_errors'][0]['code'] == 25006
+    assert result['certificates'][0]['name'] == 'erp-production'
+    assert not os.path.exists(str(tmp_path / 'erp-production.key.ksef-pending.json'))
