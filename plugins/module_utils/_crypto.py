@@ -13,7 +13,9 @@ import base64
 import binascii
 import datetime
 import hashlib
+import inspect
 import os
+import stat
 import tempfile
 import traceback
 
@@ -416,11 +418,7 @@ def write_file_atomic(module, path, data, mode, file_args=None):
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_path, mode & PRIVATE_KEY_MODE)
-        old_umask = os.umask(0o077)
-        try:
-            module.atomic_move(tmp_path, path, keep_dest_attrs=False)
-        finally:
-            os.umask(old_umask)
+        _private_atomic_move(module, tmp_path, path)
     finally:
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
@@ -433,14 +431,32 @@ def write_file_atomic(module, path, data, mode, file_args=None):
 
 def move_file_atomic(module, source, path, mode):
     """Rename an already written file (e.g. a rotated key) over path without widening its mode."""
-    os.chmod(source, mode)
-    old_umask = os.umask(0o077)
-    try:
-        module.atomic_move(source, path, keep_dest_attrs=False)
-    finally:
-        os.umask(old_umask)
+    os.chmod(source, mode & PRIVATE_KEY_MODE)
+    _private_atomic_move(module, source, path)
     _sync_directory(os.path.dirname(os.path.abspath(path)))
     os.chmod(path, mode)
+
+
+def _private_atomic_move(module, source, path):
+    """module.atomic_move without letting it widen the mode of source.
+
+    atomic_move copies the old target's mode onto the new file (always before ansible-core 2.17, unless
+    keep_dest_attrs=False after), and gives a new target 0666 & ~umask. So the old target, which is being
+    replaced anyway, is narrowed first, and the umask is 077 during the move.
+    """
+    if os.path.exists(path):
+        try:
+            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & PRIVATE_KEY_MODE)
+        except OSError:
+            pass
+    kwargs = {}
+    if 'keep_dest_attrs' in inspect.signature(module.atomic_move).parameters:
+        kwargs['keep_dest_attrs'] = False
+    old_umask = os.umask(0o077)
+    try:
+        module.atomic_move(source, path, **kwargs)
+    finally:
+        os.umask(old_umask)
 
 
 def _sync_directory(directory):
