@@ -104,7 +104,8 @@ class IndependentClient:
         self.base_url = base_url.rstrip('/')
         self.contract = contract
         self.session = requests.Session()
-        self.session.verify = ca_file
+        # Passed per request: a Session.verify path loses against REQUESTS_CA_BUNDLE from the environment.
+        self.ca_file = ca_file
         self.access_token = None
 
     def call(self, method, template, path=None, token=None, json_body=None, data=None, params=None,
@@ -114,7 +115,8 @@ class IndependentClient:
         if token:
             all_headers['Authorization'] = 'Bearer %s' % token
         response = self.session.request(method, self.base_url + template.format(**(path or {})), json=json_body,
-                                        data=data, params=params, headers=all_headers, timeout=30)
+                                        data=data, params=params, headers=all_headers, timeout=30,
+                                        verify=self.ca_file)
         body = self.contract.check_response(method, template, response)
         if expect is not None:
             assert response.status_code == expect, '%s %s: HTTP %d %s' % (method, template, response.status_code,
