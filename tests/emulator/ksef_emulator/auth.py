@@ -427,6 +427,12 @@ def close_session(emu, req, reference):
 def list_sessions(emu, req, page_size, continuation):
     now = util.now()
     operation = access_session(emu, req)
+    try:
+        page_size = int(page_size)
+    except ValueError:
+        raise validation_error("'pageSize' must be an integer")
+    if not 10 <= page_size <= 100:
+        raise validation_error("'pageSize' must be between 10 and 100")
     sessions = _same_owner_sessions(emu, operation, now)
     start = int(continuation) if continuation and continuation.isdigit() else 0
     page = sessions[start:start + page_size]

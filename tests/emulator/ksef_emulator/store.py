@@ -7,6 +7,7 @@ consistent state. Values are plain rows; JSON columns are decoded by the helpers
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 
@@ -71,6 +72,9 @@ class Store:
     def __init__(self, path=None):
         self.path = path
         self._lock = threading.RLock()
+        if path and not os.path.exists(path):
+            # The state holds the emulator's CA private keys: owner-only from the first byte.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._db = sqlite3.connect(path or ':memory:', check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         if path:
