@@ -1,5 +1,6 @@
 """Server-level behaviour: rate limits, TLS, persistence across restarts, the CLI, recording, faults."""
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -55,6 +56,9 @@ def test_rate_limit_override_per_minute(client):
     assert client.call('DELETE', '/testdata/rate-limits', token=token).status_code == 200
     assert client.call('GET', '/rate-limits', token=token).json()['other']['perMinute'] == 30
     assert client.call('GET', '/certificates/limits', token=token).status_code == 200
+    assert client.call('POST', '/testdata/rate-limits/production', token=token).status_code == 200
+    assert client.call('GET', '/rate-limits', token=token).json()['other'] == {'perSecond': 10, 'perMinute': 30,
+                                                                               'perHour': 120}
 
 
 def test_rate_limits_off(start_server):
@@ -216,3 +220,24 @@ def test_cli_plain_http_and_sigint(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 0
+
+
+def test_concurrent_enrollments_are_consistent(start_server):
+    """Parallel requests against the threaded server: every enrollment is stored once, serials are unique."""
+    _server, parallel = start_server(rate_limits='off', processing_delay=0.2)
+    nip, cert, key = new_seal()
+    token = login(parallel, cert, key, nip)['accessToken']
+    data = parallel.call('GET', '/certificates/enrollments/data', token=token).json()
+
+    def one(index):
+        return enroll(EmulatorClient(parallel.base_url), token, ec.generate_private_key(ec.SECP256R1()),
+                      name='Parallel cert %02d' % index, data=data).json()['referenceNumber']
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        references = list(pool.map(one, range(16)))
+    assert len(set(references)) == 16
+    serials = [wait_for_enrollment(parallel, token, reference)['certificateSerialNumber'] for reference in references]
+    assert len(set(serials)) == 16
+    state = parallel.state()
+    assert state['enrollmentCounts'] == {'Nip:%s' % nip: 16}
+    assert sorted(c['serialNumber'] for c in state['certificates']) == sorted(serials)
