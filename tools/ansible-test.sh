@@ -36,8 +36,9 @@ fi
 # Only python3.X links here: putting whole pyenv bin dirs on PATH would also shadow pip, python3, ...
 mkdir -p "$pybin"
 for minor in 9 10 11 12 13 14; do
-    exe=$(ls -d "$HOME"/.pyenv/versions/3."$minor".*/bin/python3."$minor" 2>/dev/null | sort -V | tail -n 1 || true)
-    if [ -n "$exe" ]; then
+    # Newest patch release of that minor version; an unmatched glob stays literal and fails -x.
+    exe=$(printf '%s\n' "$HOME"/.pyenv/versions/3."$minor".*/bin/python3."$minor" | sort -V | tail -n 1)
+    if [ -x "$exe" ]; then
         ln -sfn "$exe" "$pybin/python3.$minor"
     fi
 done

@@ -6,7 +6,7 @@
 # The first stage (venv) is fatal: nothing can run without it.
 set -uo pipefail
 
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 names=()
 results=()
 failed=0

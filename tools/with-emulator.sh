@@ -49,6 +49,7 @@ rm -f "$dir/state.sqlite" "$dir/state.sqlite-"* "$dir/ready" "$dir/ca.pem" "$dir
     >"$dir/emulator.log" 2>&1 &
 pid=$!
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 stop_emulator() {
     if kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
