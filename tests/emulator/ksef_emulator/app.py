@@ -132,6 +132,7 @@ def create_app(emu):
     def before():
         g.record = None
         g.fault = None
+        g.enrollment_fault = None
         if request.path.startswith(CONTROL_PREFIX):
             return None
         template, group = ROUTES.get(request.endpoint, (None, None))
@@ -151,6 +152,8 @@ def create_app(emu):
                 time.sleep(fault['delay'])
             if fault['mode'] == 'drop-response':
                 request.environ[ABORT_KEY] = 'drop-response'
+            if fault['mode'] == 'enrollment-status':
+                g.enrollment_fault = fault
         if template is None:
             return None
         context = rate_limit_context()
@@ -166,6 +169,14 @@ def create_app(emu):
         warning = request.headers.get('X-Test-System-Warning')
         if warning:
             response.headers['X-System-Warning'] = warning
+        fault = g.get('enrollment_fault')
+        if fault and response.status_code == 202:
+            # The enrollment was accepted; end it with the injected final status instead of issuing it.
+            reference = (response.get_json(silent=True) or {}).get('referenceNumber')
+            if reference:
+                with emu.store.transaction():
+                    emu.store.update('enrollments', 'reference_number', reference,
+                                     {'status_code': fault['status'], 'status_description': fault['description']})
         if g.get('record') is not None:
             emu.recorder.finish(g.record, response.status_code, response.content_type, g.get('fault'))
         return response

@@ -2,12 +2,16 @@
 
 Modes: 'status' answers an HTTP status with a body and does nothing; 'drop-response' performs the
 operation, then closes the connection without an answer; 'delay' sleeps, then answers normally;
-'reset' closes the connection with a TCP RST before doing anything.
+'reset' closes the connection with a TCP RST before doing anything; 'enrollment-status' lets an
+enrollment POST succeed (202) and then ends that enrollment with `status` (400 rejected, 500 or 550
+cancelled) instead of issuing it, so clients can meet a pending enrollment that fails.
 """
 
 import threading
 
-MODES = ('status', 'drop-response', 'delay', 'reset')
+MODES = ('status', 'drop-response', 'delay', 'reset', 'enrollment-status')
+# Final enrollment status codes of KSeF other than 200 (SPEC 7: 400 rejected, 500 unknown error, 550 cancelled).
+ENROLLMENT_FAILURE_CODES = (400, 500, 550)
 
 
 class FaultError(ValueError):
@@ -34,6 +38,12 @@ def parse_fault(data):
             raise FaultError('status must be an HTTP error status (400-599)')
         fault['status'] = status
         fault['retryAfter'] = int(data.get('retryAfter', 1))
+    if mode == 'enrollment-status':
+        status = data.get('status')
+        if status not in ENROLLMENT_FAILURE_CODES or isinstance(status, bool):
+            raise FaultError('status of an enrollment-status fault must be one of 400, 500, 550')
+        fault['status'] = status
+        fault['description'] = str(data.get('description') or 'Injected enrollment failure.')
     if mode == 'delay':
         delay = data.get('delay')
         if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay <= 300:

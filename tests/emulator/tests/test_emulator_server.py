@@ -140,6 +140,21 @@ def test_fault_reset_does_nothing(client):
     assert enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name='After reset').status_code == 202
 
 
+
+@pytest.mark.parametrize('code', [400, 550])
+def test_fault_enrollment_status_ends_the_enrollment(client, code):
+    nip, cert, key = new_seal()
+    token = login(client, cert, key, nip)['accessToken']
+    _add_fault(client, method='POST', route='/certificates/enrollments', mode='enrollment-status', status=code)
+    accepted = enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name='Failing enrollment')
+    assert accepted.status_code == 202
+    status = wait_for_enrollment(client, token, accepted.json()['referenceNumber'])
+    assert status['status']['code'] == code and 'certificateSerialNumber' not in status
+    assert not [c for c in client.state()['certificates'] if c['subjectIdentifier']['value'] == nip]
+    # The fault is used up: the next enrollment is issued.
+    assert enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
+    assert client.control('POST', '/emulator/faults', json={'mode': 'enrollment-status', 'status': 200}).status_code == 400
+
 def test_fault_delay_and_clear(client):
     _add_fault(client, method='POST', route='/auth/challenge', mode='delay', delay=0.6, count=5)
     started = time.monotonic()
