@@ -79,7 +79,7 @@ def parse_spec(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--api-url', required=True)
     parser.add_argument('--ca')
     parser.add_argument('--certificate', type=parse_spec, action='append', required=True)
