@@ -152,8 +152,10 @@ class KsefApi:
         if reason:
             body['revocationReason'] = to_api(REVOCATION_REASONS, reason, 'revocation_reason')
         try:
+            # Safe to repeat after a 5xx or a lost answer: a second revoke of the same serial answers 25009.
             self._call('POST', '/certificates/{certificateSerialNumber}/revoke',
-                       path_params={'certificateSerialNumber': serial_number}, json=body, expect=(204, 200))
+                       path_params={'certificateSerialNumber': serial_number}, json=body, expect=(204, 200),
+                       idempotent=True)
         except KsefApiError as exc:
             if exc.status == 400 and ALREADY_REVOKED in exc.codes:
                 return False

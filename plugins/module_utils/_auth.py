@@ -201,7 +201,8 @@ class KsefAuthenticator:
         """challenge -> XAdES or KSeF token -> poll the auth operation -> redeem tokens."""
         if self.method == 'access_token':
             return
-        _status, challenge = self.client.request('POST', '/auth/challenge')
+        # A challenge changes nothing in KSeF, so a 5xx or a lost answer may be retried.
+        _status, challenge = self.client.request('POST', '/auth/challenge', idempotent=True)
         if self.method == 'xades':
             init = self._init_xades(challenge)
         else:
