@@ -477,7 +477,9 @@ def validate_params(params):
 
 def gather_info(api, params, now):
     """Everything the module returns except api_calls. `params` must have been validated."""
-    certificates = [certificate_from_api(item, now) for item in api.query(**plan_query(params))]
+    # keyed by serial: a page shift between page requests (a new enrollment) may repeat an item
+    by_serial = dict((item['certificateSerialNumber'], item) for item in api.query(**plan_query(params)))
+    certificates = [certificate_from_api(item, now) for item in by_serial.values()]
     certificates = sort_certificates(c for c in certificates if matches_filters(c, params, now))
     result = {'changed': False, 'certificates': certificates}
     if params.get('include_content') and certificates:

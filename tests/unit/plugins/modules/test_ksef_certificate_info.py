@@ -384,3 +384,9 @@ def test_main_reports_ksef_errors_with_their_details(run_module, monkeypatch):
     assert result['msg'].startswith('POST /certificates/query failed: HTTP 400, KSeF 21405')
     assert result['http_status'] == 400
     assert result['api_calls'] == 1
+
+
+def test_an_item_repeated_by_a_page_shift_is_listed_once():
+    api = FakeKsefApi(ITEMS + [dict(ITEMS[0])])
+    result = info.gather_info(api, params(), NOW)
+    assert sorted(serials_of(result)) == ['00000000000000A1', '00000000000000A2', '00000000000000A3', '00000000000000A4']
