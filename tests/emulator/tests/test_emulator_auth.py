@@ -46,16 +46,18 @@ def test_unknown_and_expired_challenge(client, emulator_server):
     assert expired.status_code == 400 and exception_codes(expired) == [21111]
 
 
-def test_seal_login_status_goes_100_then_200(client):
+def test_seal_login_status_goes_100_then_200(start_server):
+    _server, slow_client = start_server(auth_processing_delay=1.0)   # room for the first poll under load
     nip, cert, key = new_seal('rsa')
-    init = start_xades(client, cert, key, nip)
+    init = start_xades(slow_client, cert, key, nip)
     assert init.status_code == 202
     body = init.json()
     token = body['authenticationToken']['token']
     assert token.count('.') == 2
-    first = client.call('GET', '/auth/{referenceNumber}', {'referenceNumber': body['referenceNumber']}, token=token)
+    first = slow_client.call('GET', '/auth/{referenceNumber}', {'referenceNumber': body['referenceNumber']},
+                             token=token)
     assert first.json()['status']['code'] == 100
-    final = wait_for_auth(client, body)
+    final = wait_for_auth(slow_client, body)
     assert final['status']['code'] == 200
     assert final['authenticationMethodInfo'] == {'category': 'XadesSignature', 'code': 'xades.qualified-seal',
                                                  'displayName': 'Pieczęć kwalifikowana'}
