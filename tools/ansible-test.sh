@@ -17,8 +17,12 @@ shift
 # One mirror per venv: ansible-test keeps its delegation venvs and results under tests/output, and the
 # two ansible-core versions must not share them. .venv -> build/ansible_collections/...,
 # .venv-2.16 -> build/venv-2.16/ansible_collections/...
+# KSEF_TEST_ROOT overrides the directory that holds ansible_collections/ (tools/run-integration.sh
+# gives every run its own, so runs by several people in one work tree do not collide).
 name=$(basename "$venv")
-if [ "$name" = .venv ]; then
+if [ -n "${KSEF_TEST_ROOT:-}" ]; then
+    tree="$KSEF_TEST_ROOT/ansible_collections/ksef/certificates"
+elif [ "$name" = .venv ]; then
     tree="$repo/build/ansible_collections/ksef/certificates"
 else
     tree="$repo/build/${name#.}/ansible_collections/ksef/certificates"

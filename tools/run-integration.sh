@@ -74,7 +74,7 @@ PY
     "$repo/tools/ansible-test.sh" "$venv" integration --local --allow-destructive --color no -v "$@" 2>&1 \
         | tee "$log" || rc=$?
     if [ "$rc" -ne 0 ]; then
-        echo "run-integration: ansible-test integration failed (exit $rc); emulator log: $KSEF_EMULATOR_DIR/emulator.log" >&2
+        echo "run-integration: ansible-test integration failed (exit $rc)" >&2
         exit "$rc"
     fi
     if grep -q 'All targets skipped' "$log"; then
@@ -109,8 +109,20 @@ if ! ls -d "$targets_dir"/*/ >/dev/null 2>&1; then
     exit 0
 fi
 
-workdir="$repo/build/integration/$(basename "$venv")"
-rm -rf "$workdir"
-mkdir -p "$workdir"
-exec "$repo/tools/with-emulator.sh" --python "$repo/.venv/bin/python" --dir "$workdir/emulator" \
-    "${emulator_opts[@]}" -- "$0" --under-emulator "$venv" "$workdir" "$@"
+# Each run gets its own directory (mirror, emulator, credentials), so that two people running
+# integration tests in one work tree do not share an emulator or a config. Kept when the run
+# fails, for the logs; runs older than a day are pruned.
+mkdir -p "$repo/build/integration"
+find "$repo/build/integration" -mindepth 1 -maxdepth 1 -type d -mmin +1440 -exec rm -rf {} +
+name=$(basename "$venv")
+workdir=$(mktemp -d "$repo/build/integration/${name#.}-XXXXXX")
+export KSEF_TEST_ROOT="$workdir"
+rc=0
+"$repo/tools/with-emulator.sh" --python "$repo/.venv/bin/python" --dir "$workdir/emulator" \
+    "${emulator_opts[@]}" -- "$0" --under-emulator "$venv" "$workdir" "$@" || rc=$?
+if [ "$rc" -eq 0 ]; then
+    rm -rf "$workdir"
+else
+    echo "run-integration: FAILED (exit $rc); logs kept in $workdir (emulator/emulator.log, ansible-test.log)" >&2
+fi
+exit "$rc"
