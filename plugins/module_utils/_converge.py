@@ -267,6 +267,7 @@ class Plan:
         self.wanted_serials = []
         self.intent_candidates = []
         self.deadline = None
+        self.polled_at = None             # controller clock of the last status poll
 
     def summary(self, now):
         if self.enroll and self.install_certificate is None:
@@ -358,7 +359,13 @@ class Converger:
         if self.check_mode:
             # Check mode writes nothing, not even lock files; state files are only read.
             return self._run_locked()
-        with LockSet(lock_paths, timeout=self.params.get('lock_timeout') or 60, sleep=self.sleep, clock=self.clock):
+        with LockSet(lock_paths, timeout=self.params.get('lock_timeout') or 60, sleep=self.sleep,
+                     clock=self.clock) as locks:
+            if locks.waited:
+                # The run that held the lock may have written the key or certificate: read them again,
+                # or this run would not see them and enroll (and overwrite the key) a second time.
+                for decl in self.declarations:
+                    load_local_material(decl)
             return self._run_locked()
 
     def _run_locked(self):
@@ -502,6 +509,7 @@ class Converger:
         plan.reference_number = reference
         try:
             status = self.api.enrollment_status(reference)
+            plan.polled_at = self.clock()
         except KsefApiError as exc:
             if exc.status == 410 or 25005 in exc.codes:
                 # KSeF no longer knows the reference: fall back to reconciling by name, type and public key.
@@ -783,7 +791,9 @@ class Converger:
         plan.issued_public_key_sha256 = fingerprint
         plan.enroll_key_path = key_path
         sent_at = self.now()
-        decl.store.write(intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at))
+        # decl.record follows the file, so a later failure (400/550) can clear it with _discard_record.
+        decl.record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at)
+        decl.store.write(decl.record)
         plan.changed = True
         try:
             response = self.api.enroll(decl.name, decl.type, csr_der, valid_from=decl.valid_from)
@@ -806,6 +816,7 @@ class Converger:
         record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at)
         record.update(phase='pending', reference_number=plan.reference_number)
         decl.store.write(record)
+        decl.record = record
         plan.status_code = 100
         if decl.wait:
             plan.deadline = self.clock() + (decl.wait_timeout if decl.wait_timeout is not None else 300)
@@ -867,17 +878,17 @@ class Converger:
                         % (decl.label, exc.reason, format_time(sent_at), decl.state_path))
 
     def _wait_for_enrollments(self):
+        """Poll every waiting enrollment every POLL_INTERVAL seconds until it is done or its wait_timeout ends."""
         waiting = [plan for plan in self.plans if plan.reference_number and plan.status_code == 100 and
                    plan.deadline is not None and not plan.issued_serial]
         if self.check_mode:
             return
-        first = True
         while waiting:
-            if not first:
-                self.sleep(POLL_INTERVAL)
-            first = False
             for plan in list(waiting):
+                if plan.polled_at is not None and self.clock() - plan.polled_at < POLL_INTERVAL:
+                    continue
                 status = self.api.enrollment_status(plan.reference_number)
+                plan.polled_at = self.clock()
                 self._apply_status(plan, status)
                 if plan.status_code != 100:
                     waiting.remove(plan)
@@ -886,6 +897,8 @@ class Converger:
                                         'file was cleared, run again to send a new enrollment' % plan.decl.label)
                 elif self.clock() >= plan.deadline:
                     waiting.remove(plan)
+            if waiting:
+                self.sleep(POLL_INTERVAL)
         for plan in self.plans:
             if plan.reference_number and plan.status_code == 100 and not plan.issued_serial:
                 plan.action = 'pending'

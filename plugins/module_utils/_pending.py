@@ -131,6 +131,7 @@ class ControllerLock:
         self.sleep = sleep
         self.clock = clock
         self._fd = None
+        self.waited = False   # True when another run held the lock first
 
     def acquire(self):
         if fcntl is None:
@@ -149,6 +150,7 @@ class ControllerLock:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                     os.close(fd)
                     raise KsefError('Cannot lock %s: %s' % (self.path, exc.strerror))
+            self.waited = True
             if self.clock() >= deadline:
                 os.close(fd)
                 raise KsefError('Another run is managing this certificate (lock %s held for more than %s s); '
@@ -181,6 +183,11 @@ class LockSet:
                 lock.release()
             raise
         return self
+
+    @property
+    def waited(self):
+        """True when another run held one of the locks first (it may have changed local files meanwhile)."""
+        return any(lock.waited for lock in self.locks)
 
     def __exit__(self, exc_type, exc_value, tb):
         for lock in reversed(self.locks):
