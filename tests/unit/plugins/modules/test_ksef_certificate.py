@@ -596,6 +596,16 @@ def test_wait_picks_up_a_certificate_issued_while_polling(run, ksef, tmp_path):
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
 
 
+def test_resumed_enrollment_is_polled_every_two_seconds_not_twice_at_once(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 60
+    run(single(tmp_path, wait=False))
+    clock.advance(seconds=30)
+    result = run(single(tmp_path, wait_timeout=100))
+    assert result['action'] == 'enrolled'
+    assert ksef.count('enrollment_status') == 16   # at 30, 32, ..., 60 s
+    assert 'enroll' not in ksef.names()
+
+
 def test_pending_resume_in_check_mode_reads_but_installs_nothing(run, ksef, clock, tmp_path):
     ksef.processing_seconds = 60
     args = single(tmp_path, wait=False)
