@@ -268,6 +268,7 @@ class Plan:
         self.intent_candidates = []
         self.deadline = None
         self.polled_at = None             # controller clock of the last status poll
+        self.completion_action = None     # action of a resumed enrollment once it is installed
 
     def summary(self, now):
         if self.enroll and self.install_certificate is None:
@@ -667,8 +668,9 @@ class Converger:
         plan.superseded = list(record.get('superseded') or [])
         plan.enroll_key_path = record.get('key_path')
         plan.issued_public_key_sha256 = record.get('public_key_sha256')
+        plan.completion_action = record.get('action') or 'enrolled'
         if plan.issued_serial:
-            plan.action = record.get('action') or 'enrolled'
+            plan.action = plan.completion_action
             plan.reason = 'resumed'
             plan.changed = True
             return
@@ -915,6 +917,9 @@ class Converger:
                                 'nothing was installed' % (plan.issued_serial, plan.reference_number, plan.decl.label))
             plan.install_certificate = certificate
             plan.install_item = self._item_by_serial(plan.issued_serial)
+            if plan.action == 'pending':
+                # A resumed enrollment that KSeF finished while this run waited.
+                plan.action = plan.completion_action
             if self.check_mode:
                 continue
             self._install(plan, certificate)
