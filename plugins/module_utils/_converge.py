@@ -449,13 +449,20 @@ class Converger:
     def _collect_needs(self, plan):
         """Serials whose certificates the decision needs; state files are resolved here (status calls)."""
         decl = plan.decl
+        if decl.state == 'absent':
+            # An enrollment still in flight is not resumed for a certificate that should not exist; its
+            # certificate, once issued, carries the exact name and type and is revoked by a later run.
+            if decl.declared_public_key_sha256:
+                plan.wanted_serials.extend(item['certificateSerialNumber'] for item in self._candidates(decl)
+                                           if item.get('status') == 'Active')
+            return
         record = decl.record
         if record and record['phase'] == 'pending':
             self._read_pending_status(plan)
             if plan.issued_serial:
                 plan.wanted_serials.append(plan.issued_serial)
                 return
-            if decl.record is not None:
+            if decl.record is not None and decl.record['phase'] == 'pending':
                 return
         record = decl.record
         if record and record['phase'] == 'intent':
@@ -466,11 +473,6 @@ class Converger:
             plan.wanted_serials.extend(plan.intent_candidates)
             if not self._intent_may_expire(decl):
                 return
-        if decl.state == 'absent':
-            if decl.declared_public_key_sha256:
-                plan.wanted_serials.extend(item['certificateSerialNumber'] for item in self._candidates(decl)
-                                           if item.get('status') == 'Active')
-            return
         if self._known_current(plan) is not None:
             return
         if decl.declared_public_key_sha256 is None:
@@ -517,6 +519,7 @@ class Converger:
                 self.module.warn('KSeF no longer reports enrollment %s of %s; reconciling by name, type and public key'
                                  % (reference, decl.label))
                 decl.record = dict(decl.record, phase='intent')
+                plan.reference_number = None
                 return
             raise
         self._apply_status(plan, status)

@@ -537,6 +537,30 @@ def test_absent_only_revokes_the_declared_key_and_removes_files(run, ksef, tmp_p
     assert not os.path.exists(args['private_key_path']) and not os.path.exists(args['certificate_path'])
 
 
+def test_absent_revokes_what_an_enrollment_in_flight_issued_without_installing_it(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 60
+    args = single(tmp_path, wait=False)
+    run(args)
+    clock.advance(seconds=61)
+    result = run(dict(args, state='absent'))
+    assert result['action'] == 'revoked' and len(result['revoked']) == 1 and ksef.active() == []
+    assert ksef.names() == ['query', 'retrieve', 'revoke']
+    assert not os.path.exists(args['certificate_path'])
+
+
+def test_enrollment_unknown_to_ksef_is_reconciled_by_public_key(run, ksef, clock, tmp_path):
+    ksef.processing_seconds = 60
+    args = single(tmp_path, wait=False)
+    run(args)
+    clock.advance(seconds=61)
+    ksef.process()
+    ksef.enrollments.clear()   # KSeF issued the certificate, then forgot the reference (410 / 25005)
+    result = run(args)
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert any('no longer reports enrollment' in w for w in run.warnings)
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
 def test_absent_without_key_revokes_every_exact_match(run, ksef):
     first = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
     second = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
