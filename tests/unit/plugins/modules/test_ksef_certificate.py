@@ -783,6 +783,50 @@ def test_lock_held_by_another_run_fails_clearly(run, ksef, tmp_path):
     assert run(args)['action'] == 'enrolled'
 
 
+def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, ksef, clock, tmp_path, monkeypatch):
+    args = single(tmp_path)
+    run(args)
+    aside = tmp_path / 'aside'
+    aside.mkdir()
+    for name in ('erp-production.key', 'erp-production.pem'):
+        os.rename(str(tmp_path / name), str(aside / name))
+    lock_path = str(tmp_path / 'erp-production.key.ksef-pending.json.lock')
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    real_sleep = clock.sleep
+
+    def other_run_finishes(seconds):
+        """While this run waits, the run holding the lock installs its key and certificate and exits."""
+        if not os.path.exists(str(tmp_path / 'erp-production.key')):
+            for name in ('erp-production.key', 'erp-production.pem'):
+                os.rename(str(aside / name), str(tmp_path / name))
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(clock, 'sleep', other_run_finishes)
+    try:
+        result = run(args)
+    finally:
+        os.close(fd)
+    assert result['action'] == 'none' and result['changed'] is False
+    assert ksef.names() == ['query'] and ksef.count('enroll') == 0
+
+
+def test_rejection_while_waiting_clears_the_state_file(run, ksef, tmp_path):
+    ksef.processing_seconds = 60
+    original = ksef.enroll
+
+    def enroll_then_reject(*args, **kwargs):
+        reply = original(*args, **kwargs)
+        ksef.forced_status[reply['referenceNumber']] = 400
+        return reply
+
+    ksef.enroll = enroll_then_reject
+    with pytest.raises(KsefError, match='rejected enrollment'):
+        run(single(tmp_path))
+    assert _state(tmp_path) is None
+
+
 def test_state_file_of_another_declaration_is_not_touched(run, ksef, tmp_path):
     state = tmp_path / 'erp-production.key.ksef-pending.json'
     state.write_text(json.dumps({'phase': 'pending', 'name': 'something-else', 'type': 'offline',
