@@ -11,7 +11,7 @@ import base64
 import datetime
 import re
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError, KsefInputError
 
 # Module option/return values (snake_case) <-> KSeF API enum values (PascalCase).
 CERTIFICATE_TYPES = {'authentication': 'Authentication', 'offline': 'Offline'}
@@ -69,6 +69,24 @@ def _date_time(value):
     return value
 
 
+# Fields of a certificate list item that callers index directly; KSeF always sends them as strings.
+QUERY_ITEM_FIELDS = ('certificateSerialNumber', 'name', 'type', 'status', 'validTo')
+
+
+def _unexpected(endpoint, what):
+    """A 2xx answer of the wrong shape (a proxy page, a changed API): a clear error instead of a crash later."""
+    return KsefError('KSeF answered %s with an unexpected body (%s); nothing was changed because of it. Check '
+                     'api_url and any proxy in between' % (endpoint, what))
+
+
+def _require_dict(body, endpoint):
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise _unexpected(endpoint, 'a JSON object was expected, got %s' % type(body).__name__)
+    return body
+
+
 class KsefApi:
     """KSeF API v2 certificate calls on top of KsefHttpClient and KsefAuthenticator."""
 
@@ -92,10 +110,10 @@ class KsefApi:
         return body
 
     def limits(self):
-        return self._call('GET', '/certificates/limits') or {}
+        return _require_dict(self._call('GET', '/certificates/limits'), 'GET /certificates/limits')
 
     def enrollment_data(self):
-        return self._call('GET', '/certificates/enrollments/data') or {}
+        return _require_dict(self._call('GET', '/certificates/enrollments/data'), 'GET /certificates/enrollments/data')
 
     def enroll(self, name, certificate_type, csr_der, valid_from=None):
         """POST /certificates/enrollments (never retried: each call consumes an enrollment slot)."""
@@ -106,11 +124,18 @@ class KsefApi:
         }
         if valid_from is not None:
             body['validFrom'] = _date_time(valid_from)
-        return self._call('POST', '/certificates/enrollments', json=body, expect=(202,), idempotent=False) or {}
+        return _require_dict(self._call('POST', '/certificates/enrollments', json=body, expect=(202,), idempotent=False),
+                             'POST /certificates/enrollments')
 
     def enrollment_status(self, reference_number):
-        return self._call('GET', '/certificates/enrollments/{referenceNumber}',
-                          path_params={'referenceNumber': reference_number}) or {}
+        endpoint = 'GET /certificates/enrollments/{referenceNumber}'
+        body = _require_dict(self._call('GET', '/certificates/enrollments/{referenceNumber}',
+                                        path_params={'referenceNumber': reference_number}), endpoint)
+        if not isinstance(body.get('status'), dict) or not isinstance(body['status'].get('code'), int):
+            raise _unexpected(endpoint, 'no status code')
+        if body.get('certificateSerialNumber') is not None and not isinstance(body['certificateSerialNumber'], str):
+            raise _unexpected(endpoint, 'certificateSerialNumber is not a string')
+        return body
 
     def retrieve(self, serial_numbers):
         """POST /certificates/retrieve in chunks of 10; list of items (certificate = Base64 DER)."""
@@ -118,9 +143,13 @@ class KsefApi:
         items = []
         for start in range(0, len(serial_numbers), RETRIEVE_CHUNK):
             chunk = serial_numbers[start:start + RETRIEVE_CHUNK]
-            body = self._call('POST', '/certificates/retrieve', json={'certificateSerialNumbers': chunk},
-                              idempotent=True) or {}
-            items.extend(body.get('certificates') or [])
+            body = _require_dict(self._call('POST', '/certificates/retrieve', json={'certificateSerialNumbers': chunk},
+                                            idempotent=True), 'POST /certificates/retrieve')
+            certificates = body.get('certificates') or []
+            if not isinstance(certificates, list) or not all(
+                    isinstance(item, dict) and isinstance(item.get('certificate'), str) for item in certificates):
+                raise _unexpected('POST /certificates/retrieve', 'certificates is not a list of items with a certificate')
+            items.extend(certificates)
         return items
 
     def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
@@ -138,9 +167,16 @@ class KsefApi:
             body['expiresAfter'] = _date_time(expires_after)
         items = []
         for page in range(QUERY_MAX_PAGES):
-            response = self._call('POST', '/certificates/query', json=body, idempotent=True,
-                                  params={'pageSize': QUERY_PAGE_SIZE, 'pageOffset': page}) or {}
+            response = _require_dict(self._call('POST', '/certificates/query', json=body, idempotent=True,
+                                                params={'pageSize': QUERY_PAGE_SIZE, 'pageOffset': page}),
+                                     'POST /certificates/query')
             certificates = response.get('certificates') or []
+            if not isinstance(certificates, list):
+                raise _unexpected('POST /certificates/query', 'certificates is not a list')
+            for item in certificates:
+                if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in QUERY_ITEM_FIELDS):
+                    raise _unexpected('POST /certificates/query', 'a certificate lacks one of %s, or it is not text'
+                                      % ', '.join(QUERY_ITEM_FIELDS))
             items.extend(certificates)
             if not response.get('hasMore') or not certificates:
                 break

@@ -105,14 +105,20 @@ def test_retrieve_in_chunks_of_ten():
     assert make_api(HttpScript([])).retrieve([]) == []
 
 
+def list_item(n):
+    """A certificate list item with the fields KsefApi.query checks, numbered by n."""
+    return {'n': n, 'certificateSerialNumber': '%016X' % n, 'name': 'erp', 'type': 'Authentication',
+            'status': 'Active', 'validTo': '2027-01-01T00:00:00+00:00'}
+
+
 def test_query_reads_every_page_with_mapped_filters():
     body = {'name': 'erp', 'type': 'Authentication', 'status': 'Active', 'certificateSerialNumber': SERIALS[0],
             'expiresAfter': '2026-01-01T00:00:00+00:00'}
     script = HttpScript([
         Exchange('POST', '/certificates/query', json=body, params={'pageSize': 50, 'pageOffset': 0},
-                 reply={'certificates': [{'n': i} for i in range(50)], 'hasMore': True}),
+                 reply={'certificates': [list_item(i) for i in range(50)], 'hasMore': True}),
         Exchange('POST', '/certificates/query', json=body, params={'pageSize': 50, 'pageOffset': 1},
-                 reply={'certificates': [{'n': 50}], 'hasMore': False}),
+                 reply={'certificates': [list_item(50)], 'hasMore': False}),
     ])
     items = make_api(script).query(name='erp', certificate_type='authentication', status='active',
                                    serial_number=SERIALS[0],
