@@ -142,6 +142,12 @@ demo-clean:
 # <<< demo targets <<<
 
 # >>> benchmark targets (owned by the benchmark engineer: bench) >>>
+.PHONY: bench
+
+# Not a test and not part of `make test`: API calls and time against a private emulator with production
+# rate limits (docs/BENCHMARK.md). Prints a table, writes build/bench.json; takes about 3 minutes.
+bench: venv
+	$(VPY) tools/bench.py
 # <<< benchmark targets <<<
 
 # Keeps build/collections (the symlink others use); `make venv` recreates it anyway.
