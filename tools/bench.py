@@ -1,4 +1,6 @@
-#!/usr/bin/env python3
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
 """`make bench`: API calls and time of ksef_certificate against the emulator with production limits.
 
 Not a test: it prints a table and writes build/bench.json. Steps:
@@ -10,7 +12,7 @@ Not a test: it prints a table and writes build/bench.json. Steps:
   4. time ratio: the no-op converge of 12 against a play that stats the 12 key files (median of 3 each);
   5. 15 new enrollments with the certificate endpoints lowered to 12 a minute: goal zero 429 answers and
      a wall time under 1.5x the ~60 s floor the limit sets.
-Run from the repository root with the project venv: .venv/bin/python tools/bench.py
+Run with the project venv: .venv/bin/python tools/bench.py (or make bench)
 """
 
 import argparse
@@ -26,10 +28,7 @@ import time
 import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, 'build', 'collections'))
-
-from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator  # noqa: E402
-from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient  # noqa: E402
+COLLECTIONS = os.path.join(REPO, 'build', 'collections')
 
 PRODUCTION_OTHER = {'perSecond': 10, 'perMinute': 30, 'perHour': 120}
 RAISED_OTHER = {'perSecond': 100, 'perMinute': 6000, 'perHour': 100000}
@@ -122,6 +121,11 @@ class Bench:
 
     def set_other_limits(self, other):
         """POST /v2/testdata/rate-limits for this context (a short session of its own)."""
+        # The collection's own client logs in; it is importable through build/collections (make venv).
+        if COLLECTIONS not in sys.path:
+            sys.path.insert(0, COLLECTIONS)
+        from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
+        from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
         client = KsefHttpClient(self.connection['api_url'], ca_path=self.emulator.ca)
         params = dict(self.connection, context_type='nip', verify_certificate_chain=False,
                       auth_subject_identifier_type='certificate_subject')
@@ -152,7 +156,7 @@ class Bench:
         with open(variables, 'w') as handle:
             json.dump({'connection': self.connection, 'certificates': certificates, 'result_path': result_path,
                        'read_rate_limits': read_rate_limits}, handle)
-        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, 'build', 'collections'),
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                    ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false')
         command = [os.path.join(os.path.dirname(self.args.python), 'ansible-playbook'),
                    os.path.join(REPO, 'tools', name), '-e', '@' + variables,
