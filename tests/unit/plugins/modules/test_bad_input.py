@@ -10,16 +10,13 @@ __metaclass__ = type
 
 import os
 
-import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip('hypothesis')
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate  # noqa: E402
-from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info  # noqa: E402
-from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke  # noqa: E402
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (  # noqa: E402
+from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate
+from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info
+from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
     Exchange,
     HttpScript,
 )
