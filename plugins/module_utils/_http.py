@@ -49,6 +49,8 @@ AUTH_PUBLIC_LIMITS = {1: 60}
 # Published limits of the "other" group (every certificate endpoint, /auth/sessions*, /rate-limits),
 # counted per endpoint.
 OTHER_LIMITS = {1: 10, 60: 30, 3600: 120}
+# Seconds added to every window edge when pacing (see _SlidingWindow).
+PACING_MARGIN = 0.25
 
 # Error bodies are read up to this size; only a short sanitized excerpt is ever shown.
 MAX_ERROR_BODY = 64 * 1024
@@ -151,29 +153,52 @@ def parse_error_body(body):
 
 
 class _SlidingWindow:
-    """Send timestamps of one endpoint, to stay under per-second/minute/hour limits."""
+    """Calls of one endpoint as KSeF counts them, to stay under its per-second/minute/hour limits.
 
-    def __init__(self):
-        self.sent = collections.deque()
+    KSeF counts a call when it arrives, at some moment between the client sending it and the client
+    receiving the answer, and keeps it in a window of W seconds while ``stamp > now - W``. The client
+    cannot see that moment, so it errs on the safe side: a call counts from the moment it is sent (a
+    call whose answer is lost still counts) and, once the answer or error is in, its stamp moves to
+    that later moment, the latest time KSeF can have counted it. A call then stays in a window until
+    W + ``margin`` seconds after its stamp, so latency jitter and the difference between the
+    controller's monotonic clock and KSeF's clock cannot make the next call arrive a moment too early.
+    Calls KSeF refused (429) or never received are counted as well: over-counting only costs waiting.
+    """
+
+    def __init__(self, margin=0.0):
+        self.margin = margin
+        self.stamps = collections.deque()
 
     def delay_needed(self, now, limits):
         """Seconds to wait before the next request may be sent (0 if none)."""
-        longest = max(limits) if limits else 0
-        while self.sent and now - self.sent[0] >= longest:
-            self.sent.popleft()
+        if not limits:
+            return 0.0
+        longest = max(limits) + self.margin
+        while self.stamps and now - self.stamps[0] >= longest:
+            self.stamps.popleft()
         delay = 0.0
         for window, limit in limits.items():
             if not limit or limit <= 0:
                 continue
-            in_window = [t for t in self.sent if now - t < window]
+            span = window + self.margin
+            in_window = [t for t in self.stamps if now - t < span]
             if len(in_window) >= limit:
-                # The oldest request that keeps us at the limit must leave the window first.
+                # The oldest call that keeps us at the limit must leave the window first.
                 oldest = in_window[len(in_window) - limit]
-                delay = max(delay, oldest + window - now)
+                delay = max(delay, oldest + span - now)
         return delay
 
     def record(self, now):
-        self.sent.append(now)
+        """Count a call at the moment it is sent; returns the stamp for settle()."""
+        self.stamps.append(now)
+        return now
+
+    def settle(self, stamp, now):
+        """The answer (or error) of the call stamped `stamp` came in at `now`: count it from then on."""
+        for index in range(len(self.stamps) - 1, -1, -1):
+            if self.stamps[index] == stamp:
+                self.stamps[index] = max(stamp, now)
+                return
 
 
 class KsefHttpClient:
@@ -205,6 +230,7 @@ class KsefHttpClient:
         self.rate_limited = 0
         self.paced_seconds = 0.0
         self.other_limits = dict(OTHER_LIMITS)
+        self.pacing_margin = PACING_MARGIN
         self._windows = {}
         self._warnings_seen = set()
 
@@ -227,8 +253,27 @@ class KsefHttpClient:
             return AUTH_PUBLIC_LIMITS
         return self.other_limits
 
+    def _window(self, key):
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = _SlidingWindow(self.pacing_margin)
+        return window
+
+    def seconds_until_slot(self, method, endpoint):
+        """Seconds until a request to `endpoint` (route template) can be sent without pacing; 0.0 = now.
+
+        Every URL of a template shares its counter (KSeF limits endpoints, not reference numbers).
+        Callers with other work to do use it to do that work instead of blocking in request().
+        """
+        key = '%s %s' % (method.upper(), endpoint)
+        window = self._windows.get(key)
+        if window is None:
+            return 0.0
+        return max(0.0, window.delay_needed(self.clock(), self._limits_for(key)))
+
     def _pace(self, key):
-        window = self._windows.setdefault(key, _SlidingWindow())
+        """Wait for a free slot of the endpoint, then count the call; returns (window, stamp)."""
+        window = self._window(key)
         limits = self._limits_for(key)
         delay = window.delay_needed(self.clock(), limits)
         while delay > 0:
@@ -236,7 +281,7 @@ class KsefHttpClient:
             self.paced_seconds += delay
             self.sleep(delay)
             delay = window.delay_needed(self.clock(), limits)
-        window.record(self.clock())
+        return window, window.record(self.clock())
 
     # -- request ------------------------------------------------------------------------------------
     def build_url(self, endpoint, path_params=None):
@@ -266,7 +311,7 @@ class KsefHttpClient:
 
         attempt = 0
         while True:
-            self._pace(key)
+            window, stamp = self._pace(key)
             self.calls += 1
             self.calls_by_endpoint[key] = self.calls_by_endpoint.get(key, 0) + 1
             try:
@@ -274,6 +319,7 @@ class KsefHttpClient:
                     method, url, params=params, json=json, data=data, headers=send_headers,
                     timeout=self.timeout, verify=self.verify, stream=True)
             except requests.exceptions.RequestException as exc:
+                window.settle(stamp, self.clock())
                 not_sent = self._not_sent(exc)
                 reason = self._transport_reason(exc)
                 # A TLS verification failure does not heal by retrying.
@@ -287,6 +333,8 @@ class KsefHttpClient:
                     continue
                 raise KsefTransportError(method, endpoint, reason, may_have_reached_server=not not_sent)
 
+            # KSeF counted the call before it answered: keep it counted from the answer on.
+            window.settle(stamp, self.clock())
             try:
                 self._surface_warnings(response)
                 status = response.status_code

@@ -4,9 +4,13 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+import re
+
 import pytest
 import requests
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _http
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefRateLimitError,
@@ -89,14 +93,14 @@ def test_pacing_waits_instead_of_exceeding_per_second_and_per_minute_limits():
         client.request('GET', '/certificates/limits')
         sent_at.append(clock() - start)
     script.verify()
-    # 10 per second: the 11th request waits for the first to leave the 1 s window.
-    assert sent_at[9] == 0 and sent_at[10] == pytest.approx(1.0)
-    # 30 per minute: the 31st request waits until 60 s after the first.
-    assert sent_at[30] == pytest.approx(60.0)
+    # 10 per second: the 11th request waits for the first to leave the 1 s window (plus the 0.25 s margin).
+    assert sent_at[9] == 0 and sent_at[10] == pytest.approx(1.25)
+    # 30 per minute: the 31st request waits until 60 s (plus the margin) after the first.
+    assert sent_at[30] == pytest.approx(60.25)
     for i in range(len(sent_at)):
         window = [t for t in sent_at if sent_at[i] <= t < sent_at[i] + 1]
         assert len(window) <= 10
-    assert client.paced_seconds == pytest.approx(60.0)
+    assert client.paced_seconds == pytest.approx(60.25)
 
 
 def test_pacing_counts_each_endpoint_separately_and_auth_endpoints_have_60_per_second():
@@ -122,7 +126,147 @@ def test_set_rate_limits_uses_the_other_group():
                             'invoiceSend': {'perSecond': 1, 'perMinute': 1, 'perHour': 1}})
     for _attempt in range(3):
         client.request('GET', '/certificates/limits')
-    assert clock.sleeps == [pytest.approx(1.0)]
+    assert clock.sleeps == [pytest.approx(1.25)]
+
+
+class _Answer:
+    """The parts of a requests.Response that KsefHttpClient reads."""
+
+    def __init__(self, status, body, headers=None):
+        self.status_code = status
+        self.content = json.dumps(body).encode('utf-8')
+        self.headers = dict({'Content-Type': 'application/json'}, **(headers or {}))
+
+    def iter_content(self, chunk_size=1):
+        yield self.content
+
+    def close(self):
+        pass
+
+
+class StrictKsef:
+    """A session that counts calls like KSeF (and the emulator's ratelimit.py) and answers 429 beyond the limit.
+
+    A call is stamped when it ARRIVES (after `up` seconds of latency) and stays in a window of W seconds
+    while stamp > now - W; refused calls are not counted. The answer takes `down` more seconds.
+    """
+
+    def __init__(self, clock, limits, latency):
+        self.clock = clock
+        self.limits = limits              # {window seconds: limit}
+        self.latency = latency            # callable(call index) -> (up, down)
+        self.hits = {}
+        self.sent = []                    # (client clock at send, url)
+        self.refused = []
+
+    def request(self, method, url, **kwargs):
+        index = len(self.sent)
+        self.sent.append((self.clock(), url))
+        up, down = self.latency(index)
+        self.clock.advance(up)
+        now = self.clock()
+        template = re.sub(r'/enrollments/[^/?]+$', '/enrollments/{referenceNumber}', url.split('?')[0])
+        hits = self.hits.setdefault((method, template), [])
+        for window, limit in self.limits.items():
+            if len([t for t in hits if t > now - window]) >= limit:
+                self.refused.append((now, url))
+                self.clock.advance(down)
+                return _Answer(429, {'status': {'code': 429, 'description': 'Too Many Requests'}},
+                               {'Retry-After': '1'})
+        hits.append(now)
+        self.clock.advance(down)
+        return _Answer(200, {'status': {'code': 200}})
+
+
+def _slow_first_call(index):
+    """Latency (up, down) of call `index`: the first call of the window is slow to arrive."""
+    return (0.3, 0.05) if index == 0 else (0.001, 0.001)
+
+
+def _no_latency(dummy_index):
+    return (0.0, 0.0)
+
+
+def _status_calls(client, count):
+    for index in range(count):
+        client.request('GET', '/certificates/enrollments/{referenceNumber}',
+                       path_params={'referenceNumber': '20260301-EH-%010d' % index})
+
+
+def test_pacing_counts_from_the_answer_with_a_margin_so_a_slow_first_call_meets_no_429():
+    """The edge case of the 12-per-minute benchmark: the first call of the window was slow to arrive.
+
+    Counting it at the moment it was sent, with no margin, the client sent the 13th call exactly 60 s after
+    the first one had been SENT; KSeF had counted the first one 0.3 s later, so it still held 12 calls in
+    its window and answered 429.
+    """
+    clock = FakeClock()
+    server = StrictKsef(clock, {1: 10, 60: 12}, _slow_first_call)
+    client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
+    client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
+    _status_calls(client, 15)
+    assert server.refused == []
+    assert client.rate_limited == 0 and client.calls == 15
+    first_answer = server.sent[0][0] + 0.35
+    # The 13th call (another reference number: one counter per route template) waits for the first call to
+    # leave the window measured from its answer, plus the 0.25 s margin; not a moment less.
+    assert server.sent[12][0] == pytest.approx(first_answer + 60.25)
+    # The 11th call met the 1 s window the same way.
+    assert server.sent[10][0] >= server.sent[0][0] + 0.35 + 1.25 - 1e-9
+
+
+def test_without_margin_and_answer_stamping_the_same_calls_meet_a_429(monkeypatch):
+    """The same scenario with the old rule (stamp at send, no margin): the strict server refuses call 13."""
+    clock = FakeClock()
+    server = StrictKsef(clock, {1: 10, 60: 12}, _slow_first_call)
+    client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep, max_retries=0)
+    client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
+    client.pacing_margin = 0.0
+    monkeypatch.setattr(_http._SlidingWindow, 'settle', lambda self, stamp, now: None)
+    with pytest.raises(KsefRateLimitError):
+        _status_calls(client, 13)
+    assert len(server.refused) == 1
+
+
+def test_seconds_until_slot_matches_pacing_at_the_window_edge():
+    clock = FakeClock()
+    server = StrictKsef(clock, {1: 10, 60: 12}, _no_latency)
+    client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
+    client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
+    assert client.seconds_until_slot('GET', '/certificates/enrollments/{referenceNumber}') == 0.0
+    start = clock()
+    _status_calls(client, 12)                      # 10, then 2 more after 1.25 s
+    assert clock() - start == pytest.approx(1.25)
+    wait = client.seconds_until_slot('get', '/certificates/enrollments/{referenceNumber}')
+    assert wait == pytest.approx(start + 60.25 - clock())
+    # Other endpoints have their own counters.
+    assert client.seconds_until_slot('POST', '/certificates/enrollments') == 0.0
+    assert client.seconds_until_slot('POST', '/certificates/retrieve') == 0.0
+    # A hair before the edge the slot is still taken; at the edge it is free (KSeF: stamp > now - 60).
+    clock.advance(wait - 0.001)
+    assert client.seconds_until_slot('GET', '/certificates/enrollments/{referenceNumber}') == pytest.approx(0.001)
+    clock.advance(0.001)
+    assert client.seconds_until_slot('GET', '/certificates/enrollments/{referenceNumber}') == 0.0
+    sleeps = list(clock.sleeps)
+    _status_calls(client, 1)
+    assert clock.sleeps == sleeps, 'a free slot means request() does not pace'
+    assert server.refused == []
+
+
+def test_refused_and_failed_calls_count_against_the_window():
+    """KSeF does not count a refused call; the client does (over-counting only costs waiting)."""
+    clock = FakeClock()
+    script = HttpScript([
+        Exchange('GET', '/certificates/limits', status=429, reply_headers={'Retry-After': '1'}),
+        Exchange('GET', '/certificates/limits', exc=requests.exceptions.ConnectionError('reset')),
+        Exchange('GET', '/certificates/limits', reply={}),
+    ])
+    client = make_client(script, clock=clock)
+    client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 3, 'perHour': 120}})
+    client.request('GET', '/certificates/limits')
+    script.verify()
+    assert client.calls == 3
+    assert client.seconds_until_slot('GET', '/certificates/limits') == pytest.approx(60.25 - (clock() - 1000.0))
 
 
 def test_429_honours_retry_after_then_succeeds():
