@@ -69,10 +69,20 @@ with open(sys.argv[1], 'w') as handle:
         handle.write('%s: %s\n' % (key, json.dumps(value)))
 PY
 
+    # --continue-on-error: one failing target must not hide the results of the others.
+    # Each "Running <target> ..." line gets the seconds since the start, to spot slow targets.
     log="$workdir/ansible-test.log"
     rc=0
-    "$repo/tools/ansible-test.sh" "$venv" integration --local --allow-destructive --color no -v "$@" 2>&1 \
-        | tee "$log" || rc=$?
+    start=$SECONDS
+    "$repo/tools/ansible-test.sh" "$venv" integration --local --allow-destructive --continue-on-error \
+        --color no -v "$@" 2>&1 \
+        | while IFS= read -r line; do
+            case "$line" in
+                "Running "*" integration test role") line="$line [at $((SECONDS - start))s]" ;;
+            esac
+            printf '%s\n' "$line"
+        done | tee "$log" || rc=$?
+    echo "run-integration: ansible-test took $((SECONDS - start))s"
     if [ "$rc" -ne 0 ]; then
         echo "run-integration: ansible-test integration failed (exit $rc)" >&2
         exit "$rc"
