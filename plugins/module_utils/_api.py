@@ -103,6 +103,10 @@ class KsefApi:
                 raise
         return self.client.request(method, endpoint, token=self.authenticator.access_token(), **kwargs)[1]
 
+    def seconds_until_slot(self, method, endpoint):
+        """Seconds until the client would send a request to `endpoint` (route template) without pacing."""
+        return self.client.seconds_until_slot(method, endpoint)
+
     def rate_limits(self):
         """GET /rate-limits; the effective limits are also applied to the client's pacing."""
         body = self._call('GET', '/rate-limits') or {}

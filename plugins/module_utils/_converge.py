@@ -52,6 +52,13 @@ NAME_MAX_LENGTH = 100
 CERTIFICATE_TYPE_CHOICES = ('authentication', 'offline')
 API_TYPE = {'authentication': 'Authentication', 'offline': 'Offline'}
 POLL_INTERVAL = 2
+# Endpoints (method, route template) whose rate-limit slots the enrollment phase watches.
+ENROLL_ENDPOINT = ('POST', '/certificates/enrollments')
+STATUS_ENDPOINT = ('GET', '/certificates/enrollments/{referenceNumber}')
+RETRIEVE_ENDPOINT = ('POST', '/certificates/retrieve')
+RETRIEVE_BATCH = 10
+# Shortest sleep of the enrollment phase (guards against spinning on rounding at a window edge).
+MIN_OVERLAP_SLEEP = 0.01
 RECONCILE_POLL_INTERVAL = 5
 # Controller and KSeF clocks may differ: look this far before the recorded intent time.
 INTENT_CLOCK_SLACK = datetime.timedelta(minutes=10)
@@ -268,6 +275,8 @@ class Plan:
         self.intent_candidates = []
         self.deadline = None
         self.polled_at = None             # controller clock of the last status poll
+        self.sent_clock = None            # controller clock when the enrollment's answer came
+        self.finished = False             # issued certificate retrieved (and installed unless check mode)
         self.completion_action = None     # action of a resumed enrollment once it is installed
 
     def summary(self, now):
@@ -389,8 +398,7 @@ class Converger:
                 self._load_enrollment_data()
                 for plan in enrolling:
                     self._check_csr_subject(plan)
-            for plan in enrolling:
-                self._send_enrollment(plan)
+            self._send_enrollments(enrolling)
             self._wait_for_enrollments()
             self._finish_issued()
             for plan in self.plans:
@@ -823,8 +831,72 @@ class Converger:
         decl.store.write(record)
         decl.record = record
         plan.status_code = 100
+        plan.sent_clock = self.clock()
         if decl.wait:
             plan.deadline = self.clock() + (decl.wait_timeout if decl.wait_timeout is not None else 300)
+
+    def _send_enrollments(self, enrolling):
+        """Send every planned enrollment, each exactly once, in order.
+
+        While the enrollment endpoint has no free rate-limit slot (KsefApi.seconds_until_slot), the time
+        is used for the enrollments already sent: their status endpoint and the retrieve endpoint have
+        counters of their own. Check mode sends nothing and so has nothing to overlap.
+        """
+        for index, plan in enumerate(enrolling):
+            if index and not self.check_mode:
+                self._overlap_until_enroll_slot()
+            self._send_enrollment(plan)
+
+    def _seconds_until_slot(self, endpoint):
+        probe = getattr(self.api, 'seconds_until_slot', None)
+        if probe is None:
+            return 0.0
+        return probe(*endpoint)
+
+    def _waiting(self):
+        """Enrollments being waited for whose wait has not run out (resumed ones included)."""
+        now = self.clock()
+        return [plan for plan in self.plans if plan.reference_number and plan.status_code == 100 and
+                not plan.issued_serial and plan.deadline is not None and now < plan.deadline]
+
+    def _poll_due_in(self, plan):
+        """Seconds until the plan's next poll (POLL_INTERVAL after the last poll, or after sending)."""
+        last = plan.polled_at if plan.polled_at is not None else plan.sent_clock
+        if last is None:
+            return 0.0
+        return last + POLL_INTERVAL - self.clock()
+
+    def _issued_unfinished(self):
+        return [plan for plan in self.plans if plan.issued_serial and not plan.finished]
+
+    def _retrieve_ready(self, issued, waiting):
+        """Retrieve a full batch, or whatever is issued once nothing else is being waited for."""
+        return bool(issued) and (len(issued) >= RETRIEVE_BATCH or not waiting)
+
+    def _overlap_until_enroll_slot(self):
+        """Poll, retrieve and install what was already sent until the enrollment endpoint has a free slot."""
+        while True:
+            enroll_wait = self._seconds_until_slot(ENROLL_ENDPOINT)
+            if enroll_wait <= 0:
+                return
+            waiting = self._waiting()
+            issued = self._issued_unfinished()
+            next_event = enroll_wait
+            if self._retrieve_ready(issued, waiting):
+                retrieve_wait = self._seconds_until_slot(RETRIEVE_ENDPOINT)
+                if retrieve_wait <= 0:
+                    self._finish_issued(issued[:RETRIEVE_BATCH])
+                    continue
+                next_event = min(next_event, retrieve_wait)
+            if waiting:
+                status_wait = self._seconds_until_slot(STATUS_ENDPOINT)
+                due = min(waiting, key=self._poll_due_in)
+                due_in = self._poll_due_in(due)
+                if due_in <= 0 and status_wait <= 0:
+                    self._poll(due)
+                    continue
+                next_event = min(next_event, max(due_in, status_wait))
+            self.sleep(max(next_event, MIN_OVERLAP_SLEEP))
 
     def _enrollment_key(self, plan):
         """The key the CSR is made for; a new key is on disk before anything is sent."""
@@ -892,14 +964,9 @@ class Converger:
             for plan in list(waiting):
                 if plan.polled_at is not None and self.clock() - plan.polled_at < POLL_INTERVAL:
                     continue
-                status = self.api.enrollment_status(plan.reference_number)
-                plan.polled_at = self.clock()
-                self._apply_status(plan, status)
+                self._poll(plan)
                 if plan.status_code != 100:
                     waiting.remove(plan)
-                    if plan.reference_number is None:
-                        raise KsefError('KSeF gave up on the enrollment of certificate %s (status 500/550); the state '
-                                        'file was cleared, run again to send a new enrollment' % plan.decl.label)
                 elif self.clock() >= plan.deadline:
                     waiting.remove(plan)
             if waiting:
@@ -908,8 +975,18 @@ class Converger:
             if plan.reference_number and plan.status_code == 100 and not plan.issued_serial:
                 plan.action = 'pending'
 
-    def _finish_issued(self):
-        issued = [plan for plan in self.plans if plan.issued_serial]
+    def _poll(self, plan):
+        """One status call for a waiting enrollment."""
+        status = self.api.enrollment_status(plan.reference_number)
+        plan.polled_at = self.clock()
+        self._apply_status(plan, status)
+        if plan.status_code != 100 and plan.reference_number is None:
+            raise KsefError('KSeF gave up on the enrollment of certificate %s (status 500/550); the state '
+                            'file was cleared, run again to send a new enrollment' % plan.decl.label)
+
+    def _finish_issued(self, plans=None):
+        """Retrieve and install issued certificates (all of them, or the given batch) not finished yet."""
+        issued = [plan for plan in (self.plans if plans is None else plans) if plan.issued_serial and not plan.finished]
         self._retrieve([plan.issued_serial for plan in issued])
         for plan in issued:
             certificate = self.retrieved.get(plan.issued_serial)
@@ -924,11 +1001,13 @@ class Converger:
                 # A resumed enrollment that KSeF finished while this run waited.
                 plan.action = plan.completion_action
             if self.check_mode:
+                plan.finished = True
                 continue
             self._install(plan, certificate)
             self._revoke_superseded(plan)
             plan.decl.store.clear()
             plan.changed = True
+            plan.finished = True
 
     # -- local files ---------------------------------------------------------------------------
 

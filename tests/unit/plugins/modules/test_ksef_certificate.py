@@ -23,6 +23,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
@@ -66,10 +67,44 @@ class FakeClock:
         self.elapsed += datetime.timedelta(**delta).total_seconds()
 
 
+class _EmptyAnswer:
+    status_code = 200
+    headers = {}
+    content = b''
+
+    def iter_content(self, chunk_size=1):
+        yield b''
+
+    def close(self):
+        pass
+
+
+class _NullSession:
+    """A requests session stand-in: every request answers 200 with an empty body, instantly."""
+
+    def request(self, method, url, **kwargs):
+        return _EmptyAnswer()
+
+
+# FakeKsef call -> the KSeF endpoint (method, route template) it stands for.
+ROUTES = {
+    'query': ('POST', '/certificates/query'),
+    'retrieve': ('POST', '/certificates/retrieve'),
+    'limits': ('GET', '/certificates/limits'),
+    'enrollment_data': ('GET', '/certificates/enrollments/data'),
+    'enroll': ('POST', '/certificates/enrollments'),
+    'enrollment_status': ('GET', '/certificates/enrollments/{referenceNumber}'),
+    'revoke': ('POST', '/certificates/{certificateSerialNumber}/revoke'),
+}
+
+
 class FakeKsef:
     """An in-memory KSeF with KsefApi's interface: issues real certificates and records every call.
 
     Enrollments are processed `processing_seconds` after they were sent (by the fake clock).
+    After limit_rate(), every call is paced by a real KsefHttpClient on the fake clock (so
+    seconds_until_slot() is the real one) and counted per endpoint like KSeF does; a call beyond the
+    limits is recorded in `refused` and answered with 429.
     """
 
     def __init__(self, clock, processing_seconds=0):
@@ -86,10 +121,41 @@ class FakeKsef:
         self.lose_enroll_response = None  # raised by enroll() after it acted
         self.forced_status = {}
         self._serial = 0x1A00000000000000
+        self.client = None
+        self.server_limits = {}
+        self.hits = {}
+        self.refused = []
+
+    # -- rate limits -------------------------------------------------------------------------
+
+    def limit_rate(self, per_minute, per_second=10, per_hour=120):
+        self.client = KsefHttpClient('https://ksef.invalid/v2', session=_NullSession(), clock=self.clock.monotonic,
+                                     sleep=self.clock.sleep)
+        self.client.set_rate_limits({'other': {'perSecond': per_second, 'perMinute': per_minute,
+                                               'perHour': per_hour}})
+        self.server_limits = {1: per_second, 60: per_minute, 3600: per_hour}
+
+    def seconds_until_slot(self, method, endpoint):
+        return self.client.seconds_until_slot(method, endpoint) if self.client is not None else 0.0
+
+    def _rate_limit(self, call):
+        if self.client is None or call not in ROUTES:
+            return
+        method, endpoint = ROUTES[call]
+        self.client.request(method, endpoint, path_params={'referenceNumber': 'R', 'certificateSerialNumber': 'S'})
+        now = self.clock.monotonic()
+        hits = self.hits.setdefault(call, [])
+        for window, limit in self.server_limits.items():
+            if len([t for t in hits if t > now - window]) >= limit:
+                self.refused.append((call, now))
+                raise KsefApiError(method, endpoint, 429, errors=[{'code': 429, 'description': 'Too Many Requests'}])
+        hits.append(now)
 
     # -- bookkeeping -------------------------------------------------------------------------
 
     def record(self, call, **details):
+        self._rate_limit(call)
+        details['at'] = self.clock.monotonic()
         self.calls.append((call, details))
         self.process()
 
@@ -893,6 +959,76 @@ def test_list_of_twelve_costs_one_query_when_healthy(run, ksef, tmp_path):
         assert again['changed'] is False and again['action'] == 'none'
         assert ksef.names() == ['query']
         assert [entry['certificate']['serial_number'] for entry in again['certificates']] == serials
+
+
+def _fifteen(tmp_path, prefix='limited'):
+    return [dict(name='%s-%03d' % (prefix, i), private_key_path=str(tmp_path / ('%s-%03d.key' % (prefix, i))),
+                 certificate_path=str(tmp_path / ('%s-%03d.pem' % (prefix, i)))) for i in range(15)]
+
+
+def test_list_enrollment_overlaps_the_wait_for_a_rate_limit_slot(run, ksef, clock, tmp_path):
+    """make bench's scenario: 15 enrollments, every certificate endpoint limited to 12 a minute.
+
+    The 13th enrollment must wait for the first to leave the 60 s window; meanwhile the twelve sent are
+    polled (their endpoint has its own counter), retrieved in batches of 10 and installed.
+    """
+    ksef.processing_seconds = 1
+    ksef.limit_rate(per_minute=12)
+    installed_when_sent = []
+    original = ksef.enroll
+
+    def enroll(name, *args, **kwargs):
+        # Crash safety is unchanged: the intent is on disk before the POST.
+        assert _state(tmp_path, name)['phase'] == 'intent'
+        installed_when_sent.append(len(list(tmp_path.glob('*.pem'))))
+        return original(name, *args, **kwargs)
+
+    ksef.enroll = enroll
+    start = clock.monotonic()
+    result = run(dict(certificates=_fifteen(tmp_path), type='authentication'))
+
+    assert result['action'] == 'enrolled' and result['changed'] is True
+    for i in range(15):
+        assert_pair(tmp_path / ('limited-%03d.key' % i), tmp_path / ('limited-%03d.pem' % i))
+    assert ksef.refused == [], 'a call KSeF would have answered with 429'
+    assert len(ksef.enrollments) == 15 and ksef.count('enroll') == 15, 'an enrollment was sent twice'
+
+    names = ksef.names()
+    sent = [index for index, name in enumerate(names) if name == 'enroll']
+    before_last_minute = names[:sent[12]]
+    # The twelve sent in the first minute were polled and retrieved (10 + 2) before the 13th went out...
+    assert before_last_minute.count('enrollment_status') == 12
+    assert before_last_minute.count('retrieve') == 2
+    # ...and installed: their files were on disk when the 13th enrollment was sent.
+    assert installed_when_sent[:12] == [0] * 12 and installed_when_sent[12:] == [12, 12, 12]
+    # Status polls began before the last enrollment was sent.
+    assert names.index('enrollment_status') < sent[-1]
+    assert (ksef.count('query'), ksef.count('limits'), ksef.count('enrollment_data')) == (1, 1, 1)
+    assert ksef.count('retrieve') == 3
+    assert ksef.count('enrollment_status') == 15
+    # The 60 s window (plus the 0.25 s pacing margin) is the floor; the fake clock shows nothing else waits long.
+    assert 60.25 <= clock.monotonic() - start < 66
+    assert not list(tmp_path.glob('*.ksef-pending.json')), 'state files are cleared once installed'
+
+
+def test_list_enrollment_without_rate_pressure_sends_everything_first(run, ksef, clock, tmp_path):
+    """With a free slot for every enrollment nothing is interleaved: send all, then poll, then retrieve."""
+    ksef.processing_seconds = 1
+    ksef.limit_rate(per_minute=30)
+    run(dict(certificates=_fifteen(tmp_path), type='authentication'))
+    names = [name for name in ksef.names() if name in ('enroll', 'enrollment_status', 'retrieve')]
+    last_enroll = max(index for index, name in enumerate(names) if name == 'enroll')
+    assert names[:last_enroll + 1] == ['enroll'] * 15
+    assert ksef.refused == [] and ksef.count('retrieve') == 1   # one retrieve() of 15 serials (KsefApi chunks it)
+
+
+def test_list_enrollment_check_mode_under_rate_limit_sends_and_waits_for_nothing(run, ksef, clock, tmp_path):
+    ksef.limit_rate(per_minute=12)
+    start = clock.monotonic()
+    predicted = run(dict(certificates=_fifteen(tmp_path), type='authentication'), check_mode=True)
+    assert predicted['action'] == 'enrolled' and predicted['changed'] is True
+    assert only_writes(ksef.names()) == [] and 'enrollment_status' not in ksef.names()
+    assert snapshot(tmp_path) == {} and clock.monotonic() == start
 
 
 def test_list_renews_only_the_certificate_in_its_window(run, ksef, clock, tmp_path):
