@@ -87,7 +87,7 @@ EXAMPLES = r'''
     - name: Ensure an authentication certificate exists
       ksef.certificates.ksef_certificate:
         name: erp-prod-auth
-        certificate_type: authentication
+        type: authentication
         private_key_path: /etc/ksef/erp-prod-auth.key
         certificate_path: /etc/ksef/erp-prod-auth.pem
       delegate_to: localhost
