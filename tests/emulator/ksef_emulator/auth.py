@@ -84,7 +84,7 @@ def has_permission(emu, subject_type, subject_value, context_type, context_value
         if subject_type == 'Nip' and subject_value == nip:
             return True
         if subject_type == 'Pesel' and emu.store.one('SELECT 1 FROM persons WHERE nip = ? AND pesel = ?',
-                                                      (nip, subject_value)):
+                                                     (nip, subject_value)):
             return True
     grant = emu.store.one('SELECT 1 FROM permissions WHERE context_type = ? AND context_value = ? '
                           'AND authorized_type = ? AND authorized_value = ?',
@@ -259,7 +259,7 @@ def start_ksef_token(emu, body):
     try:
         plaintext = emu.keys.token_encryption_key.decrypt(ciphertext, padding.OAEP(
             mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)).decode('utf-8')
-        token, _, timestamp = plaintext.rpartition('|')
+        token, dummy, timestamp = plaintext.rpartition('|')
     except (ValueError, UnicodeDecodeError):
         token, timestamp = '', ''
         status = _failed(450, 'Nie można odszyfrować tokenu (RSA-OAEP SHA-256).')
@@ -289,7 +289,7 @@ def start_ksef_token(emu, body):
 
 def bearer_token(req):
     header = req.headers.get('Authorization', '')
-    scheme, _, value = header.partition(' ')
+    scheme, dummy, value = header.partition(' ')
     if scheme.lower() != 'bearer' or not value.strip():
         raise Unauthorized('Brak tokenu uwierzytelniającego (nagłówek Authorization: Bearer).')
     return value.strip()
@@ -311,7 +311,7 @@ def operation_for_token(emu, req, kinds):
 
 def access_session(emu, req):
     """Auth operation behind a valid access token; enforces the IP allow-list (403 ip-not-allowed)."""
-    _, operation = operation_for_token(emu, req, ('access',))
+    dummy, operation = operation_for_token(emu, req, ('access',))
     client_ip = req.remote_addr
     if not ip_allowed(operation['allowed_ips'], client_ip):
         raise Forbidden('ip-not-allowed', 'Adres IP %s nie jest dozwolony przez politykę autoryzacji.' % client_ip,
@@ -371,7 +371,7 @@ def _ksef_token_revoked(emu, operation):
 
 def redeem(emu, req):
     now = util.now()
-    _, operation = operation_for_token(emu, req, ('operation',))
+    dummy, operation = operation_for_token(emu, req, ('operation',))
     reference = operation['reference_number']
     status = _current_status(operation, now)
     if operation['redeemed']:
@@ -393,7 +393,7 @@ def redeem(emu, req):
 
 def refresh(emu, req):
     now = util.now()
-    _, operation = operation_for_token(emu, req, ('refresh',))
+    dummy, operation = operation_for_token(emu, req, ('refresh',))
     reference = operation['reference_number']
     if _ksef_token_revoked(emu, operation):
         raise ApiError(21301, ['Token KSeF został unieważniony.'], reference_number=reference)
@@ -404,7 +404,7 @@ def refresh(emu, req):
 
 
 def close_current_session(emu, req):
-    _, operation = operation_for_token(emu, req, ('access', 'refresh'))
+    dummy, operation = operation_for_token(emu, req, ('access', 'refresh'))
     emu.store.update('auth_operations', 'reference_number', operation['reference_number'], {'session_revoked': 1})
 
 

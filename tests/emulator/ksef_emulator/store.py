@@ -125,7 +125,7 @@ class Store:
 
     def insert(self, table, values):
         columns = ', '.join(values)
-        marks = ', '.join('?' for _ in values)
+        marks = ', '.join('?' for dummy in values)
         self.execute('INSERT INTO %s (%s) VALUES (%s)' % (table, columns, marks), list(values.values()))
 
     def update(self, table, key_column, key, values):

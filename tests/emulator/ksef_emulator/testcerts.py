@@ -43,7 +43,7 @@ def valid_nip(seed=None):
     """Random NIP with a valid checksum that also matches the XSD pattern [1-9]((\\d[1-9])|([1-9]\\d))\\d{7}."""
     rng = _rng(seed)
     while True:
-        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(8)]
+        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for dummy in range(8)]
         if digits[1] == 0 and digits[2] == 0:
             continue
         check = sum(d * w for d, w in zip(digits, NIP_WEIGHTS)) % 11

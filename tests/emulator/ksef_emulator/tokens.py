@@ -56,4 +56,3 @@ def decode(secret, token, kinds, now):
     if not isinstance(claims.get('exp'), int) or claims['exp'] <= now:
         raise TokenInvalid('The bearer token has expired.')
     return claims
-

@@ -103,6 +103,7 @@ SIGNATURE_ALGORITHMS = {
 MIN_RSA_BITS = 2048
 MIN_EC_BITS = 256
 
+
 class XadesRejected(Exception):
     """The document was refused; code/description/details map 1:1 to a KSeF ExceptionDetail."""
 
@@ -200,7 +201,7 @@ def _validate_schema(tree, signature):
         _renamespace(unsigned, AUTH_NS_20, AUTH_NS_21)
         # Re-serialize so that namespace declarations match the new element names.
         unsigned = etree.fromstring(etree.tostring(unsigned), etree.XMLParser(resolve_entities=False,
-                                                                                no_network=True))
+                                                                              no_network=True))
     schema = _schema_v21()
     if not schema.validate(unsigned):
         messages = []
@@ -376,10 +377,10 @@ def _reference_octets(reference, tree):
             _apply_xpath_transform(transform, node)
             removes_signature = True
         elif algorithm == TRANSFORM_FILTER2:
-            before = sum(1 for _ in (node.getroot() if isinstance(node, etree._ElementTree) else node)
+            before = sum(1 for dummy in (node.getroot() if isinstance(node, etree._ElementTree) else node)
                          .iter(_ds('Signature')))
             _apply_filter2_transform(transform, node)
-            after = sum(1 for _ in (node.getroot() if isinstance(node, etree._ElementTree) else node)
+            after = sum(1 for dummy in (node.getroot() if isinstance(node, etree._ElementTree) else node)
                         .iter(_ds('Signature')))
             removes_signature = removes_signature or (before > 0 and after == 0)
         elif algorithm in C14N_ALGORITHMS:

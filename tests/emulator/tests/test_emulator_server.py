@@ -21,7 +21,7 @@ EMULATOR_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_429_with_retry_after_within_35_rapid_calls(client):
     nip, cert, key = new_seal()
     token = login(client, cert, key, nip)['accessToken']
-    statuses = [client.call('GET', '/certificates/limits', token=token) for _ in range(35)]
+    statuses = [client.call('GET', '/certificates/limits', token=token) for dummy in range(35)]
     refused = [r for r in statuses if r.status_code == 429]
     assert refused, 'no 429 within 35 calls'
     assert [r.status_code for r in statuses[:10]] == [200] * 10
@@ -29,7 +29,7 @@ def test_429_with_retry_after_within_35_rapid_calls(client):
     assert 1 <= int(first.headers['Retry-After']) <= 60
     assert first.json()['status']['code'] == 429
     # After 30 accepted calls the per-minute window refuses too, here asked for problem-details.
-    for _ in range(40):
+    for dummy in range(40):
         problem = client.call('GET', '/certificates/limits', token=token, headers={'X-Error-Format': 'problem-details'})
         if problem.status_code == 429:
             break
@@ -46,7 +46,7 @@ def test_rate_limit_override_per_minute(client):
     assert limits['other'] == {'perSecond': 10, 'perMinute': 30, 'perHour': 120}
     limits['other']['perMinute'] = 12
     assert client.call('POST', '/testdata/rate-limits', token=token, json={'rateLimits': limits}).status_code == 200
-    for _ in range(12):
+    for dummy in range(12):
         assert client.call('GET', '/certificates/limits', token=token).status_code == 200
         time.sleep(0.11)
     refused = client.call('GET', '/certificates/limits', token=token)
@@ -65,7 +65,7 @@ def test_rate_limits_off(start_server):
     _server, plain = start_server(rate_limits='off')
     nip, cert, key = new_seal()
     token = login(plain, cert, key, nip)['accessToken']
-    assert {plain.call('GET', '/certificates/limits', token=token).status_code for _ in range(15)} == {200}
+    assert {plain.call('GET', '/certificates/limits', token=token).status_code for dummy in range(15)} == {200}
 
 
 def test_tls_needs_the_emulator_ca(emulator_server):
@@ -106,7 +106,7 @@ def test_fault_status(client):
     nip, cert, key = new_seal()
     token = login(client, cert, key, nip)['accessToken']
     _add_fault(client, method='GET', route='/certificates/limits', mode='status', status=503, count=2)
-    statuses = [client.call('GET', '/certificates/limits', token=token, check=False).status_code for _ in range(3)]
+    statuses = [client.call('GET', '/certificates/limits', token=token, check=False).status_code for dummy in range(3)]
     assert statuses == [503, 503, 200]
     _add_fault(client, method='POST', route='/certificates/enrollments', mode='status', status=429)
     refused = client.call('POST', '/certificates/enrollments', token=token, json={})
@@ -140,7 +140,6 @@ def test_fault_reset_does_nothing(client):
     assert enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name='After reset').status_code == 202
 
 
-
 @pytest.mark.parametrize('code', [400, 550])
 def test_fault_enrollment_status_ends_the_enrollment(client, code):
     nip, cert, key = new_seal()
@@ -154,6 +153,7 @@ def test_fault_enrollment_status_ends_the_enrollment(client, code):
     # The fault is used up: the next enrollment is issued.
     assert enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
     assert client.control('POST', '/emulator/faults', json={'mode': 'enrollment-status', 'status': 200}).status_code == 400
+
 
 def test_fault_delay_and_clear(client):
     _add_fault(client, method='POST', route='/auth/challenge', mode='delay', delay=0.6, count=5)

@@ -40,19 +40,19 @@ def csr_subject(attributes):
 
 def test_seal_identity_is_vatpl_nip():
     nip = testcerts.valid_nip()
-    cert, _ = testcerts.make_seal(nip)
+    cert, dummy = testcerts.make_seal(nip)
     assert subject_identity(cert, 'certificateSubject') == SubjectIdentity('Nip', nip)
 
 
 def test_person_identity_pesel_with_polish_letters():
     pesel = testcerts.valid_pesel()
-    cert, _ = testcerts.make_person(GIVEN, SURNAME, pesel=pesel)
+    cert, dummy = testcerts.make_person(GIVEN, SURNAME, pesel=pesel)
     assert subject_identity(cert, 'certificateSubject') == SubjectIdentity('Pesel', pesel)
 
 
 def test_person_identity_tinpl_nip():
     nip = testcerts.valid_nip()
-    cert, _ = testcerts.make_person(GIVEN, SURNAME, nip=nip)
+    cert, dummy = testcerts.make_person(GIVEN, SURNAME, nip=nip)
     assert subject_identity(cert, 'certificateSubject') == SubjectIdentity('Nip', nip)
 
 
@@ -70,7 +70,7 @@ def test_person_identity_accepts_documented_serial_number_forms(serial_number, e
 
 
 def test_fingerprint_identity_is_uppercase_sha256_of_der():
-    cert, _ = testcerts.make_seal(testcerts.valid_nip())
+    cert, dummy = testcerts.make_seal(testcerts.valid_nip())
     identity = subject_identity(cert, 'certificateFingerprint')
     assert identity.type == 'Fingerprint'
     assert identity.value == hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest().upper()
@@ -104,7 +104,7 @@ def test_seal_with_surname_refused():
 
 def test_enrollment_data_person_verbatim():
     pesel = testcerts.valid_pesel()
-    cert, _ = testcerts.make_person(GIVEN, SURNAME, pesel=pesel, common_name='Zażółć Gęślą-Jaźń (test)')
+    cert, dummy = testcerts.make_person(GIVEN, SURNAME, pesel=pesel, common_name='Zażółć Gęślą-Jaźń (test)')
     assert enrollment_data(cert) == {
         'commonName': 'Zażółć Gęślą-Jaźń (test)',
         'countryName': 'PL',
@@ -119,7 +119,7 @@ def test_enrollment_data_person_verbatim():
 
 def test_enrollment_data_seal():
     nip = testcerts.valid_nip()
-    cert, _ = testcerts.make_seal(nip, organization_name='Spółka Żółta sp. z o.o.', common_name='Pieczęć')
+    cert, dummy = testcerts.make_seal(nip, organization_name='Spółka Żółta sp. z o.o.', common_name='Pieczęć')
     data = enrollment_data(cert)
     assert data['organizationName'] == 'Spółka Żółta sp. z o.o.'
     assert data['organizationIdentifier'] == 'VATPL-%s' % nip
@@ -148,33 +148,33 @@ def _java_order(data):
 
 @pytest.mark.parametrize('builder', [_csharp_order, _java_order])
 def test_csr_round_trip_person(builder):
-    cert, _ = testcerts.make_person(GIVEN, SURNAME, pesel=testcerts.valid_pesel())
+    cert, dummy = testcerts.make_person(GIVEN, SURNAME, pesel=testcerts.valid_pesel())
     data = enrollment_data(cert)
     assert csr_subject_matches(csr_subject(builder(data)), data)
 
 
 @pytest.mark.parametrize('builder', [_csharp_order, _java_order])
 def test_csr_round_trip_seal(builder):
-    cert, _ = testcerts.make_seal(testcerts.valid_nip(), organization_name='Łódzka Spółka')
+    cert, dummy = testcerts.make_seal(testcerts.valid_nip(), organization_name='Łódzka Spółka')
     data = enrollment_data(cert)
     assert csr_subject_matches(csr_subject(builder(data)), data)
 
 
 def test_csr_changed_value_does_not_match():
-    cert, _ = testcerts.make_person(GIVEN, SURNAME, pesel=testcerts.valid_pesel())
+    cert, dummy = testcerts.make_person(GIVEN, SURNAME, pesel=testcerts.valid_pesel())
     data = enrollment_data(cert)
     changed = dict(data, surname='Gesla-Jazn')  # ASCII-folded: a different value
     assert not csr_subject_matches(csr_subject(_java_order(changed)), data)
 
 
 def test_csr_missing_attribute_does_not_match():
-    cert, _ = testcerts.make_seal(testcerts.valid_nip())
+    cert, dummy = testcerts.make_seal(testcerts.valid_nip())
     data = enrollment_data(cert)
     assert not csr_subject_matches(csr_subject(_java_order(dict(data, organizationName=None))), data)
 
 
 def test_csr_extra_attribute_does_not_match():
-    cert, _ = testcerts.make_seal(testcerts.valid_nip())
+    cert, dummy = testcerts.make_seal(testcerts.valid_nip())
     data = enrollment_data(cert)
     extra = _java_order(data) + [(NameOID.LOCALITY_NAME, 'Warszawa')]
     assert not csr_subject_matches(csr_subject(extra), data)
@@ -183,8 +183,8 @@ def test_csr_extra_attribute_does_not_match():
 
 
 def test_authentication_method_info():
-    seal, _ = testcerts.make_seal(testcerts.valid_nip())
-    person, _ = testcerts.make_person(GIVEN, SURNAME, pesel=testcerts.valid_pesel())
+    seal, dummy = testcerts.make_seal(testcerts.valid_nip())
+    person, dummy = testcerts.make_person(GIVEN, SURNAME, pesel=testcerts.valid_pesel())
     seal_info = authentication_method_info(seal, subject_identity(seal, 'certificateSubject'))
     assert seal_info == {'category': 'XadesSignature', 'code': 'xades.qualified-seal',
                          'displayName': 'Pieczęć kwalifikowana'}

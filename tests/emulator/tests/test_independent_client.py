@@ -40,7 +40,7 @@ POLL_TIMEOUT = 30
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(os.path.join(PACKAGE_DIR, 'app.py')) and os.path.exists(os.path.join(PACKAGE_DIR,
-                                                                                              '__main__.py'))),
+                                                                                             '__main__.py'))),
     reason='the emulator server (ksef_emulator/app.py, __main__.py) is not there yet')
 
 
@@ -89,7 +89,7 @@ class Contract:
             return None
         media_type = response.headers.get('Content-Type', '').split(';')[0].strip()
         assert media_type in content, '%s: content type %r not documented (%s)' % (where, media_type,
-                                                                                    sorted(content))
+                                                                                   sorted(content))
         body = response.json()
         self._validate(body, content[media_type]['schema'], OAS30ReadValidator, where)
         return body
@@ -129,7 +129,7 @@ class IndependentClient:
     def poll(self, method, template, token, path, done, what):
         deadline = time.monotonic() + POLL_TIMEOUT
         while True:
-            _, body = self.call(method, template, path=path, token=token, expect=200)
+            dummy, body = self.call(method, template, path=path, token=token, expect=200)
             if done(body):
                 return body
             assert time.monotonic() < deadline, '%s still in progress: %s' % (what, body)
@@ -158,7 +158,7 @@ def xades_sign(xml, key, cert):
 
 
 def start_xades(client, nip, key, cert, tamper=None):
-    _, challenge = client.call('POST', '/auth/challenge', expect=200)
+    dummy, challenge = client.call('POST', '/auth/challenge', expect=200)
     signed = xades_sign(auth_token_request(challenge['challenge'], nip), key, cert)
     if tamper:
         signed = tamper(signed)
@@ -175,7 +175,7 @@ def login(client, nip, key, cert):
                          lambda body: body['status']['code'] != 100, 'authentication')
     assert status['status']['code'] == 200, status
     assert status['authenticationMethodInfo']['category'] == 'XadesSignature'
-    _, tokens = client.call('POST', '/auth/token/redeem', token=operation_token, expect=200)
+    dummy, tokens = client.call('POST', '/auth/token/redeem', token=operation_token, expect=200)
     client.access_token = tokens['accessToken']['token']
     return status
 
@@ -254,7 +254,7 @@ def server(tmp_path_factory):
         while not (ready_file.exists() and ready_file.stat().st_size and ca_file.exists()):
             if process.poll() is not None:
                 pytest.fail('emulator exited with %s: %s' % (process.returncode,
-                                                              (work / 'server.log').read_text()[-2000:]))
+                                                             (work / 'server.log').read_text()[-2000:]))
             if time.monotonic() > deadline:
                 pytest.fail('emulator not ready after %d s' % SERVER_START_TIMEOUT)
             time.sleep(0.1)
@@ -339,7 +339,7 @@ def test_independent_client_walk(server, contract):
     retrieved = client.api('POST', '/certificates/retrieve', json_body={'certificateSerialNumbers': serials})
     by_serial = {item['certificateSerialNumber']: item for item in retrieved['certificates']}
     assert sorted(by_serial) == sorted(serials)
-    for (name, certificate_type, key, _), serial in zip(wanted, serials):
+    for (name, certificate_type, key, dummy), serial in zip(wanted, serials):
         item = by_serial[serial]
         assert (item['certificateName'], item['certificateType']) == (name, certificate_type)
         issued = x509.load_der_x509_certificate(base64.b64decode(item['certificate']))
@@ -398,7 +398,7 @@ def test_independent_client_walk(server, contract):
 
     # Rapid calls to one endpoint (10/s, 30/min) are answered 429 with Retry-After.
     limited = None
-    for _ in range(35):
+    for dummy in range(35):
         response, body = client.call('GET', '/certificates/limits', token=client.access_token)
         if response.status_code == 429:
             limited = response

@@ -63,7 +63,7 @@ def test_make_person_rsa():
                                    ('2.5.4.5', 'PNOPL-44051401359'), ('2.5.4.3', 'Zażółć Gęślą-Jaźń'),
                                    ('2.5.4.6', 'PL')]
     assert isinstance(key, rsa.RSAPrivateKey) and key.key_size == 2048
-    cert, _ = testcerts.make_person('Jan', 'Nowak', nip='5260250274')
+    cert, dummy = testcerts.make_person('Jan', 'Nowak', nip='5260250274')
     assert cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == 'TINPL-5260250274'
     with pytest.raises(ValueError):
         testcerts.make_person('Jan', 'Nowak')
@@ -93,7 +93,7 @@ def test_cli_seal_encrypted_pkcs8_and_pkcs12(tmp_path):
     assert key_pem.startswith(b'-----BEGIN ENCRYPTED PRIVATE KEY-----')
     key = serialization.load_pem_private_key(key_pem, b'Sekret-1')
     assert key.public_key().public_numbers() == cert.public_key().public_numbers()
-    p12_key, p12_cert, _ = pkcs12.load_key_and_certificates(p12_file.read_bytes(), b'Sekret-2')
+    p12_key, p12_cert, dummy = pkcs12.load_key_and_certificates(p12_file.read_bytes(), b'Sekret-2')
     assert p12_cert == cert
     assert p12_key.public_key().public_numbers() == cert.public_key().public_numbers()
 

@@ -126,7 +126,7 @@ option_values = st.one_of(st.none(), st.text(max_size=30), st.integers(-5, 10 **
 @given(name=option_values, cert_type=option_values, renew=option_values, wait_timeout=option_values,
        valid_from=option_values, context_id=option_values, api_url=option_values)
 def test_certificate_options_fail_before_any_request(run_module, monkeypatch, tmp_path_factory, name, cert_type,
-                                                    renew, wait_timeout, valid_from, context_id, api_url):
+                                                     renew, wait_timeout, valid_from, context_id, api_url):
     workdir = tmp_path_factory.mktemp('opts')
     script = HttpScript([])   # no exchange: any request fails the test
     script.install(monkeypatch)
