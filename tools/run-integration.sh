@@ -100,15 +100,19 @@ PY
         exit 1
     fi
     echo "run-integration: ${#expected[@]} targets ran: ${expected[*]}"
+    # Every XAdES login document the modules sent, checked by an independent implementation.
+    "$KSEF_EMULATOR_PYTHON" "$repo/tools/verify-recorded-xades.py" "$KSEF_RECORD_DIR"
     exit 0
 fi
 
 venv=$(cd "$1" && pwd)
 shift
 emulator_opts=()
+record_dir=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --processing-delay|--record-dir) emulator_opts+=("$1" "$2"); shift 2 ;;
+        --processing-delay) emulator_opts+=("$1" "$2"); shift 2 ;;
+        --record-dir) record_dir=$2; shift 2 ;;
         --) shift; break ;;
         *) break ;;
     esac
@@ -127,9 +131,11 @@ find "$repo/build/integration" -mindepth 1 -maxdepth 1 -type d -mmin +1440 -exec
 name=$(basename "$venv")
 workdir=$(mktemp -d "$repo/build/integration/${name#.}-XXXXXX")
 export KSEF_TEST_ROOT="$workdir"
+# The emulator always records the requests: the login documents are verified after the run.
+export KSEF_RECORD_DIR="${record_dir:-$workdir/emulator/requests}"
 rc=0
 "$repo/tools/with-emulator.sh" --python "$repo/.venv/bin/python" --dir "$workdir/emulator" \
-    "${emulator_opts[@]}" -- "$0" --under-emulator "$venv" "$workdir" "$@" || rc=$?
+    --record-dir "$KSEF_RECORD_DIR" "${emulator_opts[@]}" -- "$0" --under-emulator "$venv" "$workdir" "$@" || rc=$?
 if [ "$rc" -eq 0 ]; then
     rm -rf "$workdir"
 else
