@@ -35,6 +35,31 @@ class KsefCredentialError(KsefInputError):
     """Signer or key material cannot be loaded (wrong passphrase, mismatching key, ...)."""
 
 
+# What to do about the KSeF exception codes a user of these modules can meet: appended to the
+# message of a KsefApiError that carries the code.
+HINTS = {
+    9105: 'KSeF refused the XAdES signature of the login document; check that the signer certificate and key '
+          'belong together and that KSeF accepts this kind of certificate in this environment',
+    21111: 'the challenge expired or was already used (a challenge serves one login within 10 minutes); '
+           'check the clock of the machine that runs the module and run again',
+    21115: 'KSeF refused the signer certificate (expired, not yet valid, revoked or untrusted); on the test '
+           'environment a self-signed certificate needs verify_certificate_chain=false',
+    21117: 'the signer certificate carries no identifier usable for this context; set '
+           'auth_subject_identifier_type=certificate_fingerprint if permissions were granted to its fingerprint',
+    21401: 'the login document does not match the KSeF schema; check context_type, context_id and auth_allowed_ips',
+    21470: 'KSeF withdrew the public key used to encrypt the KSeF token; run again to use the current key',
+    25001: 'enrollment data is not available to a KSeF-token session; log in with a signature '
+           '(auth_certificate_path and auth_private_key_path) to enroll certificates',
+    25002: 'KSeF does not enroll certificates for a KSeF-token session; log in with a signature',
+    25003: 'the CSR subject differs from the enrollment data of the signer; build the CSR from '
+           'GET /certificates/enrollments/data of the same signer',
+    25006: 'the enrollment request quota of the subject is spent; KSeF counts requests over a period, '
+           'revoking does not give them back',
+    25007: 'the active certificate quota of the subject is full; revoke certificates that are no longer used',
+    25010: 'KSeF takes RSA keys of exactly 2048 bits or EC keys on P-256 only',
+}
+
+
 def _error_text(error):
     text = ''
     if error.get('code') is not None:
@@ -84,6 +109,7 @@ class KsefApiError(KsefError):
             parts.append('reference number %s' % self.reference_number)
         if self.service_code:
             parts.append('service code %s' % self.service_code)
+        parts.extend(HINTS[code] for code in self.codes if code in HINTS)
         if len(parts) == 1:
             return parts[0]
         # "<METHOD> <endpoint> failed: HTTP <status>, KSeF <code>: ...; reference number ...; service code ..."

@@ -12,6 +12,7 @@ import requests
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _http
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    HINTS,
     KsefApiError,
     KsefRateLimitError,
     KsefTransportError,
@@ -416,10 +417,28 @@ def test_exception_response_message_format():
         make_client(script).request('POST', '/certificates/enrollments', json={}, expect=(202,))
     error = info.value
     assert str(error) == ('POST /certificates/enrollments failed: HTTP 400, KSeF 25007: Limit reached. (max 100); '
-                          'reference number 20251010-EH-1; service code 00-abc-def-00')
+                          'reference number 20251010-EH-1; service code 00-abc-def-00; ' + HINTS[25007])
     assert error.codes == [25007]
     assert error.reference_number == '20251010-EH-1'
     assert error.fail_kwargs()['ksef_errors'] == [{'code': 25007, 'description': 'Limit reached.', 'details': ['max 100']}]
+
+
+def test_expired_challenge_says_what_to_do():
+    script = HttpScript([Exchange('POST', '/auth/xades-signature', status=400,
+                                  reply=exception_response(21111, 'Nieprawidłowe wyzwanie autoryzacyjne.'))])
+    with pytest.raises(KsefApiError) as info:
+        make_client(script).request('POST', '/auth/xades-signature', data=b'<x/>', expect=(202,))
+    message = str(info.value)
+    assert message.startswith('POST /auth/xades-signature failed: HTTP 400, KSeF 21111: Nieprawidłowe wyzwanie autoryzacyjne.')
+    assert 'the challenge expired or was already used' in message
+    assert 'check the clock' in message
+
+
+def test_unknown_codes_get_no_hint():
+    script = HttpScript([Exchange('GET', '/certificates/limits', status=400, reply=exception_response(99999, 'Something.'))])
+    with pytest.raises(KsefApiError) as info:
+        make_client(script).request('GET', '/certificates/limits')
+    assert not any(hint in str(info.value) for hint in HINTS.values())
 
 
 def test_problem_details_bodies():
