@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make lint`: ansible-lint, changelog lint, collection build + tarball content check, EE introspection.
+# `make lint`: ansible-lint, changelog lint, collection build + tarball content check, EE introspection,
+# the AWX material's tests (tests/awx).
 #
 # Usage: tools/lint.sh VENV_DIR
 # Runs every check, then exits non-zero if any failed. All of it works offline.
@@ -39,6 +40,8 @@ echo "--- ansible-galaxy collection build"
 # never reach the tarball; galaxy.yml build_ignore then removes the development-only parts.
 tree=$("$repo/tools/ansible-test.sh" "$venv" --print-tree)
 python "$repo/tools/sync-collection.py" "$repo" "$tree" >/dev/null
+# sync-collection.py keeps an integration_config.yml an earlier integration run left in this mirror.
+rm -f "$tree/tests/integration/integration_config.yml"
 rm -rf "$out"
 mkdir -p "$out/dist"
 if ansible-galaxy collection build --force --output-path "$out/dist" "$tree"; then
@@ -74,6 +77,9 @@ if ansible-galaxy collection build --force --output-path "$out/dist" "$tree"; th
 else
     failed+=(collection-build)
 fi
+
+echo "--- AWX material: example EE definition (ansible-builder create) and credential type"
+python -m pytest -q -p no:cacheprovider "$repo/tests/awx" || failed+=(awx)
 
 if [ ${#failed[@]} -ne 0 ]; then
     echo "lint: FAILED: ${failed[*]}" >&2
