@@ -201,6 +201,12 @@ class _SlidingWindow:
                 return
 
 
+# Texts of TLS errors raised before any request byte was sent: certificate verification (wrong CA,
+# name mismatch) and handshake failures.
+TLS_REFUSED_MARKERS = ('CERTIFICATE_VERIFY_FAILED', 'certificate verify failed', 'SSLCertVerificationError',
+                       'WRONG_VERSION_NUMBER', 'HANDSHAKE', 'handshake')
+
+
 class KsefHttpClient:
     """HTTP client for the KSeF API v2 (one keep-alive requests session)."""
 
@@ -318,12 +324,19 @@ class KsefHttpClient:
                 response = self.session.request(
                     method, url, params=params, json=json, data=data, headers=send_headers,
                     timeout=self.timeout, verify=self.verify, stream=True)
+                try:
+                    # The body is read here, inside the transport error handling: a connection that
+                    # breaks while the answer arrives is a lost answer like any other.
+                    status = response.status_code
+                    raw = response.content if status in expect else self._read_limited(response)
+                finally:
+                    response.close()
             except requests.exceptions.RequestException as exc:
                 window.settle(stamp, self.clock())
                 not_sent = self._not_sent(exc)
                 reason = self._transport_reason(exc)
-                # A TLS verification failure does not heal by retrying.
-                retriable = (idempotent or not_sent) and not isinstance(exc, requests.exceptions.SSLError)
+                # A refused TLS handshake (wrong CA, name mismatch) does not heal by retrying.
+                retriable = (idempotent or not_sent) and not self._tls_refused(exc)
                 if retriable and attempt < self.max_retries:
                     wait = self._backoff(attempt)
                     self.log('%s: %s; retry %d/%d in %.1f s' % (key, reason, attempt + 1, self.max_retries, wait))
@@ -335,14 +348,9 @@ class KsefHttpClient:
 
             # KSeF counted the call before it answered: keep it counted from the answer on.
             window.settle(stamp, self.clock())
-            try:
-                self._surface_warnings(response)
-                status = response.status_code
-                if status in expect:
-                    return status, self._success_body(method, endpoint, response)
-                raw = self._read_limited(response)
-            finally:
-                response.close()
+            self._surface_warnings(response)
+            if status in expect:
+                return status, self._success_body(method, endpoint, status, raw, response.headers)
 
             error = self._api_error(method, endpoint, status, raw, response.headers)
             if status == 429:
@@ -367,20 +375,33 @@ class KsefHttpClient:
 
     # -- helpers ------------------------------------------------------------------------------------
     @staticmethod
-    def _not_sent(exc):
+    def _tls_refused(exc):
+        """True for a failed TLS handshake or certificate verification: no request was sent.
+
+        Other TLS errors (a corrupt record while the answer arrives) may come after KSeF took the request.
+        """
+        if not isinstance(exc, requests.exceptions.SSLError):
+            return False
+        text = repr(exc)
+        return any(marker in text for marker in TLS_REFUSED_MARKERS)
+
+    @classmethod
+    def _not_sent(cls, exc):
         """True when the request certainly did not reach the server (no connection was made)."""
         if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL,
                             requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
             return True
         if isinstance(exc, requests.exceptions.SSLError):
-            return True
+            return cls._tls_refused(exc)
         text = repr(exc)
         return 'NewConnectionError' in text or 'NameResolutionError' in text or 'Failed to resolve' in text
 
-    @staticmethod
-    def _transport_reason(exc):
-        if isinstance(exc, requests.exceptions.SSLError):
+    @classmethod
+    def _transport_reason(cls, exc):
+        if cls._tls_refused(exc):
             return 'TLS error (check validate_certs/ca_path): %s' % sanitize_excerpt(str(exc))
+        if isinstance(exc, requests.exceptions.SSLError):
+            return 'TLS error while talking to KSeF: %s' % sanitize_excerpt(str(exc))
         if isinstance(exc, requests.exceptions.Timeout):
             return 'timed out'
         if isinstance(exc, requests.exceptions.ConnectionError):
@@ -415,16 +436,15 @@ class KsefHttpClient:
         except (ValueError, UnicodeDecodeError):
             return False, None
 
-    def _success_body(self, method, endpoint, response):
-        raw = response.content
+    def _success_body(self, method, endpoint, status, raw, headers):
         if not raw or not raw.strip():
             return None
         ok, body = self._decode_json(raw)
         if ok:
             return body
-        content_type = response.headers.get('Content-Type', '')
+        content_type = headers.get('Content-Type', '')
         if 'json' in content_type or 'html' in content_type:
-            raise KsefApiError(method, endpoint, response.status_code, [{
+            raise KsefApiError(method, endpoint, status, [{
                 'code': None,
                 'description': 'unexpected response body that is not valid JSON: %s' % sanitize_excerpt(raw),
                 'details': [],

@@ -396,6 +396,44 @@ def test_tls_errors_are_not_retried():
     assert info.value.may_have_reached_server is False
 
 
+def truncated_answer(method, route, status=200):
+    """An answer whose connection breaks while the body arrives (Content-Length promises more)."""
+    return Exchange(method, route, status=status, reply=b'{"certificates": [', reply_headers={'Content-Length': '500'})
+
+
+def test_a_body_that_breaks_off_is_retried_on_an_idempotent_call():
+    clock = FakeClock()
+    script = HttpScript([
+        truncated_answer('POST', '/certificates/query'),
+        Exchange('POST', '/certificates/query', reply={'certificates': [], 'hasMore': False}),
+    ])
+    client = make_client(script, clock=clock)
+    assert client.request('POST', '/certificates/query', json={}, idempotent=True)[1] == {'certificates': [], 'hasMore': False}
+    script.verify()
+    assert client.retries == 1
+
+
+def test_a_body_that_breaks_off_after_an_enrollment_is_a_lost_answer():
+    script = HttpScript([truncated_answer('POST', '/certificates/enrollments', status=202)])
+    client = make_client(script)
+    with pytest.raises(KsefTransportError) as info:
+        client.request('POST', '/certificates/enrollments', json={}, expect=(202,))
+    script.verify()
+    assert info.value.may_have_reached_server is True
+    assert 'was not repeated' in str(info.value)
+
+
+def test_a_tls_error_after_the_request_left_is_not_taken_for_a_refused_handshake():
+    script = HttpScript([Exchange('POST', '/certificates/enrollments',
+                                  exc=requests.exceptions.SSLError('[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed'))])
+    client = make_client(script)
+    with pytest.raises(KsefTransportError) as info:
+        client.request('POST', '/certificates/enrollments', json={}, expect=(202,))
+    script.verify()
+    assert info.value.may_have_reached_server is True
+    assert 'validate_certs/ca_path' not in str(info.value)
+
+
 def test_system_warnings_are_surfaced_once():
     warnings = []
     script = HttpScript([
