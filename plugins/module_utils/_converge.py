@@ -817,6 +817,12 @@ class Converger:
             self._reconcile_lost_response(plan, sent_at, exc)
             return
         except KsefApiError as exc:
+            if exc.status is None or not 400 <= exc.status < 500:
+                # A 5xx (a gateway, or KSeF failing after it recorded the request) or a 2xx whose body could
+                # not be read: the request may have been taken, so keep the intent and never re-send blindly.
+                self._reconcile_lost_response(plan, sent_at, exc)
+                return
+            # 4xx: KSeF refused the request (business errors, 429 after the client's retries).
             self._forget_unsent(plan)
             if self._is_quota_error(exc):
                 raise KsefConvergeError(self._enroll_error_message(decl, exc), cause=exc,
@@ -949,10 +955,11 @@ class Converger:
             if self.clock() >= deadline:
                 break
             self.sleep(RECONCILE_POLL_INTERVAL)
+        reason = exc.reason if isinstance(exc, KsefTransportError) else str(exc)
         raise KsefError('The answer to the enrollment of certificate %s was lost (%s). KSeF may still be processing the '
-                        'enrollment sent at %s; rerun later (the state file %s makes the next run look for it instead of '
-                        'sending another), or set force to send a new one'
-                        % (decl.label, exc.reason, format_time(sent_at), decl.state_path))
+                        'enrollment sent at %s; rerun later: the state file %s keeps the intent and the next run '
+                        'reconciles by name, type and public key instead of sending another; or set force to send a '
+                        'new one' % (decl.label, reason, format_time(sent_at), decl.state_path))
 
     def _wait_for_enrollments(self):
         """Poll every waiting enrollment every POLL_INTERVAL seconds until it is done or its wait_timeout ends."""

@@ -835,6 +835,43 @@ def test_transport_error_before_reaching_ksef_clears_the_intent(run, ksef, tmp_p
     assert run(single(tmp_path))['action'] == 'enrolled'
 
 
+@pytest.mark.parametrize('status', [500, 502, 503, 504, 202])
+def test_5xx_or_unreadable_2xx_on_enroll_keeps_the_intent_and_is_never_resent(run, ksef, clock, tmp_path, status):
+    """A 5xx or a 2xx without a readable body may mean KSeF took the request: reconcile, never re-send."""
+    ksef.processing_seconds = 600
+    ksef.lose_enroll_response = KsefApiError('POST', '/certificates/enrollments', status,
+                                             errors=[{'code': None, 'description': 'Bad Gateway'}])
+    args = single(tmp_path, wait=False)
+    key_path = tmp_path / 'erp-production.key'
+    with pytest.raises(KsefError) as error:
+        run(args)
+    assert 'the next run reconciles by name, type and public key' in str(error.value)
+    assert _state(tmp_path)['phase'] == 'intent'
+    key_sent = key_fingerprint(key_path)
+    ksef.lose_enroll_response = None
+
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    assert 'enroll' not in ksef.names()
+
+    clock.advance(seconds=601)
+    result = run(args)
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert len(ksef.enrollments) == 1 and _state(tmp_path) is None
+    assert key_fingerprint(key_path) == key_sent
+    assert_pair(key_path, tmp_path / 'erp-production.pem')
+
+
+def test_4xx_on_enroll_clears_the_intent(run, ksef, tmp_path):
+    ksef.enroll_error = KsefApiError('POST', '/certificates/enrollments', 400,
+                                     errors=[{'code': 21405, 'description': 'Validation error'}])
+    with pytest.raises(KsefError, match='21405'):
+        run(single(tmp_path))
+    assert _state(tmp_path) is None
+    ksef.enroll_error = None
+    assert run(single(tmp_path))['action'] == 'enrolled'
+
+
 def test_lock_held_by_another_run_fails_clearly(run, ksef, tmp_path):
     args = single(tmp_path, lock_timeout=1)
     lock_path = str(tmp_path / 'erp-production.key.ksef-pending.json.lock')
