@@ -227,6 +227,9 @@ def validate_set(declarations):
 
 def load_local_material(decl):
     """Read the key or CSR and the local certificate; fail on unusable input before any API call."""
+    decl.key = None
+    decl.csr = None
+    decl.local_certificate = None
     if decl.csr_content:
         decl.csr = _crypto.load_csr(decl.csr_content, source='CSR of certificate %s' % decl.label)
     elif decl.csr_path:
@@ -370,12 +373,12 @@ class Converger:
             # Check mode writes nothing, not even lock files; state files are only read.
             return self._run_locked()
         with LockSet(lock_paths, timeout=self.params.get('lock_timeout') or 60, sleep=self.sleep,
-                     clock=self.clock) as locks:
-            if locks.waited:
-                # The run that held the lock may have written the key or certificate: read them again,
-                # or this run would not see them and enroll (and overwrite the key) a second time.
-                for decl in self.declarations:
-                    load_local_material(decl)
+                     clock=self.clock):
+            # Another run may have written the key or certificate since prepare() read them (whether or
+            # not this run had to wait for the lock): read them again under the lock, or this run would
+            # enroll (and overwrite the key) a second time.
+            for decl in self.declarations:
+                load_local_material(decl)
             return self._run_locked()
 
     def _run_locked(self):
@@ -911,6 +914,13 @@ class Converger:
             return decl.key, decl.private_key_path
         key = _crypto.generate_private_key(decl.private_key_type or 'ec')
         path = decl.private_key_path if plan.key_plan == 'generate_in_place' else decl.next_key_path
+        if plan.key_plan == 'generate_in_place' and os.path.exists(path):
+            # Backstop: the key was absent when this run read its files under the lock; something outside
+            # the lock wrote it since. Never overwrite a private key.
+            raise KsefError('Private key %s of certificate %s appeared while this run was preparing to enroll (it '
+                            'did not exist when the files were read under the lock); nothing was sent and the file '
+                            'was left as it is. Check what wrote it, then run again'
+                            % (path, decl.label))
         _crypto.write_private_key(self.module, path, key, decl.private_key_passphrase)
         if plan.key_plan == 'generate_in_place':
             decl.key = key

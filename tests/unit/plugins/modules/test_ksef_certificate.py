@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
@@ -913,6 +913,46 @@ def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, kse
         os.close(fd)
     assert result['action'] == 'none' and result['changed'] is False
     assert ksef.names() == ['query'] and ksef.count('enroll') == 0
+
+
+def test_files_written_before_the_lock_is_taken_are_read_again_without_waiting(run, ksef, tmp_path, monkeypatch):
+    """Another run installs key and certificate after prepare() and releases its lock before this run locks."""
+    args = single(tmp_path)
+    run(args)
+    aside = tmp_path / 'aside'
+    aside.mkdir()
+    for name in ('erp-production.key', 'erp-production.pem'):
+        os.rename(str(tmp_path / name), str(aside / name))
+    original_enter = _converge.LockSet.__enter__
+
+    def other_run_finished_just_before(self):
+        for name in ('erp-production.key', 'erp-production.pem'):
+            os.rename(str(aside / name), str(tmp_path / name))
+        return original_enter(self)
+
+    monkeypatch.setattr(_converge.LockSet, '__enter__', other_run_finished_just_before)
+    key_before = key_fingerprint(aside / 'erp-production.key')
+    result = run(args)
+    assert result['action'] == 'none' and result['changed'] is False
+    assert ksef.names() == ['query'] and ksef.count('enroll') == 0
+    assert key_fingerprint(tmp_path / 'erp-production.key') == key_before
+
+
+def test_key_written_outside_the_lock_is_never_overwritten(run, ksef, tmp_path, monkeypatch):
+    args = single(tmp_path)
+    foreign = ec.generate_private_key(ec.SECP256R1())
+    key_path = tmp_path / 'erp-production.key'
+    real_generate = _crypto.generate_private_key
+
+    def someone_writes_the_key_meanwhile(*a, **kw):
+        key_path.write_bytes(_crypto.private_key_to_pem(foreign))
+        return real_generate(*a, **kw)
+
+    monkeypatch.setattr(_crypto, 'generate_private_key', someone_writes_the_key_meanwhile)
+    with pytest.raises(KsefError, match='appeared while this run was preparing to enroll'):
+        run(args)
+    assert key_fingerprint(key_path) == _crypto.public_key_fingerprint(foreign)
+    assert ksef.count('enroll') == 0 and _state(tmp_path) is None
 
 
 def test_rejection_while_waiting_clears_the_state_file(run, ksef, tmp_path):
