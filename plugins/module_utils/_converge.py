@@ -324,6 +324,12 @@ def _item_request_date(item):
         return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
+def _known_before_post(record):
+    """Serials an enrollment cannot have created: superseded ones and those listed before its POST."""
+    record = record or {}
+    return set(record.get('superseded') or []) | set(record.get('known_serials') or [])
+
+
 class Converger:
     """Runs the whole declared set against KSeF; see the module docs for the behaviour."""
 
@@ -478,9 +484,11 @@ class Converger:
         record = decl.record
         if record and record['phase'] == 'intent':
             intent_time = parse_datetime(record['intent_time'])
+            known = _known_before_post(record)
             plan.intent_candidates = [
                 item['certificateSerialNumber'] for item in self._candidates(decl)
-                if _item_request_date(item) >= intent_time - INTENT_CLOCK_SLACK]
+                if _item_request_date(item) >= intent_time - INTENT_CLOCK_SLACK and
+                item['certificateSerialNumber'] not in known]
             plan.wanted_serials.extend(plan.intent_candidates)
             if not self._intent_may_expire(decl):
                 return
@@ -807,8 +815,11 @@ class Converger:
         plan.issued_public_key_sha256 = fingerprint
         plan.enroll_key_path = key_path
         sent_at = self.now()
+        # Certificates that exist before the POST can never be the one it creates (a CSR renewal reuses the key).
+        known = sorted(set(plan.superseded) | set(item['certificateSerialNumber'] for item in self._candidates(decl)))
         # decl.record follows the file, so a later failure (400/550) can clear it with _discard_record.
-        decl.record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at)
+        decl.record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at,
+                                    known)
         decl.store.write(decl.record)
         plan.changed = True
         try:
@@ -835,7 +846,8 @@ class Converger:
         if not plan.reference_number:
             raise KsefError('KSeF accepted the enrollment of %s but returned no reference number; the state file %s '
                             'keeps the intent so the next run reconciles it' % (decl.label, decl.state_path))
-        record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at)
+        record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at,
+                               known)
         record.update(phase='pending', reference_number=plan.reference_number)
         decl.store.write(record)
         decl.record = record
@@ -945,7 +957,7 @@ class Converger:
         decl = plan.decl
         fingerprint = plan.issued_public_key_sha256
         deadline = self.clock() + (decl.wait_timeout if decl.wait and decl.wait_timeout is not None else 0)
-        checked = set()
+        checked = _known_before_post(decl.record)
         while True:
             items = [item for item in self.api.query(name=decl.name, certificate_type=decl.type)
                      if item.get('name') == decl.name and item.get('type') == API_TYPE[decl.type] and

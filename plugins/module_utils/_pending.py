@@ -105,9 +105,14 @@ class PendingStore:
                 raise KsefError('Cannot remove the enrollment state file %s: %s' % (self.path, exc.strerror))
 
 
-def intent_record(name, certificate_type, public_key_sha256, key_path, action, superseded, now):
-    """The record written before the enrollment POST."""
+def intent_record(name, certificate_type, public_key_sha256, key_path, action, superseded, now, known_serials=()):
+    """The record written before the enrollment POST.
+
+    known_serials: certificates of this name and type that existed before the POST; reconciliation never takes
+    one of them (or a superseded one) for the certificate of this enrollment (a CSR renewal reuses the key).
+    """
     return {
+        'known_serials': list(known_serials),
         'phase': 'intent',
         'name': name,
         'type': certificate_type,

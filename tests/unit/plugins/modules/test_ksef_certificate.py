@@ -1159,6 +1159,51 @@ def test_csr_renewal_enrolls_the_same_csr_again(run, ksef, clock, tmp_path):
     assert run(args)['action'] == 'none'
 
 
+def _csr_renewal_with_a_lost_answer(run, ksef, clock, tmp_path, lost):
+    """A CSR renewal right after the first enrollment: the old certificate has the same key and a recent request."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    args = dict(name='host-app01', type='authentication', csr_content=_csr(key),
+                certificate_path=str(tmp_path / 'app01.pem'))
+    old = run(args)['certificate']['serial_number']
+    args['wait'] = False
+    ksef.by_serial(old)['valid_to'] = clock.now() + datetime.timedelta(days=1)
+    ksef.processing_seconds = 600
+    ksef.lose_enroll_response = lost
+    return args, old
+
+
+def _finish_csr_renewal(run, ksef, clock, tmp_path, args, old):
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    assert 'enroll' not in ksef.names()
+    clock.advance(seconds=601)
+    result = run(args)
+    new = result['certificate']['serial_number']
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled' and new != old
+    assert ksef.revocations() == [(old, 'Superseded')] and ksef.active() == [new]
+    assert '%016X' % cert_of(tmp_path / 'app01.pem').serial_number == new
+    assert not os.path.exists(str(tmp_path / 'app01.pem.ksef-pending.json'))
+
+
+def test_csr_renewal_with_a_lost_answer_never_takes_the_old_certificate(run, ksef, clock, tmp_path):
+    args, old = _csr_renewal_with_a_lost_answer(run, ksef, clock, tmp_path, KsefTransportError(
+        'POST', '/certificates/enrollments', 'read timed out', may_have_reached_server=True))
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    ksef.lose_enroll_response = None
+    _finish_csr_renewal(run, ksef, clock, tmp_path, args, old)
+
+
+def test_csr_renewal_intent_is_not_reconciled_with_the_old_certificate(run, ksef, clock, tmp_path):
+    args, old = _csr_renewal_with_a_lost_answer(run, ksef, clock, tmp_path, SystemExit(-9))
+    with pytest.raises(SystemExit):
+        run(args)
+    ksef.lose_enroll_response = None
+    record = json.loads((tmp_path / 'app01.pem.ksef-pending.json').read_text())
+    assert record['phase'] == 'intent' and record['known_serials'] == [old]
+    _finish_csr_renewal(run, ksef, clock, tmp_path, args, old)
+
+
 def test_csr_with_a_different_subject_is_refused_before_enrolling(run, ksef):
     key = ec.generate_private_key(ec.SECP256R1())
     wrong = dict(ENROLLMENT_DATA, serialNumber='TINPL-9999999999')
