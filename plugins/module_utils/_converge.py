@@ -266,6 +266,7 @@ class Plan:
         self.enroll_key_path = None
         self.superseded = []
         self.revoked = []
+        self.already_revoked = []         # serials KSeF reported as not active when this run revoked them
         self.reference_number = None
         self.status_code = None
         self.issued_serial = None
@@ -1108,32 +1109,37 @@ class Converger:
 
     # -- revocation ----------------------------------------------------------------------------
 
+    def _revoke(self, plan, serial, reason):
+        """Revoke one serial: `revoked` when this run revoked it, `already_revoked` when KSeF says there is
+        nothing to revoke (already revoked, blocked or expired: 25009; unknown serial: 25008). The latter
+        does not fail the run: the serial is not active, which is what the run wants."""
+        try:
+            done = self.api.revoke(serial, reason) is not False
+        except KsefApiError as exc:
+            if 25008 not in exc.codes:
+                raise
+            done = False
+        (plan.revoked if done else plan.already_revoked).append(serial)
+
     def _revoke_superseded(self, plan):
         if not plan.decl.revoke_superseded:
             return
         for serial in plan.superseded:
             if serial == plan.issued_serial:
                 continue
-            try:
-                self.api.revoke(serial, 'superseded')
-            except KsefApiError as exc:
-                if 25008 not in exc.codes:
-                    raise
-            plan.revoked.append(serial)
+            self._revoke(plan, serial, 'superseded')
 
     def _apply_absent(self, plan):
         decl = plan.decl
         if self.check_mode:
             return
-        done = []
-        for serial in plan.revoked:
-            try:
-                self.api.revoke(serial, decl.revocation_reason or 'unspecified')
-            except KsefApiError as exc:
-                if 25008 not in exc.codes:
-                    raise
-            done.append(serial)
-        plan.revoked = done
+        planned, plan.revoked = plan.revoked, []
+        for serial in planned:
+            self._revoke(plan, serial, decl.revocation_reason or 'unspecified')
+        if planned and not plan.revoked and not plan.removed_files:
+            # Another party revoked them first: nothing changed in this run.
+            plan.action = 'none'
+            plan.changed = False
         for path in plan.removed_files:
             self._backup(plan, path)
             os.unlink(path)
@@ -1154,6 +1160,7 @@ class Converger:
             'reference_number': plan.reference_number if plan.action == 'pending' or plan.issued_serial else None,
             'superseded': list(plan.superseded) if decl.state == 'present' else [],
             'revoked': list(plan.revoked),
+            'already_revoked': list(plan.already_revoked),
             'private_key_path': decl.private_key_path,
             'certificate_path': decl.certificate_path,
             'pkcs12_path': decl.pkcs12_path,
@@ -1213,6 +1220,7 @@ class Converger:
                 'reference_number': entry['reference_number'],
                 'superseded': superseded,
                 'revoked': entry['revoked'],
+                'already_revoked': entry['already_revoked'],
                 'backup_files': entry['backup_files'],
                 'certificates': results,
             }
@@ -1228,6 +1236,7 @@ class Converger:
                 'reference_number': None,
                 'superseded': superseded,
                 'revoked': [serial for entry in results for serial in entry['revoked']],
+                'already_revoked': [serial for entry in results for serial in entry['already_revoked']],
                 'backup_files': [path for entry in results for path in entry['backup_files']],
                 'certificates': results,
             }

@@ -458,11 +458,23 @@ superseded:
   elements: str
   sample: [01F2A3B4C5D6E7F8]
 revoked:
-  description: Serial numbers this run revoked (superseded ones and, with O(state=absent), the matches).
+  description:
+    - Serial numbers this run revoked (superseded ones and, with O(state=absent), the matches).
+    - A serial KSeF reported as already revoked, blocked or expired, or unknown, is in RV(already_revoked) instead.
   returned: always
   type: list
   elements: str
   sample: [01F2A3B4C5D6E7F8]
+already_revoked:
+  description:
+    - Serial numbers this run was to revoke but KSeF answered that there was nothing to revoke (already
+      revoked, blocked or expired, KSeF 25009; unknown serial, KSeF 25008), for example because another run
+      revoked them first.
+    - The run does not fail for them (the certificate is not active, as intended). Not in RV(revoked).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 backup_files:
   description: Backup copies made (O(backup=true)).
   returned: always
@@ -522,7 +534,13 @@ certificates:
       returned: always
       sample: []
     revoked:
-      description: Serial numbers revoked for this certificate.
+      description: Serial numbers this run revoked for this certificate.
+      type: list
+      elements: str
+      returned: always
+      sample: []
+    already_revoked:
+      description: Serial numbers of this certificate KSeF reported as not active when revoked, see RV(already_revoked).
       type: list
       elements: str
       returned: always

@@ -593,6 +593,37 @@ def test_absent_revokes_then_is_unchanged(run, ksef, tmp_path):
     assert only_writes(ksef.names()) == []
 
 
+def test_absent_serial_unknown_to_ksef_on_revoke_is_not_reported_as_revoked(run, ksef, tmp_path):
+    args, serial, dummy = _enrolled(run, ksef, tmp_path)
+
+    def unknown(serial_number, reason=None):
+        ksef.record('revoke', serial=serial_number, reason=reason)
+        raise KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 400,
+                           errors=[{'code': 25008, 'description': 'Certificate not found'}])
+
+    ksef.revoke = unknown
+    result = run(dict(args, state='absent'))
+    assert result['revoked'] == [] and result['already_revoked'] == [serial]
+    assert result['certificates'][0]['already_revoked'] == [serial]
+    assert result['changed'] is False and result['action'] == 'none'
+
+
+def test_superseded_certificate_revoked_by_someone_else_is_not_reported_as_revoked(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
+    original = ksef.revoke
+
+    def revoked_first_by_someone_else(serial_number, reason=None):
+        ksef.by_serial(serial_number)['status'] = 'Revoked'
+        return original(serial_number, reason)   # False: KSeF answers 25009
+
+    ksef.revoke = revoked_first_by_someone_else
+    result = run(args)
+    assert result['action'] == 'renewed' and result['changed'] is True
+    assert result['superseded'] == [old_serial]
+    assert result['revoked'] == [] and result['already_revoked'] == [old_serial]
+
+
 def test_absent_only_revokes_the_declared_key_and_removes_files(run, ksef, tmp_path):
     args, serial, dummy = _enrolled(run, ksef, tmp_path)
     foreign = ksef.add_certificate('erp-production', 'authentication', ec.generate_private_key(ec.SECP256R1()))
