@@ -35,19 +35,24 @@ description:
     written to C(<private_key_path>.next), enrolled, and installed together with the new certificate at
     the end; then every other active certificate of the same name and type is revoked with reason
     C(superseded) (O(revoke_superseded)). A key that still backs an active certificate is never
-    replaced in place. In the CSR form the same CSR is enrolled again (the key lives elsewhere)."
+    replaced in place. A key in O(private_key_path) that never backed a certificate of that name and
+    type in KSeF (nor the local certificate file) is reused: enrolled as it is, with no C(.next) file.
+    In the CSR form the same CSR is enrolled again (the key lives elsewhere)."
   - "B(Crash safety.) Before the enrollment is sent, an intent record (name, type, public key
     fingerprint, time, no secrets) is written to the state file O(state_path); the reference number is
     added as soon as KSeF returns it. A rerun resumes the recorded enrollment instead of sending another.
-    If the answer to the enrollment POST was lost (connection dropped after KSeF may have acted, or the
-    run was killed before the answer was recorded), the module looks for a certificate of that exact
-    name, type and public key requested after the recorded time and installs it (RV(action=installed));
-    until one appears it fails with a message saying so, and sends nothing."
+    If the answer to the enrollment POST was lost (connection dropped after KSeF may have acted, an HTTP
+    5xx or an unreadable 2xx answer, or the run was killed before the answer was recorded), the module
+    looks for a certificate of that exact name, type and public key requested after the recorded time,
+    other than those listed before the POST, and installs it (RV(action=installed)); until one appears
+    it fails with a message saying so, and sends nothing."
   - "An unconfirmed intent stops blocking when it is older than one hour and no matching certificate
     exists (KSeF issues within seconds when it is up), or at once with O(force=true). The module then
     warns and enrolls again."
   - "A lock (C(fcntl.flock) on C(<state file>.lock)) per declared certificate keeps two runs on the same
-    controller (a schedule and a manual run) from enrolling the same certificate twice."
+    controller (a schedule and a manual run) from enrolling the same certificate twice: the key,
+    certificate and state file are read again once the lock is held, and a key to be generated in
+    O(private_key_path) is never written over a file that appeared meanwhile (the run fails instead)."
   - "In the CSR form without any path option there is no state file and no lock: crash safety then
     relies only on the reconciliation by name and public key (an interrupted enrollment that KSeF already
     completed is found and returned; one that KSeF is still processing may be sent again)."
@@ -447,7 +452,10 @@ certificate_pem:
   type: str
   sample: "-----BEGIN CERTIFICATE-----\nMIIB...\n-----END CERTIFICATE-----\n"
 reference_number:
-  description: Reference number of the enrollment while it is pending (single form), else V(null).
+  description:
+    - Reference number of this run's enrollment (single form) while it is pending, or when it was sent or
+      resumed and its certificate installed in this run; else V(null) (also for a certificate found by
+      reconciliation).
   returned: always
   type: str
   sample: 20251010-EH-1B6C9EB000-4B15D3AEB9-89
