@@ -1110,11 +1110,15 @@ class Converger:
     # -- revocation ----------------------------------------------------------------------------
 
     def _revoke(self, plan, serial, reason):
-        """Revoke one serial: `revoked` when this run revoked it, `already_revoked` when KSeF says there is
-        nothing to revoke (already revoked, blocked or expired: 25009; unknown serial: 25008). The latter
-        does not fail the run: the serial is not active, which is what the run wants."""
+        """Revoke one serial this run's query showed active.
+
+        `revoked`: KSeF revoked it, or answered 25009 (no longer active): its status went from active to
+        revoked during this run, usually through this run's own request whose answer was lost and which
+        the client repeated. `already_revoked`: KSeF does not know the serial (25008). Neither fails the run.
+        """
         try:
-            done = self.api.revoke(serial, reason) is not False
+            self.api.revoke(serial, reason)
+            done = True
         except KsefApiError as exc:
             if 25008 not in exc.codes:
                 raise
@@ -1137,7 +1141,7 @@ class Converger:
         for serial in planned:
             self._revoke(plan, serial, decl.revocation_reason or 'unspecified')
         if planned and not plan.revoked and not plan.removed_files:
-            # Another party revoked them first: nothing changed in this run.
+            # KSeF did not know any of them: nothing changed in this run.
             plan.action = 'none'
             plan.changed = False
         for path in plan.removed_files:

@@ -468,16 +468,17 @@ superseded:
 revoked:
   description:
     - Serial numbers this run revoked (superseded ones and, with O(state=absent), the matches).
-    - A serial KSeF reported as already revoked, blocked or expired, or unknown, is in RV(already_revoked) instead.
+    - Includes a serial the run saw active for which KSeF answered that it is no longer active (KSeF 25009): its
+      status changed during this run, usually because the answer to this run's own revoke was lost and the
+      request was repeated.
+    - A serial KSeF does not know (KSeF 25008) is in RV(already_revoked) instead.
   returned: always
   type: list
   elements: str
   sample: [01F2A3B4C5D6E7F8]
 already_revoked:
   description:
-    - Serial numbers this run was to revoke but KSeF answered that there was nothing to revoke (already
-      revoked, blocked or expired, KSeF 25009; unknown serial, KSeF 25008), for example because another run
-      revoked them first.
+    - Serial numbers this run was to revoke but KSeF answered that it does not know them (KSeF 25008).
     - The run does not fail for them (the certificate is not active, as intended). Not in RV(revoked).
   returned: always
   type: list
@@ -548,7 +549,7 @@ certificates:
       returned: always
       sample: []
     already_revoked:
-      description: Serial numbers of this certificate KSeF reported as not active when revoked, see RV(already_revoked).
+      description: Serial numbers of this certificate KSeF did not know when revoked, see RV(already_revoked).
       type: list
       elements: str
       returned: always
