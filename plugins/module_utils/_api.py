@@ -24,6 +24,7 @@ QUERY_PAGE_SIZE = 50
 # Safety stop for paging (50 000 certificates is far above any KSeF limit).
 QUERY_MAX_PAGES = 1000
 ALREADY_REVOKED = 25009
+SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
 
 
 def to_api(mapping, value, option_name='value'):
@@ -70,6 +71,22 @@ def _date_time(value):
 
 
 # Fields of a certificate list item that callers index directly; KSeF always sends them as strings.
+def normalize_serial_numbers(serial_numbers):
+    """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
+    normalized = []
+    invalid = []
+    for raw in serial_numbers:
+        serial = (raw or '').strip().upper()
+        if not SERIAL_NUMBER_PATTERN.match(serial):
+            invalid.append(raw)
+        elif serial not in normalized:
+            normalized.append(serial)
+    if invalid:
+        raise KsefInputError(
+            'serial_numbers must be 16 hexadecimal characters; invalid: %s' % ', '.join(repr(v) for v in invalid))
+    return normalized
+
+
 QUERY_ITEM_FIELDS = ('certificateSerialNumber', 'name', 'type', 'status', 'validTo')
 
 

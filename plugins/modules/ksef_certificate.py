@@ -468,7 +468,7 @@ superseded:
 revoked:
   description:
     - Serial numbers this run revoked (superseded ones and, with O(state=absent), the matches).
-    - Includes a serial the run saw active for which KSeF answered that it is no longer active (KSeF 25009): its
+    - Includes a serial the run saw active for which KSeF answered that it is no longer active (KSeF 25009), as its
       status changed during this run, usually because the answer to this run's own revoke was lost and the
       request was repeated.
     - A serial KSeF does not know (KSeF 25008) is in RV(already_revoked) instead.

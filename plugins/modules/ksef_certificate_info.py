@@ -322,18 +322,15 @@ api_calls:
 import base64
 import datetime
 import hashlib
-import re
 import textwrap
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._auth import parse_datetime
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, SUBJECT_IDENTIFIER_TYPES, from_api, snake_item, to_api,
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, SUBJECT_IDENTIFIER_TYPES, from_api, normalize_serial_numbers, snake_item, to_api,
 )
 
-
-SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
 
 ENROLLMENT_DATA_KEYS = (
     'common_name', 'country_name', 'given_name', 'surname', 'serial_number',
@@ -348,22 +345,6 @@ def valid_to_of(certificate):
         raise KsefError('KSeF returned certificate %s with an unreadable validTo %r'
                         % (certificate.get('serial_number'), certificate['valid_to']))
     return parsed
-
-
-def normalize_serial_numbers(serial_numbers):
-    """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
-    normalized = []
-    invalid = []
-    for raw in serial_numbers:
-        serial = (raw or '').strip().upper()
-        if not SERIAL_NUMBER_PATTERN.match(serial):
-            invalid.append(raw)
-        elif serial not in normalized:
-            normalized.append(serial)
-    if invalid:
-        raise KsefInputError(
-            'serial_numbers must be 16 hexadecimal characters; invalid: %s' % ', '.join(repr(v) for v in invalid))
-    return normalized
 
 
 def certificate_from_api(api_item, now):

@@ -191,16 +191,14 @@ api_calls:
   sample: 7
 '''
 
-import re
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, REVOCATION_REASONS, from_api, snake_item, to_api,
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, REVOCATION_REASONS, from_api, normalize_serial_numbers, snake_item, to_api,
 )
 
 
-SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
 SUMMARY_KEYS = ('serial_number', 'name', 'type', 'common_name', 'status', 'previous_status', 'valid_from', 'valid_to')
 
 
@@ -231,22 +229,6 @@ class PartialRevocationError(KsefError):
         result = dict(self.cause.fail_kwargs())
         result.update(changed=True, revoked=self.revoked)
         return result
-
-
-def normalize_serial_numbers(serial_numbers):
-    """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
-    normalized = []
-    invalid = []
-    for raw in serial_numbers:
-        serial = (raw or '').strip().upper()
-        if not SERIAL_NUMBER_PATTERN.match(serial):
-            invalid.append(raw)
-        elif serial not in normalized:
-            normalized.append(serial)
-    if invalid:
-        raise KsefInputError(
-            'serial_numbers must be 16 hexadecimal characters; invalid: %s' % ', '.join(repr(v) for v in invalid))
-    return normalized
 
 
 def validate_params(params):
