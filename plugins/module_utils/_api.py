@@ -11,7 +11,12 @@ import base64
 import datetime
 import re
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError, KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    KsefApiError,
+    KsefError,
+    KsefInputError,
+    KsefTransportError,
+)
 
 # Module option/return values (snake_case) <-> KSeF API enum values (PascalCase).
 CERTIFICATE_TYPES = {'authentication': 'Authentication', 'offline': 'Offline'}
@@ -110,6 +115,7 @@ class KsefApi:
     def __init__(self, client, authenticator):
         self.client = client
         self.authenticator = authenticator
+        self.rate_limits_read = False
 
     def _call(self, method, endpoint, **kwargs):
         """Authenticated request; on 401 get a new access token once and repeat the call."""
@@ -128,7 +134,25 @@ class KsefApi:
         """GET /rate-limits; the effective limits are also applied to the client's pacing."""
         body = self._call('GET', '/rate-limits') or {}
         self.client.set_rate_limits(body)
+        self.rate_limits_read = True
         return body
+
+    def ensure_rate_limits(self):
+        """Read GET /rate-limits once per run, for a run with more to do than a no-op, and pace to it.
+
+        KSeF TEST lets users lower the limits (POST /testdata/rate-limits) and KSeF may lower them for a
+        context: pacing to the published values would then meet 429s, and each 429 lengthens the next
+        block. The call has a counter of its own. When KSeF refuses it (403, 5xx, a lost answer) the run
+        goes on with the published limits and learns from a 429 if one comes (KsefHttpClient).
+        """
+        if self.rate_limits_read:
+            return
+        self.rate_limits_read = True
+        try:
+            self.rate_limits()
+        except (KsefApiError, KsefTransportError) as exc:
+            self.client.warn('Could not read the effective rate limits (%s); pacing to the published KSeF limits'
+                             % exc)
 
     def limits(self):
         return _require_dict(self._call('GET', '/certificates/limits'), 'GET /certificates/limits')

@@ -51,6 +51,9 @@ AUTH_PUBLIC_LIMITS = {1: 60}
 OTHER_LIMITS = {1: 10, 60: 30, 3600: 120}
 # Seconds added to every window edge when pacing (see _SlidingWindow).
 PACING_MARGIN = 0.25
+# The windows KSeF counts in (seconds), shortest first. A 429 is put down to the shortest window its
+# Retry-After fits in (a block lasts until the oldest call that fills the window leaves it).
+RATE_WINDOWS = (1, 60, 3600)
 
 # Error bodies are read up to this size; only a short sanitized excerpt is ever shown.
 MAX_ERROR_BODY = 64 * 1024
@@ -168,6 +171,7 @@ class _SlidingWindow:
     def __init__(self, margin=0.0):
         self.margin = margin
         self.stamps = collections.deque()
+        self.refused = []                 # stamps of calls KSeF refused (429): not in KSeF's count
 
     def delay_needed(self, now, limits):
         """Seconds to wait before the next request may be sent (0 if none)."""
@@ -187,6 +191,14 @@ class _SlidingWindow:
                 oldest = in_window[len(in_window) - limit]
                 delay = max(delay, oldest + span - now)
         return delay
+
+    def accepted_since(self, since):
+        """Calls stamped after `since` that KSeF did not refuse (as far as the client knows)."""
+        self.refused = [stamp for stamp in self.refused if stamp > since]
+        return sum(1 for stamp in self.stamps if stamp > since) - len(self.refused)
+
+    def mark_refused(self, stamp):
+        self.refused.append(stamp)
 
     def record(self, now):
         """Count a call at the moment it is sent; returns the stamp for settle()."""
@@ -236,6 +248,10 @@ class KsefHttpClient:
         self.rate_limited = 0
         self.paced_seconds = 0.0
         self.other_limits = dict(OTHER_LIMITS)
+        self.auth_limits = dict(AUTH_PUBLIC_LIMITS)
+        # Where other_limits come from: 'published', 'GET /rate-limits', then '+429' once a 429 taught more.
+        self.limits_source = 'published'
+        self.learned_limits = []          # what each 429 taught: {'endpoint', 'window', 'limit'}
         self.pacing_margin = PACING_MARGIN
         self._windows = {}
         self._warnings_seen = set()
@@ -252,12 +268,48 @@ class KsefHttpClient:
             if isinstance(value, int) and value > 0:
                 limits[window] = value
         if limits:
+            # What a 429 already taught this run stays (the lower value wins).
+            for learned in self.learned_limits:
+                if learned['endpoint'] not in AUTH_PUBLIC_ENDPOINTS:
+                    limits[learned['window']] = min(limits.get(learned['window'], learned['limit']), learned['limit'])
             self.other_limits = limits
+            self.limits_source = 'GET /rate-limits'
 
     def _limits_for(self, key):
         if key in AUTH_PUBLIC_ENDPOINTS:
-            return AUTH_PUBLIC_LIMITS
+            return self.auth_limits
         return self.other_limits
+
+    def limits_for(self, method, endpoint):
+        """The limits the client paces `endpoint` (route template) to: {window seconds: calls}."""
+        return dict(self._limits_for('%s %s' % (method.upper(), endpoint)))
+
+    def _learn_from_429(self, key, window, retry_after, now):
+        """A 429 despite pacing: the limit is lower than assumed. Learn it so the run meets no second one.
+
+        KSeF refused the call because one of its windows was full. The window is the shortest one
+        Retry-After fits in (the block ends when the oldest call filling that window leaves it); the limit
+        is at most the number of calls this client sent to the endpoint in that window, the refused one
+        not included. KSeF sets limits per group, so the lower value applies to every endpoint of the
+        group (each endpoint keeps its own counter). Nothing is learned without Retry-After or when this
+        client sent nothing in the window (then someone else filled it: another run with the same context).
+        """
+        if retry_after is None:
+            return None
+        span = next((w for w in RATE_WINDOWS if retry_after <= w), RATE_WINDOWS[-1])
+        sent = window.accepted_since(now - span - self.pacing_margin)
+        if sent < 1:
+            return None
+        limits = self._limits_for(key)
+        if limits.get(span) is not None and limits[span] <= sent:
+            return None
+        limits[span] = sent
+        if limits is self.other_limits:
+            self.limits_source = self.limits_source.split('+')[0] + '+429'
+        self.learned_limits.append({'endpoint': key, 'window': span, 'limit': sent})
+        self.warn('KSeF answered %s with HTTP 429 (retry after %s s) below the limits this run paced to; pacing '
+                  'to at most %d calls per %d s from now on' % (key, retry_after, sent, span))
+        return span, sent
 
     def _window(self, key):
         window = self._windows.get(key)
@@ -347,7 +399,9 @@ class KsefHttpClient:
                 raise KsefTransportError(method, endpoint, reason, may_have_reached_server=not not_sent)
 
             # KSeF counted the call before it answered: keep it counted from the answer on.
-            window.settle(stamp, self.clock())
+            answered = self.clock()
+            window.settle(stamp, answered)
+            stamp = max(stamp, answered)
             self._surface_warnings(response)
             if status in expect:
                 return status, self._success_body(method, endpoint, status, raw, response.headers)
@@ -355,6 +409,8 @@ class KsefHttpClient:
             error = self._api_error(method, endpoint, status, raw, response.headers)
             if status == 429:
                 self.rate_limited += 1
+                window.mark_refused(stamp)
+                self._learn_from_429(key, window, error.retry_after, stamp)
                 wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
                 if attempt >= self.max_retries or wait > self.max_retry_wait:
                     raise KsefRateLimitError(method, endpoint, status, error.errors, error.reference_number,

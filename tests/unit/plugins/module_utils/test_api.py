@@ -166,3 +166,26 @@ def test_snake_item_converts_nested_keys_only():
                                 'valid_to': 'x', 'list': [{'last_use_date': None}]}
     assert snake_name('HTTPStatus') == 'http_status'
     assert snake_name('pageSize') == 'page_size'
+
+
+def test_ensure_rate_limits_reads_once_and_paces_to_them():
+    limits = {'other': {'perSecond': 5, 'perMinute': 12, 'perHour': 120}}
+    script = HttpScript([Exchange('GET', '/rate-limits', token=TOKEN, reply=limits)])
+    api = make_api(script)
+    api.ensure_rate_limits()
+    api.ensure_rate_limits()
+    script.verify()
+    assert api.client.other_limits == {1: 5, 60: 12, 3600: 120}
+    assert api.client.limits_source == 'GET /rate-limits'
+
+
+def test_ensure_rate_limits_refused_keeps_the_published_limits_and_warns():
+    warnings = []
+    script = HttpScript([Exchange('GET', '/rate-limits', status=403, reply={'title': 'Forbidden', 'status': 403})])
+    api = make_api(script)
+    api.client.warn = warnings.append
+    api.ensure_rate_limits()
+    api.ensure_rate_limits()
+    script.verify()
+    assert api.client.other_limits == {1: 10, 60: 30, 3600: 120}
+    assert len(warnings) == 1 and 'published KSeF limits' in warnings[0] and 'HTTP 403' in warnings[0]

@@ -558,3 +558,86 @@ def test_parse_error_body_of_unknown_shapes():
 
 def test_sanitize_excerpt_strips_control_characters():
     assert sanitize_excerpt(b'a\x00b\r\nc\x1b[31m') == 'a b c [31m'
+
+
+class CountingKsef:
+    """A session that counts like KSeF and answers 429 with the Retry-After KSeF computes (emulator ratelimit.py).
+
+    `limits` ({window: limit}) apply to every endpoint, each with its own counter; refused calls are not counted.
+    """
+
+    def __init__(self, clock, limits):
+        self.clock = clock
+        self.limits = limits
+        self.hits = {}
+        self.refused = []
+
+    def request(self, method, url, **kwargs):
+        now = self.clock()
+        template = re.sub(r'/enrollments/[^/?]+$', '/enrollments/{referenceNumber}', url.split('?')[0])
+        hits = self.hits.setdefault((method, template), [])
+        for window, limit in sorted(self.limits.items()):
+            in_window = [t for t in hits if t > now - window]
+            if len(in_window) >= limit:
+                retry_after = max(1, int(-(-(in_window[len(in_window) - limit] + window - now) // 1)))
+                self.refused.append((now, method, url, window))
+                return _Answer(429, {'status': {'code': 429, 'description': 'Too Many Requests'}},
+                               {'Retry-After': str(retry_after)})
+        hits.append(now)
+        self.clock.advance(0.01)
+        return _Answer(200, {'status': {'code': 200}})
+
+
+def test_a_429_teaches_the_minute_limit_so_the_endpoint_and_its_group_meet_no_second_one():
+    """Limits lowered to 12/min without the client knowing (default options): one 429, then paced to 12/min."""
+    clock = FakeClock()
+    server = CountingKsef(clock, {1: 10, 60: 12, 3600: 120})
+    warnings = []
+    client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep, warn=warnings.append)
+    _status_calls(client, 30)
+    for dummy in range(15):
+        client.request('POST', '/certificates/retrieve', json={}, idempotent=True)
+    assert len(server.refused) == 1 and server.refused[0][3] == 60
+    assert client.rate_limited == 1
+    assert client.other_limits == {1: 10, 60: 12, 3600: 120}
+    assert client.limits_source == 'published+429'
+    assert client.learned_limits == [{'endpoint': 'GET /certificates/enrollments/{referenceNumber}', 'window': 60,
+                                      'limit': 12}]
+    assert len(warnings) == 1 and 'at most 12 calls per 60 s' in warnings[0]
+
+
+def test_a_429_teaches_the_second_limit_from_a_one_second_retry_after():
+    clock = FakeClock()
+    server = CountingKsef(clock, {1: 5, 60: 30, 3600: 120})
+    client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
+    _status_calls(client, 25)
+    assert [entry[3] for entry in server.refused] == [1]
+    assert client.other_limits[1] == 5
+
+
+def test_nothing_is_learned_without_retry_after_or_when_this_client_did_not_fill_the_window():
+    clock = FakeClock()
+    script = HttpScript([
+        Exchange('GET', '/certificates/limits', status=429),
+        Exchange('GET', '/certificates/limits', reply={}),
+        Exchange('GET', '/certificates/limits', status=429, reply_headers={'Retry-After': '30'}),
+        Exchange('GET', '/certificates/limits', reply={}),
+    ])
+    client = make_client(script, clock=clock)
+    client.request('GET', '/certificates/limits')
+    clock.advance(4000)
+    client.request('GET', '/certificates/limits')   # the first call of the window was refused: someone else's calls
+    script.verify()
+    assert client.rate_limited == 2
+    assert client.learned_limits == [] and client.other_limits == {1: 10, 60: 30, 3600: 120}
+
+
+def test_read_limits_keep_what_a_429_taught():
+    clock = FakeClock()
+    server = CountingKsef(clock, {1: 10, 60: 12, 3600: 120})
+    client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
+    _status_calls(client, 13)
+    client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 30, 'perHour': 100}})
+    assert client.other_limits == {1: 10, 60: 12, 3600: 100}
+    assert client.limits_for('get', '/certificates/query') == {1: 10, 60: 12, 3600: 100}
+    assert client.limits_for('POST', '/auth/challenge') == {1: 60}
