@@ -10,7 +10,6 @@ __metaclass__ = type
 import base64
 import datetime
 import json
-import re
 import time
 
 try:
@@ -28,6 +27,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefInputError,
     KsefTimeoutError,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime_or_none
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import (
     classify_allowed_ips,
     signed_auth_token_request,
@@ -61,25 +61,6 @@ AUTH_STATUS_HINTS = {
     550: 'The operation was cancelled by KSeF; try again',
 }
 
-_DATETIME = re.compile(r'^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$')
-
-
-def parse_datetime(value):
-    """ISO 8601 date-time as KSeF sends it (up to 7 fractional digits, Z or offset) -> aware datetime, or None."""
-    if not value:
-        return None
-    match = _DATETIME.match(str(value).strip())
-    if not match:
-        return None
-    year, month, day, hour, minute, second, fraction, zone = match.groups()
-    micro = int((fraction or '0')[:6].ljust(6, '0'))
-    tz = datetime.timezone.utc
-    if zone and zone != 'Z':
-        sign = -1 if zone[0] == '-' else 1
-        digits = zone[1:].replace(':', '')
-        tz = datetime.timezone(sign * datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    return datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
-
 
 def jwt_expiry(token):
     """The exp claim of a JWT as epoch seconds, or None (the signature is not checked: KSeF is the authority)."""
@@ -94,7 +75,7 @@ def jwt_expiry(token):
 
 def token_expiry(token, valid_until=None):
     """Expiry in epoch seconds from validUntil, else from the JWT exp claim, else None."""
-    parsed = parse_datetime(valid_until)
+    parsed = parse_datetime_or_none(valid_until)
     if parsed is not None:
         return parsed.timestamp()
     return jwt_expiry(token) if token else None
@@ -113,8 +94,8 @@ def choose_token_encryption_key(entries, now):
     for entry in entries or []:
         if TOKEN_ENCRYPTION_USAGE not in (entry.get('usage') or []):
             continue
-        valid_from = parse_datetime(entry.get('validFrom'))
-        valid_to = parse_datetime(entry.get('validTo'))
+        valid_from = parse_datetime_or_none(entry.get('validFrom'))
+        valid_to = parse_datetime_or_none(entry.get('validTo'))
         if valid_from is None or valid_to is None or not valid_from <= now <= valid_to:
             continue
         if best is None or valid_from > best_from:
@@ -286,7 +267,7 @@ class KsefAuthenticator:
     def _challenge_ms(self, challenge):
         if challenge.get('timestampMs') is not None:
             return int(challenge['timestampMs'])
-        parsed = parse_datetime(challenge.get('timestamp'))
+        parsed = parse_datetime_or_none(challenge.get('timestamp'))
         if parsed is None:
             raise KsefError('POST /auth/challenge returned neither timestampMs nor a readable timestamp')
         return int(parsed.timestamp() * 1000)

@@ -20,7 +20,6 @@ __metaclass__ = type
 import base64
 import datetime
 import os
-import re
 import time
 
 from ansible.module_utils.common.text.converters import to_native, to_text
@@ -36,6 +35,14 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefInputError,
     KsefTransportError,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    CERTIFICATE_TYPES as CERTIFICATE_TYPE_CHOICES,
+    certificate_name_problem,
+    days_remaining,
+    expired,
+    parse_datetime,
+    renewal_due,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import (
     INTENT_BLOCK_SECONDS,
     LockSet,
@@ -45,11 +52,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pending import 
     intent_record,
 )
 
-NAME_PATTERN = re.compile(u'^[a-zA-Z0-9_\\- \u0105\u0107\u0119\u0142\u0144\u00f3\u015b\u017a\u017c'
-                          u'\u0104\u0106\u0118\u0141\u0143\u00d3\u015a\u0179\u017b]+$')
-NAME_MIN_LENGTH = 5
-NAME_MAX_LENGTH = 100
-CERTIFICATE_TYPE_CHOICES = ('authentication', 'offline')
 API_TYPE = {'authentication': 'Authentication', 'offline': 'Offline'}
 POLL_INTERVAL = 2
 # Endpoints (method, route template) whose rate-limit slots the enrollment phase watches.
@@ -75,27 +77,6 @@ PER_CERTIFICATE_OPTIONS = (
     'wait', 'wait_timeout',
 )
 PATH_OPTIONS = ('private_key_path', 'certificate_path', 'pkcs12_path', 'state_path')
-
-_DATETIME = re.compile(r'^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d+))?'
-                       r'(?P<offset>Z|[+-]\d{2}:?\d{2})?$')
-
-
-def parse_datetime(value):
-    """KSeF date-time (up to 7 fractional digits, Z or offset) -> aware datetime; ValueError when not one."""
-    match = _DATETIME.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise ValueError('not an ISO 8601 date-time: %r' % (value,))
-    time_part = match.group('time')
-    if time_part.count(':') == 1:
-        time_part += ':00'
-    parsed = datetime.datetime.strptime('%sT%s' % (match.group('date'), time_part), '%Y-%m-%dT%H:%M:%S')
-    parsed = parsed.replace(microsecond=int((match.group('fraction') or '0')[:6].ljust(6, '0')))
-    offset = match.group('offset')
-    if not offset or offset == 'Z':
-        return parsed.replace(tzinfo=datetime.timezone.utc)
-    digits = offset[1:].replace(':', '')
-    delta = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return parsed.replace(tzinfo=datetime.timezone(-delta if offset[0] == '-' else delta))
 
 
 class KsefConvergeError(KsefError):
@@ -175,10 +156,9 @@ def validate_declaration(decl):
     if not name:
         raise KsefInputError('name is required for every certificate%s' % (
             ' (certificates[%d])' % decl.index if decl.index is not None else ''))
-    if not (NAME_MIN_LENGTH <= len(name) <= NAME_MAX_LENGTH) or not NAME_PATTERN.match(name):
-        raise KsefInputError('Certificate name %r is not accepted by KSeF: use %d to %d characters from letters '
-                             '(Polish letters allowed), digits, space, "_" and "-"'
-                             % (name, NAME_MIN_LENGTH, NAME_MAX_LENGTH))
+    problem = certificate_name_problem(name)
+    if problem:
+        raise KsefInputError(problem)
     if decl.type not in CERTIFICATE_TYPE_CHOICES:
         raise KsefInputError('Certificate %s: type must be one of %s' % (name, ', '.join(CERTIFICATE_TYPE_CHOICES)))
     if decl.csr_path and decl.csr_content:
@@ -310,7 +290,7 @@ def certificate_summary(decl, item, certificate, now):
         summary['valid_from'] = item.get('validFrom') or summary['valid_from']
         summary['valid_to'] = item.get('validTo') or summary['valid_to']
     if summary['valid_to']:
-        summary['days_remaining'] = (parse_datetime(summary['valid_to']) - now).days
+        summary['days_remaining'] = days_remaining(summary['valid_to'], now)
     return summary
 
 
@@ -610,7 +590,6 @@ class Converger:
         current = self._pick_current(ours)
         if current is not None:
             plan.current_item, plan.current_certificate = current
-        window = datetime.timedelta(days=decl.renew_before_days if decl.renew_before_days is not None else 30)
         now = self.now()
         key_used = bool(ours) or (decl.local_certificate is not None and fingerprint is not None and
                                   _crypto.public_key_fingerprint(decl.local_certificate.public_key()) == fingerprint)
@@ -626,9 +605,9 @@ class Converger:
                 reason = 'revoked'
             elif status == 'Blocked':
                 reason = 'blocked'
-            elif status == 'Expired' or _item_valid_to(item) <= now:
+            elif status == 'Expired' or expired(item['validTo'], now):
                 reason = 'expired'
-            elif _item_valid_to(item) - now <= window:
+            elif renewal_due(item['validTo'], now, decl.renew_before_days):
                 reason = 'renewal_window'
             else:
                 reason = None

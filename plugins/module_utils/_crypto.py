@@ -25,6 +25,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefCredentialError,
     KsefInputError,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import SUBJECT_LAYOUT
 
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
@@ -33,7 +34,7 @@ try:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.hazmat.primitives.serialization import pkcs12
-    from cryptography.x509.oid import NameOID, ObjectIdentifier
+    from cryptography.x509.oid import ObjectIdentifier
 except ImportError:
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = traceback.format_exc()
@@ -58,20 +59,8 @@ def _string_type(name):
 
 
 def _subject_layout():
-    """(enrollment data field, OID, ASN.1 string type) in the order of the official C# client.
-
-    One attribute per RDN; UTF8String except countryName and serialNumber (PrintableString).
-    """
-    return (
-        ('commonName', NameOID.COMMON_NAME, 'UTF8String'),
-        ('surname', NameOID.SURNAME, 'UTF8String'),
-        ('givenName', NameOID.GIVEN_NAME, 'UTF8String'),
-        ('organizationName', NameOID.ORGANIZATION_NAME, 'UTF8String'),
-        ('organizationIdentifier', ObjectIdentifier('2.5.4.97'), 'UTF8String'),
-        ('countryName', NameOID.COUNTRY_NAME, 'PrintableString'),
-        ('serialNumber', NameOID.SERIAL_NUMBER, 'PrintableString'),
-        ('uniqueIdentifier', ObjectIdentifier('2.5.4.45'), 'UTF8String'),
-    )
+    """(enrollment data field, OID, ASN.1 string type) from _rules.SUBJECT_LAYOUT (the C# client's order)."""
+    return tuple((attribute.field, ObjectIdentifier(attribute.oid), attribute.string_type) for attribute in SUBJECT_LAYOUT)
 
 
 # ---------------------------------------------------------------------------------------------

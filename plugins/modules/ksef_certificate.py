@@ -604,6 +604,7 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS
 
 
 def certificate_options(with_defaults):
@@ -623,7 +624,7 @@ def certificate_options(with_defaults):
         pkcs12_path=dict(type='path'),
         pkcs12_passphrase=dict(type='str', no_log=True),
         state_path=dict(type='path'),
-        renew_before_days=dict(type='int', default=default(30)),
+        renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
         valid_from=dict(type='str'),
         revoke_superseded=dict(type='bool', default=default(True)),

@@ -325,7 +325,7 @@ import hashlib
 import textwrap
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
-from ansible_collections.ksef.certificates.plugins.module_utils._auth import parse_datetime
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, parse_datetime_or_none
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_STATUSES, CERTIFICATE_TYPES, SUBJECT_IDENTIFIER_TYPES, from_api, normalize_serial_numbers, snake_item, to_api,
@@ -339,8 +339,8 @@ ENROLLMENT_DATA_KEYS = (
 
 
 def valid_to_of(certificate):
-    """validTo as an aware datetime; KSeF sends up to 7 fractional digits, which _auth.parse_datetime handles."""
-    parsed = parse_datetime(certificate['valid_to'])
+    """validTo as an aware datetime; KSeF sends up to 7 fractional digits, which _rules.parse_datetime handles."""
+    parsed = parse_datetime_or_none(certificate['valid_to'])
     if parsed is None:
         raise KsefError('KSeF returned certificate %s with an unreadable validTo %r'
                         % (certificate.get('serial_number'), certificate['valid_to']))
@@ -361,7 +361,7 @@ def certificate_from_api(api_item, now):
     item.setdefault('last_use_date', None)
     valid_to = valid_to_of(item)
     # timedelta.days is already floored: one hour past expiry gives -1, not 0
-    item['days_remaining'] = (valid_to - now).days
+    item['days_remaining'] = days_remaining(valid_to, now)
     item['expired'] = item['status'] == 'expired' or valid_to <= now
     return item
 

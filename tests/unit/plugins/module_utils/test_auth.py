@@ -15,8 +15,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._api import Ksef
 from ansible_collections.ksef.certificates.plugins.module_utils._auth import (
     KsefAuthenticator,
     jwt_expiry,
-    parse_datetime,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime_or_none as parse_datetime
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefAuthError,

@@ -1,0 +1,153 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""The KSeF rules the collection applies, each written once: certificate names, the CSR subject layout,
+the renewal rule and the date-time format KSeF sends.
+
+Pure Python (no cryptography, no I/O): the controller modules, the host-side module and the report use
+the same functions, so a rule cannot drift between them.
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import collections
+import datetime
+import re
+
+# ---------------------------------------------------------------------------------------------
+# Certificate names
+# ---------------------------------------------------------------------------------------------
+
+NAME_MIN_LENGTH = 5
+NAME_MAX_LENGTH = 100
+# Letters (Polish ones included), digits, space, '_' and '-'; matched with fullmatch, so a trailing
+# newline is refused (a '$' anchor would accept one).
+NAME_PATTERN = re.compile(u'[a-zA-Z0-9_\\- \u0105\u0107\u0119\u0142\u0144\u00f3\u015b\u017a\u017c'
+                          u'\u0104\u0106\u0118\u0141\u0143\u00d3\u015a\u0179\u017b]+')
+NAME_RULE_TEXT = ('use %d to %d characters from letters (Polish letters allowed), digits, space, "_" and "-"'
+                  % (NAME_MIN_LENGTH, NAME_MAX_LENGTH))
+
+CERTIFICATE_TYPES = ('authentication', 'offline')
+
+
+def certificate_name_valid(name):
+    """True when KSeF accepts `name` as a certificate name."""
+    if not isinstance(name, str):
+        return False
+    return NAME_MIN_LENGTH <= len(name) <= NAME_MAX_LENGTH and NAME_PATTERN.fullmatch(name) is not None
+
+
+def certificate_name_problem(name):
+    """None when the name is accepted; otherwise the sentence to show the user."""
+    if certificate_name_valid(name):
+        return None
+    return 'Certificate name %r is not accepted by KSeF: %s' % (name, NAME_RULE_TEXT)
+
+
+# ---------------------------------------------------------------------------------------------
+# CSR subject layout
+# ---------------------------------------------------------------------------------------------
+
+# field: the key in GET /certificates/enrollments/data; snake_field: the same in snake_case (module
+# returns, the role); oid: dotted attribute type; string_type: ASN.1 string type of the value.
+SubjectAttribute = collections.namedtuple('SubjectAttribute', 'field snake_field oid string_type')
+
+# The order of the official C# client; one attribute per RDN; UTF8String except countryName and
+# serialNumber (PrintableString). Empty fields are left out.
+SUBJECT_LAYOUT = (
+    SubjectAttribute('commonName', 'common_name', '2.5.4.3', 'UTF8String'),
+    SubjectAttribute('surname', 'surname', '2.5.4.4', 'UTF8String'),
+    SubjectAttribute('givenName', 'given_name', '2.5.4.42', 'UTF8String'),
+    SubjectAttribute('organizationName', 'organization_name', '2.5.4.10', 'UTF8String'),
+    SubjectAttribute('organizationIdentifier', 'organization_identifier', '2.5.4.97', 'UTF8String'),
+    SubjectAttribute('countryName', 'country_name', '2.5.4.6', 'PrintableString'),
+    SubjectAttribute('serialNumber', 'serial_number', '2.5.4.5', 'PrintableString'),
+    SubjectAttribute('uniqueIdentifier', 'unique_identifier', '2.5.4.45', 'UTF8String'),
+)
+
+
+def subject_values(enrollment_data):
+    """[(SubjectAttribute, value)] in layout order for the non-empty fields of the enrollment data.
+
+    Accepts the API's camelCase keys or their snake_case forms.
+    """
+    values = []
+    for attribute in SUBJECT_LAYOUT:
+        value = enrollment_data.get(attribute.field)
+        if value is None or value == '':
+            value = enrollment_data.get(attribute.snake_field)
+        if value is None or value == '':
+            continue
+        values.append((attribute, value))
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+# ---------------------------------------------------------------------------------------------
+
+_DATETIME = re.compile(r'(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d+))?'
+                       r'(?P<offset>Z|[+-]\d{2}:?\d{2})?')
+
+
+def parse_datetime(value):
+    """KSeF date-time (up to 7 fractional digits, Z, an offset or none for UTC) -> aware datetime.
+
+    Raises ValueError when `value` is not one; an aware datetime is returned as it is, a naive one is UTC.
+    """
+    if isinstance(value, datetime.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=datetime.timezone.utc)
+    match = _DATETIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError('not an ISO 8601 date-time: %r' % (value,))
+    time_part = match.group('time')
+    if time_part.count(':') == 1:
+        time_part += ':00'
+    parsed = datetime.datetime.strptime('%sT%s' % (match.group('date'), time_part), '%Y-%m-%dT%H:%M:%S')
+    parsed = parsed.replace(microsecond=int((match.group('fraction') or '0')[:6].ljust(6, '0')))
+    offset = match.group('offset')
+    if not offset or offset == 'Z':
+        return parsed.replace(tzinfo=datetime.timezone.utc)
+    digits = offset[1:].replace(':', '')
+    delta = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    return parsed.replace(tzinfo=datetime.timezone(-delta if offset[0] == '-' else delta))
+
+
+def parse_datetime_or_none(value):
+    """parse_datetime for optional values: None when `value` is empty or not a date-time."""
+    if not value:
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Renewal
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_RENEW_BEFORE_DAYS = 30
+
+
+def renewal_due(valid_to, now, renew_before_days=DEFAULT_RENEW_BEFORE_DAYS):
+    """True when a certificate valid until `valid_to` must be renewed at `now` (expired ones included).
+
+    A certificate is due once `renew_before_days` days or less remain; `valid_to` may be a datetime or a
+    KSeF date-time string. None for renew_before_days means the default.
+    """
+    if renew_before_days is None:
+        renew_before_days = DEFAULT_RENEW_BEFORE_DAYS
+    return parse_datetime(valid_to) - now <= datetime.timedelta(days=renew_before_days)
+
+
+def expired(valid_to, now):
+    """True when the certificate's validity ended at or before `now`."""
+    return parse_datetime(valid_to) <= now
+
+
+def days_remaining(valid_to, now):
+    """Whole days left, floored (one hour past expiry is -1)."""
+    return (parse_datetime(valid_to) - now).days

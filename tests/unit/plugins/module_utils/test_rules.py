@@ -1,0 +1,111 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _rules
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize('name, valid', [
+    ('erp-1', True),
+    (u'Zażółć gęślą jaźń', True),
+    ('a_b-c 1', True),
+    ('abcd', False),                       # too short
+    ('x' * 100, True),
+    ('x' * 101, False),                    # too long
+    ('erp-1\n', False),                    # a trailing newline: '$' would accept it, fullmatch does not
+    ('erp/1', False),
+    ('erp.1', False),
+    ('', False),
+    (None, False),
+])
+def test_certificate_name_rule(name, valid):
+    assert _rules.certificate_name_valid(name) is valid
+    problem = _rules.certificate_name_problem(name)
+    if valid:
+        assert problem is None
+    else:
+        assert 'is not accepted by KSeF' in problem and '5 to 100 characters' in problem
+
+
+def test_subject_layout_is_the_csharp_client_order():
+    assert [a.field for a in _rules.SUBJECT_LAYOUT] == [
+        'commonName', 'surname', 'givenName', 'organizationName', 'organizationIdentifier', 'countryName',
+        'serialNumber', 'uniqueIdentifier']
+    printable = [a.field for a in _rules.SUBJECT_LAYOUT if a.string_type == 'PrintableString']
+    assert printable == ['countryName', 'serialNumber']
+
+
+def test_subject_values_skips_empty_fields_and_reads_both_spellings():
+    values = _rules.subject_values({'commonName': 'Firma', 'country_name': 'PL', 'surname': '', 'givenName': None,
+                                    'serialNumber': 'VATPL-5265877635'})
+    assert [(a.oid, v) for a, v in values] == [('2.5.4.3', 'Firma'), ('2.5.4.6', 'PL'), ('2.5.4.5', 'VATPL-5265877635')]
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('2025-10-11T12:23:56.0154302+00:00', datetime.datetime(2025, 10, 11, 12, 23, 56, 15430, tzinfo=UTC)),
+    ('2025-10-11T14:23:56+02:00', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
+    ('2025-10-11T12:23:56Z', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
+    ('2025-10-11 12:23', datetime.datetime(2025, 10, 11, 12, 23, tzinfo=UTC)),
+    ('2025-10-11T12:23:56', datetime.datetime(2025, 10, 11, 12, 23, 56, tzinfo=UTC)),
+    ('2025-10-11T12:23:56-0130', datetime.datetime(2025, 10, 11, 13, 53, 56, tzinfo=UTC)),
+])
+def test_parse_datetime(text, expected):
+    parsed = _rules.parse_datetime(text)
+    assert parsed == expected and parsed.tzinfo is not None
+    assert _rules.parse_datetime_or_none(text) == expected
+
+
+@pytest.mark.parametrize('text', ['yesterday', '2025-10-11', '2025-10-11T12:23:56Zjunk', 42])
+def test_parse_datetime_refuses(text):
+    with pytest.raises(ValueError):
+        _rules.parse_datetime(text)
+    assert _rules.parse_datetime_or_none(text) is None
+
+
+def test_parse_datetime_or_none_of_nothing():
+    assert _rules.parse_datetime_or_none(None) is None
+    assert _rules.parse_datetime_or_none('') is None
+
+
+def test_parse_datetime_passes_datetimes_through():
+    naive = datetime.datetime(2026, 1, 1)
+    assert _rules.parse_datetime(naive) == naive.replace(tzinfo=UTC)
+    assert _rules.parse_datetime(NOW) is NOW
+
+
+@pytest.mark.parametrize('days_left, renew_before_days, due', [
+    (31, None, False),
+    (30, None, True),                     # the default window is 30 days, its last day included
+    (30.5, None, False),
+    (45, 45, True),
+    (46, 45, False),
+    (1, 0, False),
+    (0, 0, True),
+    (-1, 30, True),                       # expired is due as well
+])
+def test_renewal_due(days_left, renew_before_days, due):
+    valid_to = NOW + datetime.timedelta(days=days_left)
+    assert _rules.renewal_due(valid_to, NOW, renew_before_days) is due
+    assert _rules.renewal_due(valid_to.strftime('%Y-%m-%dT%H:%M:%S.%fZ'), NOW, renew_before_days) is due
+
+
+def test_renewal_due_default_is_thirty_days():
+    assert _rules.DEFAULT_RENEW_BEFORE_DAYS == 30
+    assert _rules.renewal_due(NOW + datetime.timedelta(days=30), NOW)
+    assert not _rules.renewal_due(NOW + datetime.timedelta(days=30, seconds=1), NOW)
+
+
+def test_expired_and_days_remaining():
+    assert _rules.expired(NOW, NOW)
+    assert not _rules.expired(NOW + datetime.timedelta(seconds=1), NOW)
+    assert _rules.days_remaining(NOW - datetime.timedelta(hours=1), NOW) == -1
+    assert _rules.days_remaining('2026-06-03T12:00:00Z', NOW) == 2
