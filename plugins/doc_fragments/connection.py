@@ -24,31 +24,51 @@ options:
   api_url:
     description:
       - Base URL of a KSeF API v2 endpoint, including the C(/v2) path, for example a local emulator.
+      - An C(http://) URL is refused unless O(allow_insecure_http=true).
       - Mutually exclusive with O(environment).
       - Fallback environment variable E(KSEF_API_URL).
     type: str
+  allow_insecure_http:
+    description:
+      - Accept an O(api_url) that starts with C(http://). The access token, and the KSeF token or signed login
+        document, then travel unencrypted; only for a test server on the same machine. The module warns on every
+        run that uses it.
+      - Fallback environment variable E(KSEF_ALLOW_INSECURE_HTTP).
+    type: bool
+    default: false
   ca_path:
     description:
       - PEM file with the CA certificates that sign the server certificate of the API.
-      - Defaults to the CA bundle of the Python C(requests) library.
+      - Defaults to the CA bundle of the Python C(requests) library (C(certifi), or the system bundle where the
+        operating system's C(requests) package points it there).
+      - The environment variables E(REQUESTS_CA_BUNDLE) and E(CURL_CA_BUNDLE) are not used, so that a variable
+        set for other tools does not silently change whom the modules trust; a failed certificate check names
+        them when they are set. Use O(ca_path) (or E(KSEF_CA_PATH)) instead.
+      - Proxies are taken from E(HTTPS_PROXY), E(HTTP_PROXY) and E(NO_PROXY) as usual; C(~/.netrc) is not used.
       - Fallback environment variable E(KSEF_CA_PATH).
     type: path
   validate_certs:
     description:
-      - Whether to verify the TLS certificate of the API. Only set to V(false) against a local test server.
+      - Whether to verify the TLS certificate of the API. Only set to V(false) against a local test server;
+        the module warns on every run that does. To trust a private CA, set O(ca_path) instead.
       - Fallback environment variable E(KSEF_VALIDATE_CERTS).
     type: bool
     default: true
   timeout:
     description:
       - Timeout in seconds for connecting to the API and for each response.
+      - A request that gets no answer within O(timeout) is sent once more at most, and only when that is safe,
+        so one request waits at most about twice O(timeout); the error message states the total wait.
       - Fallback environment variable E(KSEF_TIMEOUT).
     type: int
     default: 30
   max_retries:
     description:
-      - How many times one request is retried after HTTP 429, or after HTTP 5xx or a connection error on
-        requests that are safe to repeat. A new enrollment (C(POST /certificates/enrollments)) is never repeated.
+      - How many times one request is retried after HTTP 429, or after HTTP 5xx on requests that are safe to repeat.
+        A new enrollment (C(POST /certificates/enrollments)) is never repeated.
+      - Network failures are retried fewer times, within this limit: a refused connection, an unknown host name or
+        a broken connection twice (0.25 s and 0.75 s later), a request without an answer once. A request that may have
+        reached KSeF is repeated only when it is safe to repeat.
       - Fallback environment variable E(KSEF_MAX_RETRIES).
     type: int
     default: 5
@@ -149,6 +169,8 @@ options:
     description:
       - An access token obtained before, for example by M(ksef.certificates.ksef_session). It is used as is
         and takes priority over every other credential; the module neither logs in nor ends the session.
+      - Like O(ksef_token), checked before any API call; a token with whitespace or control characters (a trailing
+        newline) is refused without being shown.
       - Fallback environment variable E(KSEF_ACCESS_TOKEN).
     type: str
 notes:

@@ -226,6 +226,11 @@ class KsefAuthenticator:
         if not self._opened:
             return
         self._opened = False
+        if getattr(self.client, 'unreachable', False):
+            # KSeF did not answer a request of this run: ending the session would only wait for it again.
+            self.client.warn('the KSeF session (reference number %s) was not ended because KSeF did not answer; '
+                             'it ends by itself when its access token expires' % self.reference_number)
+            return
         token = self._access_token
         if self._expires_soon(self._access_expiry, margin=5) and self._refresh_token:
             token = self._refresh_token  # the endpoint accepts either token

@@ -76,7 +76,7 @@ class KsefApiError(KsefError):
     """KSeF answered a request with an error status."""
 
     def __init__(self, method, endpoint, status, errors=None, reference_number=None,
-                 service_code=None, retry_after=None, message=None):
+                 service_code=None, retry_after=None, message=None, hint=None):
         self.method = method
         self.endpoint = endpoint
         self.status = status
@@ -84,6 +84,7 @@ class KsefApiError(KsefError):
         self.reference_number = reference_number
         self.service_code = service_code
         self.retry_after = retry_after
+        self.hint = hint
         if message is None:
             message = self.build_message()
         super(KsefApiError, self).__init__(message)
@@ -110,6 +111,8 @@ class KsefApiError(KsefError):
         if self.service_code:
             parts.append('service code %s' % self.service_code)
         parts.extend(HINTS[code] for code in self.codes if code in HINTS)
+        if self.hint:
+            parts.append(self.hint)
         if len(parts) == 1:
             return parts[0]
         # "<METHOD> <endpoint> failed: HTTP <status>, KSeF <code>: ...; reference number ...; service code ..."
@@ -142,17 +145,33 @@ class KsefRateLimitError(KsefApiError):
 
 
 class KsefTransportError(KsefError):
-    """Connection error, timeout or dropped response (after any allowed retries)."""
+    """Connection error, timeout or dropped response (after any allowed retries).
 
-    def __init__(self, method, endpoint, reason, may_have_reached_server=False):
+    The message puts the cause first (``<METHOD> <endpoint> failed: <cause>``), then what was tried
+    (attempts and the total wait, consistent with ``api_calls``), then what to do. It says "may have
+    reached KSeF" only for a request that is not safe to repeat and that may have been received.
+    """
+
+    def __init__(self, method, endpoint, reason, may_have_reached_server=False, attempts=1, elapsed=None,
+                 repeat_safe=False, hint=None):
         self.method = method
         self.endpoint = endpoint
         self.reason = reason
         self.may_have_reached_server = may_have_reached_server
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.repeat_safe = repeat_safe
+        self.hint = hint
         message = '%s %s failed: %s' % (method, endpoint, reason)
-        if may_have_reached_server:
+        if attempts > 1:
+            message += '; sent %d times' % attempts
+            if elapsed is not None:
+                message += ', %s in total' % format_seconds(elapsed)
+        if may_have_reached_server and not repeat_safe:
             message += ('; the request may have reached KSeF, so it was not repeated '
                         '(check the server state before trying again)')
+        if hint:
+            message += '; %s' % hint
         super(KsefTransportError, self).__init__(message)
 
     def fail_kwargs(self):
@@ -160,6 +179,12 @@ class KsefTransportError(KsefError):
             'endpoint': '%s %s' % (self.method, self.endpoint),
             'may_have_reached_server': self.may_have_reached_server,
         }
+
+
+def format_seconds(value):
+    """'3 s', '10.5 s': a duration for a message."""
+    value = round(float(value), 1)
+    return '%d s' % value if value == int(value) else '%.1f s' % value
 
 
 class KsefAuthError(KsefError):

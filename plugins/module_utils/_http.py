@@ -10,13 +10,16 @@ __metaclass__ = type
 import collections
 import email.utils
 import json as _json
+import os
 import re
+import socket
 import time
 
 try:
-    from urllib.parse import quote
+    from urllib.parse import quote, urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported, import sanity only
     from urllib import quote  # type: ignore
+    from urlparse import urlsplit  # type: ignore
 
 try:
     import requests
@@ -29,8 +32,10 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
+    KsefError,
     KsefRateLimitError,
     KsefTransportError,
+    format_seconds,
 )
 
 USER_AGENT = 'ksef.certificates-ansible/0.1.0'
@@ -60,6 +65,20 @@ MAX_ERROR_BODY = 64 * 1024
 EXCERPT_LENGTH = 200
 # Backoff for retries without Retry-After: 1, 2, 4, ... seconds (capped by max_retry_wait).
 BACKOFF_BASE = 1.0
+# Network failures are retried briefly: a refused connection or an unknown host name rarely heals within
+# seconds, and a user waits for each retry. At most TRANSPORT_RETRIES retries, TRANSPORT_BACKOFF[i]
+# seconds apart (both also capped by max_retries and max_retry_wait).
+TRANSPORT_RETRIES = 2
+TRANSPORT_BACKOFF = (0.25, 0.75)
+# A request that got no answer within `timeout` is sent once more at most (when that is safe), so the
+# total wait is bounded by 2 x timeout plus TRANSPORT_BACKOFF[0].
+TIMEOUT_RETRIES = 1
+# Environment variables with which requests would replace the trust store when ca_path is not set.
+CA_BUNDLE_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
+# A header value goes out only when it is printable ASCII without leading or trailing whitespace; anything
+# else would make requests or http.client raise an exception whose text carries the value (a token).
+_SAFE_HEADER_VALUE = re.compile(r'^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?\Z')
+_TOKEN = re.compile(r'^[\x21-\x7e]+\Z')
 
 
 def sanitize_excerpt(text, limit=EXCERPT_LENGTH):
@@ -219,6 +238,93 @@ TLS_REFUSED_MARKERS = ('CERTIFICATE_VERIFY_FAILED', 'certificate verify failed',
                        'WRONG_VERSION_NUMBER', 'HANDSHAKE', 'handshake')
 
 
+def _exception_chain(exc):
+    """exc and every exception it wraps (urllib3's .reason, exception args, __cause__, __context__)."""
+    seen = set()
+    pending = [exc]
+    chain = []
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen or not isinstance(current, BaseException):
+            continue
+        seen.add(id(current))
+        chain.append(current)
+        pending.append(getattr(current, 'reason', None))
+        pending.extend(arg for arg in getattr(current, 'args', ()) if isinstance(arg, BaseException))
+        pending.append(current.__cause__)
+        pending.append(current.__context__)
+    return chain
+
+
+class TransportFailure:
+    """What went wrong on the wire, classified from a requests exception.
+
+    kind: 'invalid' (requests refused to build the request: nothing sent), 'resolve', 'refused',
+    'unreachable', 'connect_timeout', 'tls_refused' (nothing sent), 'read_timeout', 'broken', 'tls'
+    (the request may have been received). `cause` is a short text built from the error numbers and
+    names only, never from the text of a header or URL exception, which may carry a token.
+    """
+
+    NOT_SENT = frozenset(['invalid', 'resolve', 'refused', 'unreachable', 'connect_timeout', 'tls_refused'])
+    NO_RETRY = frozenset(['invalid', 'tls_refused'])
+    TIMEOUTS = frozenset(['connect_timeout', 'read_timeout'])
+
+    def __init__(self, kind, cause):
+        self.kind = kind
+        self.cause = cause
+
+    @property
+    def sent(self):
+        return self.kind not in self.NOT_SENT
+
+    @classmethod
+    def classify(cls, exc):
+        chain = _exception_chain(exc)
+        # A header value or URL requests would not send: its exception text holds the value, so none is kept.
+        if any(isinstance(item, (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+                                 requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema))
+               for item in chain):
+            return cls('invalid', 'the request could not be built (%s)' % type(exc).__name__)
+        if isinstance(exc, requests.exceptions.SSLError):
+            text = ' '.join(repr(item) for item in chain)
+            detail = sanitize_excerpt(_innermost_text(chain, ssl_only=True), limit=300)
+            if any(marker in text for marker in TLS_REFUSED_MARKERS):
+                return cls('tls_refused', 'TLS handshake failed (%s)' % detail)
+            return cls('tls', 'TLS error while talking to KSeF (%s)' % detail)
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return cls('connect_timeout', 'no connection')
+        if isinstance(exc, requests.exceptions.Timeout):
+            # An HTTPS connection whose TLS handshake times out never carried the request.
+            if any('handshake operation timed out' in str(item) for item in chain):
+                return cls('connect_timeout', 'no TLS handshake')
+            return cls('read_timeout', 'no answer')
+        for item in chain:
+            if isinstance(item, socket.gaierror) or type(item).__name__ == 'NameResolutionError':
+                return cls('resolve', _strerror(chain, socket.gaierror) or 'name resolution failed')
+        if any(isinstance(item, ConnectionRefusedError) for item in chain):
+            return cls('refused', 'connection refused')
+        if any(type(item).__name__ == 'NewConnectionError' for item in chain):
+            return cls('unreachable', _strerror(chain, OSError) or 'no connection')
+        detail = _strerror(chain, OSError) or sanitize_excerpt(_innermost_text(chain), limit=300)
+        return cls('broken', 'the connection broke before the answer was complete (%s)' % detail)
+
+
+def _strerror(chain, exc_type):
+    """The strerror of the innermost exception of exc_type in the chain (e.g. 'Name or service not known')."""
+    for item in reversed(chain):
+        if isinstance(item, exc_type) and getattr(item, 'strerror', None):
+            return str(item.strerror)
+    return None
+
+
+def _innermost_text(chain, ssl_only=False):
+    """Type and text of the innermost exception (ssl_only: of the innermost ssl.SSLError)."""
+    candidates = [item for item in chain if type(item).__module__ == 'ssl'] if ssl_only else []
+    item = (candidates or chain)[-1]
+    text = str(item)
+    return '%s: %s' % (type(item).__name__, text) if text else type(item).__name__
+
+
 class KsefHttpClient:
     """HTTP client for the KSeF API v2 (one keep-alive requests session)."""
 
@@ -235,13 +341,26 @@ class KsefHttpClient:
         self.clock = clock
         if session is None:
             session = requests.Session()
+        # requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the trust store and ~/.netrc replace
+        # the Authorization header; the environment is used for proxies only (see _proxies).
+        session.trust_env = False
         self.session = session
         if not validate_certs:
             self.verify = False
         elif ca_path:
             self.verify = ca_path
         else:
-            self.verify = True
+            # Explicitly the bundle the documentation promises; a path is never replaced by the environment.
+            self.verify = requests.certs.where()
+        # Named in the message of a failed certificate check, where it is the likely cause (a user who relied on it).
+        self.ignored_ca_variables = [name for name in CA_BUNDLE_VARIABLES
+                                     if validate_certs and not ca_path and os.environ.get(name)]
+        host = urlsplit(self.base_url)
+        self.host = host.hostname or ''
+        self.port = host.port or (443 if host.scheme == 'https' else 80)
+        # True once KSeF gave no answer at all (refused, unresolvable, timed out): ending the session would only
+        # wait again.
+        self.unreachable = False
         self.calls = 0
         self.calls_by_endpoint = {}
         self.retries = 0
@@ -367,15 +486,22 @@ class KsefHttpClient:
         if token:
             send_headers['Authorization'] = 'Bearer %s' % token
 
+        self._check_headers(method, endpoint, send_headers, token)
+        proxies = self._proxies(url)
+
         attempt = 0
+        transport_retries = 0
+        first_sent = None
         while True:
             window, stamp = self._pace(key)
             self.calls += 1
             self.calls_by_endpoint[key] = self.calls_by_endpoint.get(key, 0) + 1
+            if first_sent is None:
+                first_sent = self.clock()
             try:
                 response = self.session.request(
                     method, url, params=params, json=json, data=data, headers=send_headers,
-                    timeout=self.timeout, verify=self.verify, stream=True)
+                    timeout=self.timeout, verify=self.verify, proxies=proxies, stream=True)
                 try:
                     # The body is read here, inside the transport error handling: a connection that
                     # breaks while the answer arrives is a lost answer like any other.
@@ -385,18 +511,25 @@ class KsefHttpClient:
                     response.close()
             except requests.exceptions.RequestException as exc:
                 window.settle(stamp, self.clock())
-                not_sent = self._not_sent(exc)
-                reason = self._transport_reason(exc)
-                # A refused TLS handshake (wrong CA, name mismatch) does not heal by retrying.
-                retriable = (idempotent or not_sent) and not self._tls_refused(exc)
-                if retriable and attempt < self.max_retries:
-                    wait = self._backoff(attempt)
-                    self.log('%s: %s; retry %d/%d in %.1f s' % (key, reason, attempt + 1, self.max_retries, wait))
+                failure = TransportFailure.classify(exc)
+                limit = min(self.max_retries, TIMEOUT_RETRIES if failure.kind in failure.TIMEOUTS else TRANSPORT_RETRIES)
+                retriable = ((idempotent or not failure.sent) and failure.kind not in failure.NO_RETRY
+                             and transport_retries < limit)
+                if retriable:
+                    wait = min(self.max_retry_wait, TRANSPORT_BACKOFF[min(transport_retries, len(TRANSPORT_BACKOFF) - 1)])
+                    self.log('%s: %s; retry %d/%d in %.1f s' % (key, failure.cause, transport_retries + 1, limit, wait))
                     self.retries += 1
                     attempt += 1
+                    transport_retries += 1
                     self.sleep(wait)
                     continue
-                raise KsefTransportError(method, endpoint, reason, may_have_reached_server=not not_sent)
+                raise self._transport_error(method, endpoint, failure, attempt + 1, self.clock() - first_sent,
+                                            idempotent)
+            except (ValueError, UnicodeError) as exc:
+                # http.client refuses a header value that slipped past _check_headers; its text holds the value.
+                window.settle(stamp, self.clock())
+                raise KsefError('%s %s failed: the request could not be built (%s); it was not sent'
+                                % (method, endpoint, type(exc).__name__))
 
             # KSeF counted the call before it answered: keep it counted from the answer on.
             answered = self.clock()
@@ -431,38 +564,55 @@ class KsefHttpClient:
 
     # -- helpers ------------------------------------------------------------------------------------
     @staticmethod
-    def _tls_refused(exc):
-        """True for a failed TLS handshake or certificate verification: no request was sent.
+    def _check_headers(method, endpoint, headers, token=None):
+        """Refuse, before anything is sent, a header value requests would echo in an exception (a token)."""
+        for name, value in headers.items():
+            if (not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value)
+                    or (name == 'Authorization' and token is not None and not _TOKEN.match(token))):
+                what = 'the token' if name == 'Authorization' else 'the value of header %s' % name
+                raise KsefError('%s %s: %s contains whitespace, control or non-ASCII characters; the request was '
+                                'not sent' % (method, endpoint, what))
 
-        Other TLS errors (a corrupt record while the answer arrives) may come after KSeF took the request.
-        """
-        if not isinstance(exc, requests.exceptions.SSLError):
-            return False
-        text = repr(exc)
-        return any(marker in text for marker in TLS_REFUSED_MARKERS)
+    @staticmethod
+    def _proxies(url):
+        """Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the one thing taken from the environment."""
+        try:
+            return requests.utils.get_environ_proxies(url)
+        except Exception:  # pylint: disable=broad-except - a malformed NO_PROXY must not stop the module
+            return {}
 
-    @classmethod
-    def _not_sent(cls, exc):
-        """True when the request certainly did not reach the server (no connection was made)."""
-        if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.InvalidURL,
-                            requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
-            return True
-        if isinstance(exc, requests.exceptions.SSLError):
-            return cls._tls_refused(exc)
-        text = repr(exc)
-        return 'NewConnectionError' in text or 'NameResolutionError' in text or 'Failed to resolve' in text
+    def _where(self):
+        return '%s:%s' % (self.host, self.port)
 
-    @classmethod
-    def _transport_reason(cls, exc):
-        if cls._tls_refused(exc):
-            return 'TLS error (check validate_certs/ca_path): %s' % sanitize_excerpt(str(exc))
-        if isinstance(exc, requests.exceptions.SSLError):
-            return 'TLS error while talking to KSeF: %s' % sanitize_excerpt(str(exc))
-        if isinstance(exc, requests.exceptions.Timeout):
-            return 'timed out'
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return 'connection error: %s' % sanitize_excerpt(str(exc))
-        return '%s: %s' % (type(exc).__name__, sanitize_excerpt(str(exc)))
+    def _transport_error(self, method, endpoint, failure, attempts, elapsed, idempotent):
+        """The KsefTransportError of a failure: cause first, then what was tried, then what to do."""
+        kind = failure.kind
+        hint = None
+        if kind == 'resolve':
+            reason = 'cannot resolve the host name %s (%s)' % (self.host, failure.cause)
+            hint = 'check api_url (%s) and the DNS settings of the controller' % self.base_url
+        elif kind == 'refused':
+            reason = 'connection refused by %s' % self._where()
+            hint = 'check api_url (%s) and that the server is running' % self.base_url
+        elif kind == 'unreachable':
+            reason = 'cannot connect to %s (%s)' % (self._where(), failure.cause)
+            hint = 'check api_url (%s), the network route and the proxy settings' % self.base_url
+        elif kind in failure.TIMEOUTS:
+            reason = '%s from %s within the %s timeout' % (failure.cause, self._where(), format_seconds(self.timeout))
+            hint = ('check that %s is reachable from the controller (firewall, proxy), or raise timeout if it answers '
+                    'slowly' % self._where())
+        elif kind == 'tls_refused':
+            reason = failure.cause
+            hint = 'check validate_certs/ca_path'
+            if self.ignored_ca_variables:
+                hint += ('; %s is set but not used: KSeF modules trust ca_path (KSEF_CA_PATH) or else the CA bundle '
+                         'of requests (%s)' % (' and '.join(self.ignored_ca_variables), self.verify))
+        else:
+            reason = failure.cause
+        if kind in ('resolve', 'refused', 'unreachable') or kind in failure.TIMEOUTS:
+            self.unreachable = True
+        return KsefTransportError(method, endpoint, reason, may_have_reached_server=failure.sent, attempts=attempts,
+                                  elapsed=elapsed, repeat_safe=idempotent, hint=hint)
 
     def _surface_warnings(self, response):
         value = response.headers.get('X-System-Warning')
@@ -516,4 +666,12 @@ class KsefHttpClient:
         if not errors and raw and raw.strip():
             errors = [{'code': None, 'description': 'response body: %s' % sanitize_excerpt(raw), 'details': []}]
         retry_after = parse_retry_after(headers.get('Retry-After'))
-        return KsefApiError(method, endpoint, status, errors, reference_number, service_code, retry_after)
+        hint = None
+        if status == 404 and '{' not in endpoint and not any(error.get('code') for error in errors):
+            # A fixed route of the API exists in every KSeF v2 environment: the API root itself is wrong.
+            hint = 'KSeF has this endpoint, so check api_url (%s): it is the API root and ends with the version, ' \
+                   'e.g. https://api-test.ksef.mf.gov.pl/v2' % self.base_url
+            if not re.search(r'/v2$', self.base_url):
+                hint = 'api_url %s does not end with /v2: it is the API root including the version, ' \
+                       'e.g. https://api-test.ksef.mf.gov.pl/v2' % self.base_url
+        return KsefApiError(method, endpoint, status, errors, reference_number, service_code, retry_after, hint=hint)

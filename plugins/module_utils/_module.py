@@ -29,6 +29,9 @@ NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
 INTERNAL_ID_PATTERN = re.compile(r'^([1-9]((\d[1-9])|([1-9]\d))\d{7})-\d{5}$')
 NIP_VAT_UE_PATTERN = re.compile(r'^([1-9]((\d[1-9])|([1-9]\d))\d{7})-[A-Z]{2}[A-Z0-9+*]{2,13}$')
 PEPPOL_ID_PATTERN = re.compile(r'^P[A-Z]{2}[0-9]{6}$')
+# KSeF tokens and access tokens (JWT) are printable ASCII without spaces. Anything else is refused before
+# use: in an HTTP header it would make requests raise an exception that echoes the value.
+TOKEN_PATTERN = re.compile(r'^[\x21-\x7e]+\Z')
 
 
 def _env(name):
@@ -42,6 +45,7 @@ def ksef_argument_spec():
         api_url=dict(type='str', fallback=_env('KSEF_API_URL')),
         ca_path=dict(type='path', fallback=_env('KSEF_CA_PATH')),
         validate_certs=dict(type='bool', default=True, fallback=_env('KSEF_VALIDATE_CERTS')),
+        allow_insecure_http=dict(type='bool', default=False, fallback=_env('KSEF_ALLOW_INSECURE_HTTP')),
         timeout=dict(type='int', default=30, fallback=_env('KSEF_TIMEOUT')),
         max_retries=dict(type='int', default=5, fallback=_env('KSEF_MAX_RETRIES')),
         max_retry_wait=dict(type='int', default=60, fallback=_env('KSEF_MAX_RETRY_WAIT')),
@@ -109,6 +113,15 @@ def validate_connection_params(params, login=True):
     api_url = params.get('api_url')
     if api_url and not re.match(r'^https?://[^/\s]+', api_url):
         raise KsefInputError('api_url must be an http(s) URL such as https://api-test.ksef.mf.gov.pl/v2')
+    if api_url and api_url.lower().startswith('http://') and not params.get('allow_insecure_http'):
+        raise KsefInputError('api_url %s uses http://, which would send the tokens in clear text; use https://, or set '
+                             'allow_insecure_http=true (KSEF_ALLOW_INSECURE_HTTP) for a local test server' % api_url)
+    for name in ('access_token', 'ksef_token'):
+        value = params.get(name)
+        if value is not None and not TOKEN_PATTERN.match(value):
+            problem = 'is empty' if not value else 'contains whitespace, control or non-ASCII characters'
+            raise KsefInputError('%s %s; a token is printable ASCII without spaces (a trailing newline from a file or '
+                                 'a variable is a common cause)' % (name, problem))
     if params.get('auth_allowed_ips'):
         _xades.classify_allowed_ips(params['auth_allowed_ips'])
     if not login or params.get('access_token'):
@@ -124,6 +137,19 @@ def validate_connection_params(params, login=True):
     if not params.get('context_id'):
         raise KsefInputError('context_id is required to log in (the identifier of the context to act in)')
     validate_context(params.get('context_type') or 'nip', params['context_id'])
+
+
+def transport_warnings(params):
+    """Warnings about a connection that does not protect the tokens (http://, no certificate verification)."""
+    warnings = []
+    url = base_url(params)
+    if url.lower().startswith('http://'):
+        warnings.append('api_url %s uses plain http (allow_insecure_http): tokens travel in clear text; use this '
+                        'only with a local test server' % url)
+    elif not params.get('validate_certs', True):
+        warnings.append('validate_certs is false: the TLS certificate of %s is not verified, so whoever is on the '
+                        'network path can read the tokens; set ca_path to trust a private CA instead' % url)
+    return warnings
 
 
 def base_url(params):
@@ -200,6 +226,8 @@ class KsefModule:
     def validate(self, login=True):
         """Check option combinations and load the signer material; no API call is made."""
         validate_connection_params(self.params, login=login)
+        for warning in transport_warnings(self.params):
+            self.module.warn(warning)
         if login:
             self.authenticator  # pylint: disable=pointless-statement
 
