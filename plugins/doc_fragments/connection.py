@@ -66,7 +66,7 @@ options:
     description:
       - How many times one request is retried after HTTP 429, or after HTTP 5xx on requests that are safe to repeat.
         A new enrollment (C(POST /certificates/enrollments)) is never repeated.
-      - Network failures are retried fewer times, within this limit: a refused connection, an unknown host name or
+      - Network failures are retried fewer times, within this limit. A refused connection, an unknown host name or
         a broken connection twice (0.25 s and 0.75 s later), a request without an answer once. A request that may have
         reached KSeF is repeated only when it is safe to repeat.
       - Fallback environment variable E(KSEF_MAX_RETRIES).

@@ -576,9 +576,10 @@ class KsefHttpClient:
     @staticmethod
     def _proxies(url):
         """Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the one thing taken from the environment."""
+        # A malformed NO_PROXY must not stop the module.
         try:
             return requests.utils.get_environ_proxies(url)
-        except Exception:  # pylint: disable=broad-except - a malformed NO_PROXY must not stop the module
+        except Exception:  # pylint: disable=broad-except
             return {}
 
     def _where(self):
