@@ -18,8 +18,9 @@ import re
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
     from cryptography.hazmat.primitives.serialization import pkcs12
     HAS_CRYPTOGRAPHY = True
     CRYPTOGRAPHY_IMPORT_ERROR = None
@@ -47,6 +48,16 @@ class SignerCredentials:
     @property
     def certificate_der(self):
         return self.certificate.public_bytes(serialization.Encoding.DER)
+
+    def sign(self, data):
+        """XMLDSig signature value of data: RSA PKCS#1 v1.5 SHA-256, or ECDSA SHA-256 as raw r||s."""
+        if isinstance(self.private_key, rsa.RSAPrivateKey):
+            return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        # XMLDSig wants raw r||s of fixed length, not the DER structure cryptography returns.
+        der = self.private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+        r_value, s_value = decode_dss_signature(der)
+        size = (self.private_key.curve.key_size + 7) // 8
+        return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
 
 
 def _to_bytes(value):

@@ -28,13 +28,6 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     HAS_LXML = False
     LXML_IMPORT_ERROR = exc
 
-try:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
-    pass
-
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 
 AUTH_NS = 'http://ksef.mf.gov.pl/auth/token/2.0'
@@ -140,21 +133,16 @@ def _signing_time(now=None):
     return (now - datetime.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def _sign(private_key, data):
-    if isinstance(private_key, rsa.RSAPrivateKey):
-        return private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    # XMLDSig wants raw r||s of fixed length, not the DER structure cryptography returns.
-    der = private_key.sign(data, ec.ECDSA(hashes.SHA256()))
-    r_value, s_value = decode_dss_signature(der)
-    size = (private_key.curve.key_size + 7) // 8
-    return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
-
-
 def sign_enveloped(root, credentials, now=None):
-    """Append a XAdES-BES enveloped signature to root (in place) and return the serialized document bytes."""
+    """Append a XAdES-BES enveloped signature to root (in place) and return the serialized document bytes.
+
+    credentials is a signer: .certificate, .certificate_der, .key_type ('rsa' or 'ec') and .sign(data), which
+    returns the RSA PKCS#1 v1.5 SHA-256 signature or the raw r||s ECDSA SHA-256 one. A file key
+    (_credentials.SignerCredentials) and a PKCS#11 token key (_pkcs11.TokenSigner) produce the same document.
+    """
     certificate = credentials.certificate
     cert_der = credentials.certificate_der
-    is_rsa = isinstance(credentials.private_key, rsa.RSAPrivateKey)
+    is_rsa = credentials.key_type == 'rsa'
 
     # Reference 1 (URI="", enveloped-signature + exc-c14n) covers the document without the signature.
     document_digest = _digest_b64(_exc_c14n(root))
@@ -198,7 +186,7 @@ def sign_enveloped(root, credentials, now=None):
     _sub(issuer_serial, DS_NS, 'X509SerialNumber', str(certificate.serial_number))
 
     properties_digest.text = _digest_b64(_exc_c14n(signed_properties))
-    signature_value.text = base64.b64encode(_sign(credentials.private_key, _exc_c14n(signed_info))).decode('ascii')
+    signature_value.text = base64.b64encode(credentials.sign(_exc_c14n(signed_info))).decode('ascii')
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding='UTF-8')
 
 
