@@ -8,6 +8,7 @@ import threading
 
 from .emulator import Config
 from .server import EmulatorServer
+from .switches import SIG_001, SwitchError, parse_system_warning, validate
 
 
 def build_parser():
@@ -29,7 +30,33 @@ def build_parser():
     parser.add_argument('--rate-limits', choices=('production', 'off'), default='production',
                         help='enforce KSeF production rate limits (default) or none')
     parser.add_argument('--verbose', action='store_true', help='log every request to stderr')
+    switches = parser.add_argument_group('switches', 'behaviours of real KSeF, off by default; also changed at run '
+                                                     'time with PUT /emulator/switches')
+    switches.add_argument('--revocation-blocked-seconds', type=float, default=0, metavar='S',
+                          help='a revoked certificate reads Blocked for S seconds, then Revoked (default 0: at once)')
+    switches.add_argument('--enrollment-retention', type=float, metavar='S',
+                          help='GET /certificates/enrollments/{ref} answers 410 Gone S seconds after the enrollment '
+                               '(default: 30 days, as KSeF)')
+    switches.add_argument('--auth-retention', type=float, metavar='S',
+                          help='GET /auth/{ref} answers 410 Gone S seconds after the login started (default: 7 days)')
+    switches.add_argument('--rate-limit-escalation', type=float, default=1, metavar='FACTOR',
+                          help='each further 429 of a caller within an hour blocks FACTOR times longer than the last '
+                               '(default 1: no escalation)')
+    switches.add_argument('--refuse-reused-key', action='store_true',
+                          help='end an enrollment with status 400 when its key is already certified for the same subject')
+    switches.add_argument('--system-warning', action='append', default=[], metavar='[METHOD ]ROUTE=WARNING',
+                          help="add X-System-Warning: WARNING to the answers of ROUTE (an OpenAPI template or '*'), "
+                               "e.g. 'POST /auth/xades-signature=%s'; repeatable" % SIG_001.replace('%', '%%'))
     return parser
+
+
+def switches_from_args(args):
+    """The starting switch values of the command line (switches.DEFAULTS keys), validated."""
+    values = {'revocationBlockedSeconds': args.revocation_blocked_seconds,
+              'enrollmentRetentionSeconds': args.enrollment_retention, 'authRetentionSeconds': args.auth_retention,
+              'rateLimitEscalation': args.rate_limit_escalation, 'refuseReusedKey': args.refuse_reused_key,
+              'systemWarnings': [parse_system_warning(item) for item in args.system_warning]}
+    return validate(values)
 
 
 def main(argv=None):
@@ -38,9 +65,13 @@ def main(argv=None):
                         format='%(asctime)s %(name)s %(levelname)s %(message)s')
     if args.processing_delay < 0 or args.auth_processing_delay < 0 or args.access_token_ttl < 1:
         build_parser().error('delays must be >= 0 and --access-token-ttl >= 1')
+    try:
+        switches = switches_from_args(args)
+    except SwitchError as exc:
+        build_parser().error(str(exc))
     config = Config(state_path=args.state, processing_delay=args.processing_delay,
                     auth_processing_delay=args.auth_processing_delay, access_token_ttl=args.access_token_ttl,
-                    rate_limits=args.rate_limits, record_dir=args.record_dir)
+                    rate_limits=args.rate_limits, record_dir=args.record_dir, switches=switches)
     server = EmulatorServer(config, host=args.host, port=args.port, tls=not args.no_tls,
                             tls_ca_file=args.tls_ca_file, ready_file=args.ready_file)
 

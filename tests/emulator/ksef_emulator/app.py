@@ -15,7 +15,7 @@ import time
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask, Response, g, jsonify, request
 
-from . import auth, certificates, errors, faults, ksef_tokens, ratelimit, testdata, tokens, util
+from . import auth, certificates, errors, faults, ksef_tokens, ratelimit, switches, testdata, tokens, util
 from .errors import ApiError, UnsupportedMediaType, validation_error
 
 LOG = logging.getLogger('ksef_emulator')
@@ -133,9 +133,12 @@ def create_app(emu):
         g.record = None
         g.fault = None
         g.enrollment_fault = None
+        g.system_warnings = []
         if request.path.startswith(CONTROL_PREFIX):
             return None
         template, group = ROUTES.get(request.endpoint, (None, None))
+        g.system_warnings = emu.switches.warnings_for(
+            request.method, template or (request.path[len(API_PREFIX):] if request.path.startswith(API_PREFIX) else request.path))
         body = request.get_data(cache=True)
         g.record = emu.recorder.begin(request.method, request.path, request.query_string.decode('latin-1'),
                                       template, request.content_type, body)
@@ -158,7 +161,8 @@ def create_app(emu):
             return None
         context = rate_limit_context()
         limits = ratelimit.PUBLIC_LIMITS if group == 'public' else testdata.effective_rate_limits(emu, context)['other']
-        refused = emu.limiter.hit((request.method, template, context, request.remote_addr), limits, util.now())
+        refused = emu.limiter.hit((request.method, template, context, request.remote_addr), limits, util.now(),
+                                  emu.switches.get('rateLimitEscalation'))
         if refused:
             raise errors.TooManyRequests(*refused)
         certificates.process_due_enrollments(emu)
@@ -166,9 +170,10 @@ def create_app(emu):
 
     @app.after_request
     def after(response):
-        warning = request.headers.get('X-Test-System-Warning')
-        if warning:
-            response.headers['X-System-Warning'] = warning
+        # KSeF's format: '[code]: message | [code]: message'; the TEST echo header and switched-on warnings.
+        warnings = [text for text in [request.headers.get('X-Test-System-Warning')] + g.get('system_warnings', []) if text]
+        if warnings:
+            response.headers['X-System-Warning'] = ' | '.join(warnings)
         fault = g.get('enrollment_fault')
         if fault and response.status_code == 202:
             # The enrollment was accepted; end it with the injected final status instead of issuing it.
@@ -411,6 +416,21 @@ def create_app(emu):
     def clear_faults():
         emu.faults.clear()
         return _no_content()
+
+    @app.get('/emulator/switches')
+    def get_switches():
+        return jsonify(emu.switches.snapshot())
+
+    @app.put('/emulator/switches')
+    def set_switches():
+        try:
+            return jsonify(emu.switches.update(request.get_json(silent=True)))
+        except switches.SwitchError as exc:
+            return jsonify({'error': str(exc)}), 400
+
+    @app.delete('/emulator/switches')
+    def reset_switches():
+        return jsonify(emu.switches.reset())
 
     @app.get('/emulator/state')
     def state():

@@ -18,7 +18,6 @@ from .errors import ApiError, Forbidden, Gone, Unauthorized, validation_error
 CHALLENGE_LIFETIME = 600.0            # 10 minutes
 OPERATION_TOKEN_TTL = 2700            # authenticationToken, as observed on KSeF TEST
 REFRESH_TOKEN_TTL = 7 * 24 * 3600     # refresh token: up to 7 days
-STATUS_RETENTION = 7 * 24 * 3600.0    # GET /auth/{ref} answers 410 afterwards
 CONTEXT_TYPES = ('Nip', 'InternalId', 'NipVatUe', 'PeppolId')
 IP4 = r'((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])'
 IP_POLICY_PATTERNS = {
@@ -357,7 +356,7 @@ def authentication_status(emu, req, reference):
     claims, operation = operation_for_token(emu, req, ('operation',))
     if claims['ref'] != reference:
         raise _not_found(reference)
-    if now > operation['started'] + STATUS_RETENTION:
+    if now > operation['started'] + emu.switches.auth_retention():
         raise Gone('Operacja uwierzytelniania %s jest niedostępna (minął okres przechowywania).' % reference)
     return _operation_summary(operation, now)
 

@@ -16,7 +16,6 @@ from .errors import ApiError, Forbidden, Gone, validation_error
 DEFAULT_LIMITS = {'Nip': (300, 100), 'Pesel': (12, 6), 'Fingerprint': (12, 6)}
 # KSeF documents no period for the enrollment count; MF's messages imply 30 days (SPEC 7, ambiguity 4).
 ENROLLMENT_WINDOW = 30 * 24 * 3600.0
-ENROLLMENT_RETENTION = 30 * 24 * 3600.0
 NAME_PATTERN = re.compile(r'^[a-zA-Z0-9_\- ąćęłńóśźżĄĆĘŁŃÓŚŹŻ]+$')
 CERTIFICATE_TYPES = ('Authentication', 'Offline')
 STATUSES = ('Active', 'Blocked', 'Revoked', 'Expired')
@@ -25,6 +24,8 @@ REVOCATION_REASONS = ('Unspecified', 'Superseded', 'KeyCompromise')
 ENROLLMENT_ACCEPTED = (100, 'Wniosek przyjęty do realizacji', None)
 ENROLLMENT_DONE = (200, 'Wniosek obsłużony (certyfikat wygenerowany)', None)
 REJECTED = 'Wniosek odrzucony'
+# Switch refuseReusedKey: KSeF documents the refusal only for another subject's key; same wording, no subject.
+KEY_REUSED = 'Klucz publiczny został już certyfikowany.'
 
 
 def _subject(operation):
@@ -36,9 +37,13 @@ def public_key_sha256(public_key):
 
 
 def computed_status(row, now):
-    """Stored status, except that an active certificate past validTo reads as Expired."""
+    """Stored status, except that an active certificate past validTo reads as Expired, and a Blocked one
+    (switch revocationBlockedSeconds; `revoked` holds the moment the revocation completes) reads as Revoked
+    once that moment has passed."""
     if row['status'] == 'Active' and row['valid_to'] <= now:
         return 'Expired'
+    if row['status'] == 'Blocked' and row['revoked'] is not None and row['revoked'] <= now:
+        return 'Revoked'
     return row['status']
 
 
@@ -149,8 +154,13 @@ def _process(emu, enrollment, now):
     status = None
     other_owner = emu.store.one('SELECT 1 FROM certificates WHERE public_key_sha256 = ? '
                                 'AND NOT (subject_type = ? AND subject_value = ?)', (key_hash,) + subject)
+    same_owner = emu.switches.get('refuseReusedKey') and emu.store.one(
+        'SELECT 1 FROM certificates WHERE public_key_sha256 = ? AND subject_type = ? AND subject_value = ?',
+        (key_hash,) + subject)
     if other_owner:
         status = (400, REJECTED, ['Klucz publiczny został już certyfikowany przez inny podmiot.'])
+    elif same_owner:
+        status = (400, REJECTED, [KEY_REUSED])
     elif active_count(emu, subject[0], subject[1], now) >= effective_limits(emu, *subject)[1]:
         status = (400, REJECTED, ['Osiągnięto dopuszczalny limit posiadanych certyfikatów.'])
     if status:
@@ -191,7 +201,7 @@ def enrollment_status(emu, operation, reference):
                         'AND subject_value = ?', (reference,) + _subject(operation))
     if row is None:
         raise ApiError(25005, reference_number=reference)
-    if util.now() > row['requested'] + ENROLLMENT_RETENTION:
+    if util.now() > row['requested'] + emu.switches.enrollment_retention():
         raise Gone('Wniosek certyfikacyjny %s jest niedostępny (minął okres przechowywania).' % reference)
     status = {'code': row['status_code'], 'description': row['status_description']}
     if row['status_details']:
@@ -318,8 +328,11 @@ def revoke(emu, operation, serial, body):
         raise ApiError(25008, ['Certyfikat %s.' % serial])
     if computed_status(row, now) != 'Active':
         raise ApiError(25009, ['Status certyfikatu %s: %s.' % (serial, computed_status(row, now))])
+    blocked_seconds = emu.switches.get('revocationBlockedSeconds')
+    # With the Blocked switch on, the certificate reads Blocked until `revoked` (when the revocation completes).
     emu.store.update('certificates', 'serial_number', serial,
-                     {'status': 'Revoked', 'revocation_reason': reason or 'Unspecified', 'revoked': now})
+                     {'status': 'Blocked' if blocked_seconds else 'Revoked', 'revocation_reason': reason or 'Unspecified',
+                      'revoked': now + blocked_seconds})
 
 
 def shorten_validity(emu, operation, serial, body):

@@ -1,12 +1,13 @@
-"""The emulator's state holder: configuration, store, key material, limiter, faults and request log."""
+"""The emulator's state holder: configuration, store, key material, limiter, faults, switches and request log."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from . import ca, ratelimit
 from .faults import FaultRegistry
 from .recorder import Recorder
 from .store import Store
+from .switches import Switches
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Config:
     access_token_ttl: int = 900               # seconds
     rate_limits: str = 'production'           # 'production' | 'off'
     record_dir: Optional[str] = None
+    switches: dict = field(default_factory=dict)   # starting values of switches.DEFAULTS keys
 
 
 class Emulator:
@@ -28,6 +30,7 @@ class Emulator:
         self.keys = ca.KeyMaterial(self.store)
         self.limiter = ratelimit.RateLimiter(enabled=self.config.rate_limits == 'production')
         self.faults = FaultRegistry()
+        self.switches = Switches(self.config.switches)
         self.recorder = Recorder(self.config.record_dir)
 
     def close(self):
