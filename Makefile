@@ -28,6 +28,8 @@ TARGETS ?=
 EMULATOR_TEST_ARGS ?=
 # Seconds the emulator keeps an enrollment in processing (short, so tests poll at least once).
 EMULATOR_PROCESSING_DELAY ?= 1
+# Integration targets run side by side on this many workers, each with its own emulator.
+INTEGRATION_JOBS ?= 2
 
 .PHONY: help venv collection-link deps-system \
 	sanity sanity-latest sanity-2.16 units units-latest units-2.16 emulator-tests \
@@ -103,11 +105,11 @@ units-2.16: venv
 integration: integration-latest integration-2.16
 
 integration-latest: venv
-	tools/run-integration.sh $(VENV) --processing-delay $(EMULATOR_PROCESSING_DELAY) -- $(TARGETS)
+	tools/run-integration.sh $(VENV) --jobs $(INTEGRATION_JOBS) --processing-delay $(EMULATOR_PROCESSING_DELAY) -- $(TARGETS)
 
 # The old end runs the representative subset: targets whose aliases contain ksef/smoke.
 integration-2.16: venv
-	tools/run-integration.sh $(VENV_OLD) --processing-delay $(EMULATOR_PROCESSING_DELAY) -- ksef/smoke/
+	tools/run-integration.sh $(VENV_OLD) --jobs $(INTEGRATION_JOBS) --processing-delay $(EMULATOR_PROCESSING_DELAY) -- ksef/smoke/
 
 # ---------------------------------------------------------------------------------------------
 # Emulator
