@@ -17,12 +17,16 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefInputError,
     KsefTransportError,
 )
-
-# Module option/return values (snake_case) <-> KSeF API enum values (PascalCase).
-CERTIFICATE_TYPES = {'authentication': 'Authentication', 'offline': 'Offline'}
-CERTIFICATE_STATUSES = {'active': 'Active', 'blocked': 'Blocked', 'revoked': 'Revoked', 'expired': 'Expired'}
-REVOCATION_REASONS = {'unspecified': 'Unspecified', 'superseded': 'Superseded', 'key_compromise': 'KeyCompromise'}
-SUBJECT_IDENTIFIER_TYPES = {'nip': 'Nip', 'pesel': 'Pesel', 'fingerprint': 'Fingerprint'}
+from ansible_collections.ksef.certificates.plugins.module_utils._records import (  # pylint: disable=unused-import; re-exported for the modules
+    CERTIFICATE_STATUSES,
+    CERTIFICATE_TYPES,
+    REVOCATION_REASONS,
+    SUBJECT_IDENTIFIER_TYPES,
+    CertificateRecords,
+    from_api,
+    snake_item,
+    snake_name,
+)
 
 RETRIEVE_CHUNK = 10
 QUERY_PAGE_SIZE = 50
@@ -41,30 +45,6 @@ def to_api(mapping, value, option_name='value'):
     if value in mapping.values():
         return value
     raise KsefInputError('%s must be one of %s, got %r' % (option_name, ', '.join(sorted(mapping)), value))
-
-
-def from_api(mapping, value):
-    """API enum value -> snake_case (unknown values are converted generically, not dropped)."""
-    for snake, pascal in mapping.items():
-        if pascal == value:
-            return snake
-    return snake_name(value) if isinstance(value, str) else value
-
-
-def snake_name(name):
-    """camelCase / PascalCase -> snake_case ('certificateSerialNumber' -> 'certificate_serial_number')."""
-    name = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', name)
-    name = re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', name)
-    return name.lower()
-
-
-def snake_item(item):
-    """Copy of an API dict (nested dicts/lists too) with snake_case keys; values are unchanged."""
-    if isinstance(item, dict):
-        return dict((snake_name(k), snake_item(v)) for k, v in item.items())
-    if isinstance(item, list):
-        return [snake_item(v) for v in item]
-    return item
 
 
 def _date_time(value):
@@ -109,7 +89,7 @@ def _require_dict(body, endpoint):
     return body
 
 
-class KsefApi:
+class KsefApi(CertificateRecords):
     """KSeF API v2 certificate calls on top of KsefHttpClient and KsefAuthenticator."""
 
     def __init__(self, client, authenticator):

@@ -17,7 +17,6 @@ them unique.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import base64
 import datetime
 import os
 import time
@@ -25,10 +24,6 @@ import time
 from ansible.module_utils.common.text.converters import to_native, to_text
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES,
-    from_api,
-)
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
@@ -52,7 +47,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pending import 
     intent_record,
 )
 
-API_TYPE = {'authentication': 'Authentication', 'offline': 'Offline'}
 POLL_INTERVAL = 2
 # Endpoints (method, route template) whose rate-limit slots the enrollment phase watches.
 ENROLL_ENDPOINT = ('POST', '/certificates/enrollments')
@@ -238,7 +232,7 @@ class Plan:
         self.action = 'none'
         self.reason = None
         self.changed = False
-        self.current_item = None          # KSeF list item of the declared certificate before the run
+        self.current_item = None          # CertificateRecord of the declared certificate before the run
         self.current_certificate = None   # its X.509 certificate when known
         self.enroll = False
         self.key_plan = None              # 'reuse' | 'generate_in_place' | 'generate_next' (key form only)
@@ -284,25 +278,15 @@ def certificate_summary(decl, item, certificate, now):
         summary.update(_crypto.certificate_summary(certificate))
         summary['status'] = 'active'
     if item is not None:
-        summary['serial_number'] = item.get('certificateSerialNumber') or summary['serial_number']
-        summary['name'] = item.get('name') or summary['name']
-        summary['status'] = from_api(CERTIFICATE_STATUSES, item.get('status')) or summary['status']
-        summary['valid_from'] = item.get('validFrom') or summary['valid_from']
-        summary['valid_to'] = item.get('validTo') or summary['valid_to']
+        fields = item.module_fields()    # the date-times as KSeF sent them
+        summary['serial_number'] = item.serial_number or summary['serial_number']
+        summary['name'] = item.name or summary['name']
+        summary['status'] = item.status or summary['status']
+        summary['valid_from'] = fields.get('valid_from') or summary['valid_from']
+        summary['valid_to'] = fields.get('valid_to') or summary['valid_to']
     if summary['valid_to']:
         summary['days_remaining'] = days_remaining(summary['valid_to'], now)
     return summary
-
-
-def _item_valid_to(item):
-    return parse_datetime(item['validTo'])
-
-
-def _item_request_date(item):
-    try:
-        return parse_datetime(item.get('requestDate') or item['validFrom'])
-    except (KeyError, ValueError):
-        return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
 def _known_before_post(record):
@@ -373,7 +357,7 @@ class Converger:
             for decl in self.declarations:
                 decl.record = decl.store.read()
                 self._check_record_matches(decl)
-            self.items = self.api.query(**self._query_filter())
+            self.items = self.api.certificate_records(**self._query_filter())
             for plan in self.plans:
                 self._collect_needs(plan)
             self._retrieve([serial for plan in self.plans for serial in plan.wanted_serials])
@@ -413,13 +397,12 @@ class Converger:
 
     def _candidates(self, decl):
         """KSeF certificates with exactly the declared name and type, newest request first."""
-        api_type = API_TYPE[decl.type]
-        found = [item for item in self.items if item.get('name') == decl.name and item.get('type') == api_type]
-        return sorted(found, key=_item_request_date, reverse=True)
+        found = [item for item in self.items if item.name == decl.name and item.type == decl.type]
+        return sorted(found, key=lambda item: item.requested_at, reverse=True)
 
     def _item_by_serial(self, serial):
         for item in self.items:
-            if item.get('certificateSerialNumber') == serial:
+            if item.serial_number == serial:
                 return item
         return None
 
@@ -430,12 +413,12 @@ class Converger:
                 missing.append(serial)
         if not missing:
             return
-        for entry in self.api.retrieve(missing):
+        for entry in self.api.retrieve_certificates(missing):
             try:
-                certificate = _crypto.load_certificate(base64.b64decode(entry['certificate']))
-            except (KeyError, TypeError, ValueError):
-                raise KsefError('KSeF returned an unreadable certificate for serial %s' % entry.get('certificateSerialNumber'))
-            self.retrieved[entry.get('certificateSerialNumber') or _crypto.serial_hex(certificate)] = certificate
+                certificate = _crypto.load_certificate(entry.der)
+            except (TypeError, ValueError):
+                raise KsefError('KSeF returned an unreadable certificate for serial %s' % entry.serial_number)
+            self.retrieved[entry.serial_number or _crypto.serial_hex(certificate)] = certificate
 
     def _check_record_matches(self, decl):
         record = decl.record
@@ -451,8 +434,7 @@ class Converger:
             # An enrollment still in flight is not resumed for a certificate that should not exist; its
             # certificate, once issued, carries the exact name and type and is revoked by a later run.
             if decl.declared_public_key_sha256:
-                plan.wanted_serials.extend(item['certificateSerialNumber'] for item in self._candidates(decl)
-                                           if item.get('status') == 'Active')
+                plan.wanted_serials.extend(item.serial_number for item in self._candidates(decl) if item.active)
             return
         record = decl.record
         if record and record['phase'] == 'pending':
@@ -467,9 +449,8 @@ class Converger:
             intent_time = parse_datetime(record['intent_time'])
             known = _known_before_post(record)
             plan.intent_candidates = [
-                item['certificateSerialNumber'] for item in self._candidates(decl)
-                if _item_request_date(item) >= intent_time - INTENT_CLOCK_SLACK and
-                item['certificateSerialNumber'] not in known]
+                item.serial_number for item in self._candidates(decl)
+                if item.requested_at >= intent_time - INTENT_CLOCK_SLACK and item.serial_number not in known]
             plan.wanted_serials.extend(plan.intent_candidates)
             if not self._intent_may_expire(decl):
                 return
@@ -479,9 +460,9 @@ class Converger:
             return
         for item in self._candidates(decl):
             # A key that ever backed a certificate must not be used again, so the key form looks at every status.
-            if decl.uses_csr and item.get('status') not in ('Active', 'Blocked'):
+            if decl.uses_csr and item.status not in ('active', 'blocked'):
                 continue
-            plan.wanted_serials.append(item['certificateSerialNumber'])
+            plan.wanted_serials.append(item.serial_number)
 
     def _intent_may_expire(self, decl):
         if decl.force:
@@ -499,9 +480,9 @@ class Converger:
         if _crypto.public_key_fingerprint(certificate.public_key()) != fingerprint:
             return None
         item = self._item_by_serial(_crypto.serial_hex(certificate))
-        if item is None or item.get('name') != decl.name or item.get('type') != API_TYPE[decl.type]:
+        if item is None or item.name != decl.name or item.type != decl.type:
             return None
-        if item.get('status') != 'Active':
+        if not item.active:
             # Not healthy: look at the other candidates too (a renewal may already exist).
             return None
         return item, certificate
@@ -511,7 +492,7 @@ class Converger:
         reference = decl.record['reference_number']
         plan.reference_number = reference
         try:
-            status = self.api.enrollment_status(reference)
+            status = self.api.enrollment(reference)
             plan.polled_at = self.clock()
         except KsefApiError as exc:
             if exc.status == 410 or 25005 in exc.codes:
@@ -526,21 +507,21 @@ class Converger:
 
     def _apply_status(self, plan, status):
         decl = plan.decl
-        code = (status.get('status') or {}).get('code')
+        code = status.code
         plan.status_code = code
-        if code == 100:
+        if status.processing:
             return
-        if code == 200:
-            serial = status.get('certificateSerialNumber')
+        if status.done:
+            serial = status.serial_number
             if not serial:
                 raise KsefError('KSeF reports enrollment %s of %s as done but gives no serial number'
                                 % (plan.reference_number, decl.label))
             plan.issued_serial = serial
             return
-        description = (status.get('status') or {}).get('description') or ''
-        details = '; '.join(to_text(d) for d in ((status.get('status') or {}).get('details') or []))
+        description = status.description or ''
+        details = '; '.join(to_text(d) for d in status.details)
         text = 'KSeF status %s%s%s' % (code, ': ' + description if description else '', ' (%s)' % details if details else '')
-        if code in (500, 550):
+        if status.given_up:
             # KSeF gave up on the request (unknown error / cancelled): a new enrollment is allowed.
             self.module.warn('Enrollment %s of %s ended with %s; a new enrollment will be sent'
                              % (plan.reference_number, decl.label, text))
@@ -576,7 +557,7 @@ class Converger:
             if self._decide_intent(plan):
                 return
         candidates = self._candidates(decl)
-        actives = [item for item in candidates if item.get('status') == 'Active']
+        actives = [item for item in candidates if item.active]
         fingerprint = decl.declared_public_key_sha256
         known = self._known_current(plan)
         ours = []
@@ -584,7 +565,7 @@ class Converger:
             ours = [known]
         elif fingerprint is not None:
             for item in candidates:
-                certificate = self.retrieved.get(item['certificateSerialNumber'])
+                certificate = self.retrieved.get(item.serial_number)
                 if certificate is not None and _crypto.public_key_fingerprint(certificate.public_key()) == fingerprint:
                     ours.append((item, certificate))
         current = self._pick_current(ours)
@@ -600,14 +581,13 @@ class Converger:
             reason = 'key_mismatch' if actives else 'missing'
         else:
             item = current[0]
-            status = item.get('status')
-            if status == 'Revoked':
+            if item.status == 'revoked':
                 reason = 'revoked'
-            elif status == 'Blocked':
+            elif item.status == 'blocked':
                 reason = 'blocked'
-            elif status == 'Expired' or expired(item['validTo'], now):
+            elif item.status == 'expired' or expired(item.valid_to, now):
                 reason = 'expired'
-            elif renewal_due(item['validTo'], now, decl.renew_before_days):
+            elif renewal_due(item.valid_to, now, decl.renew_before_days):
                 reason = 'renewal_window'
             else:
                 reason = None
@@ -620,7 +600,7 @@ class Converger:
         plan.reason = reason
         plan.enroll = True
         plan.action = 'renewed' if current is not None else 'enrolled'
-        plan.superseded = [item['certificateSerialNumber'] for item in actives]
+        plan.superseded = [item.serial_number for item in actives]
         if decl.uses_csr:
             plan.key_plan = None
         elif decl.key is None:
@@ -634,10 +614,10 @@ class Converger:
         """Among certificates of the declared key: the active one valid longest, else the newest request."""
         if not ours:
             return None
-        actives = [pair for pair in ours if pair[0].get('status') == 'Active']
+        actives = [pair for pair in ours if pair[0].active]
         if actives:
-            return max(actives, key=lambda pair: _item_valid_to(pair[0]))
-        return max(ours, key=lambda pair: _item_request_date(pair[0]))
+            return max(actives, key=lambda pair: pair[0].valid_to)
+        return max(ours, key=lambda pair: pair[0].requested_at)
 
     def _plan_install_current(self, plan):
         """Healthy in KSeF: write local files that are missing or stale (action installed), else nothing."""
@@ -717,17 +697,17 @@ class Converger:
         fingerprint = decl.declared_public_key_sha256
         matches = []
         for item in self._candidates(decl):
-            if item.get('status') != 'Active':
+            if not item.active:
                 continue
             if fingerprint is not None:
-                certificate = self.retrieved.get(item['certificateSerialNumber'])
+                certificate = self.retrieved.get(item.serial_number)
                 if certificate is None or _crypto.public_key_fingerprint(certificate.public_key()) != fingerprint:
                     continue
             matches.append(item)
-        plan.revoked = [item['certificateSerialNumber'] for item in matches]
+        plan.revoked = [item.serial_number for item in matches]
         if matches:
             plan.current_item = matches[0]
-            plan.current_certificate = self.retrieved.get(matches[0]['certificateSerialNumber'])
+            plan.current_certificate = self.retrieved.get(matches[0].serial_number)
         plan.reason = 'present' if matches else 'absent'
         if decl.remove_files:
             plan.removed_files = [path for path in self._local_files(decl) if os.path.exists(path)]
@@ -796,7 +776,7 @@ class Converger:
         plan.enroll_key_path = key_path
         sent_at = self.now()
         # Certificates that exist before the POST can never be the one it creates (a CSR renewal reuses the key).
-        known = sorted(set(plan.superseded) | set(item['certificateSerialNumber'] for item in self._candidates(decl)))
+        known = sorted(set(plan.superseded) | set(item.serial_number for item in self._candidates(decl)))
         # decl.record follows the file, so a later failure (400/550) can clear it with _discard_record.
         decl.record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at,
                                     known)
@@ -939,13 +919,12 @@ class Converger:
         deadline = self.clock() + (decl.wait_timeout if decl.wait and decl.wait_timeout is not None else 0)
         checked = _known_before_post(decl.record)
         while True:
-            items = [item for item in self.api.query(name=decl.name, certificate_type=decl.type)
-                     if item.get('name') == decl.name and item.get('type') == API_TYPE[decl.type] and
-                     _item_request_date(item) >= sent_at - INTENT_CLOCK_SLACK and
-                     item['certificateSerialNumber'] not in checked]
-            self._retrieve([item['certificateSerialNumber'] for item in items])
+            items = [item for item in self.api.certificate_records(name=decl.name, certificate_type=decl.type)
+                     if item.name == decl.name and item.type == decl.type and
+                     item.requested_at >= sent_at - INTENT_CLOCK_SLACK and item.serial_number not in checked]
+            self._retrieve([item.serial_number for item in items])
             for item in items:
-                serial = item['certificateSerialNumber']
+                serial = item.serial_number
                 checked.add(serial)
                 certificate = self.retrieved.get(serial)
                 if certificate is not None and _crypto.public_key_fingerprint(certificate.public_key()) == fingerprint:
@@ -986,7 +965,7 @@ class Converger:
 
     def _poll(self, plan):
         """One status call for a waiting enrollment."""
-        status = self.api.enrollment_status(plan.reference_number)
+        status = self.api.enrollment(plan.reference_number)
         plan.polled_at = self.clock()
         self._apply_status(plan, status)
         if plan.status_code != 100 and plan.reference_number is None:

@@ -324,12 +324,12 @@ import datetime
 import hashlib
 import textwrap
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, parse_datetime_or_none
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, SUBJECT_IDENTIFIER_TYPES, from_api, normalize_serial_numbers, snake_item, to_api,
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, expired
 
 
 ENROLLMENT_DATA_KEYS = (
@@ -338,36 +338,12 @@ ENROLLMENT_DATA_KEYS = (
 )
 
 
-def valid_to_of(certificate):
-    """validTo as an aware datetime; KSeF sends up to 7 fractional digits, which _rules.parse_datetime handles."""
-    parsed = parse_datetime_or_none(certificate['valid_to'])
-    if parsed is None:
-        raise KsefError('KSeF returned certificate %s with an unreadable validTo %r'
-                        % (certificate.get('serial_number'), certificate['valid_to']))
-    return parsed
-
-
-def certificate_from_api(api_item, now):
-    """Convert one CertificateListItem to the module's form (snake_case, serial_number, days_remaining, expired)."""
-    item = snake_item(api_item)
-    item['serial_number'] = item.pop('certificate_serial_number')
-    item['type'] = from_api(CERTIFICATE_TYPES, item.get('type'))
-    item['status'] = from_api(CERTIFICATE_STATUSES, item.get('status'))
-    subject = item.get('subject_identifier')
-    if isinstance(subject, dict):
-        subject = dict(subject)
-        subject['type'] = from_api(SUBJECT_IDENTIFIER_TYPES, subject.get('type'))
-        item['subject_identifier'] = subject
-    item.setdefault('last_use_date', None)
-    valid_to = valid_to_of(item)
-    # timedelta.days is already floored: one hour past expiry gives -1, not 0
-    item['days_remaining'] = days_remaining(valid_to, now)
-    item['expired'] = item['status'] == 'expired' or valid_to <= now
+def certificate_fields(record, now):
+    """The module's form of one certificate record: its fields plus days_remaining and expired."""
+    item = record.module_fields()
+    item['days_remaining'] = days_remaining(record.valid_to, now)
+    item['expired'] = record.status == 'expired' or expired(record.valid_to, now)
     return item
-
-
-def sort_certificates(certificates):
-    return sorted(certificates, key=lambda c: (valid_to_of(c), c['serial_number']))
 
 
 def plan_query(params):
@@ -386,25 +362,25 @@ def plan_query(params):
     return query
 
 
-def matches_filters(certificate, params, now):
+def matches_filters(record, params, now):
     """Local filtering: the exact-name post-filter and the filters KSeF cannot express in one query."""
     name = params.get('name')
     if name:
         if params.get('name_match') == 'exact':
-            if certificate['name'] != name:
+            if record.name != name:
                 return False
-        elif name not in certificate['name']:
+        elif name not in record.name:
             return False
-    if params.get('type') and certificate['type'] != params['type']:
+    if params.get('type') and record.type != params['type']:
         return False
-    if params.get('status') and certificate['status'] not in params['status']:
+    if params.get('status') and record.status not in params['status']:
         return False
-    if params.get('serial_numbers') and certificate['serial_number'] not in params['serial_numbers']:
+    if params.get('serial_numbers') and record.serial_number not in params['serial_numbers']:
         return False
     days = params.get('expires_within_days')
     if days is not None:
         horizon = now + datetime.timedelta(days=days)
-        if valid_to_of(certificate) > horizon:
+        if record.valid_to > horizon:
             return False
     return True
 
@@ -417,13 +393,12 @@ def der_to_pem(der_bytes):
 def add_content(api, certificates):
     """Fetch the certificates (KsefApi.retrieve asks for 10 a call) and add certificate_pem and fingerprint_sha256."""
     by_serial = dict((c['serial_number'], c) for c in certificates)
-    for retrieved in api.retrieve(list(by_serial)):
-        certificate = by_serial.get(retrieved.get('certificateSerialNumber'))
+    for retrieved in api.retrieve_certificates(list(by_serial)):
+        certificate = by_serial.get(retrieved.serial_number)
         if certificate is None:
             continue
-        der = base64.b64decode(retrieved['certificate'])
-        certificate['certificate_pem'] = der_to_pem(der)
-        certificate['fingerprint_sha256'] = hashlib.sha256(der).hexdigest()
+        certificate['certificate_pem'] = der_to_pem(retrieved.der)
+        certificate['fingerprint_sha256'] = hashlib.sha256(retrieved.der).hexdigest()
 
 
 def limits_from_api(api_limits):
@@ -459,9 +434,10 @@ def validate_params(params):
 def gather_info(api, params, now):
     """Everything the module returns except api_calls. `params` must have been validated."""
     # keyed by serial: a page shift between page requests (a new enrollment) may repeat an item
-    by_serial = dict((item['certificateSerialNumber'], item) for item in api.query(**plan_query(params)))
-    certificates = [certificate_from_api(item, now) for item in by_serial.values()]
-    certificates = sort_certificates(c for c in certificates if matches_filters(c, params, now))
+    by_serial = dict((record.serial_number, record) for record in api.certificate_records(**plan_query(params)))
+    records = sorted((r for r in by_serial.values() if matches_filters(r, params, now)),
+                     key=lambda r: (r.valid_to, r.serial_number))
+    certificates = [certificate_fields(record, now) for record in records]
     result = {'changed': False, 'certificates': certificates}
     if params.get('include_content') and certificates:
         add_content(api, certificates)

@@ -195,7 +195,7 @@ api_calls:
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, REVOCATION_REASONS, from_api, normalize_serial_numbers, snake_item, to_api,
+    CERTIFICATE_TYPES, REVOCATION_REASONS, normalize_serial_numbers, to_api,
 )
 
 
@@ -250,39 +250,29 @@ def validate_params(params):
         raise KsefInputError('type is required with name (authentication or offline)')
 
 
-def certificate_from_api(api_item):
-    item = snake_item(api_item)
-    item['serial_number'] = item.pop('certificate_serial_number')
-    item['type'] = from_api(CERTIFICATE_TYPES, item.get('type'))
-    item['status'] = from_api(CERTIFICATE_STATUSES, item.get('status'))
-    return item
-
-
 def find_selected(api, params):
     """Query KSeF and return the selected certificates (module form). Fails on unknown serial numbers."""
     serials = params.get('serial_numbers')
     if serials:
         if len(serials) == 1:
-            found = api.query(serial_number=serials[0])
+            found = api.certificate_records(serial_number=serials[0])
         else:
-            found = api.query()
+            found = api.certificate_records()
         by_serial = {}
-        for api_item in found:
-            certificate = certificate_from_api(api_item)
-            by_serial[certificate['serial_number']] = certificate
+        for record in found:
+            by_serial[record.serial_number] = record.module_fields()
         unknown = [s for s in serials if s not in by_serial]
         if unknown:
             raise UnknownCertificateError(unknown)
         return [by_serial[s] for s in serials]
     # By name: KSeF filters names by substring, so keep only exact matches. Not filtered by status
     # on the server so that the non-active matches can be reported as already revoked.
-    found = api.query(name=params['name'], certificate_type=to_api(CERTIFICATE_TYPES, params['type']))
+    found = api.certificate_records(name=params['name'], certificate_type=to_api(CERTIFICATE_TYPES, params['type']))
     selected = {}
-    for api_item in found:
-        certificate = certificate_from_api(api_item)
-        if certificate['name'] == params['name'] and certificate['type'] == params['type']:
+    for record in found:
+        if record.name == params['name'] and record.type == params['type']:
             # keyed by serial: a page shift between page requests may repeat an item
-            selected[certificate['serial_number']] = certificate
+            selected[record.serial_number] = record.module_fields()
     return sorted(selected.values(), key=lambda c: c['serial_number'])
 
 

@@ -23,6 +23,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -98,7 +99,7 @@ ROUTES = {
 }
 
 
-class FakeKsef:
+class FakeKsef(CertificateRecords):
     """An in-memory KSeF with KsefApi's interface: issues real certificates and records every call.
 
     Enrollments are processed `processing_seconds` after they were sent (by the fake clock).

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info as info
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
@@ -38,7 +39,7 @@ def api_item(serial, name, valid_to, status='Active', cert_type='Authentication'
     }
 
 
-class FakeKsefApi:
+class FakeKsefApi(CertificateRecords):
     """Answers like KSeF: name is a substring filter, the others exact; records every call."""
 
     def __init__(self, items, limits=None, enrollment_data=None, der_by_serial=None):

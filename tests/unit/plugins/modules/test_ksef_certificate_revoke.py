@@ -8,6 +8,7 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke as revoke_module
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
@@ -27,7 +28,7 @@ def api_item(serial, name, status='Active', cert_type='Authentication'):
     }
 
 
-class FakeKsefApi:
+class FakeKsefApi(CertificateRecords):
     """KSeF semantics: name filter is a substring match; revoke turns Active into Revoked, else 25009 (False)."""
 
     def __init__(self, items, race_serials=(), failing_serials=()):

@@ -1,0 +1,132 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import base64
+import datetime
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._records import (
+    CertificateRecord,
+    CertificateRecords,
+    EnrollmentStatus,
+    RetrievedCertificate,
+)
+
+UTC = datetime.timezone.utc
+
+ITEM = {
+    'certificateSerialNumber': '01F2A3B4C5D6E7F8',
+    'name': 'erp-auth',
+    'type': 'Authentication',
+    'commonName': 'Firma',
+    'status': 'Active',
+    'subjectIdentifier': {'type': 'Nip', 'value': '5265877635'},
+    'validFrom': '2026-01-01T00:00:00.1234567+00:00',
+    'validTo': '2028-01-01T00:00:00+01:00',
+    'requestDate': '2025-12-31T23:59:00Z',
+}
+
+
+def test_certificate_record_is_typed():
+    record = CertificateRecord.from_api(ITEM)
+    assert record.serial_number == '01F2A3B4C5D6E7F8'
+    assert record.name == 'erp-auth'
+    assert record.type == 'authentication'
+    assert record.status == 'active' and record.active
+    assert record.common_name == 'Firma'
+    assert record.valid_to == datetime.datetime(2027, 12, 31, 23, 0, tzinfo=UTC)
+    assert record.valid_from == datetime.datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    assert record.request_date == record.requested_at == datetime.datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
+    assert record.last_use_date is None
+
+
+@pytest.mark.parametrize('status, expected', [('Revoked', 'revoked'), ('Blocked', 'blocked'), ('Expired', 'expired'),
+                                              ('SomethingNew', 'something_new')])
+def test_statuses_are_lowercase(status, expected):
+    record = CertificateRecord.from_api(dict(ITEM, status=status, type='Offline'))
+    assert record.status == expected and not record.active
+    assert record.type == 'offline'
+
+
+def test_module_fields_keep_kseF_strings_and_map_enums():
+    fields = CertificateRecord.from_api(ITEM).module_fields()
+    assert fields == {
+        'serial_number': '01F2A3B4C5D6E7F8', 'name': 'erp-auth', 'type': 'authentication', 'common_name': 'Firma',
+        'status': 'active', 'subject_identifier': {'type': 'nip', 'value': '5265877635'},
+        'valid_from': '2026-01-01T00:00:00.1234567+00:00', 'valid_to': '2028-01-01T00:00:00+01:00',
+        'request_date': '2025-12-31T23:59:00Z', 'last_use_date': None,
+    }
+
+
+def test_requested_at_falls_back_to_valid_from_then_the_earliest_time():
+    without_request = dict(ITEM)
+    del without_request['requestDate']
+    assert CertificateRecord.from_api(without_request).requested_at == datetime.datetime(
+        2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)
+    del without_request['validFrom']
+    assert CertificateRecord.from_api(without_request).requested_at == datetime.datetime.min.replace(tzinfo=UTC)
+
+
+def test_unreadable_valid_to_is_a_clear_error():
+    with pytest.raises(KsefError, match="01F2A3B4C5D6E7F8 with an unreadable validTo 'next year'"):
+        CertificateRecord.from_api(dict(ITEM, validTo='next year'))
+
+
+def test_retrieved_certificate_decodes_der():
+    item = {'certificateSerialNumber': 'AB', 'certificate': base64.b64encode(b'DER').decode(), 'certificateName': 'n',
+            'certificateType': 'Offline'}
+    retrieved = RetrievedCertificate.from_api(item)
+    assert (retrieved.serial_number, retrieved.der, retrieved.name, retrieved.type) == ('AB', b'DER', 'n', 'offline')
+    with pytest.raises(KsefError, match='unreadable certificate for serial AB'):
+        RetrievedCertificate.from_api({'certificateSerialNumber': 'AB'})
+
+
+@pytest.mark.parametrize('body, processing, done, given_up', [
+    ({'status': {'code': 100, 'description': 'Processing'}}, True, False, False),
+    ({'status': {'code': 200}, 'certificateSerialNumber': 'AB'}, False, True, False),
+    ({'status': {'code': 550, 'details': ['x']}}, False, False, True),
+    ({'status': {'code': 400}}, False, False, False),
+])
+def test_enrollment_status(body, processing, done, given_up):
+    status = EnrollmentStatus.from_api(body)
+    assert (status.processing, status.done, status.given_up) == (processing, done, given_up)
+    assert status.code == body['status']['code']
+    assert status.details == body['status'].get('details', [])
+    assert status.serial_number == body.get('certificateSerialNumber')
+
+
+class RawApi(CertificateRecords):
+    """The raw interface KsefApi has; the mixin adds the record calls on top."""
+
+    def __init__(self):
+        self.calls = []
+
+    def query(self, **filters):
+        self.calls.append(('query', filters))
+        return [ITEM]
+
+    def retrieve(self, serial_numbers):
+        self.calls.append(('retrieve', serial_numbers))
+        return [{'certificateSerialNumber': s, 'certificate': 'AAAA'} for s in serial_numbers]
+
+    def enrollment_status(self, reference_number):
+        self.calls.append(('enrollment_status', reference_number))
+        return {'status': {'code': 100}}
+
+
+def test_record_calls_go_through_the_raw_ones():
+    api = RawApi()
+    assert [r.serial_number for r in api.certificate_records(name='erp', certificate_type='offline')] == ['01F2A3B4C5D6E7F8']
+    assert [r.der for r in api.retrieve_certificates(['AB'])] == [b'\x00\x00\x00']
+    assert api.enrollment('REF').processing
+    assert api.calls == [
+        ('query', {'name': 'erp', 'certificate_type': 'offline', 'status': None, 'serial_number': None,
+                   'expires_after': None}),
+        ('retrieve', ['AB']),
+        ('enrollment_status', 'REF'),
+    ]
