@@ -533,6 +533,9 @@ class KsefHttpClient:
 
             # KSeF counted the call before it answered: keep it counted from the answer on.
             answered = self.clock()
+            # An answer after a failed request (a lost enrollment answer the run reconciled) means KSeF
+            # is reachable again: the session close at the end must be sent.
+            self.unreachable = False
             window.settle(stamp, answered)
             stamp = max(stamp, answered)
             self._surface_warnings(response)

@@ -200,6 +200,30 @@ def test_after_no_answer_the_session_is_not_ended_over_the_network():
     assert 'was not ended because KSeF did not answer' in warnings[0]
 
 
+def test_an_answer_after_a_lost_one_ends_the_session_over_the_network():
+    """A lost enrollment answer that the run reconciled does not keep the session open."""
+    from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
+    clock = FakeClock()
+    script = HttpScript([
+        Exchange('POST', '/certificates/enrollments', exc=requests.exceptions.ReadTimeout('read timed out')),
+        Exchange('POST', '/certificates/query', reply={'certificates': [], 'hasMore': False}),
+        Exchange('DELETE', '/auth/sessions/current', status=204),
+    ])
+    warnings = []
+    client = KsefHttpClient('https://ksef.invalid/v2', session=script.session(), sleep=clock.sleep, clock=clock,
+                            warn=warnings.append)
+    with pytest.raises(KsefTransportError):
+        client.request('POST', '/certificates/enrollments', json={}, expect=(202,))
+    assert client.unreachable is True
+    client.request('POST', '/certificates/query', json={}, idempotent=True)
+    assert client.unreachable is False
+    auth = KsefAuthenticator(client, {'access_token': 'x', 'context_id': certs.TEST_NIP})
+    auth._opened = True
+    auth.close()
+    script.verify()
+    assert not [w for w in warnings if 'was not ended' in w]
+
+
 # -- transport security (issue 14, findings 4 and 5) --------------------------------------------------------
 
 @pytest.mark.parametrize('value', [SECRET + '\n', ' ' + SECRET, SECRET[:5] + ' ' + SECRET[5:], SECRET + '\x01',
