@@ -127,7 +127,11 @@ def intent_record(name, certificate_type, public_key_sha256, key_path, action, s
 class ControllerLock:
     """An exclusive fcntl.flock on <state file>.lock, waited for at most `timeout` seconds.
 
-    The lock file is left in place: removing it would let a third run lock a different inode.
+    The lock file exists only while a run holds it, so a converged run leaves nothing next to the key.
+    Removing it is safe because of two rules: the holder unlinks the file while it still holds the
+    lock, and a run that got the lock checks that the path still names the file it locked (same device
+    and inode); if it does not (the holder removed it, a third run may have created a new one), it
+    starts over on the file that is there now. Two runs therefore never hold "the" lock at once.
     """
 
     def __init__(self, path, timeout=60, sleep=time.sleep, clock=time.monotonic):
@@ -141,30 +145,49 @@ class ControllerLock:
     def acquire(self):
         if fcntl is None:
             raise KsefError('Cannot lock %s: this controller has no fcntl (POSIX file locks are required)' % self.path)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise KsefError('Cannot open the lock file %s: %s' % (self.path, exc.strerror))
         deadline = self.clock() + self.timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise KsefError('Cannot open the lock file %s: %s' % (self.path, exc.strerror))
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        os.close(fd)
+                        raise KsefError('Cannot lock %s: %s' % (self.path, exc.strerror))
+                self.waited = True
+                if self.clock() >= deadline:
+                    os.close(fd)
+                    raise KsefError('Another run is managing this certificate (lock %s held for more than %s s); '
+                                    'wait for it to finish or raise lock_timeout' % (self.path, self.timeout))
+                self.sleep(0.5)
+            if self._still_linked(fd):
                 self._fd = fd
                 return
-            except (IOError, OSError) as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    os.close(fd)
-                    raise KsefError('Cannot lock %s: %s' % (self.path, exc.strerror))
+            # The run before us removed the file we waited on: lock the one at the path now.
+            os.close(fd)
             self.waited = True
-            if self.clock() >= deadline:
-                os.close(fd)
-                raise KsefError('Another run is managing this certificate (lock %s held for more than %s s); '
-                                'wait for it to finish or raise lock_timeout' % (self.path, self.timeout))
-            self.sleep(0.5)
+
+    def _still_linked(self, fd):
+        try:
+            current = os.stat(self.path)
+        except OSError:
+            return False
+        locked = os.fstat(fd)
+        return (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino)
 
     def release(self):
         if self._fd is not None:
             try:
+                # Unlinked while still held: a run waiting on this inode sees that it is gone and starts over.
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass  # already gone, or a directory we may not write: an empty file stays, nothing breaks
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
             finally:
                 os.close(self._fd)

@@ -52,7 +52,8 @@ description:
   - "A lock (C(fcntl.flock) on C(<state file>.lock)) per declared certificate keeps two runs on the same
     controller (a schedule and a manual run) from enrolling the same certificate twice: the key,
     certificate and state file are read again once the lock is held, and a key to be generated in
-    O(private_key_path) is never written over a file that appeared meanwhile (the run fails instead)."
+    O(private_key_path) is never written over a file that appeared meanwhile (the run fails instead).
+    The lock file exists only while a run holds it; a converged run leaves no lock or state file behind."
   - "In the CSR form without any path option there is no state file and no lock: crash safety then
     relies only on the reconciliation by name and public key (an interrupted enrollment that KSeF already
     completed is found and returned; one that KSeF is still processing may be sent again)."
