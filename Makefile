@@ -46,13 +46,15 @@ help:
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make emulator         run the emulator in the foreground on https://127.0.0.1:8443/v2'
+	@echo 'make demo             provision three local demo hosts against the emulator (demo-clean: start over)'
+	@echo 'make demo-up          keep the demo emulator running, write build/demo/env.sh (demo-down: stop it)'
 
 # ---------------------------------------------------------------------------------------------
 # Environments
 
 venv: $(VENV)/.stamp $(VENV_OLD)/.stamp collection-link
 
-$(VENV)/.stamp: requirements/dev.txt $(TEST_REQUIREMENTS) $(EMULATOR_PROJECT)
+$(VENV)/.stamp: requirements/dev.txt requirements/demo.txt $(TEST_REQUIREMENTS) $(EMULATOR_PROJECT)
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q -r requirements/dev.txt $(addprefix -r ,$(TEST_REQUIREMENTS))
 	$(if $(EMULATOR_PROJECT),$(VPY) -m pip install -q -e tests/emulator)
@@ -138,14 +140,33 @@ test:
 	tools/run-stages.sh venv deps-system sanity-latest sanity-2.16 units-latest units-2.16 \
 		emulator-tests integration-latest integration-2.16 lint
 
-# >>> demo targets (owned by the demo engineer: demo, demo-clean) >>>
-.PHONY: demo demo-clean
+# >>> demo targets (owned by the demo engineer: demo, demo-up, demo-down, demo-clean) >>>
+.PHONY: demo demo-up demo-down demo-clean demo-venv
+
+# Only what the demo needs (requirements/demo.txt and the emulator) in .venv; a full `make venv`
+# adds the test and lint tools to the same .venv.
+demo-venv: $(VENV)/.demo-stamp collection-link
+
+$(VENV)/.demo-stamp: requirements/demo.txt $(EMULATOR_PROJECT)
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements/demo.txt
+	$(if $(EMULATOR_PROJECT),$(VPY) -m pip install -q -e tests/emulator)
+	touch $@
 
 # Provision three local demo hosts against the emulator (state in build/demo/); a second run asserts changed=0.
-demo: venv
+demo: demo-venv
 	demo/run.sh
 
+# Keep the demo emulator running and write build/demo/env.sh: `. build/demo/env.sh` and ansible-doc,
+# ansible-playbook (report, revoke, your own playbooks) work against the demo from that shell.
+demo-up: demo-venv
+	demo/run.sh up
+
+demo-down:
+	demo/run.sh down
+
 demo-clean:
+	-demo/run.sh down >/dev/null
 	rm -rf build/demo
 # <<< demo targets <<<
 
