@@ -73,6 +73,7 @@ export KSEF_AUTH_PRIVATE_KEY_PATH='$demo_dir/seal.key'
 export KSEF_VERIFY_CERTIFICATE_CHAIN=false  # a self-signed seal, as on KSeF TEST
 export ANSIBLE_COLLECTIONS_PATH='$repo/build/collections'
 export ANSIBLE_INVENTORY='$repo/demo/inventory.yml'
+export KSEF_DEMO_DIR='$demo_dir'
 export ANSIBLE_LOCALHOST_WARNING=false
 export PATH='$venv_bin':"\$PATH"
 EOF
