@@ -29,6 +29,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._records import 
 )
 
 RETRIEVE_CHUNK = 10
+# Endpoints (method, route template) whose rate-limit slots the enrollment phase watches (seconds_until_slot).
+ENROLL_ENDPOINT = ('POST', '/certificates/enrollments')
+STATUS_ENDPOINT = ('GET', '/certificates/enrollments/{referenceNumber}')
+RETRIEVE_ENDPOINT = ('POST', '/certificates/retrieve')
 QUERY_PAGE_SIZE = 50
 # Safety stop for paging (50 000 certificates is far above any KSeF limit).
 QUERY_MAX_PAGES = 1000
