@@ -1,0 +1,230 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The pure decision: tables of situations, each with the small plan it must give."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+    KsefView,
+    Plan,
+    decide,
+    intent_candidates,
+    intent_may_expire,
+    known_before_post,
+    wanted_serials,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_key
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+KEY = make_key('ec', slot=0)
+OTHER_KEY = make_key('ec', slot=1)
+
+
+def certificate(key, serial, days=700):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')])
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(serial).not_valid_before(NOW - datetime.timedelta(days=1))
+            .not_valid_after(NOW + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
+
+
+def record(serial, status='active', days=700, name='erp-auth', certificate_type='authentication', requested_days_ago=1):
+    return CertificateRecord(
+        serial_number='%016X' % serial, name=name, certificate_type=certificate_type, status=status,
+        valid_to=NOW + datetime.timedelta(days=days), valid_from=NOW - datetime.timedelta(days=requested_days_ago),
+        request_date=NOW - datetime.timedelta(days=requested_days_ago))
+
+
+class Files:
+    """Local files as the decision sees them: what exists, whether the certificate files need writing."""
+
+    def __init__(self, existing=(), stale=False):
+        self.paths = set(existing)
+        self.stale = stale
+
+    def existing(self, paths):
+        return [path for path in paths if path in self.paths]
+
+    def need_install(self, decl, certificate):
+        return self.stale
+
+
+def declaration(key=KEY, local=None, state='present', record_=None, **options):
+    values = dict(name='erp-auth', type='authentication', state=state, private_key_path='/k/erp.key',
+                  certificate_path='/k/erp.pem', state_path='/k/erp.key.ksef-pending.json', renew_before_days=30,
+                  force=False, remove_files=False)
+    values.update(options)
+    decl = Declaration(values)
+    decl.key = key
+    decl.local_certificate = local
+    decl.record = record_
+    return decl
+
+
+def view(*pairs):
+    """pairs: (record, certificate or None)."""
+    return KsefView([r for r, dummy in pairs], dict((r.serial_number, c) for r, c in pairs if c is not None))
+
+
+def summary(plan):
+    return dict(action=plan.action, reason=plan.reason, enroll=plan.enroll, key_plan=plan.key_plan,
+                superseded=plan.superseded, changed=plan.changed)
+
+
+MINE = certificate(KEY, 1)
+MINE_SOON = certificate(KEY, 2, days=10)
+OTHERS = certificate(OTHER_KEY, 3)
+
+
+@pytest.mark.parametrize('situation, decl_args, pairs, files, expected', [
+    ('healthy: local certificate of the key, active, outside the window',
+     dict(local=MINE), [(record(1), None)], Files(),
+     dict(action='none', reason='healthy', enroll=False, key_plan=None, superseded=[], changed=False)),
+    ('healthy but the certificate file is stale: install it',
+     dict(local=MINE), [(record(1), None)], Files(stale=True),
+     dict(action='installed', reason='healthy', enroll=False, key_plan=None, superseded=[], changed=True)),
+    ('nothing in KSeF, no key yet: enroll with a new key in place',
+     dict(key=None), [], Files(),
+     dict(action='enrolled', reason='missing', enroll=True, key_plan='generate_in_place', superseded=[], changed=False)),
+    ('nothing in KSeF, key never used: enroll it',
+     dict(), [], Files(),
+     dict(action='enrolled', reason='missing', enroll=True, key_plan='reuse', superseded=[], changed=False)),
+    ('inside the renewal window: renew with a next key, supersede',
+     dict(local=MINE_SOON), [(record(2, days=10), None)], Files(),
+     dict(action='renewed', reason='renewal_window', enroll=True, key_plan='generate_next', superseded=['0000000000000002'],
+          changed=False)),
+    ('renew_before_days 5 keeps it',
+     dict(local=MINE_SOON, renew_before_days=5), [(record(2, days=10), None)], Files(),
+     dict(action='none', reason='healthy', enroll=False, key_plan=None, superseded=[], changed=False)),
+    ('revoked: renew',
+     dict(local=MINE), [(record(1, status='revoked'), MINE)], Files(),
+     dict(action='renewed', reason='revoked', enroll=True, key_plan='generate_next', superseded=[], changed=False)),
+    ('blocked: renew',
+     dict(local=MINE), [(record(1, status='blocked'), MINE)], Files(),
+     dict(action='renewed', reason='blocked', enroll=True, key_plan='generate_next', superseded=[], changed=False)),
+    ('expired by date',
+     dict(local=MINE), [(record(1, days=-1), MINE)], Files(),
+     dict(action='renewed', reason='expired', enroll=True, key_plan='generate_next', superseded=['0000000000000001'],
+          changed=False)),
+    ('another key is active under the name: key mismatch',
+     dict(), [(record(3), OTHERS)], Files(),
+     dict(action='enrolled', reason='key_mismatch', enroll=True, key_plan='reuse', superseded=['0000000000000003'],
+          changed=False)),
+    ('force renews a healthy one',
+     dict(local=MINE, force=True), [(record(1), None)], Files(),
+     dict(action='renewed', reason='force', enroll=True, key_plan='generate_next', superseded=['0000000000000001'],
+          changed=False)),
+    ('other name or type does not count',
+     dict(), [(record(3, name='erp-auth-2'), OTHERS), (record(4, certificate_type='offline'), OTHERS)], Files(),
+     dict(action='enrolled', reason='missing', enroll=True, key_plan='reuse', superseded=[], changed=False)),
+])
+def test_decide_present(situation, decl_args, pairs, files, expected):
+    plan = decide(declaration(**decl_args), view(*pairs), files, NOW)
+    assert summary(plan) == expected, situation
+
+
+def test_healthy_plan_installs_the_current_certificate():
+    plan = decide(declaration(local=MINE), view((record(1), None)), Files(stale=True), NOW)
+    assert plan.install_certificate is MINE and plan.install_item.serial_number == '0000000000000001'
+
+
+def test_active_valid_longest_is_current_among_certificates_of_the_key():
+    second = certificate(KEY, 5, days=800)
+    plan = decide(declaration(), view((record(1), MINE), (record(5, days=800), second)), Files(), NOW)
+    assert plan.current_item.serial_number == '0000000000000005' and plan.reason == 'healthy'
+
+
+@pytest.mark.parametrize('pairs, files, remove_files, expected', [
+    ([(record(1), MINE)], Files(), False, dict(action='revoked', reason='present', revoked=['0000000000000001'],
+                                               removed=[], changed=True)),
+    ([(record(3), OTHERS)], Files(), False, dict(action='none', reason='absent', revoked=[], removed=[], changed=False)),
+    ([(record(1, status='revoked'), MINE)], Files(existing=['/k/erp.pem', '/k/erp.key']), True,
+     dict(action='removed', reason='absent', revoked=[], removed=['/k/erp.pem', '/k/erp.key'], changed=True)),
+])
+def test_decide_absent(pairs, files, remove_files, expected):
+    plan = decide(declaration(state='absent', remove_files=remove_files), view(*pairs), files, NOW)
+    assert dict(action=plan.action, reason=plan.reason, revoked=plan.revoked, removed=plan.removed_files,
+                changed=plan.changed) == expected
+
+
+def test_absent_without_a_key_revokes_every_active_exact_match():
+    ksef = view((record(1), None), (record(3), None), (record(4, status='expired'), None))
+    plan = decide(declaration(key=None, state='absent'), ksef, Files(), NOW)
+    assert plan.revoked == ['0000000000000001', '0000000000000003']
+
+
+def intent(minutes_ago, **extra):
+    values = dict(phase='intent', name='erp-auth', type='authentication', key_path='/k/erp.key.next',
+                  public_key_sha256=_crypto.public_key_fingerprint(OTHER_KEY), superseded=['0000000000000001'],
+                  known_serials=['0000000000000001'], action='renewed',
+                  intent_time=(NOW - datetime.timedelta(minutes=minutes_ago)).strftime('%Y-%m-%dT%H:%M:%S.%fZ'))
+    values.update(extra)
+    return values
+
+
+def test_intent_reconciled_by_public_key():
+    decl = declaration(local=MINE, record_=intent(5))
+    ksef = view((record(1), MINE), (record(3, requested_days_ago=0), OTHERS))
+    plan = Plan(decl)
+    plan.intent_candidates = intent_candidates(decl, ksef)
+    assert plan.intent_candidates == ['0000000000000003']
+    decide(decl, ksef, Files(), NOW, plan=plan)
+    assert (plan.action, plan.reason, plan.issued_serial, plan.superseded) == (
+        'installed', 'reconciled', '0000000000000003', ['0000000000000001'])
+    assert not plan.discard_record
+
+
+def test_recent_intent_without_its_certificate_blocks():
+    decl = declaration(local=MINE, record_=intent(5))
+    with pytest.raises(KsefError, match='may still be processing the enrollment'):
+        decide(decl, view((record(1), MINE)), Files(), NOW)
+
+
+def test_old_intent_is_discarded_and_the_normal_rules_apply():
+    decl = declaration(local=MINE, record_=intent(61))
+    plan = decide(decl, view((record(1), MINE)), Files(), NOW)
+    assert plan.discard_record and 'a new enrollment is allowed' in plan.warnings[0]
+    assert plan.reason == 'healthy'
+    assert decl.record is not None, 'decide never touches the state: the engine discards'
+
+
+def test_intent_expiry():
+    assert not intent_may_expire(declaration(record_=intent(59)), NOW)
+    assert intent_may_expire(declaration(record_=intent(61)), NOW)
+    assert intent_may_expire(declaration(record_=intent(1), force=True), NOW)
+
+
+def test_pending_enrollment_resumes():
+    pending = intent(1, phase='pending', reference_number='REF')
+    plan = decide(declaration(record_=pending), view(), Files(), NOW)
+    assert (plan.action, plan.reason, plan.reference_number, plan.completion_action) == ('pending', 'resumed', 'REF',
+                                                                                         'renewed')
+    issued = Plan(declaration(record_=pending))
+    issued.issued_serial = '0000000000000003'
+    decide(issued.decl, view(), Files(), NOW, plan=issued)
+    assert (issued.action, issued.changed) == ('renewed', True)
+
+
+def test_wanted_serials():
+    ksef = view((record(1), None), (record(3), None), (record(4, status='revoked'), None))
+    assert wanted_serials(declaration(local=MINE), ksef) == [], 'local files prove the current certificate'
+    assert wanted_serials(declaration(), ksef) == ['0000000000000001', '0000000000000003', '0000000000000004']
+    assert wanted_serials(declaration(key=None), ksef) == [], 'a key still to be made matches nothing'
+    assert wanted_serials(declaration(state='absent'), ksef) == ['0000000000000001', '0000000000000003']
+
+
+def test_known_before_post():
+    assert known_before_post(None) == set()
+    assert known_before_post({'superseded': ['A'], 'known_serials': ['B']}) == {'A', 'B'}

@@ -1,0 +1,110 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The enroller alone, against the in-memory KSeF of the module tests."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import KsefView, Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._enroll import Enroller
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
+from ansible_collections.ksef.certificates.plugins.module_utils._pending import PendingStore
+from ansible_collections.ksef.certificates.plugins.module_utils._records import EnrollmentStatus
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
+from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+    ENROLLMENT_DATA,
+    FakeClock,
+    FakeKsef,
+)
+
+
+class Module(FileModule):
+    def __init__(self):
+        super(Module, self).__init__()
+        self.warnings = []
+
+    def warn(self, message):
+        self.warnings.append(message)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    clock = FakeClock()
+    ksef = FakeKsef(clock)
+    module = Module()
+    decl = Declaration(dict(name='erp-auth', type='authentication', state='present', private_key_type='ec',
+                            private_key_path=str(tmp_path / 'erp.key'), certificate_path=str(tmp_path / 'erp.pem'),
+                            state_path=str(tmp_path / 'erp.key.ksef-pending.json'), wait=True, revoke_superseded=True))
+    decl.store = PendingStore(module, decl.state_path)
+    plan = Plan(decl)
+    plan.action, plan.key_plan, plan.enroll = 'enrolled', 'generate_in_place', True
+    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
+    enroller.enrollment_data = dict(ENROLLMENT_DATA)
+    enroller.plans = [plan]
+    return clock, ksef, module, plan, enroller
+
+
+def state(plan):
+    with open(plan.decl.state_path) as handle:
+        return json.load(handle)
+
+
+def test_send_records_the_reference_then_finish_installs(setup):
+    clock, ksef, dummy_module, plan, enroller = setup
+    enroller.send(plan)
+    assert state(plan)['phase'] == 'pending' and state(plan)['reference_number'] == plan.reference_number
+    assert plan.status_code == 100 and plan.deadline == clock.monotonic() + 300
+    enroller.poll(plan)
+    assert plan.issued_serial
+    enroller.view.records = ksef.certificate_records()
+    enroller.finish()
+    assert plan.finished and plan.changed and plan.install_item.serial_number == plan.issued_serial
+    assert ksef.names() == ['enroll', 'enrollment_status', 'query', 'retrieve']
+
+
+def test_refused_enrollment_forgets_the_intent_and_the_key_made_for_it(setup, tmp_path):
+    dummy_clock, ksef, dummy_module, plan, enroller = setup
+    ksef.enroll_error = KsefApiError('POST', '/certificates/enrollments', 400,
+                                     errors=[{'code': 25001, 'description': 'Bad CSR'}])
+    with pytest.raises(KsefApiError):
+        enroller.send(plan)
+    assert not (tmp_path / 'erp.key.ksef-pending.json').exists()
+
+
+def test_lost_answer_is_reconciled_by_public_key_never_resent(setup):
+    dummy_clock, ksef, dummy_module, plan, enroller = setup
+    ksef.lose_enroll_response = KsefApiError('POST', '/certificates/enrollments', 502,
+                                             errors=[{'code': 502, 'description': 'Bad Gateway'}])
+    enroller.send(plan)
+    assert (plan.action, plan.reason) == ('installed', 'reconciled') and plan.issued_serial
+    assert ksef.count('enroll') == 1 and state(plan)['phase'] == 'intent'
+
+
+def test_given_up_status_discards_the_record_and_warns(setup):
+    dummy_clock, dummy_ksef, module, plan, enroller = setup
+    enroller.send(plan)
+    enroller.apply_status(plan, EnrollmentStatus(550, description='Cancelled'))
+    assert plan.reference_number is None and plan.decl.record is None
+    assert 'a new enrollment will be sent' in module.warnings[0]
+
+
+def test_rejected_status_clears_the_state_and_fails(setup):
+    dummy_clock, dummy_ksef, dummy_module, plan, enroller = setup
+    enroller.send(plan)
+    with pytest.raises(KsefError, match='KSeF rejected enrollment .* KSeF status 400: Bad'):
+        enroller.apply_status(plan, EnrollmentStatus(400, description='Bad'))
+    assert plan.decl.record is None
+
+
+def test_revoke_sorts_revoked_from_unknown(setup):
+    dummy_clock, ksef, dummy_module, plan, enroller = setup
+    serial = ksef.add_certificate('erp-auth', 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    enroller.revoke(plan, serial, 'superseded')
+    assert plan.revoked == [serial] and ksef.revocations() == [(serial, 'Superseded')]

@@ -1,0 +1,136 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import shutil
+import stat
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer, LocalFiles
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_key, make_seal_certificate
+
+
+class FileModule:
+    """The AnsibleModule file methods the installer uses, on the real file system."""
+
+    check_mode = False
+    params = {}
+
+    def __init__(self):
+        self.backups = []
+
+    @staticmethod
+    def atomic_move(source, path, **dummy_kwargs):
+        os.rename(source, path)
+
+    @staticmethod
+    def load_file_common_arguments(params, path=None):
+        return {'path': path}
+
+    @staticmethod
+    def set_fs_attributes_if_different(args, changed):
+        mode = args.get('mode')
+        if mode is not None and stat.S_IMODE(os.stat(args['path']).st_mode) != int(mode, 8):
+            os.chmod(args['path'], int(mode, 8))
+            return True
+        return changed
+
+    def backup_local(self, path):
+        self.backups.append(path)
+        shutil.copy(path, path + '.bak')
+        return path + '.bak'
+
+
+def declaration(tmp_path, **extra):
+    values = dict(name='erp-auth', type='authentication', state='present', private_key_path=str(tmp_path / 'erp.key'),
+                  certificate_path=str(tmp_path / 'erp.pem'), private_key_type='ec', backup=False)
+    values.update(extra)
+    return Declaration(values)
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_generate_in_place_then_install_the_certificate(tmp_path):
+    installer = Installer(FileModule())
+    plan = Plan(declaration(tmp_path))
+    plan.key_plan = 'generate_in_place'
+    key, path = installer.generate_key(plan)
+    assert path == str(tmp_path / 'erp.key') and mode(path) == 0o600
+    certificate = make_seal_certificate(key)
+    plan.enroll_key_path = path
+    installer.install(plan, certificate)
+    assert _crypto.read_certificate_file(str(tmp_path / 'erp.pem')).serial_number == certificate.serial_number
+    assert mode(str(tmp_path / 'erp.pem')) == 0o644
+    assert not installer.local_files.need_install(plan.decl, certificate)
+
+
+def test_a_next_key_replaces_the_key_on_install_with_a_backup(tmp_path):
+    installer = Installer(FileModule())
+    old = make_key('ec', slot=0)
+    _crypto.write_private_key(FileModule(), str(tmp_path / 'erp.key'), old)
+    plan = Plan(declaration(tmp_path, backup=True))
+    plan.decl.key = old
+    plan.key_plan = 'generate_next'
+    key, path = installer.generate_key(plan)
+    assert path == str(tmp_path / 'erp.key.next')
+    plan.enroll_key_path = path
+    installer.install(plan, make_seal_certificate(key))
+    assert not os.path.exists(path)
+    assert _crypto.public_key_fingerprint(_crypto.load_private_key(str(tmp_path / 'erp.key'))) == \
+        _crypto.public_key_fingerprint(key)
+    assert plan.backup_files == [str(tmp_path / 'erp.key.bak')]
+
+
+def test_a_certificate_of_another_key_is_never_installed(tmp_path):
+    installer = Installer(FileModule())
+    key = make_key('ec', slot=0)
+    _crypto.write_private_key(FileModule(), str(tmp_path / 'erp.key'), key)
+    with pytest.raises(KsefError, match='does not belong to certificate'):
+        installer.install(Plan(declaration(tmp_path)), make_seal_certificate(make_key('ec', slot=1)))
+    assert not os.path.exists(str(tmp_path / 'erp.pem'))
+
+
+def test_a_key_that_appeared_meanwhile_is_never_overwritten(tmp_path):
+    (tmp_path / 'erp.key').write_text('someone else')
+    plan = Plan(declaration(tmp_path))
+    plan.key_plan = 'generate_in_place'
+    with pytest.raises(KsefError, match='appeared while this run was preparing'):
+        Installer(FileModule()).generate_key(plan)
+    assert (tmp_path / 'erp.key').read_text() == 'someone else'
+
+
+def test_widened_key_mode_is_narrowed(tmp_path):
+    _crypto.write_private_key(FileModule(), str(tmp_path / 'erp.key'), make_key('ec'))
+    os.chmod(str(tmp_path / 'erp.key'), 0o644)
+    plan = Plan(declaration(tmp_path))
+    Installer(FileModule()).apply_file_attributes(plan)
+    assert mode(str(tmp_path / 'erp.key')) == 0o600 and plan.changed
+
+
+def test_remove_files_and_the_next_key(tmp_path):
+    decl = declaration(tmp_path)
+    for name in ('erp.pem', 'erp.key.next'):
+        (tmp_path / name).write_text('x')
+    plan = Plan(decl)
+    plan.removed_files = [str(tmp_path / 'erp.pem')]
+    installer = Installer(FileModule())
+    installer.remove_files(plan)
+    installer.discard_next_key(decl, {'key_path': str(tmp_path / 'erp.key.next')})
+    assert sorted(os.listdir(str(tmp_path))) == []
+
+
+def test_local_files_reader():
+    files = LocalFiles(exists=lambda path: path.endswith('.pem'), pkcs12_matches=lambda *args: False)
+    assert files.existing(['/a.pem', '/a.key']) == ['/a.pem']
+    decl = Declaration({'pkcs12_path': '/a.p12'})
+    assert files.need_install(decl, object())
