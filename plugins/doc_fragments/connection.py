@@ -88,6 +88,19 @@ options:
       - Fallback environment variable E(KSEF_READ_RATE_LIMITS).
     type: bool
     default: false
+  system_warnings:
+    description:
+      - What to do when KSeF answers with an C(X-System-Warning) header, a warning KSeF sends ahead of a change
+        that will make it refuse requests (for example C(sig-001), a signature format outside the accepted XAdES
+        profiles, seen on DEMO and production before the refusals began).
+      - Every warning is returned in RV(system_warnings) (code and text) either way.
+      - V(warn) shows each warning once as an Ansible warning.
+      - V(fail) also fails the task once the module has done its work (what it did is still in the result), so a
+        pipeline on the TEST or DEMO environment stops before production meets the refusal.
+      - Fallback environment variable E(KSEF_SYSTEM_WARNINGS).
+    type: str
+    choices: [warn, fail]
+    default: warn
   context_type:
     description:
       - Type of O(context_id), the context (taxpayer) in which the session is opened.

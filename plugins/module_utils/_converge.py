@@ -228,7 +228,8 @@ class Converger:
     # -- results -------------------------------------------------------------------------------
 
     def _results(self):
-        return build_result(self.plans, self.single, self.now())['certificates']
+        return build_result(self.plans, self.single, self.now(), view=self.view, check_mode=self.check_mode)['certificates']
 
     def result(self):
-        return build_result(self.plans, self.single, self.now(), diff=self.module._diff)
+        return build_result(self.plans, self.single, self.now(), diff=self.module._diff, view=self.view,
+                            check_mode=self.check_mode)

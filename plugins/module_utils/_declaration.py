@@ -57,6 +57,11 @@ class Declaration:
         self.force = options.get('force')
         self.valid_from = options.get('valid_from')
         self.revoke_superseded = options.get('revoke_superseded')
+        if self.revoke_superseded is None:
+            # By type: a superseded Authentication certificate is revoked; an Offline one signed QR codes II on
+            # invoices still in circulation, which are checked against its state when scanned, so it lives out
+            # its validity. An explicit value wins.
+            self.revoke_superseded = self.type == 'authentication'
         self.revocation_reason = options.get('revocation_reason')
         self.remove_files = options.get('remove_files')
         self.backup = options.get('backup')

@@ -30,6 +30,9 @@ QUOTA_ENROLLMENTS = 25006
 QUOTA_CERTIFICATES = 25007
 UNKNOWN_SERIAL = 25008
 UNKNOWN_ENROLLMENT = 25005
+# Status 400 detail of KSeF for a public key already certified (documented for another subject's key; KSeF is
+# silent about the same subject's, which the emulator's refuseReusedKey switch answers in the same words).
+KEY_ALREADY_CERTIFIED = u'klucz publiczny zosta\u0142 ju\u017c certyfikowany'
 
 
 class Enroller:
@@ -108,8 +111,15 @@ class Enroller:
             plan.status_code = None
             return
         self.discard_record(plan)
-        raise KsefError('KSeF rejected enrollment %s of certificate %s: %s. The state file was cleared; fix the '
-                        'cause and run again' % (plan.reference_number, decl.label, text))
+        hint = 'fix the cause and run again'
+        if KEY_ALREADY_CERTIFIED in details.lower():
+            # Local-key form: a renewal always makes a new key, so only a key used elsewhere gets here.
+            hint = ('KSeF refuses a public key that is already certified: give a CSR of a new key (csr_path/csr_content) '
+                    'and run again' if decl.uses_csr else
+                    'KSeF refuses a public key that is already certified: remove or replace %s so that a new key is '
+                    'generated, and run again' % decl.private_key_path)
+        raise KsefError('KSeF rejected enrollment %s of certificate %s: %s. The state file was cleared; %s'
+                        % (plan.reference_number, decl.label, text, hint))
 
     def discard_record(self, plan):
         """Forget a finished enrollment; a key made only for it (the .next file) goes too."""

@@ -63,6 +63,8 @@ RATE_WINDOWS = (1, 60, 3600)
 # Error bodies are read up to this size; only a short sanitized excerpt is ever shown.
 MAX_ERROR_BODY = 64 * 1024
 EXCERPT_LENGTH = 200
+# One entry of X-System-Warning: '[code]: message'.
+SYSTEM_WARNING_PATTERN = re.compile(r'^\[(?P<code>[^\]]+)\]:\s*(?P<message>.*)$')
 # Backoff for retries without Retry-After: 1, 2, 4, ... seconds (capped by max_retry_wait).
 BACKOFF_BASE = 1.0
 # Network failures are retried briefly: a refused connection or an unknown host name rarely heals within
@@ -374,6 +376,7 @@ class KsefHttpClient:
         self.pacing_margin = PACING_MARGIN
         self._windows = {}
         self._warnings_seen = set()
+        self.system_warnings = []         # X-System-Warning entries of this run, once each: {'code', 'text', 'endpoint'}
 
     # -- pacing -------------------------------------------------------------------------------------
     def set_rate_limits(self, rate_limits_response):
@@ -538,7 +541,7 @@ class KsefHttpClient:
             self.unreachable = False
             window.settle(stamp, answered)
             stamp = max(stamp, answered)
-            self._surface_warnings(response)
+            self._surface_warnings(response, '%s %s' % (method, endpoint))
             if status in expect:
                 return status, self._success_body(method, endpoint, status, raw, response.headers)
 
@@ -618,14 +621,19 @@ class KsefHttpClient:
         return KsefTransportError(method, endpoint, reason, may_have_reached_server=failure.sent, attempts=attempts,
                                   elapsed=elapsed, repeat_safe=idempotent, hint=hint)
 
-    def _surface_warnings(self, response):
+    def _surface_warnings(self, response, endpoint=None):
         value = response.headers.get('X-System-Warning')
         if not value:
             return
+        # KSeF's format: '[code]: message | [code]: message' (openapi SystemWarning).
         for part in value.split('|'):
             text = sanitize_excerpt(part, limit=500)
             if text and text not in self._warnings_seen:
                 self._warnings_seen.add(text)
+                match = SYSTEM_WARNING_PATTERN.match(text)
+                self.system_warnings.append({'code': match.group('code') if match else None,
+                                             'text': match.group('message').strip() if match else text,
+                                             'endpoint': endpoint})
                 self.warn('KSeF system warning: %s' % text)
 
     @staticmethod

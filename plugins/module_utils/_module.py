@@ -11,6 +11,7 @@ import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _credentials, _http, _xades
 from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
@@ -50,6 +51,7 @@ def ksef_argument_spec():
         max_retries=dict(type='int', default=5, fallback=_env('KSEF_MAX_RETRIES')),
         max_retry_wait=dict(type='int', default=60, fallback=_env('KSEF_MAX_RETRY_WAIT')),
         read_rate_limits=dict(type='bool', default=False, fallback=_env('KSEF_READ_RATE_LIMITS')),
+        system_warnings=dict(type='str', default='warn', choices=['warn', 'fail'], fallback=_env('KSEF_SYSTEM_WARNINGS')),
         context_type=dict(type='str', default='nip', choices=['nip', 'internal_id', 'nip_vat_ue', 'peppol_id'],
                           fallback=_env('KSEF_CONTEXT_TYPE')),
         context_id=dict(type='str', fallback=_env('KSEF_CONTEXT_ID')),
@@ -236,14 +238,29 @@ class KsefModule:
         if self._authenticator is not None and not self.keep_session:
             self._authenticator.close()
 
+    @property
+    def system_warnings(self):
+        """KSeF's X-System-Warning entries of this run: [{'code', 'text', 'endpoint'}]."""
+        return list(self._client.system_warnings) if self._client is not None else []
+
     def exit_json(self, **result):
         self.close()
         result['api_calls'] = self.api_calls
+        result['system_warnings'] = self.system_warnings
+        if result['system_warnings'] and self.params.get('system_warnings') == 'fail':
+            # The run's work is done (and reported in the result); the task fails so a pipeline stops here.
+            codes = ', '.join(sorted(set(to_text(w['code'] or '?') for w in result['system_warnings'])))
+            self.module.fail_json(
+                msg='KSeF answered with system warnings (%s) and system_warnings=fail: %s. KSeF warns before it starts '
+                    'refusing (e.g. sig-001: the XAdES signature format will be refused); the run itself completed, '
+                    'see the result' % (codes, '; '.join('[%s] %s' % (w['code'], w['text'])
+                                                          for w in result['system_warnings'])), **result)
         self.module.exit_json(**result)
 
     def fail_json(self, msg, **result):
         self.close()
         result['api_calls'] = self.api_calls
+        result['system_warnings'] = self.system_warnings
         self.module.fail_json(msg=msg, **result)
 
     def fail(self, exc, **result):

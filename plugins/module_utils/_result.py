@@ -64,7 +64,21 @@ def plan_summary(plan, now):
     return certificate_summary(plan.decl, record, certificate, now)
 
 
-def plan_result(plan, now):
+def superseded_entries(plan, view=None, check_mode=False):
+    """Each superseded serial with its validity end (as KSeF listed it) and whether this run revoked it (in check
+    mode: would revoke it). A superseded Offline certificate stays active by default (revoke_superseded)."""
+    entries = []
+    for serial in plan.superseded:
+        record = view.by_serial(serial) if view is not None else None
+        revoked = serial in plan.revoked or serial in plan.already_revoked or (
+            check_mode and plan.decl.revoke_superseded and serial != plan.issued_serial)
+        entries.append({'serial_number': serial, 'type': plan.decl.type,
+                        'valid_to': record.module_fields().get('valid_to') if record is not None else None,
+                        'revoked': bool(revoked)})
+    return entries
+
+
+def plan_result(plan, now, view=None, check_mode=False):
     """One entry of `certificates`."""
     decl = plan.decl
     result = {
@@ -76,7 +90,7 @@ def plan_result(plan, now):
         'changed': plan.changed,
         'certificate': plan_summary(plan, now),
         'reference_number': plan.reference_number if plan.action == 'pending' or plan.issued_serial else None,
-        'superseded': list(plan.superseded) if decl.state == 'present' else [],
+        'superseded': superseded_entries(plan, view, check_mode) if decl.state == 'present' else [],
         'revoked': list(plan.revoked),
         'already_revoked': list(plan.already_revoked),
         'private_key_path': decl.private_key_path,
@@ -123,11 +137,11 @@ def diff_entry(plan, now, after):
     return entry
 
 
-def build_result(plans, single, now, diff=False):
+def build_result(plans, single, now, diff=False, view=None, check_mode=False):
     """The module's return values: the single form mirrors its one entry, the list form aggregates."""
-    results = [plan_result(plan, now) for plan in plans]
+    results = [plan_result(plan, now, view, check_mode) for plan in plans]
     changed = any(entry['changed'] for entry in results)
-    superseded = [serial for entry in results for serial in entry['superseded']]
+    superseded = [superseded_entry for entry in results for superseded_entry in entry['superseded']]
     if single:
         entry = results[0]
         output = {

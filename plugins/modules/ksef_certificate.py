@@ -34,10 +34,14 @@ description:
     only holds certificates of that name and type for other keys, the module rotates: a new key is
     written to C(<private_key_path>.next), enrolled, and installed together with the new certificate at
     the end; then every other active certificate of the same name and type is revoked with reason
-    C(superseded) (O(revoke_superseded)). A key that still backs an active certificate is never
-    replaced in place. A key in O(private_key_path) that never backed a certificate of that name and
+    C(superseded) for V(authentication), and left active until it expires for V(offline) (QR codes II on
+    invoices in circulation are checked against it; see O(revoke_superseded)). A certificate KSeF shows as
+    C(Blocked) (its revocation is completing) is neither the declared certificate nor revoked again. A key
+    that still backs an active certificate is never replaced in place, and a renewal in the local-key form
+    always makes a new key. A key in O(private_key_path) that never backed a certificate of that name and
     type in KSeF (nor the local certificate file) is reused: enrolled as it is, with no C(.next) file.
-    In the CSR form the same CSR is enrolled again (the key lives elsewhere)."
+    In the CSR form the same CSR is enrolled again (the key lives elsewhere); if KSeF refuses a key it has
+    already certified (enrollment status 400), the module says to give a CSR of a new key."
   - "B(Crash safety.) Before the enrollment is sent, an intent record (name, type, public key
     fingerprint, time, no secrets) is written to the state file O(state_path); the reference number is
     added as soon as KSeF returns it. A rerun resumes the recorded enrollment instead of sending another.
@@ -158,7 +162,7 @@ options:
         description: See O(valid_from). Defaults to the top-level value.
         type: str
       revoke_superseded:
-        description: See O(revoke_superseded). Defaults to the top-level value.
+        description: See O(revoke_superseded). Defaults to the top-level value, else by type.
         type: bool
       revocation_reason:
         description: See O(revocation_reason). Defaults to the top-level value.
@@ -259,8 +263,15 @@ options:
     description:
       - After a renewal is installed, revoke the other active certificates of the same name and type with
         reason V(superseded).
+      - When not set, the default depends on the type. V(authentication) certificates are revoked when
+        superseded (the new certificate replaces them for logging in). V(offline) certificates are B(not):
+        an Offline certificate signs QR code II on invoices issued offline, and KSeF checks the code against
+        the certificate's state when someone scans it, so revoking it would make the codes on invoices already
+        in circulation fail verification. A superseded Offline certificate stays active until it expires and is
+        returned in RV(superseded) with its RV(superseded[].valid_to) and RV(superseded[].revoked=false).
+      - An explicit value wins for either type. A lost or compromised key is revoked with reason
+        V(key_compromise) through M(ksef.certificates.ksef_certificate_revoke) or the revoke playbook.
     type: bool
-    default: true
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.
     type: str
@@ -461,11 +472,27 @@ reference_number:
   type: str
   sample: 20251010-EH-1B6C9EB000-4B15D3AEB9-89
 superseded:
-  description: Serial numbers replaced by this run's renewals (revoked when O(revoke_superseded=true)).
+  description:
+    - The certificates replaced by this run's renewals (also in each RV(certificates[].superseded)).
+    - Revoked when O(revoke_superseded) is true (by default for V(authentication)); a superseded V(offline)
+      certificate stays active until RV(superseded[].valid_to) by default (QR codes II in circulation).
   returned: always
   type: list
-  elements: str
-  sample: [01F2A3B4C5D6E7F8]
+  elements: dict
+  contains:
+    serial_number:
+      description: Serial number of the superseded certificate.
+      type: str
+    type:
+      description: Its type.
+      type: str
+    valid_to:
+      description: End of its validity (as KSeF lists it).
+      type: str
+    revoked:
+      description: Whether this run revoked it (in check mode, would revoke it).
+      type: bool
+  sample: [{serial_number: 01F2A3B4C5D6E7F8, type: offline, valid_to: '2027-03-01T10:00:00+00:00', revoked: false}]
 revoked:
   description:
     - Serial numbers this run revoked (superseded ones and, with O(state=absent), the matches).
@@ -538,9 +565,9 @@ certificates:
       returned: always
       sample: 20251010-EH-1B6C9EB000-4B15D3AEB9-89
     superseded:
-      description: Serial numbers this certificate's renewal replaced.
+      description: The certificates this certificate's renewal replaced, as in RV(superseded).
       type: list
-      elements: str
+      elements: dict
       returned: always
       sample: []
     revoked:
@@ -597,6 +624,23 @@ api_calls:
   returned: always
   type: int
   sample: 6
+system_warnings:
+  description:
+    - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    code:
+      description: Warning code, e.g. C(sig-001); V(null) when KSeF sent a text without a code.
+      type: str
+    text:
+      description: Warning text.
+      type: str
+    endpoint:
+      description: The request that got the warning.
+      type: str
+  sample: [{code: sig-001, text: Format podpisu niezgodny z akceptowanymi profilami XAdES, endpoint: POST /auth/xades-signature}]
 '''
 
 
@@ -628,7 +672,7 @@ def certificate_options(with_defaults):
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
         valid_from=dict(type='str'),
-        revoke_superseded=dict(type='bool', default=default(True)),
+        revoke_superseded=dict(type='bool'),   # None: by type (Declaration)
         revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'],
                                default=default('unspecified')),
         remove_files=dict(type='bool', default=default(False)),

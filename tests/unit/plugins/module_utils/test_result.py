@@ -51,8 +51,8 @@ def test_list_form_aggregates_and_diffs():
                    superseded=['A'], revoked=['A'])
     revoked = plan('two-cert', state='absent', action='revoked', changed=True, revoked=['B'])
     output = build_result([renewed, revoked], single=False, now=NOW, diff=True)
-    assert (output['action'], output['changed'], output['revoked'], output['superseded']) == (
-        'multiple', True, ['A', 'B'], ['A'])
+    assert (output['action'], output['changed'], output['revoked']) == ('multiple', True, ['A', 'B'])
+    assert output['superseded'] == [{'serial_number': 'A', 'type': renewed.decl.type, 'valid_to': None, 'revoked': True}]
     after = output['diff']['after']['certificates']
     assert after[0]['serial_number'] == '(new)' and after[1]['status'] == 'revoked'
 

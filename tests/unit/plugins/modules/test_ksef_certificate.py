@@ -46,6 +46,10 @@ API_TYPES = {'authentication': 'Authentication', 'offline': 'Offline', 'Authenti
 REASONS = {'unspecified': 'Unspecified', 'superseded': 'Superseded', 'key_compromise': 'KeyCompromise'}
 
 
+def serials(superseded):
+    return [entry['serial_number'] for entry in superseded]
+
+
 def ksef_time(value):
     """KSeF's own notation: 7 fractional digits and an offset."""
     return value.strftime('%Y-%m-%dT%H:%M:%S.%f') + '0+00:00'
@@ -490,14 +494,16 @@ def test_renewal_window_rotates_key_and_revokes_superseded(run, ksef, clock, tmp
 
     predicted = run(args, check_mode=True, diff=True)
     assert predicted['action'] == 'renewed' and predicted['reason'] == 'renewal_window'
-    assert predicted['superseded'] == [old_serial]
+    assert serials(predicted['superseded']) == [old_serial] and predicted['superseded'][0]['revoked'] is True
     assert only_writes(ksef.names()) == [] and snapshot(tmp_path) == before
     assert predicted['diff']['before']['serial_number'] == old_serial
     assert predicted['diff']['after']['serial_number'] == '(new)'
 
     result = run(args)
     assert result['action'] == 'renewed' and result['changed'] is True
-    assert result['superseded'] == [old_serial] and result['revoked'] == [old_serial]
+    assert serials(result['superseded']) == [old_serial] and result['revoked'] == [old_serial]
+    assert result['superseded'][0] == {'serial_number': old_serial, 'type': 'authentication', 'revoked': True,
+                                       'valid_to': ksef_time(clock.now() + datetime.timedelta(days=10))}
     assert ksef.revocations() == [(old_serial, 'Superseded')]
     assert ksef.by_serial(old_serial)['status'] == 'Revoked'
     new_key = key_fingerprint(tmp_path / 'erp-production.key')
@@ -536,7 +542,12 @@ def test_revoked_certificate_is_renewed_with_a_new_key(run, ksef, tmp_path):
 def test_blocked_certificate_is_renewed(run, ksef, tmp_path):
     args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
     ksef.by_serial(old_serial)['status'] = 'Blocked'
-    assert run(args)['reason'] == 'blocked'
+    result = run(args)
+    # Blocked: its revocation is completing; not the declared certificate, not superseded, not revoked again.
+    assert result['reason'] == 'blocked' and result['action'] == 'renewed'
+    assert result['superseded'] == [] and ksef.revocations() == []
+    assert result['certificate']['serial_number'] != old_serial
+    assert run(args)['action'] == 'none' and ksef.revocations() == []
 
 
 def test_key_mismatch_enrolls_the_declared_key_and_supersedes_the_other(run, ksef, tmp_path):
@@ -546,7 +557,7 @@ def test_key_mismatch_enrolls_the_declared_key_and_supersedes_the_other(run, kse
     os.chmod(str(tmp_path / 'erp-production.key'), 0o600)
     result = run(single(tmp_path))
     assert result['action'] == 'enrolled' and result['reason'] == 'key_mismatch'
-    assert result['superseded'] == [other] and ksef.revocations() == [(other, 'Superseded')]
+    assert serials(result['superseded']) == [other] and ksef.revocations() == [(other, 'Superseded')]
     # the declared (unused) key was enrolled as it is, not replaced
     assert key_fingerprint(tmp_path / 'erp-production.key') == _crypto.public_key_fingerprint(declared)
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
@@ -572,8 +583,47 @@ def test_revoke_superseded_false_keeps_the_old_certificate_active(run, ksef, clo
     args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
     ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=3)
     result = run(dict(args, revoke_superseded=False))
-    assert result['superseded'] == [old_serial] and result['revoked'] == []
+    assert serials(result['superseded']) == [old_serial] and result['revoked'] == []
+    assert result['superseded'][0]['revoked'] is False
     assert ksef.revocations() == [] and old_serial in ksef.active()
+
+
+def test_offline_superseded_stays_active_by_default_and_explicit_true_revokes(run, ksef, clock, tmp_path):
+    # QR codes II on invoices in circulation are checked against the Offline certificate's state.
+    args, old_serial, dummy = _enrolled(run, ksef, tmp_path, cert_type='offline')
+    valid_to = clock.now() + datetime.timedelta(days=10)
+    ksef.by_serial(old_serial)['valid_to'] = valid_to
+    expected = [{'serial_number': old_serial, 'type': 'offline', 'valid_to': ksef_time(valid_to), 'revoked': False}]
+    predicted = run(args, check_mode=True)
+    assert predicted['action'] == 'renewed' and predicted['superseded'] == expected
+    result = run(args)
+    assert result['action'] == 'renewed' and result['superseded'] == expected
+    assert result['revoked'] == [] and ksef.revocations() == []
+    assert old_serial in ksef.active() and len(ksef.active()) == 2
+    assert run(args)['action'] == 'none'
+    # An explicit value wins: the next renewal revokes what it supersedes.
+    new_serial = result['certificate']['serial_number']
+    ksef.by_serial(new_serial)['valid_to'] = clock.now() + datetime.timedelta(days=5)
+    revoking = run(dict(args, revoke_superseded=True))
+    assert sorted(revoking['revoked']) == sorted([old_serial, new_serial])
+    assert all(entry['revoked'] for entry in revoking['superseded'])
+    assert ksef.active() == [revoking['certificate']['serial_number']]
+
+
+def test_revoke_superseded_default_by_type_in_the_list_form(run, ksef, clock, tmp_path):
+    items = [dict(name='erp-auth', type='authentication', private_key_path=str(tmp_path / 'a.key'),
+                  certificate_path=str(tmp_path / 'a.pem')),
+             dict(name='erp-offline', type='offline', private_key_path=str(tmp_path / 'o.key'),
+                  certificate_path=str(tmp_path / 'o.pem'))]
+    first = run(dict(certificates=items))
+    old = [entry['certificate']['serial_number'] for entry in first['certificates']]
+    for serial in old:
+        ksef.by_serial(serial)['valid_to'] = clock.now() + datetime.timedelta(days=3)
+    result = run(dict(certificates=items))
+    assert [entry['action'] for entry in result['certificates']] == ['renewed', 'renewed']
+    assert ksef.revocations() == [(old[0], 'Superseded')]
+    assert [(entry['serial_number'], entry['revoked']) for entry in result['superseded']] == [(old[0], True), (old[1], False)]
+    assert old[1] in ksef.active() and old[0] not in ksef.active()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,7 +673,7 @@ def test_superseded_certificate_no_longer_active_when_revoked_is_reported_as_rev
     ksef.revoke = revoked_first_by_someone_else
     result = run(args)
     assert result['action'] == 'renewed' and result['changed'] is True
-    assert result['superseded'] == [old_serial]
+    assert serials(result['superseded']) == [old_serial]
     assert result['revoked'] == [old_serial] and result['already_revoked'] == []
 
 
@@ -1151,7 +1201,7 @@ def test_list_renews_only_the_certificate_in_its_window(run, ksef, clock, tmp_pa
     ksef.by_serial(target)['valid_to'] = clock.now() + datetime.timedelta(days=2)
     result = run(args)
     assert [entry['action'] for entry in result['certificates']] == ['none', 'renewed', 'none']
-    assert result['action'] == 'multiple' and result['superseded'] == [target]
+    assert result['action'] == 'multiple' and serials(result['superseded']) == [target]
     assert ksef.revocations() == [(target, 'Superseded')] and ksef.count('enroll') == 1
 
 
@@ -1191,6 +1241,26 @@ def test_csr_renewal_enrolls_the_same_csr_again(run, ksef, clock, tmp_path):
     assert _crypto.public_key_fingerprint(cert_of(tmp_path / 'app01.pem').public_key()) == \
         _crypto.public_key_fingerprint(key)
     assert run(args)['action'] == 'none'
+
+
+def test_csr_renewal_refused_for_a_reused_key_says_to_give_a_csr_of_a_new_key(run, ksef, clock, tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    args = dict(name='host-app01', type='authentication', csr_content=_csr(key),
+                certificate_path=str(tmp_path / 'app01.pem'))
+    old = run(args)['certificate']['serial_number']
+    ksef.by_serial(old)['valid_to'] = clock.now() + datetime.timedelta(days=1)
+    original = ksef.enrollment_status
+
+    def refused(reference_number):
+        answer = original(reference_number)
+        return dict(answer, status={'code': 400, 'description': u'Wniosek odrzucony',
+                                    'details': [u'Klucz publiczny zosta\u0142 ju\u017c certyfikowany.']})
+
+    ksef.enrollment_status = refused
+    with pytest.raises(KsefError) as failure:
+        run(args)
+    assert 'give a CSR of a new key' in str(failure.value) and 'status 400' in str(failure.value)
+    assert ksef.revocations() == [] and old in ksef.active()
 
 
 def _csr_renewal_with_a_lost_answer(run, ksef, clock, tmp_path, lost):
@@ -1384,6 +1454,36 @@ def test_main_enrolls_over_http(run_module, monkeypatch, tmp_path, clock):
     assert script.requests[4].url.endswith('/certificates/enrollments/' + reference)
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
     assert mode(tmp_path / 'erp-production.key') == 0o600
+
+
+def _healthy_with_warning(tmp_path, clock):
+    fake, serial, dummy = _existing(tmp_path, clock)
+    query = _query([fake.item(fake.by_serial(serial))])
+    query.reply_headers = {'X-System-Warning': '[sig-001]: Format podpisu niezgodny z profilami XAdES | [x-2]: inny'}
+    return query
+
+
+@pytest.mark.parametrize('mode', ['warn', 'fail'])
+def test_main_system_warnings_are_returned_and_fail_on_request(run_module, monkeypatch, tmp_path, clock, mode):
+    script = HttpScript([_healthy_with_warning(tmp_path, clock)]).install(monkeypatch)
+    result = run_module(ksef_certificate, dict(CONNECTION, system_warnings=mode, **single(tmp_path)))
+    script.verify()
+    assert result['system_warnings'] == [
+        {'code': 'sig-001', 'text': 'Format podpisu niezgodny z profilami XAdES', 'endpoint': 'POST /certificates/query'},
+        {'code': 'x-2', 'text': 'inny', 'endpoint': 'POST /certificates/query'}]
+    assert result['action'] == 'none' and result['changed'] is False
+    if mode == 'warn':
+        assert result.exit_code == 0
+    else:
+        assert result.exit_code == 1 and 'sig-001' in result['msg'] and 'system_warnings=fail' in result['msg']
+
+
+def test_main_system_warnings_from_the_environment(run_module, monkeypatch, tmp_path, clock):
+    monkeypatch.setenv('KSEF_SYSTEM_WARNINGS', 'fail')
+    script = HttpScript([_healthy_with_warning(tmp_path, clock)]).install(monkeypatch)
+    result = run_module(ksef_certificate, dict(CONNECTION, **single(tmp_path)))
+    script.verify()
+    assert result.exit_code == 1 and result['system_warnings'][0]['code'] == 'sig-001'
 
 
 def test_main_bad_input_fails_without_any_request(run_module, monkeypatch, tmp_path):
