@@ -250,11 +250,11 @@ class KsefModule:
         if result['system_warnings'] and self.params.get('system_warnings') == 'fail':
             # The run's work is done (and reported in the result); the task fails so a pipeline stops here.
             codes = ', '.join(sorted(set(to_text(w['code'] or '?') for w in result['system_warnings'])))
+            texts = '; '.join('[%s] %s' % (w['code'], w['text']) for w in result['system_warnings'])
             self.module.fail_json(
                 msg='KSeF answered with system warnings (%s) and system_warnings=fail: %s. KSeF warns before it starts '
                     'refusing (e.g. sig-001: the XAdES signature format will be refused); the run itself completed, '
-                    'see the result' % (codes, '; '.join('[%s] %s' % (w['code'], w['text'])
-                                                          for w in result['system_warnings'])), **result)
+                    'see the result' % (codes, texts), **result)
         self.module.exit_json(**result)
 
     def fail_json(self, msg, **result):

@@ -264,11 +264,12 @@ options:
       - After a renewal is installed, revoke the other active certificates of the same name and type with
         reason V(superseded).
       - When not set, the default depends on the type. V(authentication) certificates are revoked when
-        superseded (the new certificate replaces them for logging in). V(offline) certificates are B(not):
-        an Offline certificate signs QR code II on invoices issued offline, and KSeF checks the code against
-        the certificate's state when someone scans it, so revoking it would make the codes on invoices already
-        in circulation fail verification. A superseded Offline certificate stays active until it expires and is
-        returned in RV(superseded) with its RV(superseded[].valid_to) and RV(superseded[].revoked=false).
+        superseded (the new certificate replaces them for logging in).
+      - V(offline) certificates are B(not) revoked by default. An Offline certificate signs QR code II on invoices
+        issued offline, and KSeF checks the code against the certificate's state when someone scans it, so
+        revoking it would make the codes on invoices already in circulation fail verification. A superseded
+        Offline certificate stays active until it expires and is returned in RV(superseded) with its
+        RV(superseded[].valid_to) and RV(superseded[].revoked=false).
       - An explicit value wins for either type. A lost or compromised key is revoked with reason
         V(key_compromise) through M(ksef.certificates.ksef_certificate_revoke) or the revoke playbook.
     type: bool
