@@ -147,6 +147,32 @@ options:
       - Passphrase of an encrypted private key or of a PKCS#12 bundle.
       - Fallback environment variable E(KSEF_AUTH_PASSPHRASE).
     type: str
+  auth_pkcs11_module:
+    description:
+      - Path to the PKCS#11 library of a smart card, USB token or HSM whose key signs the login (XAdES), for
+        example C(/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so) or C(/usr/lib/softhsm/libsofthsm2.so). The key
+        never leaves the device.
+      - The signer certificate is O(auth_certificate_path) or O(auth_certificate_content) when given, otherwise
+        the certificate object stored in the token with the key's label.
+      - Needs the C(PyKCS11) Python library. Mutually exclusive with O(auth_private_key_path) and
+        O(auth_private_key_content).
+      - Fallback environment variable E(KSEF_AUTH_PKCS11_MODULE).
+    type: path
+  auth_pkcs11_token_label:
+    description:
+      - Label of the token (card, HSM partition) that holds the signer key. Required with O(auth_pkcs11_module).
+      - Fallback environment variable E(KSEF_AUTH_PKCS11_TOKEN_LABEL).
+    type: str
+  auth_pkcs11_key_label:
+    description:
+      - Label (C(CKA_LABEL)) of the signer's private key in the token. Required with O(auth_pkcs11_module).
+      - Fallback environment variable E(KSEF_AUTH_PKCS11_KEY_LABEL).
+    type: str
+  auth_pkcs11_pin:
+    description:
+      - User PIN of the token. Required with O(auth_pkcs11_module).
+      - Fallback environment variable E(KSEF_AUTH_PKCS11_PIN).
+    type: str
   auth_subject_identifier_type:
     description:
       - How KSeF identifies the signer. V(certificate_subject) reads the NIP or PESEL from the certificate

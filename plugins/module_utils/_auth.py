@@ -19,7 +19,7 @@ try:
 except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
     pass
 
-from ansible_collections.ksef.certificates.plugins.module_utils._credentials import load_signer_credentials
+from ansible_collections.ksef.certificates.plugins.module_utils._credentials import load_signer_credentials, load_token_signer
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefAuthError,
@@ -133,6 +133,17 @@ class KsefAuthenticator:
             self.method = 'access_token'
             self._access_token = params['access_token']
             self._access_expiry = jwt_expiry(self._access_token)
+        elif params.get('auth_pkcs11_module'):
+            self.method = 'xades'
+            # The key stays in the token; opening it here reports a wrong PIN or label before any API call.
+            self.credentials = load_token_signer(
+                module_path=params['auth_pkcs11_module'],
+                token_label=params.get('auth_pkcs11_token_label'),
+                key_label=params.get('auth_pkcs11_key_label'),
+                pin=params.get('auth_pkcs11_pin'),
+                certificate_path=params.get('auth_certificate_path'),
+                certificate_content=params.get('auth_certificate_content'),
+            )
         elif params.get('auth_certificate_path') or params.get('auth_certificate_content'):
             self.method = 'xades'
             # Loading here reports credential problems before any API call.

@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     HAS_CRYPTOGRAPHY = False
     CRYPTOGRAPHY_IMPORT_ERROR = exc
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _pkcs11
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
 
 PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', re.S)
@@ -232,3 +233,25 @@ def load_signer_credentials(certificate_path=None, certificate_content=None, pri
             break
     extra = [c for c in certificates if c is not signer]
     return _check_key(SignerCredentials(signer, key, extra))
+
+
+def load_token_signer(module_path, token_label, key_label, pin, certificate_path=None, certificate_content=None):
+    """The login signer of a key in a PKCS#11 token (_pkcs11.TokenSigner); the certificate from the options or the token."""
+    if not HAS_CRYPTOGRAPHY:
+        raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')
+    certificates = None
+    if certificate_path or certificate_content:
+        if certificate_path:
+            data, source = _read(certificate_path, 'signer certificate'), 'auth_certificate_path (%s)' % certificate_path
+        else:
+            data, source = _content_bytes(certificate_content), 'auth_certificate_content'
+        certificates = _parse_certificates(data)
+        if not certificates:
+            raise KsefCredentialError('%s holds no certificate (with auth_pkcs11_module the key is in the token: give '
+                                      'the signer certificate as PEM or DER)' % source)
+    signer = _pkcs11.open_login_signer(module_path, token_label, key_label, pin, certificates)
+    key = signer.key.public_key
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        signer.close()
+        raise KsefCredentialError('the RSA signer key has %d bits; KSeF requires at least 2048' % key.key_size)
+    return signer

@@ -13,7 +13,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _credentials, _http, _xades
+from ansible_collections.ksef.certificates.plugins.module_utils import _credentials, _http, _pkcs11, _xades
 from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
 from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
@@ -61,6 +61,10 @@ def ksef_argument_spec():
         auth_private_key_path=dict(type='path', no_log=False, fallback=_env('KSEF_AUTH_PRIVATE_KEY_PATH')),
         auth_private_key_content=dict(type='str', no_log=True, fallback=_env('KSEF_AUTH_PRIVATE_KEY_CONTENT')),
         auth_passphrase=dict(type='str', no_log=True, fallback=_env('KSEF_AUTH_PASSPHRASE')),
+        auth_pkcs11_module=dict(type='path', fallback=_env('KSEF_AUTH_PKCS11_MODULE')),
+        auth_pkcs11_token_label=dict(type='str', fallback=_env('KSEF_AUTH_PKCS11_TOKEN_LABEL')),
+        auth_pkcs11_key_label=dict(type='str', no_log=False, fallback=_env('KSEF_AUTH_PKCS11_KEY_LABEL')),
+        auth_pkcs11_pin=dict(type='str', no_log=True, fallback=_env('KSEF_AUTH_PKCS11_PIN')),
         auth_subject_identifier_type=dict(type='str', default='certificate_subject',
                                           choices=['certificate_subject', 'certificate_fingerprint'],
                                           fallback=_env('KSEF_AUTH_SUBJECT_IDENTIFIER_TYPE')),
@@ -75,6 +79,8 @@ KSEF_MUTUALLY_EXCLUSIVE = [
     ('environment', 'api_url'),
     ('auth_certificate_path', 'auth_certificate_content'),
     ('auth_private_key_path', 'auth_private_key_content'),
+    ('auth_pkcs11_module', 'auth_private_key_path'),
+    ('auth_pkcs11_module', 'auth_private_key_content'),
 ]
 
 
@@ -133,9 +139,14 @@ def validate_connection_params(params, login=True):
     if has_key and not has_certificate:
         raise KsefInputError('a signer private key was given without its certificate: set auth_certificate_path or '
                              'auth_certificate_content')
-    if not has_certificate and not params.get('ksef_token'):
+    if params.get('auth_pkcs11_module'):
+        missing = [name for name in ('auth_pkcs11_token_label', 'auth_pkcs11_key_label', 'auth_pkcs11_pin')
+                   if not params.get(name)]
+        if missing:
+            raise KsefInputError('auth_pkcs11_module needs %s' % ', '.join(missing))
+    elif not has_certificate and not params.get('ksef_token'):
         raise KsefInputError('no KSeF credential given: set auth_certificate_path or auth_certificate_content '
-                             '(with the private key), ksef_token, or access_token')
+                             '(with the private key), auth_pkcs11_module (a key in a token), ksef_token, or access_token')
     if not params.get('context_id'):
         raise KsefInputError('context_id is required to log in (the identifier of the context to act in)')
     validate_context(params.get('context_type') or 'nip', params['context_id'])
@@ -222,7 +233,11 @@ class KsefModule:
         if not _credentials.HAS_CRYPTOGRAPHY:
             self.module.fail_json(msg=missing_required_lib('cryptography'),
                                   exception=repr(_credentials.CRYPTOGRAPHY_IMPORT_ERROR))
-        if (params.get('auth_certificate_path') or params.get('auth_certificate_content')) and not _xades.HAS_LXML:
+        if params.get('auth_pkcs11_module') and not _pkcs11.HAS_PYKCS11:
+            self.module.fail_json(msg=missing_required_lib(_pkcs11.PYKCS11_PIP_NAME),
+                                  exception=repr(_pkcs11.PYKCS11_IMPORT_ERROR))
+        if (params.get('auth_certificate_path') or params.get('auth_certificate_content')
+                or params.get('auth_pkcs11_module')) and not _xades.HAS_LXML:
             self.module.fail_json(msg=missing_required_lib('lxml'), exception=repr(_xades.LXML_IMPORT_ERROR))
 
     def validate(self, login=True):

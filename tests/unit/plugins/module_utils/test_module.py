@@ -20,13 +20,15 @@ from ansible_collections.ksef.certificates.plugins.module_utils._module import (
 )
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 
-SECRET_OPTIONS = {'auth_certificate_content', 'auth_private_key_content', 'auth_passphrase', 'ksef_token', 'access_token'}
+SECRET_OPTIONS = {'auth_certificate_content', 'auth_private_key_content', 'auth_passphrase', 'auth_pkcs11_pin', 'ksef_token',
+                  'access_token'}
 
 
 def test_argument_spec_secrets_and_env_fallbacks():
     spec = ksef_argument_spec()
     assert {name for name, option in spec.items() if option.get('no_log')} == SECRET_OPTIONS
     assert spec['auth_private_key_path']['no_log'] is False
+    assert spec['auth_pkcs11_key_label']['no_log'] is False
     for name, option in spec.items():
         fallback_function, env_names = option['fallback']
         expected = 'KSEF_TOKEN' if name == 'ksef_token' else 'KSEF_' + name.upper()
@@ -114,3 +116,13 @@ def test_auth_and_timeout_errors_carry_structured_fields():
                                    'reference_number': 'REF'}
     assert KsefTimeoutError('waited', reference_number='R').fail_kwargs() == {'reference_number': 'R'}
     assert KsefTimeoutError('waited').fail_kwargs() == {}
+
+
+@pytest.mark.parametrize('missing', ['auth_pkcs11_token_label', 'auth_pkcs11_key_label', 'auth_pkcs11_pin'])
+def test_a_pkcs11_login_needs_token_key_and_pin(missing):
+    params = dict(auth_pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', auth_pkcs11_token_label='seal',
+                  auth_pkcs11_key_label='seal', auth_pkcs11_pin='123456', context_type='nip', context_id='1234563218')
+    validate_connection_params(params)
+    params[missing] = None
+    with pytest.raises(KsefInputError, match='auth_pkcs11_module needs %s' % missing):
+        validate_connection_params(params)

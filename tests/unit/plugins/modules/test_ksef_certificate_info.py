@@ -391,3 +391,15 @@ def test_an_item_repeated_by_a_page_shift_is_listed_once():
     api = FakeKsefApi(ITEMS + [dict(ITEMS[0])])
     result = info.gather_info(api, params(), NOW)
     assert sorted(serials_of(result)) == ['00000000000000A1', '00000000000000A2', '00000000000000A3', '00000000000000A4']
+
+
+def test_a_pkcs11_login_without_pykcs11_fails_with_missing_required_lib(run_module, monkeypatch):
+    from ansible_collections.ksef.certificates.plugins.module_utils import _pkcs11
+    monkeypatch.setattr(_pkcs11, 'HAS_PYKCS11', False)
+    monkeypatch.setattr(_pkcs11, 'PYKCS11_IMPORT_ERROR', ImportError('No module named PyKCS11'))
+    result = run_module(info, {'context_id': '1234563218', 'auth_pkcs11_module': '/usr/lib/softhsm/libsofthsm2.so',
+                               'auth_pkcs11_token_label': 'seal', 'auth_pkcs11_key_label': 'seal',
+                               'auth_pkcs11_pin': '123456'})
+    assert result.exit_code == 1
+    assert 'Failed to import the required Python library (PyKCS11)' in result['msg']
+    assert '123456' not in result['msg']
