@@ -13,7 +13,9 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _pkcs11
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import default_state_path
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
@@ -30,7 +32,7 @@ PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
     'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'state_path', 'renew_before_days',
     'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'return_content',
-    'wait', 'wait_timeout',
+    'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
 )
 PATH_OPTIONS = ('private_key_path', 'certificate_path', 'pkcs12_path', 'state_path')
 
@@ -68,10 +70,19 @@ class Declaration:
         self.return_content = options.get('return_content')
         self.wait = options.get('wait')
         self.wait_timeout = options.get('wait_timeout')
+        self.key_backend = options.get('key_backend')
+        self.pkcs11_module = options.get('pkcs11_module')
+        self.pkcs11_token_label = options.get('pkcs11_token_label')
+        self.pkcs11_pin = options.get('pkcs11_pin')
+        self.pkcs11_key_label = options.get('pkcs11_key_label')
         # Local material, read by load_local_material() before any API call.
         self.key = None                 # the private key at private_key_path, None when it does not exist yet
         self.csr = None                 # parsed CSR in the csr form
         self.local_certificate = None   # the certificate at certificate_path, None when missing or unreadable
+        # key_backend pkcs11: the token's key pairs of this declaration and the one in use (self.key is its
+        # public key; the private key never leaves the token).
+        self.keystore = None
+        self.token_key = None
         # The enrollment state file (PendingStore) and its content (None, or an intent/pending record).
         self.store = None
         self.record = None
@@ -80,6 +91,10 @@ class Declaration:
     def label(self):
         where = ' (certificates[%d])' % self.index if self.index is not None else ''
         return '%s/%s%s' % (self.name, self.type, where)
+
+    @property
+    def uses_token(self):
+        return self.key_backend == 'pkcs11'
 
     @property
     def uses_csr(self):
@@ -140,7 +155,9 @@ def validate_declaration(decl):
     if decl.private_key_path and has_csr:
         raise KsefInputError('Certificate %s: set private_key_path or a CSR (csr_path/csr_content), not both'
                              % decl.label)
-    if decl.state == 'present' and not decl.private_key_path and not has_csr:
+    if decl.uses_token:
+        _validate_token_declaration(decl, has_csr)
+    elif decl.state == 'present' and not decl.private_key_path and not has_csr:
         raise KsefInputError('Certificate %s: set private_key_path (the module keeps the key) or csr_path/csr_content '
                              '(the key stays where the CSR was made)' % decl.label)
     if decl.pkcs12_path and not decl.private_key_path:
@@ -157,6 +174,21 @@ def validate_declaration(decl):
             raise KsefInputError('Certificate %s: valid_from %r is not an ISO 8601 date-time' % (decl.label, decl.valid_from))
     if decl.state_path is None:
         decl.state_path = default_state_path(decl.private_key_path, decl.certificate_path)
+
+
+def _validate_token_declaration(decl, has_csr):
+    """key_backend pkcs11: the key pair lives in the token, so no key file, CSR or PKCS#12 file."""
+    if not _pkcs11.HAS_PYKCS11:
+        raise KsefInputError('Certificate %s: %s' % (decl.label, missing_required_lib(_pkcs11.PYKCS11_PIP_NAME)))
+    missing = [option for option in ('pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'certificate_path')
+               if not getattr(decl, option)]
+    if missing:
+        raise KsefInputError('Certificate %s: key_backend pkcs11 needs %s' % (decl.label, ', '.join(missing)))
+    if decl.private_key_path or has_csr or decl.pkcs12_path:
+        raise KsefInputError('Certificate %s: with key_backend pkcs11 the key stays in the token; private_key_path, '
+                             'csr_path/csr_content and pkcs12_path cannot be used' % decl.label)
+    if not decl.pkcs11_key_label:
+        decl.pkcs11_key_label = decl.name
 
 
 def validate_set(declarations):
@@ -183,6 +215,9 @@ def load_local_material(decl):
     decl.key = None
     decl.csr = None
     decl.local_certificate = None
+    if decl.uses_token:
+        _load_token_material(decl)
+        return
     if decl.csr_content:
         decl.csr = _crypto.load_csr(decl.csr_content, source='CSR of certificate %s' % decl.label)
     elif decl.csr_path:
@@ -197,3 +232,16 @@ def load_local_material(decl):
                 raise KsefInputError('Directory %s for private_key_path does not exist' % directory)
     if decl.certificate_path:
         decl.local_certificate = _crypto.read_certificate_file(decl.certificate_path)
+
+
+def _load_token_material(decl):
+    """key_backend pkcs11: log in to the token and find the key in use (the local certificate's, if any)."""
+    if decl.certificate_path:
+        decl.local_certificate = _crypto.read_certificate_file(decl.certificate_path)
+    token = _pkcs11.open_token(decl.pkcs11_module, decl.pkcs11_token_label, decl.pkcs11_pin)
+    decl.keystore = _pkcs11.TokenKeyStore(token, decl.pkcs11_key_label)
+    decl.token_key = decl.keystore.current(decl.local_certificate)
+    decl.key = decl.token_key.public_key if decl.token_key is not None else None
+    if decl.key is not None:
+        where = 'key %r in PKCS#11 token %r' % (decl.pkcs11_key_label, decl.pkcs11_token_label)
+        _crypto.check_key_supported(decl.key, what=where)

@@ -179,8 +179,13 @@ class Enroller:
             key_path = None
         else:
             key, key_path = self.installer.generate_key(plan)
-            csr_der = _crypto.build_csr(key, self.enrollment_data)
-            fingerprint = _crypto.public_key_fingerprint(key)
+            if decl.uses_token:
+                # The token signs the CSR; the subject is built exactly as for a file key.
+                csr_der = decl.keystore.csr(key, lambda throwaway: _crypto.build_csr(throwaway, self.enrollment_data))
+                fingerprint = _crypto.public_key_fingerprint(key.public_key)
+            else:
+                csr_der = _crypto.build_csr(key, self.enrollment_data)
+                fingerprint = _crypto.public_key_fingerprint(key)
         plan.issued_public_key_sha256 = fingerprint
         plan.enroll_key_path = key_path
         sent_at = self.now()

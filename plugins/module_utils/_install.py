@@ -38,6 +38,8 @@ class LocalFiles:
             local = decl.local_certificate
             if local is None or _crypto.certificate_to_pem(local) != _crypto.certificate_to_pem(certificate):
                 return True
+        if decl.uses_token and not decl.keystore.has_certificate(certificate):
+            return True
         return bool(decl.pkcs12_path) and not self.pkcs12_holds(decl, certificate)
 
 
@@ -58,6 +60,14 @@ class Installer:
     def install(self, plan, certificate):
         """Put the enrolled key in place, then the certificate (a crash in between is resumed from the state file)."""
         decl = plan.decl
+        if decl.uses_token:
+            # The certificate goes next to its key in the token and to certificate_path; only then do the
+            # label's other key pairs (the superseded one) go.
+            decl.token_key = decl.keystore.attach(certificate)
+            decl.key = decl.token_key.public_key
+            self.write_certificate_files(plan, certificate)
+            decl.keystore.remove_others(certificate)
+            return
         if decl.private_key_path:
             source = plan.enroll_key_path
             if source and source != decl.private_key_path and os.path.exists(source):
@@ -74,6 +84,8 @@ class Installer:
 
     def write_certificate_files(self, plan, certificate):
         decl = plan.decl
+        if decl.uses_token:
+            decl.keystore.attach(certificate)
         if decl.certificate_path:
             pem = _crypto.certificate_to_pem(certificate)
             local = decl.local_certificate
@@ -120,12 +132,21 @@ class Installer:
     def discard_next_key(self, decl, record):
         """A key made only for a finished enrollment (the .next file) goes with its record."""
         key_path = (record or {}).get('key_path')
+        if decl.uses_token:
+            # A token key made only for this enrollment goes too (never the key in use).
+            if key_path and (decl.token_key is None or key_path != decl.keystore.ref(decl.token_key)):
+                decl.keystore.discard(key_path)
+            return
         if key_path and key_path == decl.next_key_path and os.path.exists(key_path):
             os.unlink(key_path)
 
     def generate_key(self, plan):
         """The key the CSR is made for; a new key is on disk before anything is sent."""
         decl = plan.decl
+        if decl.uses_token:
+            # key_backend pkcs11: a TokenKey, and its reference for the state file.
+            key = decl.token_key if plan.key_plan == 'reuse' else decl.keystore.generate(decl.private_key_type or 'ec')
+            return key, decl.keystore.ref(key)
         if plan.key_plan == 'reuse':
             return decl.key, decl.private_key_path
         key = _crypto.generate_private_key(decl.private_key_type or 'ec')

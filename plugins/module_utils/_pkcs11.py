@@ -457,8 +457,8 @@ class Pkcs11Token:
         return self._call('storing the certificate of %r' % key.label, self._session.createObject, template)
 
     def delete_key(self, key):
-        """Delete a key pair and its certificate objects (everything with its CKA_ID)."""
-        template = [(PyKCS11.CKA_ID, key.key_id)] if key.key_id else [(PyKCS11.CKA_LABEL, key.label)]
+        """Delete a key pair and its certificate objects (everything with its CKA_ID and label)."""
+        template = [(PyKCS11.CKA_ID, key.key_id), (PyKCS11.CKA_LABEL, key.label)]
         handles = self._find(template) if key.key_id else [key.handle]
         for handle in handles:
             self._call('deleting an object of %r' % key.label, self._session.destroyObject, handle)
@@ -527,3 +527,103 @@ def open_login_signer(module_path, token_label, key_label, pin, certificates=Non
     except Pkcs11Error:
         token.close()
         raise
+
+
+# ---------------------------------------------------------------------------------------------
+# ksef_certificate key_backend: pkcs11
+# ---------------------------------------------------------------------------------------------
+
+_OPEN_TOKENS = {}
+
+
+def open_token(module_path, token_label, pin, option_prefix='pkcs11_'):
+    """One logged-in Pkcs11Token per library and token for the module run (ksef_certificate reads twice)."""
+    key = (module_path, token_label)
+    if key not in _OPEN_TOKENS:
+        _OPEN_TOKENS[key] = Pkcs11Token(module_path, token_label, pin, option_prefix=option_prefix)
+    return _OPEN_TOKENS[key]
+
+
+class TokenKeyStore:
+    """The token keys of one ksef_certificate declaration: every key pair labelled `label`.
+
+    Normally one key pair with its certificate object. A renewal adds a second key pair with the same label
+    (its own CKA_ID); once the new certificate is installed the other key pairs of the label are deleted.
+    """
+
+    REF_PREFIX = 'pkcs11:'
+
+    def __init__(self, token, label):
+        self.token = token
+        self.label = label
+
+    def ref(self, key):
+        """How the state file names a token key (no secret: label and CKA_ID)."""
+        return '%s%s/%s:%s' % (self.REF_PREFIX, self.token.token_label, self.label, bytes(key.key_id).hex())
+
+    def _matching(self, public_key):
+        wanted = _spki_der(public_key)
+        for key in self.token.private_keys(self.label):
+            if _spki_der(key.public_key) == wanted:
+                return key
+        return None
+
+    def current(self, certificate=None):
+        """The key in use: the one of the local certificate; else the one certified in the token; else the only one."""
+        if certificate is not None:
+            return self._matching(certificate.public_key())
+        keys = self.token.private_keys(self.label)
+        certified = [key for key in keys if self.token.certificate_for(key) is not None]
+        if len(certified) == 1:
+            return certified[0]
+        if len(keys) == 1:
+            return keys[0]
+        return None
+
+    def by_ref(self, ref):
+        for key in self.token.private_keys(self.label):
+            if self.ref(key) == ref:
+                return key
+        return None
+
+    def generate(self, key_type):
+        return self.token.generate_key_pair(self.label, key_type)
+
+    def csr(self, key, build):
+        """DER CSR of key: build(private_key) -> DER CSR, the same code path as a file key."""
+        return self.token.csr(key, lambda throwaway: x509.load_der_x509_csr(build(throwaway)))
+
+    def has_certificate(self, certificate):
+        key = self._matching(certificate.public_key())
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        return key is not None and any(c.public_bytes(serialization.Encoding.DER) == der
+                                       for _handle, c in self.token.certificates_of(key))
+
+    def attach(self, certificate):
+        """Store certificate next to its key (once); the key must be in the token."""
+        key = self._matching(certificate.public_key())
+        if key is None:
+            raise Pkcs11Error('PKCS#11 token %r holds no key labelled %r for certificate %X; nothing was installed'
+                              % (self.token.token_label, self.label, certificate.serial_number))
+        if not self.has_certificate(certificate):
+            self.token.store_certificate(key, certificate)
+        return key
+
+    def remove_others(self, certificate):
+        """After certificate is installed: delete the label's other key pairs and the key's older certificates."""
+        key = self._matching(certificate.public_key())
+        if key is None:
+            return
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        for other in self.token.private_keys(self.label):
+            if other.key_id != key.key_id:
+                self.token.delete_key(other)
+        for handle, old in self.token.certificates_of(key):
+            if old.public_bytes(serialization.Encoding.DER) != der:
+                self.token.delete_object(handle)
+
+    def discard(self, ref):
+        """Delete a key pair made for an enrollment that never happened (unless it is the key in use)."""
+        key = self.by_ref(ref)
+        if key is not None:
+            self.token.delete_key(key)

@@ -127,6 +127,22 @@ options:
       private_key_path:
         description: See O(private_key_path).
         type: path
+      key_backend:
+        description: See O(key_backend). Defaults to the top-level value.
+        type: str
+        choices: [file, pkcs11]
+      pkcs11_module:
+        description: See O(pkcs11_module). Defaults to the top-level value.
+        type: path
+      pkcs11_token_label:
+        description: See O(pkcs11_token_label). Defaults to the top-level value.
+        type: str
+      pkcs11_pin:
+        description: See O(pkcs11_pin). Defaults to the top-level value.
+        type: str
+      pkcs11_key_label:
+        description: See O(pkcs11_key_label). Defaults to the item's O(certificates[].name).
+        type: str
       private_key_type:
         description: See O(private_key_type). Defaults to the top-level value.
         type: str
@@ -204,6 +220,34 @@ options:
         only with the new certificate.
       - Mutually exclusive with O(csr_path) and O(csr_content); one of them is required for O(state=present).
     type: path
+  key_backend:
+    description:
+      - Where the key pair of the certificate lives. V(file) is O(private_key_path) (or the CSR's key).
+      - V(pkcs11) generates the key pair inside a PKCS#11 token (smart card, USB token, HSM) as sensitive and
+        never extractable, has the token sign the CSR, writes the certificate to O(certificate_path) and
+        stores it in the token next to its key. A renewal makes a new key pair with the same label; the
+        superseded key pair is deleted from the token only after the new certificate is installed.
+        O(certificate_path) is required; O(private_key_path), O(csr_path), O(csr_content) and O(pkcs12_path)
+        cannot be used. V(absent) leaves the token objects in place.
+      - Needs the C(PyKCS11) Python library.
+    type: str
+    choices: [file, pkcs11]
+    default: file
+  pkcs11_module:
+    description: Path to the PKCS#11 library of the token for O(key_backend=pkcs11).
+    type: path
+  pkcs11_token_label:
+    description: Label of the token for O(key_backend=pkcs11).
+    type: str
+  pkcs11_pin:
+    description: User PIN of the token for O(key_backend=pkcs11).
+    type: str
+  pkcs11_key_label:
+    description:
+      - Label (C(CKA_LABEL)) of the key pair and certificate in the token for O(key_backend=pkcs11).
+      - Defaults to the certificate's O(name). For a self-renewing Authentication certificate, use the same
+        label as O(auth_pkcs11_key_label).
+    type: str
   private_key_type:
     description: Type of a generated key. V(ec) is NIST P-256 (recommended by KSeF), V(rsa) is RSA 2048.
     type: str
@@ -681,6 +725,11 @@ def certificate_options(with_defaults):
         return_content=dict(type='bool', default=default(False)),
         wait=dict(type='bool', default=default(True)),
         wait_timeout=dict(type='int', default=default(300)),
+        key_backend=dict(type='str', choices=['file', 'pkcs11'], default=default('file')),
+        pkcs11_module=dict(type='path'),
+        pkcs11_token_label=dict(type='str'),
+        pkcs11_pin=dict(type='str', no_log=True),
+        pkcs11_key_label=dict(type='str', no_log=False),
     )
     for spec in options.values():
         if spec.get('default', 'unset') is None:
