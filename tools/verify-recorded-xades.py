@@ -8,7 +8,8 @@ Usage: python tools/verify-recorded-xades.py RECORD_DIR
 RECORD_DIR is the emulator's --record-dir: <seq>.json describes each request, <seq>.body holds its raw
 body. Every POST /auth/xades-signature body must
   - verify under the xmlsec1 CLI (an implementation that shares no code with the collection), with the
-    certificate from its own KeyInfo as the trusted key, both references checked, and
+    certificate from its own KeyInfo as the trusted key (its public key for a KSeF-issued signer, whose
+    issuing CA is the emulator's), both references checked, and
   - validate against the official AuthTokenRequest schema once the signature is removed (the 2.0
     namespace is checked with the 2.1 schema: libxml2 cannot compile the 2.0 one, SPEC.md 3.2).
 Exits non-zero when a document fails or when there is no document at all.
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 
+from cryptography import x509
 from lxml import etree
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,8 +50,12 @@ def check_xmlsec1(xmlsec1, body, root, workdir):
         handle.write(body)
     with open(trusted, 'w') as handle:
         handle.write(signer_certificate_pem(root))
+    # A self-signed signer is its own trust anchor. A KSeF-issued certificate (a self-renewing login) has the
+    # emulator's issuing CA above it, which this check does not know: its key alone verifies the signature.
+    certificate = x509.load_pem_x509_certificate(signer_certificate_pem(root).encode('ascii'))
+    key_option = '--trusted-pem' if certificate.issuer == certificate.subject else '--pubkey-cert-pem'
     completed = subprocess.run(
-        [xmlsec1, '--verify', '--trusted-pem', trusted, XADES_ID_ATTR, XADES_SIGNED_PROPERTIES, document],
+        [xmlsec1, '--verify', key_option, trusted, XADES_ID_ATTR, XADES_SIGNED_PROPERTIES, document],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60, check=False)
     if completed.returncode != 0 or 'SignedInfo References (ok/all): 2/2' not in completed.stdout:
         return 'xmlsec1 --verify failed: %s' % completed.stdout.strip().splitlines()[-3:]

@@ -62,7 +62,7 @@ def ksef_argument_spec():
         auth_private_key_content=dict(type='str', no_log=True, fallback=_env('KSEF_AUTH_PRIVATE_KEY_CONTENT')),
         auth_passphrase=dict(type='str', no_log=True, fallback=_env('KSEF_AUTH_PASSPHRASE')),
         auth_pkcs11_module=dict(type='path', fallback=_env('KSEF_AUTH_PKCS11_MODULE')),
-        auth_pkcs11_token_label=dict(type='str', fallback=_env('KSEF_AUTH_PKCS11_TOKEN_LABEL')),
+        auth_pkcs11_token_label=dict(type='str', no_log=False, fallback=_env('KSEF_AUTH_PKCS11_TOKEN_LABEL')),
         auth_pkcs11_key_label=dict(type='str', no_log=False, fallback=_env('KSEF_AUTH_PKCS11_KEY_LABEL')),
         auth_pkcs11_pin=dict(type='str', no_log=True, fallback=_env('KSEF_AUTH_PKCS11_PIN')),
         auth_subject_identifier_type=dict(type='str', default='certificate_subject',

@@ -727,7 +727,7 @@ def certificate_options(with_defaults):
         wait_timeout=dict(type='int', default=default(300)),
         key_backend=dict(type='str', choices=['file', 'pkcs11'], default=default('file')),
         pkcs11_module=dict(type='path'),
-        pkcs11_token_label=dict(type='str'),
+        pkcs11_token_label=dict(type='str', no_log=False),
         pkcs11_pin=dict(type='str', no_log=True),
         pkcs11_key_label=dict(type='str', no_log=False),
     )

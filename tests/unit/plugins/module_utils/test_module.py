@@ -29,6 +29,7 @@ def test_argument_spec_secrets_and_env_fallbacks():
     assert {name for name, option in spec.items() if option.get('no_log')} == SECRET_OPTIONS
     assert spec['auth_private_key_path']['no_log'] is False
     assert spec['auth_pkcs11_key_label']['no_log'] is False
+    assert spec['auth_pkcs11_token_label']['no_log'] is False
     for name, option in spec.items():
         fallback_function, env_names = option['fallback']
         expected = 'KSEF_TOKEN' if name == 'ksef_token' else 'KSEF_' + name.upper()

@@ -1354,6 +1354,15 @@ def _bad_key_file(tmp_path, key, passphrase=None):
     (lambda p: dict(type='offline', certificates=[dict(name='erp-one', private_key_path=str(p / 'a')),
                                                   dict(name='erp-two', private_key_path=str(p / 'a'))]),
      'used by two certificates'),
+    (lambda p: dict(name='erp-production', type='authentication', key_backend='pkcs11', certificate_path=str(p / 'c'),
+                    pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', pkcs11_token_label='keys'),
+     'key_backend pkcs11 needs pkcs11_pin'),
+    (lambda p: dict(name='erp-production', type='authentication', key_backend='pkcs11', pkcs11_pin='1234',
+                    pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', pkcs11_token_label='keys'),
+     'key_backend pkcs11 needs certificate_path'),
+    (lambda p: dict(name='erp-production', type='authentication', key_backend='pkcs11', pkcs11_pin='1234',
+                    pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', pkcs11_token_label='keys',
+                    certificate_path=str(p / 'c'), private_key_path=str(p / 'k')), 'the key stays in the token'),
 ])
 def test_bad_input_fails_before_any_call_with_nothing_written(run, ksef, tmp_path, build, message):
     args = build(tmp_path)

@@ -6,6 +6,8 @@
   softhsm_token.py seal --label L --pin P --key-type ec|rsa --key-label K --nip NIP --cert-out PEM
       init a token under $SOFTHSM2_CONF, make a non-extractable seal key in it and its self-signed TEST seal
       certificate (signed through the token, stored next to the key and written to --cert-out)
+  softhsm_token.py init --label L --pin P
+      init an empty token under $SOFTHSM2_CONF
   softhsm_token.py show --label L --pin P --key-label K
       JSON: the private keys with that label (public key SHA-256, flags) and their certificate serial numbers
 Prints JSON; the PIN is never printed.
@@ -53,12 +55,17 @@ def spki_sha256(public_key):
                                                   serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
 
 
-def seal(args):
+def init(args):
     conf = os.environ.get('SOFTHSM2_CONF')
     if not conf or shutil.which('softhsm2-util') is None:
         raise SystemExit('set SOFTHSM2_CONF and install softhsm2 (`make deps-system`)')
     subprocess.run(['softhsm2-util', '--init-token', '--free', '--label', args.label, '--pin', args.pin,
                     '--so-pin', args.pin + '-so'], check=True, stdout=subprocess.DEVNULL)
+    return {'library': library()}
+
+
+def seal(args):
+    init(args)
     with _pkcs11.Pkcs11Token(library(), args.label, args.pin) as token:
         key = token.generate_key_pair(args.key_label, args.key_type)
         der = _pkcs11.sign_with_swapped_key(lambda throwaway: testcerts.make_seal(args.nip, key=throwaway)[0],
@@ -84,17 +91,17 @@ def show(args):
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest='command', required=True)
-    for name in ('seal', 'show'):
+    for name in ('init', 'seal', 'show'):
         command = sub.add_parser(name)
         command.add_argument('--label', required=True)
         command.add_argument('--pin', required=True)
-        command.add_argument('--key-label', required=True)
+        command.add_argument('--key-label', required=name != 'init')
         if name == 'seal':
             command.add_argument('--key-type', choices=('ec', 'rsa'), required=True)
             command.add_argument('--nip', required=True)
             command.add_argument('--cert-out', required=True)
     args = parser.parse_args()
-    print(json.dumps(seal(args) if args.command == 'seal' else show(args)))
+    print(json.dumps({'init': init, 'seal': seal, 'show': show}[args.command](args)))
 
 
 if __name__ == '__main__':
