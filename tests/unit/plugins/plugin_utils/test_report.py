@@ -1,0 +1,171 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The report of playbooks/report.yml: states, alerts and the Prometheus text format, parsed with
+prometheus_client's own parser."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _rules
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _report
+
+NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def at(days, hours=0):
+    """A KSeF date-time `days` (and hours) from NOW, in KSeF's style (7 fractional digits, offset)."""
+    value = NOW + datetime.timedelta(days=days, hours=hours)
+    return value.strftime('%Y-%m-%dT%H:%M:%S.1234567+00:00')
+
+
+def cert(serial, name, days, status='active', cert_type='authentication'):
+    return {'serial_number': serial, 'name': name, 'type': cert_type, 'status': status,
+            'valid_from': at(days - 365), 'valid_to': at(days), 'last_use_date': None}
+
+
+def declared(name, cert_type='authentication', host='web1', renew_before_days=30):
+    return {'id': '%s|%s' % (name, cert_type), 'name': name, 'type': cert_type, 'host': host,
+            'renew_before_days': renew_before_days}
+
+
+LIMITS = {'can_request': True, 'enrollment': {'remaining': 297, 'limit': 300},
+          'certificate': {'remaining': 96, 'limit': 100}}
+
+
+def rows_by_serial(report):
+    return dict((row['serial_number'], row) for row in report['certificates'])
+
+
+def test_states_of_every_kind():
+    info = {'certificates': [
+        cert('01', 'erp-login', 300),
+        cert('02', 'offline-qr', 20, cert_type='offline'),          # superseded by 03, still active
+        cert('03', 'offline-qr', 700, cert_type='offline'),
+        cert('04', 'revoked-one', 200, status='revoked'),
+        cert('05', 'blocking-one', 200, status='blocked'),
+        cert('06', 'old-one', -3, status='expired'),
+        cert('07', 'stale-active', -1),                              # KSeF still says active, the date passed
+    ], 'limits': LIMITS}
+    report = _report.build_report(info, [declared('offline-qr', 'offline')], 30, now=NOW, subject='1234563218')
+    rows = rows_by_serial(report)
+    assert [rows[s]['state'] for s in ('01', '02', '03', '04', '05', '06', '07')] == \
+        ['current', 'superseded', 'current', 'revoked', 'blocked', 'expired', 'expired']
+    # A superseded Offline certificate is listed as such, with its successor, and never alerted on.
+    assert rows['02']['alert'] == ''
+    assert '03' in rows['02']['note'] and 'QR' in rows['02']['note']
+    assert rows['05']['note'] == 'KSeF is completing its revocation'
+    assert report['alerts'] == []
+    assert rows['03']['declared_by'] == ['web1'] and rows['01']['declared_by'] == []
+    assert rows['01']['days_remaining'] == 300
+    assert report['generated_at'] == '2026-12-01T12:00:00Z'
+
+
+def test_undeclared_certificate_alerts_within_the_threshold_only():
+    info = {'certificates': [cert('0A', 'manual-one', 29), cert('0B', 'manual-two', 30)]}
+    info['certificates'][0]['valid_to'] = at(29, hours=23)
+    info['certificates'][1]['valid_to'] = at(30, hours=1)
+    report = _report.build_report(info, [], 30, now=NOW)
+    rows = rows_by_serial(report)
+    assert rows['0A']['alert'] == 'expires in 29 days and no inventory host declares it'
+    assert rows['0B']['alert'] == ''
+    assert [row['serial_number'] for row in report['alerts']] == ['0A']
+
+
+@pytest.mark.parametrize('days, hours', [(10, 0), (29, 23), (30, 0), (30, 1), (31, 0), (45, 0)])
+def test_declared_certificate_alerts_exactly_when_the_renewal_rule_says_due(days, hours):
+    """The report and ksef_certificate share _rules.renewal_due: an alert for a declared certificate means
+    provisioning should have renewed it."""
+    info = {'certificates': [cert('0C', 'erp-login', days)]}
+    info['certificates'][0]['valid_to'] = at(days, hours)
+    report = _report.build_report(info, [declared('erp-login', renew_before_days=30)], 60, now=NOW)
+    due = _rules.renewal_due(info['certificates'][0]['valid_to'], NOW, 30)
+    assert bool(report['alerts']) is due
+    if due:
+        assert 'inside its 30-day renewal window' in report['alerts'][0]['alert']
+
+
+def test_widest_renewal_window_of_the_declaring_hosts_wins():
+    info = {'certificates': [cert('0D', 'shared-cert', 40)]}
+    decls = [declared('shared-cert', host='a', renew_before_days=20), declared('shared-cert', host='b', renew_before_days=45)]
+    report = _report.build_report(info, decls, 10, now=NOW)
+    assert report['certificates'][0]['declared_by'] == ['a', 'b']
+    assert 'inside its 45-day renewal window' in report['alerts'][0]['alert']
+
+
+def test_expiring_superseded_authentication_certificate_does_not_alert():
+    info = {'certificates': [cert('0E', 'erp-login', 5), cert('0F', 'erp-login', 700)]}
+    report = _report.build_report(info, [], 30, now=NOW)
+    rows = rows_by_serial(report)
+    assert rows['0E']['state'] == 'superseded' and 'still active until it is revoked' in rows['0E']['note']
+    assert report['alerts'] == []
+
+
+def families(text):
+    return dict((family.name, family) for family in text_string_to_metric_families(text))
+
+
+def test_prometheus_text_parses_and_carries_every_certificate_and_the_quota():
+    info = {'certificates': [
+        cert('01', 'erp "main" \\ login', 300),
+        cert('02', 'offline-qr', 20, cert_type='offline'),
+        cert('03', 'offline-qr', 700, cert_type='offline'),
+        cert('05', 'blocking-one', 200, status='blocked'),
+        cert('0A', 'manual-one', 3),
+    ], 'limits': LIMITS}
+    report = _report.build_report(info, [], 30, now=NOW, subject='1234563218')
+    text = _report.prometheus_text(report)
+    assert text.endswith('\n')
+    parsed = families(text)
+    for family in parsed.values():
+        assert family.type == 'gauge', family.name
+        assert family.documentation
+
+    expiry = dict((s.labels['serial_number'], s) for s in parsed['ksef_certificate_expiry_timestamp_seconds'].samples)
+    assert set(expiry) == {'01', '02', '03', '05', '0A'}
+    assert expiry['01'].labels == {'subject': '1234563218', 'name': 'erp "main" \\ login', 'type': 'authentication',
+                                   'serial_number': '01'}
+    assert expiry['02'].labels['type'] == 'offline'
+    assert expiry['03'].value == _rules.parse_datetime(at(700)).timestamp() // 1
+
+    def ones(family, label):
+        return dict((s.labels['serial_number'], s.labels[label]) for s in parsed[family].samples if s.value == 1)
+
+    # exactly one status and one state per certificate
+    for family, label in (('ksef_certificate_status', 'status'), ('ksef_certificate_state', 'state')):
+        per_serial = {}
+        for sample in parsed[family].samples:
+            per_serial.setdefault(sample.labels['serial_number'], []).append(sample.value)
+        assert all(sorted(values)[-1] == 1 and sum(values) == 1 for values in per_serial.values()), family
+    assert ones('ksef_certificate_status', 'status') == {'01': 'active', '02': 'active', '03': 'active',
+                                                         '05': 'blocked', '0A': 'active'}
+    assert ones('ksef_certificate_state', 'state') == {'01': 'current', '02': 'superseded', '03': 'current',
+                                                       '05': 'blocked', '0A': 'current'}
+    alerts = dict((s.labels['serial_number'], s.value) for s in parsed['ksef_certificate_alert'].samples)
+    assert alerts == {'01': 0, '02': 0, '03': 0, '05': 0, '0A': 1}
+
+    def single(name):
+        samples = parsed[name].samples
+        assert len(samples) == 1 and samples[0].labels == {'subject': '1234563218'}
+        return samples[0].value
+
+    assert single('ksef_enrollment_quota_remaining') == 297
+    assert single('ksef_enrollment_quota_limit') == 300
+    assert single('ksef_certificate_quota_remaining') == 96
+    assert single('ksef_certificate_quota_limit') == 100
+    assert single('ksef_enrollment_allowed') == 1
+    assert single('ksef_report_alerts') == 1
+    assert single('ksef_report_generated_timestamp_seconds') == NOW.timestamp()
+
+
+def test_prometheus_text_without_limits_or_subject():
+    report = _report.build_report({'certificates': []}, [], 30, now=NOW)
+    parsed = families(_report.prometheus_text(report))
+    assert 'ksef_certificate_quota_remaining' not in parsed
+    assert parsed['ksef_certificate_expiry_timestamp_seconds'].samples == []
+    assert parsed['ksef_report_alerts'].samples[0].labels == {}
+    assert parsed['ksef_report_alerts'].samples[0].value == 0
