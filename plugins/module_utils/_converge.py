@@ -53,8 +53,10 @@ __all__ = ['Converger', 'KsefConvergeError', 'LockSet']
 class Converger:
     """Runs the whole declared set against KSeF; see the module docs for the behaviour."""
 
-    def __init__(self, module, api_provider, params, now=None, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, module, api_provider, params, now=None, sleep=time.sleep, clock=time.monotonic, login=None):
         self.module = module
+        # _login.LoginCertificate of a signature login, None otherwise.
+        self.login = login
         self._api_provider = api_provider
         self._api = None
         self.params = params
@@ -114,7 +116,7 @@ class Converger:
                 self._check_record_matches(decl)
             self.view.records = self.api.certificate_records(**self._query_filter())
             self.enroller = Enroller(self.module, self.api, self.view, self.installer, self.now, clock=self.clock,
-                                     sleep=self.sleep)
+                                     sleep=self.sleep, login=self.login)
             self.enroller.plans = self.plans
             for plan in self.plans:
                 self._collect_needs(plan)

@@ -71,6 +71,7 @@ class Plan:
         # -- the enrollment, filled in while the plan is carried out
         self.enroll_key_path = None
         self.already_revoked = []         # serials KSeF reported as not active when this run revoked them
+        self.superseded_login = []        # superseded serials left active: this run's login (see _login.py)
         self.reference_number = None
         self.status_code = None
         self.issued_serial = None

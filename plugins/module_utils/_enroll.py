@@ -38,8 +38,9 @@ KEY_ALREADY_CERTIFIED = u'klucz publiczny zosta\u0142 ju\u017c certyfikowany'
 class Enroller:
     """The calls of one run after the query: statuses, retrieval, enrollments, revocations (the scheduler's worker)."""
 
-    def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep, login=None):
         self.module = module
+        self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
         self.check_mode = module.check_mode
         self.api = api
         self.view = view                   # _decide.KsefView, extended with what this run learns
@@ -286,6 +287,12 @@ class Enroller:
             return
         for serial in plan.superseded:
             if serial == plan.issued_serial:
+                continue
+            if self.login is not None and serial == self.login.serial_number \
+                    and not self.login.reaches_next_login(plan.decl):
+                # Revoking it now would lock the next run out: the new pair is not where the login reads.
+                plan.superseded_login.append(serial)
+                self.module.warn(self.login.why_kept(plan.decl))
                 continue
             self.revoke(plan, serial, 'superseded')
 

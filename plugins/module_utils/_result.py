@@ -93,6 +93,7 @@ def plan_result(plan, now, view=None, check_mode=False):
         'superseded': superseded_entries(plan, view, check_mode) if decl.state == 'present' else [],
         'revoked': list(plan.revoked),
         'already_revoked': list(plan.already_revoked),
+        'superseded_login': list(plan.superseded_login),
         'private_key_path': decl.private_key_path,
         'certificate_path': decl.certificate_path,
         'pkcs12_path': decl.pkcs12_path,
@@ -153,6 +154,7 @@ def build_result(plans, single, now, diff=False, view=None, check_mode=False):
             'superseded': superseded,
             'revoked': entry['revoked'],
             'already_revoked': entry['already_revoked'],
+            'superseded_login': entry['superseded_login'],
             'backup_files': entry['backup_files'],
             'certificates': results,
         }
@@ -169,6 +171,7 @@ def build_result(plans, single, now, diff=False, view=None, check_mode=False):
             'superseded': superseded,
             'revoked': [serial for entry in results for serial in entry['revoked']],
             'already_revoked': [serial for entry in results for serial in entry['already_revoked']],
+            'superseded_login': [serial for entry in results for serial in entry['superseded_login']],
             'backup_files': [path for entry in results for path in entry['backup_files']],
             'certificates': results,
         }

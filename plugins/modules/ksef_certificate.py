@@ -316,6 +316,12 @@ options:
         RV(superseded[].valid_to) and RV(superseded[].revoked=false).
       - An explicit value wins for either type. A lost or compromised key is revoked with reason
         V(key_compromise) through M(ksef.certificates.ksef_certificate_revoke) or the revoke playbook.
+      - The certificate this run logged in with is revoked only when the login reads the files this task has just
+        written (O(auth_certificate_path) and O(auth_private_key_path) are O(certificate_path) and
+        O(private_key_path), or O(auth_certificate_path) is O(pkcs12_path)). Otherwise the next login would use a
+        revoked certificate (under AWX/AAP the login comes from a credential). It stays active, the run warns, and
+        its serial is in RV(superseded_login). See docs/awx/README.md for the loop that updates the credential
+        and then revokes it.
     type: bool
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.
@@ -557,6 +563,15 @@ already_revoked:
   type: list
   elements: str
   sample: []
+superseded_login:
+  description:
+    - Superseded serial numbers this run did not revoke because the run logged in with them and the new
+      certificate and key did not reach the place the next login reads (see O(revoke_superseded)).
+    - Revoke them with M(ksef.certificates.ksef_certificate_revoke) once the login uses the new certificate.
+  returned: always
+  type: list
+  elements: str
+  sample: [01F2A3B4C5D6E7F8]
 backup_files:
   description: Backup copies made (O(backup=true)).
   returned: always
@@ -627,6 +642,12 @@ certificates:
       elements: str
       returned: always
       sample: []
+    superseded_login:
+      description: Superseded serial numbers of this certificate left active, see RV(superseded_login).
+      type: list
+      elements: str
+      returned: always
+      sample: []
     certificate_pem:
       description: The certificate in PEM form (V(null) when none is known yet). Never the key.
       type: str
@@ -693,6 +714,8 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._crypto import serial_hex
+from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS
 
@@ -753,8 +776,16 @@ MUTUALLY_EXCLUSIVE = [('name', 'certificates'), ('csr_path', 'csr_content')]
 REQUIRED_ONE_OF = [('name', 'certificates')]
 
 
+def login_certificate(ksef):
+    """The certificate of a signature login (its serial and files), None for token logins."""
+    credentials = ksef.authenticator.credentials if not ksef.params.get('access_token') else None
+    if credentials is None:
+        return None
+    return LoginCertificate.from_params(ksef.params, serial_hex(credentials.certificate))
+
+
 def run_module(ksef):
-    converger = Converger(ksef.module, lambda: ksef.api, ksef.params)
+    converger = Converger(ksef.module, lambda: ksef.api, ksef.params, login=login_certificate(ksef))
     return converger.run()
 
 

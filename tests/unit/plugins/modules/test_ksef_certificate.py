@@ -25,6 +25,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _converge
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
+from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
@@ -316,7 +317,7 @@ class Run:
         self.clock = clock
         self.warnings = []
 
-    def __call__(self, args, check_mode=False, diff=False):
+    def __call__(self, args, check_mode=False, diff=False, login=None):
         args = dict(args)
         if check_mode:
             args['_ansible_check_mode'] = True
@@ -329,7 +330,7 @@ class Run:
         module.warn = self.warnings.append
         self.ksef.calls = []
         converger = Converger(module, lambda: self.ksef, module.params, now=self.clock.now, sleep=self.clock.sleep,
-                              clock=self.clock.monotonic)
+                              clock=self.clock.monotonic, login=login)
         return converger.run()
 
 
@@ -624,6 +625,74 @@ def test_revoke_superseded_default_by_type_in_the_list_form(run, ksef, clock, tm
     assert ksef.revocations() == [(old[0], 'Superseded')]
     assert [(entry['serial_number'], entry['revoked']) for entry in result['superseded']] == [(old[0], True), (old[1], False)]
     assert old[1] in ksef.active() and old[0] not in ksef.active()
+
+
+# ---------------------------------------------------------------------------------------------
+# the self-renewing login: the certificate this run logged in with is renewed
+# ---------------------------------------------------------------------------------------------
+
+def _due_login(run, ksef, clock, tmp_path, **extra):
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path, **extra)
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
+    return args, old_serial, old_key
+
+
+@pytest.mark.parametrize('login_files', ['content', 'other_files'])
+def test_login_renewed_without_a_place_to_write_back_stays_active(run, ksef, clock, tmp_path, login_files):
+    """AWX injects the credential as content or as temporary files: the new pair cannot reach the next login."""
+    args, old_serial, old_key = _due_login(run, ksef, clock, tmp_path)
+    if login_files == 'content':
+        login = LoginCertificate(old_serial)
+    else:
+        login = LoginCertificate(old_serial, certificate_path=str(tmp_path / 'awx-cert.pem'),
+                                 private_key_path=str(tmp_path / 'awx-key.pem'))
+    result = run(args, login=login)
+    assert result['action'] == 'renewed' and result['changed'] is True
+    assert serials(result['superseded']) == [old_serial] and result['superseded'][0]['revoked'] is False
+    assert result['revoked'] == [] and result['superseded_login'] == [old_serial]
+    assert result['certificates'][0]['superseded_login'] == [old_serial]
+    assert ksef.revocations() == [] and old_serial in ksef.active()
+    new_serial = result['certificate']['serial_number']
+    assert new_serial in ksef.active() and new_serial != old_serial
+    # the new pair is installed all the same
+    assert key_fingerprint(tmp_path / 'erp-production.key') != old_key
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+    assert len(run.warnings) == 1
+    warning = run.warnings[0]
+    assert old_serial in warning and 'not revoked' in warning and 'ksef_certificate_revoke' in warning
+    assert ('inline content' in warning) if login_files == 'content' else ('awx-cert.pem' in warning)
+    # The next run (still logging in with the old certificate) has nothing to do and revokes nothing.
+    again = run(args, login=login)
+    assert again['action'] == 'none' and again['superseded_login'] == [] and ksef.revocations() == []
+
+
+def test_login_renewed_from_the_declared_files_installs_then_revokes(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+    # through a symlinked directory: the same files by another name
+    os.symlink(str(tmp_path), str(tmp_path / 'link'))
+    login = LoginCertificate(old_serial, certificate_path=str(tmp_path / 'link' / 'erp-production.pem'),
+                             private_key_path=str(tmp_path / 'link' / 'erp-production.key'))
+    result = run(args, login=login)
+    assert result['revoked'] == [old_serial] and result['superseded_login'] == []
+    assert ksef.revocations() == [(old_serial, 'Superseded')]
+    assert run.warnings == []
+    # revoked after the install: the files hold the new certificate when the revoke is sent
+    assert '%016X' % assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem').serial_number \
+        == result['certificate']['serial_number']
+
+
+def test_login_renewed_from_the_declared_pkcs12_is_revoked(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, pkcs12_path=str(tmp_path / 'erp.p12'),
+                                         pkcs12_passphrase='bundle secret')
+    login = LoginCertificate.from_params({'auth_certificate_path': str(tmp_path / 'erp.p12')}, old_serial)
+    result = run(args, login=login)
+    assert result['revoked'] == [old_serial] and result['superseded_login'] == []
+
+
+def test_login_with_another_certificate_revokes_the_superseded_one(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+    result = run(args, login=LoginCertificate('0123456789ABCDEF'))
+    assert result['revoked'] == [old_serial] and result['superseded_login'] == [] and run.warnings == []
 
 
 # ---------------------------------------------------------------------------------------------

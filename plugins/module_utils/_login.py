@@ -1,0 +1,71 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""The certificate a run logged in with, when ksef_certificate renews it (the self-renewing login).
+
+Revoking the superseded login certificate is only safe once the new certificate and key are where the
+next login reads them. ksef_certificate writes its files before it revokes, so that holds when the login
+reads the declared files themselves. It does not hold when the login came from anywhere else: inline
+content, or files that are not the declared ones (an AWX/AAP credential, whose file injectors write
+temporary copies for one job). Then the superseded certificate stays active, and the run says why; the
+provision playbook can update the AWX credential and revoke it afterwards (docs/awx/README.md).
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+
+def _same_file(first, second):
+    if not first or not second:
+        return False
+    try:
+        if os.path.exists(first) and os.path.exists(second):
+            return os.path.samefile(first, second)
+    except OSError:
+        pass
+    return os.path.realpath(first) == os.path.realpath(second)
+
+
+class LoginCertificate:
+    """Serial number of the login certificate and the files the next login reads (None: inline content)."""
+
+    def __init__(self, serial_number, certificate_path=None, private_key_path=None, holds_key=False):
+        self.serial_number = serial_number
+        self.certificate_path = certificate_path
+        self.private_key_path = private_key_path
+        # The certificate file also holds the key (a PKCS#12 bundle or a PEM with both).
+        self.holds_key = holds_key
+
+    @classmethod
+    def from_params(cls, params, serial_number):
+        """From the connection options of a signature login; the serial in KSeF's notation."""
+        return cls(serial_number, certificate_path=params.get('auth_certificate_path') or None,
+                   private_key_path=params.get('auth_private_key_path') or None,
+                   holds_key=bool(params.get('auth_certificate_path')) and not params.get('auth_private_key_path')
+                   and not params.get('auth_private_key_content'))
+
+    def reaches_next_login(self, decl):
+        """True when installing `decl` puts the new pair where the next login reads it."""
+        if self.certificate_path is None:
+            return False
+        if self.holds_key:
+            return _same_file(self.certificate_path, decl.pkcs12_path)
+        return (_same_file(self.certificate_path, decl.certificate_path)
+                and _same_file(self.private_key_path, decl.private_key_path))
+
+    def why_kept(self, decl):
+        """Why the superseded login certificate is not revoked: the sentence for the warning."""
+        if self.certificate_path is None:
+            source = 'the login was read from inline content (auth_certificate_content, KSEF_AUTH_CERTIFICATE_CONTENT)'
+        else:
+            source = 'the login reads %s, not the files this task writes (%s)' % (
+                self.certificate_path, ', '.join(path for path in (decl.certificate_path, decl.private_key_path,
+                                                                    decl.pkcs12_path) if path) or 'none')
+        return ('Certificate %s, which this run logged in with, was superseded by the renewal of %s but not revoked: '
+                '%s, so the next login would use a revoked certificate. Put the new certificate and key where the '
+                'login reads them (for an AWX/AAP credential, the provision playbook can update it: '
+                'docs/awx/README.md), then revoke %s with ksef_certificate_revoke.'
+                % (self.serial_number, decl.label, source, self.serial_number))
