@@ -89,6 +89,20 @@ def _content_bytes(content):
         return data
 
 
+BASE64_TEXT = re.compile(br'[A-Za-z0-9+/=\s]+')
+
+
+def _file_bytes(data):
+    """A file's content: PEM or binary as is; Base64 text of DER or PKCS#12 decoded (AWX/AAP credential file
+    injectors can only write text, so a PKCS#12 bundle reaches the job as its Base64)."""
+    if b'-----BEGIN' in data or not BASE64_TEXT.fullmatch(data):
+        return data
+    try:
+        return base64.b64decode(re.sub(br'\s+', b'', data), validate=True)
+    except (binascii.Error, ValueError):
+        return data
+
+
 def _pem_blocks(data, kinds):
     return [m.group(0) for m in PEM_BLOCK.finditer(data) if m.group(1).decode('ascii') in kinds]
 
@@ -191,7 +205,7 @@ def load_signer_credentials(certificate_path=None, certificate_content=None, pri
     if not HAS_CRYPTOGRAPHY:
         raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')
     if certificate_path:
-        cert_data = _read(certificate_path, 'signer certificate')
+        cert_data = _file_bytes(_read(certificate_path, 'signer certificate'))
         cert_source = 'auth_certificate_path (%s)' % certificate_path
     elif certificate_content:
         cert_data = _content_bytes(certificate_content)
@@ -200,7 +214,7 @@ def load_signer_credentials(certificate_path=None, certificate_content=None, pri
         raise KsefCredentialError('no signer certificate given (auth_certificate_path or auth_certificate_content)')
 
     if private_key_path:
-        key_data = _read(private_key_path, 'signer private key')
+        key_data = _file_bytes(_read(private_key_path, 'signer private key'))
         key_source = 'auth_private_key_path (%s)' % private_key_path
     elif private_key_content:
         key_data = _content_bytes(private_key_content)

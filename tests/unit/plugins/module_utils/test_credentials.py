@@ -96,6 +96,21 @@ def test_pkcs12_file_and_inline_base64(tmp_path, rsa_signer):
     assert unencrypted.certificate == cert
 
 
+def test_files_with_base64_text_as_awx_file_injectors_write_them(tmp_path, ec_signer):
+    """A PKCS#12 bundle or a DER certificate and key pasted into an AWX credential as Base64 reach the job as
+    a text file; the loader decodes it (wrapped at 76 columns, with a trailing newline, as base64 writes it)."""
+    cert, key = ec_signer
+    bundle = certs.b64(certs.pkcs12_bytes(cert, key, PASSPHRASE))
+    wrapped = '\n'.join(bundle[i:i + 76] for i in range(0, len(bundle), 76)) + '\n'
+    loaded = load_signer_credentials(certificate_path=write(tmp_path, 'p12.b64', wrapped.encode('ascii')),
+                                     passphrase=PASSPHRASE)
+    assert loaded.certificate == cert
+    der = load_signer_credentials(
+        certificate_path=write(tmp_path, 'c.b64', certs.b64(certs.cert_der(cert)).encode('ascii')),
+        private_key_path=write(tmp_path, 'k.b64', certs.b64(certs.key_bytes(key, 'pkcs8', 'der')).encode('ascii')))
+    assert der.certificate == cert
+
+
 def test_pkcs12_wrong_and_missing_passphrase(tmp_path, rsa_signer):
     cert, key = rsa_signer
     path = write(tmp_path, 's.p12', certs.pkcs12_bytes(cert, key, PASSPHRASE))
