@@ -33,7 +33,7 @@ INTEGRATION_JOBS ?= 2
 
 .PHONY: help venv collection-link deps-system \
 	sanity sanity-latest sanity-2.16 units units-latest units-2.16 emulator-tests \
-	integration integration-latest integration-2.16 lint test emulator clean
+	integration integration-latest integration-2.16 awx-tests lint test emulator clean
 
 help:
 	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
@@ -43,6 +43,7 @@ help:
 	@echo 'make emulator-tests   pytest tests/emulator/tests'
 	@echo 'make integration      ansible-test integration against the emulator (integration-latest: all targets,'
 	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
+	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make emulator         run the emulator in the foreground on https://127.0.0.1:8443/v2'
@@ -128,6 +129,13 @@ emulator: venv
 		--tls-ca-file build/emulator/ca.pem --ready-file build/emulator/ready.json --record-dir build/emulator/requests
 
 # ---------------------------------------------------------------------------------------------
+# AWX: provision and report through ansible-runner, the credential type's injectors rendered as AWX
+# renders them, against an emulator the test starts itself (tools/with-emulator.sh).
+
+awx-tests: venv
+	$(VPY) -m pytest -q -p no:cacheprovider tests/awx/test_runner.py
+
+# ---------------------------------------------------------------------------------------------
 # Lint and packaging
 
 lint: venv
@@ -138,7 +146,7 @@ lint: venv
 
 test:
 	tools/run-stages.sh venv deps-system sanity-latest sanity-2.16 units-latest units-2.16 \
-		emulator-tests integration-latest integration-2.16 lint
+		emulator-tests integration-latest integration-2.16 awx-tests lint
 
 # >>> demo targets (owned by the demo engineer: demo, demo-up, demo-down, demo-clean) >>>
 .PHONY: demo demo-up demo-down demo-clean demo-venv

@@ -7,10 +7,11 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import re
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleFallbackNotFound, AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _credentials, _http, _pkcs11, _xades
@@ -35,8 +36,17 @@ PEPPOL_ID_PATTERN = re.compile(r'^P[A-Z]{2}[0-9]{6}$')
 TOKEN_PATTERN = re.compile(r'^[\x21-\x7e]+\Z')
 
 
+def nonempty_env_fallback(*names):
+    """env_fallback that treats an empty variable as unset: AWX/AAP env injectors render an optional credential
+    input that was left empty as '' (docs/awx/credential-type.yml)."""
+    for name in names:
+        if os.environ.get(name):
+            return os.environ[name]
+    raise AnsibleFallbackNotFound
+
+
 def _env(name):
-    return (env_fallback, [name])
+    return (nonempty_env_fallback, [name])
 
 
 def ksef_argument_spec():

@@ -69,7 +69,7 @@ def test_credential_type_file_injectors_and_inputs_fit():
     referenced = set(re.findall(r'{{\s*(\w+)', ' '.join(env.values()) + ' '.join(files.values())))
     assert referenced - {'tower'} <= set(fields)
     assert set(credential_type['inputs']['required']) <= set(fields)
-    for field_id in ('auth_private_key', 'auth_passphrase'):
+    for field_id in ('auth_private_key', 'auth_pkcs12', 'auth_passphrase'):
         assert fields[field_id].get('secret') is True, field_id
     assert not any(name.startswith('ANSIBLE_') for name in env)
 

@@ -6,6 +6,8 @@ __metaclass__ = type
 
 import pytest
 
+from ansible.module_utils.basic import AnsibleFallbackNotFound
+
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefAuthError,
     KsefInputError,
@@ -15,6 +17,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._module import (
     base_url,
     ksef_argument_spec,
     nip_is_valid,
+    nonempty_env_fallback,
     validate_connection_params,
     validate_context,
 )
@@ -127,3 +130,12 @@ def test_a_pkcs11_login_needs_token_key_and_pin(missing):
     params[missing] = None
     with pytest.raises(KsefInputError, match='auth_pkcs11_module needs %s' % missing):
         validate_connection_params(params)
+
+
+def test_empty_environment_variables_count_as_unset(monkeypatch):
+    """AWX/AAP env injectors render an optional credential input left empty as ''."""
+    monkeypatch.setenv('KSEF_ENVIRONMENT', '')
+    monkeypatch.setenv('KSEF_API_URL', 'https://ksef.example/v2')
+    with pytest.raises(AnsibleFallbackNotFound):
+        nonempty_env_fallback('KSEF_ENVIRONMENT')
+    assert nonempty_env_fallback('KSEF_ENVIRONMENT', 'KSEF_API_URL') == 'https://ksef.example/v2'
