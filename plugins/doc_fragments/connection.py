@@ -120,7 +120,7 @@ options:
       - Signer certificate for XAdES authentication, as a PEM or DER file, or a PKCS#12 (PFX) bundle that
         also holds the private key.
       - A file that holds the Base64 text of a DER certificate or of a PKCS#12 bundle is read too (an AWX/AAP
-        credential file injector writes text: docs/awx/credential-type.yml).
+        credential file injector writes text, see docs/awx/credential-type.yml).
       - Mutually exclusive with O(auth_certificate_content).
       - Fallback environment variable E(KSEF_AUTH_CERTIFICATE_PATH).
     type: path

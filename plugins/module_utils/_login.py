@@ -61,9 +61,9 @@ class LoginCertificate:
         if self.certificate_path is None:
             source = 'the login was read from inline content (auth_certificate_content, KSEF_AUTH_CERTIFICATE_CONTENT)'
         else:
+            written = [path for path in (decl.certificate_path, decl.private_key_path, decl.pkcs12_path) if path]
             source = 'the login reads %s, not the files this task writes (%s)' % (
-                self.certificate_path, ', '.join(path for path in (decl.certificate_path, decl.private_key_path,
-                                                                    decl.pkcs12_path) if path) or 'none')
+                self.certificate_path, ', '.join(written) or 'none')
         return ('Certificate %s, which this run logged in with, was superseded by the renewal of %s but not revoked: '
                 '%s, so the next login would use a revoked certificate. Put the new certificate and key where the '
                 'login reads them (for an AWX/AAP credential, the provision playbook can update it: '
