@@ -32,16 +32,23 @@ def _same_file(first, second):
 class LoginCertificate:
     """Serial number of the login certificate and the files the next login reads (None: inline content)."""
 
-    def __init__(self, serial_number, certificate_path=None, private_key_path=None, holds_key=False):
+    def __init__(self, serial_number, certificate_path=None, private_key_path=None, holds_key=False,
+                 token_label=None, key_label=None):
         self.serial_number = serial_number
         self.certificate_path = certificate_path
         self.private_key_path = private_key_path
         # The certificate file also holds the key (a PKCS#12 bundle or a PEM with both).
         self.holds_key = holds_key
+        # A PKCS#11 login: the key (and, without certificate_path, the certificate) is read from this token.
+        self.token_label = token_label
+        self.key_label = key_label
 
     @classmethod
     def from_params(cls, params, serial_number):
         """From the connection options of a signature login; the serial in KSeF's notation."""
+        if params.get('auth_pkcs11_module'):
+            return cls(serial_number, certificate_path=params.get('auth_certificate_path') or None,
+                       token_label=params.get('auth_pkcs11_token_label'), key_label=params.get('auth_pkcs11_key_label'))
         return cls(serial_number, certificate_path=params.get('auth_certificate_path') or None,
                    private_key_path=params.get('auth_private_key_path') or None,
                    holds_key=bool(params.get('auth_certificate_path')) and not params.get('auth_private_key_path')
@@ -49,6 +56,12 @@ class LoginCertificate:
 
     def reaches_next_login(self, decl):
         """True when installing `decl` puts the new pair where the next login reads it."""
+        if self.token_label is not None:
+            # key_backend pkcs11 keeps the new key under the same label in the token, the certificate beside it
+            # and in certificate_path.
+            return (getattr(decl, 'key_backend', None) == 'pkcs11' and decl.pkcs11_token_label == self.token_label
+                    and decl.pkcs11_key_label == self.key_label
+                    and (self.certificate_path is None or _same_file(self.certificate_path, decl.certificate_path)))
         if self.certificate_path is None:
             return False
         if self.holds_key:
@@ -58,7 +71,9 @@ class LoginCertificate:
 
     def why_kept(self, decl):
         """Why the superseded login certificate is not revoked: the sentence for the warning."""
-        if self.certificate_path is None:
+        if self.token_label is not None:
+            source = 'the login uses key %s of token %s, which this task does not write' % (self.key_label, self.token_label)
+        elif self.certificate_path is None:
             source = 'the login was read from inline content (auth_certificate_content, KSEF_AUTH_CERTIFICATE_CONTENT)'
         else:
             written = [path for path in (decl.certificate_path, decl.private_key_path, decl.pkcs12_path) if path]

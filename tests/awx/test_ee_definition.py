@@ -37,7 +37,7 @@ def documented_env_variables():
     with open(os.path.join(REPO, 'plugins', 'doc_fragments', 'connection.py'), encoding='utf-8') as handle:
         source = handle.read()
     documentation = re.search(r"DOCUMENTATION = r'''(.*?)'''", source, re.S).group(1)
-    return set(re.findall(r'E\((KSEF_[A-Z_]+)\)', documentation))
+    return set(re.findall(r'E\((KSEF_[A-Z0-9_]+)\)', documentation))
 
 
 def collection_version():
@@ -69,7 +69,7 @@ def test_credential_type_file_injectors_and_inputs_fit():
     referenced = set(re.findall(r'{{\s*(\w+)', ' '.join(env.values()) + ' '.join(files.values())))
     assert referenced - {'tower'} <= set(fields)
     assert set(credential_type['inputs']['required']) <= set(fields)
-    for field_id in ('auth_private_key', 'auth_pkcs12', 'auth_passphrase'):
+    for field_id in ('auth_private_key', 'auth_pkcs12', 'auth_passphrase', 'auth_pkcs11_pin'):
         assert fields[field_id].get('secret') is True, field_id
     assert not any(name.startswith('ANSIBLE_') for name in env)
 

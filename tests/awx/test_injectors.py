@@ -48,6 +48,18 @@ def test_pkcs12_signer_without_passphrase_and_with_a_private_endpoint(credential
     assert env['KSEF_API_URL'] == 'https://ksef.example/v2' and read(env['KSEF_CA_PATH']) == 'CA PEM\n'
 
 
+def test_pkcs11_signer(credential_type, tmp_path):
+    inputs = dict(BASE, auth_pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', auth_pkcs11_token_label='seal',
+                  auth_pkcs11_key_label='seal-key', auth_pkcs11_pin='1234')
+    env = awx_injectors.render(credential_type, inputs, str(tmp_path))['env']
+    assert env['KSEF_AUTH_PKCS11_MODULE'] == '/usr/lib/softhsm/libsofthsm2.so' and env['KSEF_AUTH_PKCS11_PIN'] == '1234'
+    assert env['KSEF_AUTH_PKCS11_TOKEN_LABEL'] == 'seal' and env['KSEF_AUTH_PKCS11_KEY_LABEL'] == 'seal-key'
+    # the certificate from the token: no signer file
+    assert env['KSEF_AUTH_CERTIFICATE_PATH'] == '' and env['KSEF_AUTH_PRIVATE_KEY_PATH'] == ''
+    with_pem = awx_injectors.render(credential_type, dict(inputs, auth_certificate='CERT PEM\n'), str(tmp_path))['env']
+    assert read(with_pem['KSEF_AUTH_CERTIFICATE_PATH']) == 'CERT PEM\n' and with_pem['KSEF_AUTH_PRIVATE_KEY_PATH'] == ''
+
+
 def test_renderer_refuses_what_awx_refuses(credential_type, tmp_path):
     with pytest.raises(awx_injectors.InjectorError, match='required'):
         awx_injectors.render(credential_type, {'environment': 'test'}, str(tmp_path))
