@@ -124,6 +124,9 @@ class Converger:
             for plan in self.plans:
                 self._decide(plan)
             enrolling = [plan for plan in self.plans if plan.enroll]
+            if self.check_mode:
+                for plan in enrolling:
+                    self.enroller.predict_kept_login(plan)
             if enrolling:
                 self._check_limits(len(enrolling))
                 self.enroller.enrollment_data = self.api.enrollment_data()

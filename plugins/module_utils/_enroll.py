@@ -282,14 +282,22 @@ class Enroller:
             done = False
         (plan.revoked if done else plan.already_revoked).append(serial)
 
+    def keeps_login(self, plan, serial):
+        """True when `serial` is this run's login and the new pair will not be where the next login reads it."""
+        return self.login is not None and serial == self.login.serial_number and not self.login.reaches_next_login(plan.decl)
+
+    def predict_kept_login(self, plan):
+        """Check mode: the superseded login certificate a renewal would leave active (see revoke_superseded)."""
+        if plan.decl.revoke_superseded:
+            plan.superseded_login = [serial for serial in plan.superseded if self.keeps_login(plan, serial)]
+
     def revoke_superseded(self, plan):
         if not plan.decl.revoke_superseded:
             return
         for serial in plan.superseded:
             if serial == plan.issued_serial:
                 continue
-            if self.login is not None and serial == self.login.serial_number \
-                    and not self.login.reaches_next_login(plan.decl):
+            if self.keeps_login(plan, serial):
                 # Revoking it now would lock the next run out: the new pair is not where the login reads.
                 plan.superseded_login.append(serial)
                 self.module.warn(self.login.why_kept(plan.decl))

@@ -71,7 +71,8 @@ def superseded_entries(plan, view=None, check_mode=False):
     for serial in plan.superseded:
         record = view.by_serial(serial) if view is not None else None
         revoked = serial in plan.revoked or serial in plan.already_revoked or (
-            check_mode and plan.decl.revoke_superseded and serial != plan.issued_serial)
+            check_mode and plan.decl.revoke_superseded and serial != plan.issued_serial
+            and serial not in plan.superseded_login)
         entries.append({'serial_number': serial, 'type': plan.decl.type,
                         'valid_to': record.module_fields().get('valid_to') if record is not None else None,
                         'revoked': bool(revoked)})

@@ -646,6 +646,10 @@ def test_login_renewed_without_a_place_to_write_back_stays_active(run, ksef, clo
     else:
         login = LoginCertificate(old_serial, certificate_path=str(tmp_path / 'awx-cert.pem'),
                                  private_key_path=str(tmp_path / 'awx-key.pem'))
+    predicted = run(args, check_mode=True, login=login)
+    assert predicted['superseded_login'] == [old_serial] and predicted['superseded'][0]['revoked'] is False
+    assert only_writes(ksef.names()) == []
+    run.warnings.clear()
     result = run(args, login=login)
     assert result['action'] == 'renewed' and result['changed'] is True
     assert serials(result['superseded']) == [old_serial] and result['superseded'][0]['revoked'] is False
@@ -672,6 +676,8 @@ def test_login_renewed_from_the_declared_files_installs_then_revokes(run, ksef, 
     os.symlink(str(tmp_path), str(tmp_path / 'link'))
     login = LoginCertificate(old_serial, certificate_path=str(tmp_path / 'link' / 'erp-production.pem'),
                              private_key_path=str(tmp_path / 'link' / 'erp-production.key'))
+    predicted = run(args, check_mode=True, login=login)
+    assert predicted['superseded_login'] == [] and predicted['superseded'][0]['revoked'] is True
     result = run(args, login=login)
     assert result['revoked'] == [old_serial] and result['superseded_login'] == []
     assert ksef.revocations() == [(old_serial, 'Superseded')]
