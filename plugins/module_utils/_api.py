@@ -3,11 +3,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""KsefApi: one method per KSeF certificate endpoint, plus the snake_case <-> PascalCase maps."""
+"""The KSeF gateway: every KSeF endpoint the collection calls is named here, and only here.
+
+KsefAuthApi holds the calls of a login (challenge, XAdES or KSeF token, status, token redeem and refresh,
+session close); KsefApi the authenticated certificate calls. The endpoint constants double as the labels
+of the HTTP client's per-endpoint counters and of the call budget ('METHOD /route').
+"""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import collections
 import datetime
 import re
 
@@ -28,11 +34,43 @@ from ansible_collections.ksef.certificates.plugins.module_utils._records import 
     snake_name,
 )
 
+
+class Endpoint(collections.namedtuple('Endpoint', ['method', 'route'])):
+    """One KSeF endpoint: HTTP method and OpenAPI route template; str() is its label 'METHOD /route'."""
+    __slots__ = ()
+
+    def __str__(self):
+        return '%s %s' % (self.method, self.route)
+
+
+# Login and session (KSeF's auth group).
+AUTH_CHALLENGE = Endpoint('POST', '/auth/challenge')
+AUTH_XADES_SIGNATURE = Endpoint('POST', '/auth/xades-signature')
+AUTH_KSEF_TOKEN = Endpoint('POST', '/auth/ksef-token')
+AUTH_STATUS = Endpoint('GET', '/auth/{referenceNumber}')
+AUTH_TOKEN_REDEEM = Endpoint('POST', '/auth/token/redeem')
+AUTH_TOKEN_REFRESH = Endpoint('POST', '/auth/token/refresh')
+PUBLIC_KEY_CERTIFICATES = Endpoint('GET', '/security/public-key-certificates')
+SESSION_CLOSE = Endpoint('DELETE', '/auth/sessions/current')
+# Certificates and limits.
+RATE_LIMITS = Endpoint('GET', '/rate-limits')
+LIMITS = Endpoint('GET', '/certificates/limits')
+ENROLLMENT_DATA = Endpoint('GET', '/certificates/enrollments/data')
+ENROLL = Endpoint('POST', '/certificates/enrollments')
+ENROLLMENT_STATUS = Endpoint('GET', '/certificates/enrollments/{referenceNumber}')
+RETRIEVE = Endpoint('POST', '/certificates/retrieve')
+QUERY = Endpoint('POST', '/certificates/query')
+REVOKE = Endpoint('POST', '/certificates/{certificateSerialNumber}/revoke')
+# KSeF's auth/public group: 60 requests per second, no per-minute/hour values (the HTTP client paces by it).
+AUTH_PUBLIC_ENDPOINTS = frozenset(str(endpoint) for endpoint in (
+    AUTH_CHALLENGE, AUTH_XADES_SIGNATURE, AUTH_KSEF_TOKEN, AUTH_STATUS, AUTH_TOKEN_REDEEM, AUTH_TOKEN_REFRESH,
+    PUBLIC_KEY_CERTIFICATES))
+# Endpoints whose rate-limit slots the enrollment phase watches (seconds_until_slot).
+ENROLL_ENDPOINT = ENROLL
+STATUS_ENDPOINT = ENROLLMENT_STATUS
+RETRIEVE_ENDPOINT = RETRIEVE
+
 RETRIEVE_CHUNK = 10
-# Endpoints (method, route template) whose rate-limit slots the enrollment phase watches (seconds_until_slot).
-ENROLL_ENDPOINT = ('POST', '/certificates/enrollments')
-STATUS_ENDPOINT = ('GET', '/certificates/enrollments/{referenceNumber}')
-RETRIEVE_ENDPOINT = ('POST', '/certificates/retrieve')
 QUERY_PAGE_SIZE = 50
 # Safety stop for paging (50 000 certificates is far above any KSeF limit).
 QUERY_MAX_PAGES = 1000
@@ -93,6 +131,57 @@ def _require_dict(body, endpoint):
     return body
 
 
+def _send(client, endpoint, **kwargs):
+    """One request to `endpoint` through the HTTP client; the body of the answer."""
+    return client.request(endpoint.method, endpoint.route, **kwargs)[1]
+
+
+class KsefAuthApi:
+    """The login and session endpoints: no token, the operation token of a login, or the session's tokens."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def challenge(self):
+        # A challenge changes nothing in KSeF, so a 5xx or a lost answer may be retried.
+        body = _require_dict(_send(self.client, AUTH_CHALLENGE, idempotent=True), AUTH_CHALLENGE)
+        if not body.get('challenge'):
+            raise _unexpected(AUTH_CHALLENGE, 'no challenge')
+        return body
+
+    def xades_signature(self, document, verify_chain):
+        """Start a login with a signed AuthTokenRequest (XML); {'referenceNumber', 'authenticationToken'}."""
+        return _require_dict(_send(self.client, AUTH_XADES_SIGNATURE, data=document, expect=(202,),
+                                   params={'verifyCertificateChain': 'true' if verify_chain else 'false'},
+                                   headers={'Content-Type': 'application/xml'}), AUTH_XADES_SIGNATURE)
+
+    def ksef_token(self, body):
+        """Start a login with an encrypted KSeF token; {'referenceNumber', 'authenticationToken'}."""
+        return _require_dict(_send(self.client, AUTH_KSEF_TOKEN, json=body, expect=(202,)), AUTH_KSEF_TOKEN)
+
+    def public_key_certificates(self):
+        """KSeF's public key certificates (those that encrypt KSeF tokens among them); [] for any other answer."""
+        entries = _send(self.client, PUBLIC_KEY_CERTIFICATES)
+        return entries if isinstance(entries, list) else []
+
+    def status(self, reference_number, operation_token):
+        """Where the login operation stands: {'status': {'code', ...}, 'authenticationMethodInfo', ...}."""
+        return _require_dict(_send(self.client, AUTH_STATUS, path_params={'referenceNumber': reference_number},
+                                   token=operation_token), AUTH_STATUS)
+
+    def redeem(self, operation_token):
+        """The access and refresh tokens of a finished login (once per login)."""
+        return _require_dict(_send(self.client, AUTH_TOKEN_REDEEM, token=operation_token), AUTH_TOKEN_REDEEM)
+
+    def refresh(self, refresh_token):
+        """A new access token: {'accessToken': {'token', 'validUntil'}}."""
+        return _require_dict(_send(self.client, AUTH_TOKEN_REFRESH, token=refresh_token), AUTH_TOKEN_REFRESH)
+
+    def close_session(self, token):
+        """End the session of `token` (access or refresh token); KsefApiError 401 when it has already ended."""
+        _send(self.client, SESSION_CLOSE, token=token, expect=(200, 204))
+
+
 class KsefApi(CertificateRecords):
     """KSeF API v2 certificate calls on top of KsefHttpClient and KsefAuthenticator."""
 
@@ -101,14 +190,14 @@ class KsefApi(CertificateRecords):
         self.authenticator = authenticator
         self.rate_limits_read = False
 
-    def _call(self, method, endpoint, **kwargs):
+    def _call(self, endpoint, **kwargs):
         """Authenticated request; on 401 get a new access token once and repeat the call."""
         try:
-            return self.client.request(method, endpoint, token=self.authenticator.access_token(), **kwargs)[1]
+            return _send(self.client, endpoint, token=self.authenticator.access_token(), **kwargs)
         except KsefApiError as exc:
             if exc.status != 401 or not self.authenticator.handle_unauthorized():
                 raise
-        return self.client.request(method, endpoint, token=self.authenticator.access_token(), **kwargs)[1]
+        return _send(self.client, endpoint, token=self.authenticator.access_token(), **kwargs)
 
     def seconds_until_slot(self, method, endpoint):
         """Seconds until the client would send a request to `endpoint` (route template) without pacing."""
@@ -116,7 +205,7 @@ class KsefApi(CertificateRecords):
 
     def rate_limits(self):
         """GET /rate-limits; the effective limits are also applied to the client's pacing."""
-        body = self._call('GET', '/rate-limits') or {}
+        body = self._call(RATE_LIMITS) or {}
         self.client.set_rate_limits(body)
         self.rate_limits_read = True
         return body
@@ -139,10 +228,10 @@ class KsefApi(CertificateRecords):
                              % exc)
 
     def limits(self):
-        return _require_dict(self._call('GET', '/certificates/limits'), 'GET /certificates/limits')
+        return _require_dict(self._call(LIMITS), LIMITS)
 
     def enrollment_data(self):
-        return _require_dict(self._call('GET', '/certificates/enrollments/data'), 'GET /certificates/enrollments/data')
+        return _require_dict(self._call(ENROLLMENT_DATA), ENROLLMENT_DATA)
 
     def enroll(self, name, certificate_type, csr_der, valid_from=None):
         """POST /certificates/enrollments (never retried: each call consumes an enrollment slot)."""
@@ -153,17 +242,15 @@ class KsefApi(CertificateRecords):
         }
         if valid_from is not None:
             body['validFrom'] = _date_time(valid_from)
-        return _require_dict(self._call('POST', '/certificates/enrollments', json=body, expect=(202,), idempotent=False),
-                             'POST /certificates/enrollments')
+        return _require_dict(self._call(ENROLL, json=body, expect=(202,), idempotent=False), ENROLL)
 
     def enrollment_status(self, reference_number):
-        endpoint = 'GET /certificates/enrollments/{referenceNumber}'
-        body = _require_dict(self._call('GET', '/certificates/enrollments/{referenceNumber}',
-                                        path_params={'referenceNumber': reference_number}), endpoint)
+        body = _require_dict(self._call(ENROLLMENT_STATUS, path_params={'referenceNumber': reference_number}),
+                             ENROLLMENT_STATUS)
         if not isinstance(body.get('status'), dict) or not isinstance(body['status'].get('code'), int):
-            raise _unexpected(endpoint, 'no status code')
+            raise _unexpected(ENROLLMENT_STATUS, 'no status code')
         if body.get('certificateSerialNumber') is not None and not isinstance(body['certificateSerialNumber'], str):
-            raise _unexpected(endpoint, 'certificateSerialNumber is not a string')
+            raise _unexpected(ENROLLMENT_STATUS, 'certificateSerialNumber is not a string')
         return body
 
     def retrieve(self, serial_numbers):
@@ -172,12 +259,12 @@ class KsefApi(CertificateRecords):
         items = []
         for start in range(0, len(serial_numbers), RETRIEVE_CHUNK):
             chunk = serial_numbers[start:start + RETRIEVE_CHUNK]
-            body = _require_dict(self._call('POST', '/certificates/retrieve', json={'certificateSerialNumbers': chunk},
-                                            idempotent=True), 'POST /certificates/retrieve')
+            body = _require_dict(self._call(RETRIEVE, json={'certificateSerialNumbers': chunk}, idempotent=True),
+                                 RETRIEVE)
             certificates = body.get('certificates') or []
             if not isinstance(certificates, list) or not all(
                     isinstance(item, dict) and isinstance(item.get('certificate'), str) for item in certificates):
-                raise _unexpected('POST /certificates/retrieve', 'certificates is not a list of items with a certificate')
+                raise _unexpected(RETRIEVE, 'certificates is not a list of items with a certificate')
             items.extend(certificates)
         return items
 
@@ -196,16 +283,14 @@ class KsefApi(CertificateRecords):
             body['expiresAfter'] = _date_time(expires_after)
         items = []
         for page in range(QUERY_MAX_PAGES):
-            response = _require_dict(self._call('POST', '/certificates/query', json=body, idempotent=True,
-                                                params={'pageSize': QUERY_PAGE_SIZE, 'pageOffset': page}),
-                                     'POST /certificates/query')
+            response = _require_dict(self._call(QUERY, json=body, idempotent=True,
+                                                params={'pageSize': QUERY_PAGE_SIZE, 'pageOffset': page}), QUERY)
             certificates = response.get('certificates') or []
             if not isinstance(certificates, list):
-                raise _unexpected('POST /certificates/query', 'certificates is not a list')
+                raise _unexpected(QUERY, 'certificates is not a list')
             for item in certificates:
                 if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in QUERY_ITEM_FIELDS):
-                    raise _unexpected('POST /certificates/query', 'a certificate lacks one of %s, or it is not text'
-                                      % ', '.join(QUERY_ITEM_FIELDS))
+                    raise _unexpected(QUERY, 'a certificate lacks one of %s, or it is not text' % ', '.join(QUERY_ITEM_FIELDS))
             items.extend(certificates)
             if not response.get('hasMore') or not certificates:
                 break
@@ -218,8 +303,7 @@ class KsefApi(CertificateRecords):
             body['revocationReason'] = to_api(REVOCATION_REASONS, reason, 'revocation_reason')
         try:
             # Safe to repeat after a 5xx or a lost answer: a second revoke of the same serial answers 25009.
-            self._call('POST', '/certificates/{certificateSerialNumber}/revoke',
-                       path_params={'certificateSerialNumber': serial_number}, json=body, expect=(204, 200),
+            self._call(REVOKE, path_params={'certificateSerialNumber': serial_number}, json=body, expect=(204, 200),
                        idempotent=True)
         except KsefApiError as exc:
             if exc.status == 400 and ALREADY_REVOKED in exc.codes:

@@ -19,6 +19,12 @@ try:
 except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
     pass
 
+from ansible_collections.ksef.certificates.plugins.module_utils._api import (
+    AUTH_CHALLENGE,
+    AUTH_TOKEN_REDEEM,
+    PUBLIC_KEY_CERTIFICATES,
+    KsefAuthApi,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import load_signer_credentials, load_token_signer
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -117,6 +123,7 @@ class KsefAuthenticator:
 
     def __init__(self, client, params, poll_interval=POLL_INTERVAL, poll_timeout=POLL_TIMEOUT, wall_clock=time.time):
         self.client = client
+        self.gateway = KsefAuthApi(client)
         self.params = params
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
@@ -193,8 +200,7 @@ class KsefAuthenticator:
         """challenge -> XAdES or KSeF token -> poll the auth operation -> redeem tokens."""
         if self.method == 'access_token':
             return
-        # A challenge changes nothing in KSeF, so a 5xx or a lost answer may be retried.
-        _status, challenge = self.client.request('POST', '/auth/challenge', idempotent=True)
+        challenge = self.gateway.challenge()
         if self.method == 'xades':
             init = self._init_xades(challenge)
         else:
@@ -202,7 +208,7 @@ class KsefAuthenticator:
         self.reference_number = init.get('referenceNumber')
         operation_token = (init.get('authenticationToken') or {}).get('token')
         self._wait_for_authentication(operation_token)
-        _status, tokens = self.client.request('POST', '/auth/token/redeem', token=operation_token)
+        tokens = self.gateway.redeem(operation_token)
         self._store_tokens(tokens)
         self._opened = True
 
@@ -212,7 +218,7 @@ class KsefAuthenticator:
             self.login()
             return
         try:
-            _status, body = self.client.request('POST', '/auth/token/refresh', token=self._refresh_token)
+            body = self.gateway.refresh(self._refresh_token)
         except KsefApiError as exc:
             if exc.status in (400, 401):
                 self._refresh_token = None
@@ -246,7 +252,7 @@ class KsefAuthenticator:
         if self._expires_soon(self._access_expiry, margin=5) and self._refresh_token:
             token = self._refresh_token  # the endpoint accepts either token
         try:
-            self.client.request('DELETE', '/auth/sessions/current', token=token, expect=(200, 204))
+            self.gateway.close_session(token)
         except KsefError as exc:
             if isinstance(exc, KsefApiError) and exc.status == 401:
                 return  # the session has already ended
@@ -274,18 +280,14 @@ class KsefAuthenticator:
             self.params.get('auth_subject_identifier_type') or 'certificate_subject',
             self.params.get('auth_allowed_ips'),
         )
-        _status, body = self.client.request(
-            'POST', '/auth/xades-signature', data=document,
-            params={'verifyCertificateChain': 'true' if self._verify_chain() else 'false'},
-            headers={'Content-Type': 'application/xml'}, expect=(202,))
-        return body or {}
+        return self.gateway.xades_signature(document, self._verify_chain())
 
     def _challenge_ms(self, challenge):
         if challenge.get('timestampMs') is not None:
             return int(challenge['timestampMs'])
         parsed = parse_datetime_or_none(challenge.get('timestamp'))
         if parsed is None:
-            raise KsefError('POST /auth/challenge returned neither timestampMs nor a readable timestamp')
+            raise KsefError('%s returned neither timestampMs nor a readable timestamp' % (AUTH_CHALLENGE,))
         return int(parsed.timestamp() * 1000)
 
     def _init_ksef_token(self, challenge):
@@ -307,30 +309,25 @@ class KsefAuthenticator:
             if not body['publicKeyId']:
                 del body['publicKeyId']
             try:
-                _status, response = self.client.request('POST', '/auth/ksef-token', json=body, expect=(202,))
-                return response or {}
+                return self.gateway.ksef_token(body)
             except KsefApiError as exc:
                 if attempt == 1 and UNKNOWN_PUBLIC_KEY in exc.codes:
                     continue
                 raise
-        raise KsefError('POST /auth/ksef-token: no usable KSeF public key')  # pragma: no cover - loop returns or raises
+        raise AssertionError('unreachable: the loop returns or raises')  # pragma: no cover
 
     def _token_encryption_key(self):
-        _status, entries = self.client.request('GET', '/security/public-key-certificates')
         now = datetime.datetime.fromtimestamp(self.wall_clock(), datetime.timezone.utc)
-        key = choose_token_encryption_key(entries if isinstance(entries, list) else [], now)
+        key = choose_token_encryption_key(self.gateway.public_key_certificates(), now)
         if key is None:
-            raise KsefError('GET /security/public-key-certificates returned no currently valid certificate with '
-                            'usage %s' % TOKEN_ENCRYPTION_USAGE)
+            raise KsefError('%s returned no currently valid certificate with usage %s'
+                            % (PUBLIC_KEY_CERTIFICATES, TOKEN_ENCRYPTION_USAGE))
         return key
 
     def _wait_for_authentication(self, operation_token):
         deadline = self.client.clock() + self.poll_timeout
         while True:
-            _status, body = self.client.request('GET', '/auth/{referenceNumber}',
-                                                path_params={'referenceNumber': self.reference_number},
-                                                token=operation_token)
-            body = body or {}
+            body = self.gateway.status(self.reference_number, operation_token)
             status = body.get('status') or {}
             code = status.get('code')
             if code == 200:
@@ -357,4 +354,4 @@ class KsefAuthenticator:
         self._refresh_token = refresh.get('token')
         self._refresh_expiry = token_expiry(self._refresh_token, refresh.get('validUntil'))
         if not self._access_token:
-            raise KsefError('POST /auth/token/redeem returned no access token')
+            raise KsefError('%s returned no access token' % (AUTH_TOKEN_REDEEM,))

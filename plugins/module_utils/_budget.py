@@ -15,14 +15,17 @@ __metaclass__ = type
 
 import math
 
-ENROLL = 'POST /certificates/enrollments'
-STATUS = 'GET /certificates/enrollments/{referenceNumber}'
-RETRIEVE = 'POST /certificates/retrieve'
-QUERY = 'POST /certificates/query'
-REVOKE = 'POST /certificates/{certificateSerialNumber}/revoke'
-LIMITS = 'GET /certificates/limits'
-ENROLLMENT_DATA = 'GET /certificates/enrollments/data'
-RATE_LIMITS = 'GET /rate-limits'
+from ansible_collections.ksef.certificates.plugins.module_utils import _api
+
+# Counter labels ('METHOD /route'), the same the HTTP client counts calls by; the routes live in the gateway.
+ENROLL = str(_api.ENROLL)
+STATUS = str(_api.ENROLLMENT_STATUS)
+RETRIEVE = str(_api.RETRIEVE)
+QUERY = str(_api.QUERY)
+REVOKE = str(_api.REVOKE)
+LIMITS = str(_api.LIMITS)
+ENROLLMENT_DATA = str(_api.ENROLLMENT_DATA)
+RATE_LIMITS = str(_api.RATE_LIMITS)
 
 RETRIEVE_BATCH = 10
 QUERY_PAGE_SIZE = 50

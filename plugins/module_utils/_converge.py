@@ -22,6 +22,7 @@ import datetime
 import time
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     KsefView,
     Plan,
@@ -227,8 +228,8 @@ class Converger:
         differences = _crypto.csr_subject_differences(decl.csr, self.enroller.enrollment_data)
         if differences:
             raise KsefInputError('The CSR of certificate %s does not carry the subject KSeF requires (from '
-                                 '/certificates/enrollments/data): %s differ. Build the CSR with exactly these '
-                                 'attributes' % (decl.label, ', '.join(differences)))
+                                 '%s): %s differ. Build the CSR with exactly these attributes'
+                                 % (decl.label, ENROLLMENT_DATA.route, ', '.join(differences)))
 
     # -- results -------------------------------------------------------------------------------
 

@@ -51,8 +51,8 @@ HINTS = {
     25001: 'enrollment data is not available to a KSeF-token session; log in with a signature '
            '(auth_certificate_path and auth_private_key_path) to enroll certificates',
     25002: 'KSeF does not enroll certificates for a KSeF-token session; log in with a signature',
-    25003: 'the CSR subject differs from the enrollment data of the signer; build the CSR from '
-           'GET /certificates/enrollments/data of the same signer',
+    25003: 'the CSR subject differs from the enrollment data of the signer; build the CSR from the enrollment '
+           'data KSeF returns for the same signer',
     25006: 'the enrollment request quota of the subject is spent; KSeF counts requests over a period, '
            'revoking does not give them back',
     25007: 'the active certificate quota of the subject is full; revoke certificates that are no longer used',

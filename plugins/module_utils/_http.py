@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
 
+from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_PUBLIC_ENDPOINTS, RATE_LIMITS
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
@@ -40,16 +41,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
 
 USER_AGENT = 'ksef.certificates-ansible/0.1.0'
 
-# Endpoints of KSeF's auth/public group: 60 requests per second, no per-minute/hour values.
-AUTH_PUBLIC_ENDPOINTS = frozenset([
-    'POST /auth/challenge',
-    'POST /auth/xades-signature',
-    'POST /auth/ksef-token',
-    'GET /auth/{referenceNumber}',
-    'POST /auth/token/redeem',
-    'POST /auth/token/refresh',
-    'GET /security/public-key-certificates',
-])
+# The endpoints of KSeF's auth/public group (AUTH_PUBLIC_ENDPOINTS, named in the gateway) share these limits.
 AUTH_PUBLIC_LIMITS = {1: 60}
 # Published limits of the "other" group (every certificate endpoint, /auth/sessions*, /rate-limits),
 # counted per endpoint.
@@ -395,7 +387,7 @@ class KsefHttpClient:
                 if learned['endpoint'] not in AUTH_PUBLIC_ENDPOINTS:
                     limits[learned['window']] = min(limits.get(learned['window'], learned['limit']), learned['limit'])
             self.other_limits = limits
-            self.limits_source = 'GET /rate-limits'
+            self.limits_source = str(RATE_LIMITS)
 
     def _limits_for(self, key):
         if key in AUTH_PUBLIC_ENDPOINTS:

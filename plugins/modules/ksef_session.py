@@ -170,6 +170,7 @@ system_warnings:
 
 import time
 
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
 from ansible_collections.ksef.certificates.plugins.module_utils._auth import jwt_expiry
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
@@ -203,7 +204,7 @@ def end_session(ksef, wall_clock):
     if ksef.check_mode:
         return {'changed': not expired}
     try:
-        ksef.client.request('DELETE', '/auth/sessions/current', token=token, expect=(200, 204))
+        KsefAuthApi(ksef.client).close_session(token)
     except KsefApiError as exc:
         if exc.status == 401:
             return {'changed': False}

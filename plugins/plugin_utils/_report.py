@@ -24,6 +24,7 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
+from ansible_collections.ksef.certificates.plugins.module_utils._api import LIMITS
 
 KSEF_STATUSES = ('active', 'blocked', 'revoked', 'expired')
 STATES = ('current', 'superseded', 'blocked', 'revoked', 'expired')
@@ -196,8 +197,8 @@ def prometheus_text(report):
             if pair.get(field) is None:
                 continue
             family = _Family('ksef_%s_quota_%s' % (kind, field),
-                             '%s of the subject\'s %s quota (GET /certificates/limits).'
-                             % ('What is left' if field == 'remaining' else 'The size', what))
+                             '%s of the subject\'s %s quota (%s).'
+                             % ('What is left' if field == 'remaining' else 'The size', what, LIMITS))
             family.add(subject, pair[field])
             families.append(family)
     if limits.get('can_request') is not None:

@@ -4,23 +4,33 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ast
 import base64
 import datetime
+import os
+import re
 
 import pytest
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _api
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_STATUSES,
     CERTIFICATE_TYPES,
     REVOCATION_REASONS,
     KsefApi,
+    KsefAuthApi,
     from_api,
     snake_item,
     snake_name,
     to_api,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError, KsefTransportError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
+    KsefApiError,
+    KsefError,
+    KsefInputError,
+    KsefTransportError,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
     Exchange,
@@ -189,3 +199,80 @@ def test_ensure_rate_limits_refused_keeps_the_published_limits_and_warns():
     script.verify()
     assert api.client.other_limits == {1: 10, 60: 30, 3600: 120}
     assert len(warnings) == 1 and 'published KSeF limits' in warnings[0] and 'HTTP 403' in warnings[0]
+
+
+def test_auth_gateway_calls():
+    script = HttpScript([
+        Exchange('POST', '/auth/challenge', reply={'challenge': 'C', 'timestampMs': 1}),
+        Exchange('POST', '/auth/xades-signature', status=202, params={'verifyCertificateChain': 'true'},
+                 headers={'Content-Type': 'application/xml'}, body=lambda body: body == b'<xml/>',
+                 reply={'referenceNumber': 'R'}),
+        Exchange('POST', '/auth/ksef-token', status=202, json={'challenge': 'C'}, reply={'referenceNumber': 'R2'}),
+        Exchange('GET', '/security/public-key-certificates', reply={'not': 'a list'}),
+        Exchange('GET', '/auth/R', token='OP', reply={'status': {'code': 200}}),
+        Exchange('POST', '/auth/token/redeem', token='OP', reply={'accessToken': {'token': 'A'}}),
+        Exchange('POST', '/auth/token/refresh', token='REF', reply={'accessToken': {'token': 'A2'}}),
+        Exchange('DELETE', '/auth/sessions/current', token='REF', status=204),
+        Exchange('DELETE', '/auth/sessions/current', token='REF', status=401, reply={'title': 'Unauthorized'}),
+    ])
+    clock = FakeClock()
+    gateway = KsefAuthApi(KsefHttpClient('https://ksef.invalid/v2', session=script.session(), clock=clock,
+                                         sleep=clock.sleep))
+    assert gateway.challenge() == {'challenge': 'C', 'timestampMs': 1}
+    assert gateway.xades_signature(b'<xml/>', verify_chain=True) == {'referenceNumber': 'R'}
+    assert gateway.ksef_token({'challenge': 'C'}) == {'referenceNumber': 'R2'}
+    assert gateway.public_key_certificates() == []
+    assert gateway.status('R', 'OP') == {'status': {'code': 200}}
+    assert gateway.redeem('OP') == {'accessToken': {'token': 'A'}}
+    assert gateway.refresh('REF') == {'accessToken': {'token': 'A2'}}
+    gateway.close_session('REF')
+    with pytest.raises(KsefApiError) as info:
+        gateway.close_session('REF')
+    assert info.value.status == 401
+    assert info.value.endpoint == '/auth/sessions/current'
+    script.verify()
+
+
+def test_a_challenge_without_challenge_is_an_unexpected_answer():
+    script = HttpScript([Exchange('POST', '/auth/challenge', reply={'timestampMs': 1})])
+    gateway = KsefAuthApi(KsefHttpClient('https://ksef.invalid/v2', session=script.session()))
+    with pytest.raises(KsefError) as info:
+        gateway.challenge()
+    assert str(info.value).startswith('KSeF answered POST /auth/challenge with an unexpected body (no challenge)')
+
+
+def _code_strings(path):
+    """The string literals of a Python file that are code: not docstrings, not the module's documentation."""
+    with open(path) as handle:
+        tree = ast.parse(handle.read())
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                skipped.add(id(first.value))
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) in ('DOCUMENTATION', 'EXAMPLES', 'RETURN')
+                                                for t in node.targets):
+            skipped.add(id(node.value))
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped]
+
+
+def test_every_endpoint_route_is_written_only_in_the_gateway():
+    """Issue 9: every KSeF endpoint the collection calls appears in _api.py and nowhere else in plugins/."""
+    plugins = os.path.dirname(os.path.dirname(os.path.abspath(_api.__file__)))
+    routes = [value.route for value in vars(_api).values() if isinstance(value, _api.Endpoint)]
+    assert '/auth/sessions/current' in routes and '/certificates/enrollments' in routes
+    route_like = re.compile(r'/(auth|certificates|security|rate-limits|testdata|sessions|permissions|tokens)(/|\b)')
+    offenders = []
+    for directory, dummy, files in os.walk(plugins):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not name.endswith('.py') or path == os.path.abspath(_api.__file__).replace('.pyc', '.py'):
+                continue
+            for text in _code_strings(path):
+                if text.startswith('http://ksef.mf.gov.pl/'):
+                    continue  # an XML namespace of the login document, not an endpoint
+                if route_like.search(text) or any(route in text for route in routes):
+                    offenders.append('%s: %r' % (os.path.relpath(path, plugins), text))
+    assert not offenders, 'endpoint routes outside _api.py:\n' + '\n'.join(offenders)
