@@ -33,7 +33,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefInputError,
     KsefTimeoutError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime_or_none
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, parse_datetime_or_none
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import (
     classify_allowed_ips,
     signed_auth_token_request,
@@ -90,7 +90,7 @@ def token_expiry(token, valid_until=None):
 def _iso(epoch):
     if epoch is None:
         return None
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    return format_datetime(datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc))
 
 
 def choose_token_encryption_key(entries, now):

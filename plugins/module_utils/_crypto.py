@@ -25,7 +25,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefCredentialError,
     KsefInputError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import SUBJECT_LAYOUT
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import SUBJECT_LAYOUT, format_datetime
 
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
@@ -345,7 +345,7 @@ def certificate_not_after(cert):
 
 
 def isoformat_utc(value):
-    return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S+00:00')
+    return format_datetime(value)
 
 
 def certificate_summary(cert):

@@ -7,7 +7,7 @@
 
 snake_case fields, parsed datetimes, lowercase enums ('active', 'authentication', ...). Everything above
 the API layer works with these; camelCase keys and PascalCase enum values stop here. `module_fields()`
-gives the form the modules return, with the date-time strings exactly as KSeF sent them.
+gives the form the modules return, with the date-times in the one return format (_rules.format_datetime).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -18,7 +18,7 @@ import datetime
 import re
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime_or_none
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, parse_datetime_or_none
 
 # Module option/return values (snake_case) <-> KSeF API enum values (PascalCase).
 CERTIFICATE_TYPES = {'authentication': 'Authentication', 'offline': 'Offline'}
@@ -33,6 +33,9 @@ ENROLLMENT_DONE = 200
 ENROLLMENT_GIVEN_UP = (500, 550)
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+# The date-time fields of a CertificateListItem (snake_case), returned in the one format of _rules.format_datetime.
+DATETIME_FIELDS = ('valid_from', 'valid_to', 'request_date', 'last_use_date')
 
 
 def from_api(mapping, value):
@@ -108,7 +111,8 @@ class CertificateRecord:
         return self.request_date or self.valid_from or _EPOCH
 
     def module_fields(self):
-        """The modules' view: every field KSeF sent, snake_case, lowercase enums, serial_number, dates as sent."""
+        """The modules' view: every field KSeF sent, snake_case, lowercase enums, serial_number, and the
+        date-times in one format (UTC, whole seconds: KSeF sends 0 to 7 fractional digits)."""
         fields = snake_item(self._api_item)
         fields.pop('certificate_serial_number', None)
         fields['serial_number'] = self.serial_number
@@ -120,6 +124,9 @@ class CertificateRecord:
             subject['type'] = from_api(SUBJECT_IDENTIFIER_TYPES, subject.get('type'))
             fields['subject_identifier'] = subject
         fields.setdefault('last_use_date', None)
+        for key in DATETIME_FIELDS:
+            if key in fields:
+                fields[key] = format_datetime(fields[key])
         return fields
 
     def __repr__(self):

@@ -125,6 +125,27 @@ def parse_datetime_or_none(value):
         return None
 
 
+# The one form of every date-time the modules and the report return: UTC, whole seconds, '+00:00'.
+# Whole seconds because KSeF sends 0 to 7 fractional digits and a certificate's notAfter has none; '+00:00'
+# (not 'Z') because datetime.fromisoformat reads it on every Python the collection supports.
+RETURN_DATETIME_FORMAT = '%Y-%m-%dT%H:%M:%S+00:00'
+
+
+def format_datetime(value):
+    """A date-time (aware or naive-UTC datetime, or a KSeF date-time string) in RETURN_DATETIME_FORMAT.
+
+    Fractions of a second are cut, not rounded, so KSeF's validTo and the certificate's notAfter agree.
+    None or '' gives None; any other value that is not a date-time is returned unchanged (never hidden).
+    """
+    if value is None or value == '':
+        return None
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:
+        return value
+    return parsed.astimezone(datetime.timezone.utc).strftime(RETURN_DATETIME_FORMAT)
+
+
 # ---------------------------------------------------------------------------------------------
 # Renewal
 # ---------------------------------------------------------------------------------------------

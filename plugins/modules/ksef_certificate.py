@@ -480,12 +480,12 @@ certificate:
       returned: success
       sample: active
     valid_from:
-      description: Start of validity (ISO 8601, as KSeF reports it when known).
+      description: Start of validity (KSeF's when known, else the certificate's; UTC, ISO 8601, whole seconds, like every date-time the modules return).
       type: str
       returned: success
       sample: "2026-01-10T12:00:00+00:00"
     valid_to:
-      description: End of validity (ISO 8601, as KSeF reports it when known).
+      description: End of validity (KSeF's when known, else the certificate's; UTC, ISO 8601, whole seconds, like every date-time the modules return).
       type: str
       returned: success
       sample: "2028-01-10T12:00:00+00:00"
@@ -538,7 +538,7 @@ superseded:
       description: Its type.
       type: str
     valid_to:
-      description: End of its validity (as KSeF lists it).
+      description: End of its validity as KSeF lists it (UTC, ISO 8601, whole seconds).
       type: str
     revoked:
       description: Whether this run revoked it (in check mode, would revoke it).

@@ -203,22 +203,22 @@ certificates:
           returned: always
           sample: "1234563218"
     valid_from:
-      description: Start of validity, ISO 8601 as returned by KSeF.
+      description: Start of validity (UTC, ISO 8601, whole seconds, like every date-time the modules return).
       type: str
       returned: always
       sample: "2026-01-10T12:00:00+00:00"
     valid_to:
-      description: End of validity, ISO 8601 as returned by KSeF.
+      description: End of validity (UTC, ISO 8601, whole seconds, like every date-time the modules return).
       type: str
       returned: always
       sample: "2028-01-10T12:00:00+00:00"
     last_use_date:
-      description: When the certificate was last used, or V(null) when never.
+      description: When the certificate was last used (UTC, ISO 8601, whole seconds), or V(null) when never.
       type: str
       returned: always
       sample: "2026-02-01T08:30:00+00:00"
     request_date:
-      description: When the certificate was requested.
+      description: When the certificate was requested (UTC, ISO 8601, whole seconds).
       type: str
       returned: always
       sample: "2026-01-10T11:59:30+00:00"

@@ -165,12 +165,12 @@ certificates:
       choices: [active, blocked, revoked, expired]
       sample: active
     valid_from:
-      description: Start of validity, ISO 8601 as returned by KSeF.
+      description: Start of validity (UTC, ISO 8601, whole seconds, like every date-time the modules return).
       type: str
       returned: always
       sample: "2026-01-10T12:00:00+00:00"
     valid_to:
-      description: End of validity, ISO 8601 as returned by KSeF.
+      description: End of validity (UTC, ISO 8601, whole seconds, like every date-time the modules return).
       type: str
       returned: always
       sample: "2028-01-10T12:00:00+00:00"

@@ -115,20 +115,20 @@ access_token:
   type: str
   sample: eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE3NjcyNjk2MDB9.c2lnbmF0dXJl
 access_token_valid_until:
-  description: Expiry of RV(access_token) (UTC, ISO 8601).
+  description: Expiry of RV(access_token) (UTC, ISO 8601, whole seconds, like every date-time the modules return).
   returned: state=present and not in check mode
   type: str
-  sample: '2026-01-01T12:15:00Z'
+  sample: '2026-01-01T12:15:00+00:00'
 refresh_token:
   description: Refresh token of the session; ends the session with O(state=absent).
   returned: state=present and not in check mode
   type: str
   sample: eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE3Njc4NzQ0MDB9.c2lnbmF0dXJl
 refresh_token_valid_until:
-  description: Expiry of RV(refresh_token) (UTC, ISO 8601).
+  description: Expiry of RV(refresh_token) (UTC, ISO 8601, whole seconds, like every date-time the modules return).
   returned: state=present and not in check mode
   type: str
-  sample: '2026-01-08T12:00:00Z'
+  sample: '2026-01-08T12:00:00+00:00'
 reference_number:
   description: Reference number of the KSeF authentication operation.
   returned: state=present and not in check mode

@@ -28,7 +28,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._api import LIMI
 
 KSEF_STATUSES = ('active', 'blocked', 'revoked', 'expired')
 STATES = ('current', 'superseded', 'blocked', 'revoked', 'expired')
-DATETIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 
 
 def _declarations(declared):
@@ -113,17 +112,17 @@ def build_report(info, declared=None, threshold_days=30, now=None, subject=None)
             'type': cert['type'],
             'status': cert['status'],
             'state': state,
-            'valid_from': cert.get('valid_from'),
-            'valid_to': cert['valid_to'],
+            'valid_from': _rules.format_datetime(cert.get('valid_from')),
+            'valid_to': _rules.format_datetime(cert['valid_to']),
             'expiry_timestamp': int(expiry.timestamp()),
             'days_remaining': days,
-            'last_use_date': cert.get('last_use_date'),
+            'last_use_date': _rules.format_datetime(cert.get('last_use_date')),
             'declared_by': list(declaration['hosts']) if declaration else [],
             'note': _note(cert, state, newest_active.get((cert['name'], cert['type']))),
             'alert': alert,
         })
     return {
-        'generated_at': now.astimezone(datetime.timezone.utc).strftime(DATETIME_FORMAT),
+        'generated_at': _rules.format_datetime(now),
         'generated_timestamp': int(now.timestamp()),
         'subject': subject or '',
         'threshold_days': threshold_days,

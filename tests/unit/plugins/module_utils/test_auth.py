@@ -114,8 +114,8 @@ def test_xades_login_polls_redeems_and_closes(signer_params):
     assert auth.access_token() == ACCESS  # no second login
     assert clock.sleeps == [1.0, 1.0]
     assert auth.tokens() == {
-        'access_token': ACCESS, 'access_token_valid_until': '2026-01-01T12:15:00Z',
-        'refresh_token': REFRESH, 'refresh_token_valid_until': '2026-01-08T12:00:00Z', 'reference_number': REF}
+        'access_token': ACCESS, 'access_token_valid_until': '2026-01-01T12:15:00+00:00',
+        'refresh_token': REFRESH, 'refresh_token_valid_until': '2026-01-08T12:00:00+00:00', 'reference_number': REF}
     assert auth.authentication_method == 'xades.self-signed'
     auth.close()
     auth.close()  # only once
@@ -285,7 +285,7 @@ def test_401_refreshes_once_and_repeats_the_call(signer_params):
     auth = KsefAuthenticator(make_client(script), params, wall_clock=WallClock())
     assert KsefApi(auth.client, auth).limits() == {'canRequest': True}
     script.verify()
-    assert auth.tokens()['access_token_valid_until'] == '2026-01-01T12:30:00Z'
+    assert auth.tokens()['access_token_valid_until'] == '2026-01-01T12:30:00+00:00'
 
 
 def test_second_401_is_not_retried_again(signer_params):

@@ -53,14 +53,21 @@ def test_statuses_are_lowercase(status, expected):
     assert record.type == 'offline'
 
 
-def test_module_fields_keep_kseF_strings_and_map_enums():
+def test_module_fields_map_enums_and_give_every_date_time_in_the_one_return_format():
+    # KSeF's 7 fractional digits, an offset and 'Z' all come out as UTC whole seconds with '+00:00'.
     fields = CertificateRecord.from_api(ITEM).module_fields()
     assert fields == {
         'serial_number': '01F2A3B4C5D6E7F8', 'name': 'erp-auth', 'type': 'authentication', 'common_name': 'Firma',
         'status': 'active', 'subject_identifier': {'type': 'nip', 'value': '5265877635'},
-        'valid_from': '2026-01-01T00:00:00.1234567+00:00', 'valid_to': '2028-01-01T00:00:00+01:00',
-        'request_date': '2025-12-31T23:59:00Z', 'last_use_date': None,
+        'valid_from': '2026-01-01T00:00:00+00:00', 'valid_to': '2027-12-31T23:00:00+00:00',
+        'request_date': '2025-12-31T23:59:00+00:00', 'last_use_date': None,
     }
+
+
+def test_module_fields_format_last_use_date_and_keep_an_unreadable_optional_date_visible():
+    fields = CertificateRecord.from_api(dict(ITEM, lastUseDate='2026-02-03T04:05:06.999999Z', validFrom='soon')).module_fields()
+    assert fields['last_use_date'] == '2026-02-03T04:05:06+00:00'
+    assert fields['valid_from'] == 'soon'
 
 
 def test_requested_at_falls_back_to_valid_from_then_the_earliest_time():

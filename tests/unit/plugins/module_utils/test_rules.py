@@ -82,6 +82,41 @@ def test_parse_datetime_passes_datetimes_through():
     assert _rules.parse_datetime(NOW) is NOW
 
 
+@pytest.mark.parametrize('value, expected', [
+    # KSeF's .NET round-trip form (7 digits), microseconds, none, 'Z', offsets: one form, cut to whole seconds.
+    ('2028-07-11T12:23:56.0154302+00:00', '2028-07-11T12:23:56+00:00'),
+    ('2028-07-11T12:23:56.999999+00:00', '2028-07-11T12:23:56+00:00'),   # cut, not rounded up to :57
+    ('2028-07-11T12:23:56+00:00', '2028-07-11T12:23:56+00:00'),
+    ('2028-07-11T12:23:56Z', '2028-07-11T12:23:56+00:00'),
+    ('2028-07-11T12:23:56', '2028-07-11T12:23:56+00:00'),                # no offset: UTC
+    ('2028-07-11T14:23:56.5+02:00', '2028-07-11T12:23:56+00:00'),
+    ('2028-01-01T00:30:00-01:00', '2028-01-01T01:30:00+00:00'),
+    ('2028-01-01T00:30:00+01:00', '2027-12-31T23:30:00+00:00'),         # the offset moves the date too
+    (datetime.datetime(2028, 7, 11, 12, 23, 56, 15430, tzinfo=UTC), '2028-07-11T12:23:56+00:00'),
+    (datetime.datetime(2028, 7, 11, 12, 23, 56), '2028-07-11T12:23:56+00:00'),                  # naive = UTC
+    (datetime.datetime(2028, 7, 11, 14, 23, 56, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+     '2028-07-11T12:23:56+00:00'),
+    (None, None),
+    ('', None),
+    ('not a date', 'not a date'),                                         # shown as it came, never hidden
+])
+def test_format_datetime_gives_one_form(value, expected):
+    assert _rules.format_datetime(value) == expected
+
+
+def test_format_datetime_round_trips_through_parse_and_fromisoformat():
+    text = _rules.format_datetime('2028-07-11T12:23:56.0154302Z')
+    assert _rules.format_datetime(text) == text
+    # datetime.fromisoformat reads '+00:00' (not 'Z') on every Python the collection supports (3.9+).
+    assert datetime.datetime.fromisoformat(text) == datetime.datetime(2028, 7, 11, 12, 23, 56, tzinfo=UTC)
+
+
+def test_the_x509_summary_and_the_ksef_record_agree():
+    # The same end of validity from the certificate (whole seconds) and from KSeF (fractions): equal strings.
+    from_certificate = _rules.format_datetime(datetime.datetime(2028, 7, 11, 12, 23, 56, tzinfo=UTC))
+    assert from_certificate == _rules.format_datetime('2028-07-11T12:23:56.0154302+00:00')
+
+
 @pytest.mark.parametrize('days_left, renew_before_days, due', [
     (31, None, False),
     (30, None, True),                     # the default window is 30 days, its last day included

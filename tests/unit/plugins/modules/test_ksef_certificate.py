@@ -56,6 +56,11 @@ def ksef_time(value):
     return value.strftime('%Y-%m-%dT%H:%M:%S.%f') + '0+00:00'
 
 
+def returned_time(value):
+    """The one form the modules return date-times in: UTC, whole seconds, '+00:00'."""
+    return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S') + '+00:00'
+
+
 class FakeClock:
     def __init__(self):
         self.elapsed = 0.0
@@ -504,7 +509,7 @@ def test_renewal_window_rotates_key_and_revokes_superseded(run, ksef, clock, tmp
     assert result['action'] == 'renewed' and result['changed'] is True
     assert serials(result['superseded']) == [old_serial] and result['revoked'] == [old_serial]
     assert result['superseded'][0] == {'serial_number': old_serial, 'type': 'authentication', 'revoked': True,
-                                       'valid_to': ksef_time(clock.now() + datetime.timedelta(days=10))}
+                                       'valid_to': returned_time(clock.now() + datetime.timedelta(days=10))}
     assert ksef.revocations() == [(old_serial, 'Superseded')]
     assert ksef.by_serial(old_serial)['status'] == 'Revoked'
     new_key = key_fingerprint(tmp_path / 'erp-production.key')
@@ -594,7 +599,7 @@ def test_offline_superseded_stays_active_by_default_and_explicit_true_revokes(ru
     args, old_serial, dummy = _enrolled(run, ksef, tmp_path, cert_type='offline')
     valid_to = clock.now() + datetime.timedelta(days=10)
     ksef.by_serial(old_serial)['valid_to'] = valid_to
-    expected = [{'serial_number': old_serial, 'type': 'offline', 'valid_to': ksef_time(valid_to), 'revoked': False}]
+    expected = [{'serial_number': old_serial, 'type': 'offline', 'valid_to': returned_time(valid_to), 'revoked': False}]
     predicted = run(args, check_mode=True)
     assert predicted['action'] == 'renewed' and predicted['superseded'] == expected
     result = run(args)

@@ -117,7 +117,7 @@ def test_item_fields_snake_case_with_serial_number_and_lowercase_enums():
         'valid_from': '2026-01-01T00:00:00+00:00',
         'valid_to': '2027-01-01T00:00:00+00:00',
         'last_use_date': None,
-        'request_date': '2025-12-31T23:59:00.1234567+00:00',
+        'request_date': '2025-12-31T23:59:00+00:00',
         'days_remaining': 213,
         'expired': False,
     }

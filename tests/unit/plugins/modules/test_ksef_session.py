@@ -68,8 +68,8 @@ def test_present_logs_in_and_keeps_the_session_open(run_module, monkeypatch, sig
     assert result['changed'] is True
     assert result['access_token'] == access
     assert result['refresh_token'] == refresh
-    assert result['access_token_valid_until'] == '2030-01-01T12:15:00Z'
-    assert result['refresh_token_valid_until'] == '2030-01-08T12:00:00Z'
+    assert result['access_token_valid_until'] == '2030-01-01T12:15:00+00:00'
+    assert result['refresh_token_valid_until'] == '2030-01-08T12:00:00+00:00'
     assert result['reference_number'] == REF
     assert result['authentication_method'] == 'xades'
     assert result['ksef_authentication_method'] == 'xades.self-signed'

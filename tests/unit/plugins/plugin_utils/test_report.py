@@ -62,7 +62,7 @@ def test_states_of_every_kind():
     assert report['alerts'] == []
     assert rows['03']['declared_by'] == ['web1'] and rows['01']['declared_by'] == []
     assert rows['01']['days_remaining'] == 300
-    assert report['generated_at'] == '2026-12-01T12:00:00Z'
+    assert report['generated_at'] == '2026-12-01T12:00:00+00:00'
 
 
 def test_undeclared_certificate_alerts_within_the_threshold_only():
