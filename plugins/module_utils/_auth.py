@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""KSeF authentication: XAdES signature, KSeF token, or a pre-obtained access token."""
+"""KsefAuthenticator: the login around an authentication method, the session's tokens, refresh and close."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -12,46 +12,20 @@ import datetime
 import json
 import time
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
-    pass
-
-from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    AUTH_CHALLENGE,
-    AUTH_TOKEN_REDEEM,
-    PUBLIC_KEY_CERTIFICATES,
-    KsefAuthApi,
-)
-from ansible_collections.ksef.certificates.plugins.module_utils._credentials import load_signer_credentials, load_token_signer
+from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_TOKEN_REDEEM, KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefAuthError,
     KsefError,
-    KsefInputError,
     KsefTimeoutError,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, parse_datetime_or_none
-from ansible_collections.ksef.certificates.plugins.module_utils._xades import (
-    classify_allowed_ips,
-    signed_auth_token_request,
-)
-
-CONTEXT_TYPES = {
-    'nip': 'Nip',
-    'internal_id': 'InternalId',
-    'nip_vat_ue': 'NipVatUe',
-    'peppol_id': 'PeppolId',
-}
 
 # Refresh the access token when less than this many seconds remain.
 REFRESH_MARGIN = 60
 POLL_INTERVAL = 1.0
 POLL_TIMEOUT = 120.0
-TOKEN_ENCRYPTION_USAGE = 'KsefTokenEncryption'
-UNKNOWN_PUBLIC_KEY = 21470
 
 AUTH_STATUS_HINTS = {
     415: 'The signer has no permissions in context %(context)s: grant the signer (its NIP/PESEL, or its certificate '
@@ -93,42 +67,20 @@ def _iso(epoch):
     return format_datetime(datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc))
 
 
-def choose_token_encryption_key(entries, now):
-    """The currently valid KsefTokenEncryption certificate with the latest validFrom (or None)."""
-    best = None
-    best_from = None
-    for entry in entries or []:
-        if TOKEN_ENCRYPTION_USAGE not in (entry.get('usage') or []):
-            continue
-        valid_from = parse_datetime_or_none(entry.get('validFrom'))
-        valid_to = parse_datetime_or_none(entry.get('validTo'))
-        if valid_from is None or valid_to is None or not valid_from <= now <= valid_to:
-            continue
-        if best is None or valid_from > best_from:
-            best, best_from = entry, valid_from
-    return best
-
-
-def encrypt_ksef_token(certificate_b64, ksef_token, timestamp_ms):
-    """RSA-OAEP (SHA-256, MGF1-SHA-256) of '<token>|<timestampMs>', Base64."""
-    certificate = x509.load_der_x509_certificate(base64.b64decode(certificate_b64))
-    plaintext = ('%s|%d' % (ksef_token, int(timestamp_ms))).encode('utf-8')
-    ciphertext = certificate.public_key().encrypt(
-        plaintext, padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
-    return base64.b64encode(ciphertext).decode('ascii')
-
-
 class KsefAuthenticator:
-    """Obtains and keeps a KSeF access token for one module run."""
+    """Logs in with one authentication method (_auth_methods.py) and keeps the session's tokens for a run."""
 
-    def __init__(self, client, params, poll_interval=POLL_INTERVAL, poll_timeout=POLL_TIMEOUT, wall_clock=time.time):
+    def __init__(self, client, options, poll_interval=POLL_INTERVAL, poll_timeout=POLL_TIMEOUT, wall_clock=time.time):
+        """`options`: ConnectionOptions, or a dict of module options (validated here then)."""
         self.client = client
         self.gateway = KsefAuthApi(client)
-        self.params = params
+        if not isinstance(options, ConnectionOptions):
+            options = ConnectionOptions.from_params(options)
+        self.options = options
+        self.auth = options.auth
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
         self.wall_clock = wall_clock
-        self.credentials = None
         self.reference_number = None
         self.authentication_method = None
         self._access_token = None
@@ -136,41 +88,23 @@ class KsefAuthenticator:
         self._refresh_token = None
         self._refresh_expiry = None
         self._opened = False
-        if params.get('access_token'):
-            self.method = 'access_token'
-            self._access_token = params['access_token']
+        if not self.auth.LOGS_IN:
+            self._access_token = self.auth.token
             self._access_expiry = jwt_expiry(self._access_token)
-        elif params.get('auth_pkcs11_module'):
-            self.method = 'xades'
-            # The key stays in the token; opening it here reports a wrong PIN or label before any API call.
-            self.credentials = load_token_signer(
-                module_path=params['auth_pkcs11_module'],
-                token_label=params.get('auth_pkcs11_token_label'),
-                key_label=params.get('auth_pkcs11_key_label'),
-                pin=params.get('auth_pkcs11_pin'),
-                certificate_path=params.get('auth_certificate_path'),
-                certificate_content=params.get('auth_certificate_content'),
-            )
-        elif params.get('auth_certificate_path') or params.get('auth_certificate_content'):
-            self.method = 'xades'
-            # Loading here reports credential problems before any API call.
-            self.credentials = load_signer_credentials(
-                certificate_path=params.get('auth_certificate_path'),
-                certificate_content=params.get('auth_certificate_content'),
-                private_key_path=params.get('auth_private_key_path'),
-                private_key_content=params.get('auth_private_key_content'),
-                passphrase=params.get('auth_passphrase'),
-            )
-        elif params.get('ksef_token'):
-            self.method = 'ksef_token'
-        else:
-            raise KsefInputError('no KSeF credential given: set auth_certificate_path or auth_certificate_content '
-                                 '(with the private key), ksef_token, or access_token')
-        if self.method != 'access_token' and not params.get('context_id'):
-            raise KsefInputError('context_id is required to log in (the %s of the context to act in)'
-                                 % params.get('context_type', 'nip'))
+        # Loading the signer here reports credential problems before any API call.
+        self.auth.prepare()
 
     # -- public ------------------------------------------------------------------------------------
+    @property
+    def method(self):
+        """'xades', 'ksef_token' or 'access_token'."""
+        return self.auth.NAME
+
+    @property
+    def credentials(self):
+        """The signer of a signature login, else None."""
+        return self.auth.credentials
+
     @property
     def session_opened(self):
         """True when this object logged in (and so owns a session to close)."""
@@ -178,7 +112,7 @@ class KsefAuthenticator:
 
     def access_token(self):
         """A valid access token: logs in lazily and refreshes it when less than a minute is left."""
-        if self.method == 'access_token':
+        if not self.auth.LOGS_IN:
             return self._access_token
         if self._access_token is None:
             self.login()
@@ -188,7 +122,7 @@ class KsefAuthenticator:
 
     def handle_unauthorized(self):
         """After a 401: get a new access token once. False when that is impossible (given access_token)."""
-        if self.method == 'access_token':
+        if not self.auth.LOGS_IN:
             return False
         if self._refresh_token and not self._expires_soon(self._refresh_expiry):
             self.refresh()
@@ -197,19 +131,15 @@ class KsefAuthenticator:
         return True
 
     def login(self):
-        """challenge -> XAdES or KSeF token -> poll the auth operation -> redeem tokens."""
-        if self.method == 'access_token':
+        """challenge -> the method's start (XAdES or KSeF token) -> poll the auth operation -> redeem tokens."""
+        if not self.auth.LOGS_IN:
             return
         challenge = self.gateway.challenge()
-        if self.method == 'xades':
-            init = self._init_xades(challenge)
-        else:
-            init = self._init_ksef_token(challenge)
+        init = self.auth.start(self.gateway, challenge, self.options, self.wall_clock())
         self.reference_number = init.get('referenceNumber')
         operation_token = (init.get('authenticationToken') or {}).get('token')
         self._wait_for_authentication(operation_token)
-        tokens = self.gateway.redeem(operation_token)
-        self._store_tokens(tokens)
+        self._store_tokens(self.gateway.redeem(operation_token))
         self._opened = True
 
     def refresh(self):
@@ -225,7 +155,7 @@ class KsefAuthenticator:
                 self.login()
                 return
             raise
-        access = (body or {}).get('accessToken') or {}
+        access = body.get('accessToken') or {}
         self._access_token = access.get('token')
         self._access_expiry = token_expiry(self._access_token, access.get('validUntil'))
 
@@ -262,68 +192,6 @@ class KsefAuthenticator:
     def _expires_soon(self, expiry, margin=REFRESH_MARGIN):
         return expiry is not None and expiry - self.wall_clock() < margin
 
-    def _context_description(self):
-        return '%s %s' % (self.params.get('context_type') or 'nip', self.params.get('context_id'))
-
-    def _verify_chain(self):
-        value = self.params.get('verify_certificate_chain')
-        if value is None:
-            return self.params.get('environment') not in (None, 'test') or bool(self.params.get('api_url'))
-        return bool(value)
-
-    def _init_xades(self, challenge):
-        document = signed_auth_token_request(
-            self.credentials,
-            challenge['challenge'],
-            self.params.get('context_type') or 'nip',
-            self.params['context_id'],
-            self.params.get('auth_subject_identifier_type') or 'certificate_subject',
-            self.params.get('auth_allowed_ips'),
-        )
-        return self.gateway.xades_signature(document, self._verify_chain())
-
-    def _challenge_ms(self, challenge):
-        if challenge.get('timestampMs') is not None:
-            return int(challenge['timestampMs'])
-        parsed = parse_datetime_or_none(challenge.get('timestamp'))
-        if parsed is None:
-            raise KsefError('%s returned neither timestampMs nor a readable timestamp' % (AUTH_CHALLENGE,))
-        return int(parsed.timestamp() * 1000)
-
-    def _init_ksef_token(self, challenge):
-        timestamp_ms = self._challenge_ms(challenge)
-        body = {
-            'challenge': challenge['challenge'],
-            'contextIdentifier': {
-                'type': CONTEXT_TYPES[self.params.get('context_type') or 'nip'],
-                'value': self.params['context_id'],
-            },
-        }
-        if self.params.get('auth_allowed_ips'):
-            body['authorizationPolicy'] = {'allowedIps': classify_allowed_ips(self.params['auth_allowed_ips'])}
-        # A key can be withdrawn between listing and use (21470): list again once and retry.
-        for attempt in (1, 2):
-            key = self._token_encryption_key()
-            body['encryptedToken'] = encrypt_ksef_token(key['certificate'], self.params['ksef_token'], timestamp_ms)
-            body['publicKeyId'] = key.get('publicKeyId')
-            if not body['publicKeyId']:
-                del body['publicKeyId']
-            try:
-                return self.gateway.ksef_token(body)
-            except KsefApiError as exc:
-                if attempt == 1 and UNKNOWN_PUBLIC_KEY in exc.codes:
-                    continue
-                raise
-        raise AssertionError('unreachable: the loop returns or raises')  # pragma: no cover
-
-    def _token_encryption_key(self):
-        now = datetime.datetime.fromtimestamp(self.wall_clock(), datetime.timezone.utc)
-        key = choose_token_encryption_key(self.gateway.public_key_certificates(), now)
-        if key is None:
-            raise KsefError('%s returned no currently valid certificate with usage %s'
-                            % (PUBLIC_KEY_CERTIFICATES, TOKEN_ENCRYPTION_USAGE))
-        return key
-
     def _wait_for_authentication(self, operation_token):
         deadline = self.client.clock() + self.poll_timeout
         while True:
@@ -337,7 +205,7 @@ class KsefAuthenticator:
             if code != 100:
                 hint = AUTH_STATUS_HINTS.get(code)
                 if hint:
-                    hint = hint % {'context': self._context_description()}
+                    hint = hint % {'context': self.options.context}
                 raise KsefAuthError(code, status.get('description'), status.get('details'), self.reference_number, hint)
             if self.client.clock() + self.poll_interval > deadline:
                 raise KsefTimeoutError('KSeF authentication %s was still in progress (status 100) after %d s; on DEMO/PRD '
@@ -346,7 +214,6 @@ class KsefAuthenticator:
             self.client.sleep(self.poll_interval)
 
     def _store_tokens(self, tokens):
-        tokens = tokens or {}
         access = tokens.get('accessToken') or {}
         refresh = tokens.get('refreshToken') or {}
         self._access_token = access.get('token')

@@ -26,7 +26,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefTransportError,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient, TransportFailure
-from ansible_collections.ksef.certificates.plugins.module_utils._module import (
+from ansible_collections.ksef.certificates.plugins.module_utils._connection import (
     transport_warnings,
     validate_connection_params,
 )

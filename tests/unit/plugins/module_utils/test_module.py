@@ -1,116 +1,90 @@
 # Copyright (c) ksef.certificates contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+"""KsefModule: the connection options validated once, the libraries of the chosen method, one error handler."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import types
+
 import pytest
 
-from ansible.module_utils.basic import AnsibleFallbackNotFound
+from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _xades
+from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefAuthError,
     KsefInputError,
     KsefTimeoutError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._module import (
-    base_url,
-    ksef_argument_spec,
-    nip_is_valid,
-    nonempty_env_fallback,
-    validate_connection_params,
-    validate_context,
-)
+from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 
-SECRET_OPTIONS = {'auth_certificate_content', 'auth_private_key_content', 'auth_passphrase', 'auth_pkcs11_pin', 'ksef_token',
-                  'access_token'}
+
+@pytest.fixture(autouse=True)
+def no_ksef_environment(monkeypatch):
+    import os
+    for name in list(os.environ):
+        if name.startswith('KSEF_'):
+            monkeypatch.delenv(name)
 
 
-def test_argument_spec_secrets_and_env_fallbacks():
-    spec = ksef_argument_spec()
-    assert {name for name, option in spec.items() if option.get('no_log')} == SECRET_OPTIONS
-    assert spec['auth_private_key_path']['no_log'] is False
-    assert spec['auth_pkcs11_key_label']['no_log'] is False
-    assert spec['auth_pkcs11_token_label']['no_log'] is False
-    for name, option in spec.items():
-        fallback_function, env_names = option['fallback']
-        expected = 'KSEF_TOKEN' if name == 'ksef_token' else 'KSEF_' + name.upper()
-        assert env_names == [expected]
-    assert 'default' not in spec['environment']  # so that environment/api_url can be mutually exclusive
+def module_running(func, login=True):
+    """A module object for run_module whose main() runs func(ksef) through KsefModule.run."""
+    seen = {}
+
+    def main():
+        ksef = KsefModule(supports_check_mode=True)
+        seen['ksef'] = ksef
+        ksef.run(func, login=login)
+    return types.SimpleNamespace(main=main), seen
 
 
-@pytest.mark.parametrize('nip, valid', [
-    ('1234563218', True),
-    ('5260250274', True),
-    ('1234563219', False),
-    ('0234563218', False),
-    ('123456321', False),
-    ('12345632181', False),
-    ('1004563210', False),  # second/third digits 00 do not match the XSD pattern
-    (None, False),
-])
-def test_nip_is_valid(nip, valid):
-    assert nip_is_valid(nip) is valid
+def test_options_are_validated_once_and_typed(run_module, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(AnsibleModule, 'warn', lambda self, text: warnings.append(text))
+    module, seen = module_running(lambda ksef: {'changed': False, 'context': ksef.connection_options.context})
+    result = run_module(module, {'access_token': 'a', 'api_url': 'https://127.0.0.1:1/v2', 'validate_certs': False})
+    assert result.exit_code == 0, result
+    assert result['context'] == 'nip None'
+    assert result['api_calls'] == 0
+    assert result['system_warnings'] == []
+    assert len(warnings) == 1 and warnings[0].startswith('validate_certs is false')
+    options = seen['ksef'].options
+    assert isinstance(options, ConnectionOptions)
+    assert options.auth.NAME == 'access_token'
+    assert seen['ksef'].authenticator.options is options
 
 
-@pytest.mark.parametrize('context_type, context_id', [
-    ('nip', certs.TEST_NIP),
-    ('internal_id', certs.TEST_NIP + '-12345'),
-    ('nip_vat_ue', certs.TEST_NIP + '-DE123456789'),
-    ('peppol_id', 'PPL000123'),
-])
-def test_valid_contexts(context_type, context_id):
-    validate_context(context_type, context_id)
+def test_an_input_error_fails_before_any_call(run_module):
+    module, dummy = module_running(lambda ksef: pytest.fail('must not run'))
+    result = run_module(module, {'ksef_token': 'KSEF-TOKEN-VALUE', 'context_id': '1'})
+    assert result.exit_code == 1
+    assert 'is not a valid NIP' in result['msg']
+    assert result['api_calls'] == 0
 
 
-@pytest.mark.parametrize('context_type, context_id', [
-    ('nip', '123'),
-    ('internal_id', certs.TEST_NIP),
-    ('internal_id', certs.TEST_NIP + '-1234'),
-    ('nip_vat_ue', '1234563219-DE123456789'),
-    ('nip_vat_ue', certs.TEST_NIP),
-    ('peppol_id', 'ppl000123'),
-])
-def test_invalid_contexts(context_type, context_id):
-    with pytest.raises(KsefInputError) as info:
-        validate_context(context_type, context_id)
-    assert repr(context_id) in str(info.value)
+def test_a_ksef_error_of_the_work_is_failed_with_its_fields(run_module):
+    def work(ksef):
+        raise KsefAuthError(460, 'Certificate error', None, 'REF', hint='Check it')
+    module, dummy = module_running(work, login=False)
+    result = run_module(module, {})
+    assert result.exit_code == 1
+    assert result['msg'].startswith('KSeF authentication failed with status 460')
+    assert result['reference_number'] == 'REF'
 
 
-def base_params(**overrides):
-    params = dict((name, option.get('default')) for name, option in ksef_argument_spec().items())
-    params.update(overrides)
-    return params
-
-
-@pytest.mark.parametrize('overrides, message', [
-    ({'context_id': certs.TEST_NIP}, 'no KSeF credential given'),
-    ({'ksef_token': 't'}, 'context_id is required'),
-    ({'ksef_token': 't', 'context_id': '1'}, 'not a valid NIP'),
-    ({'auth_private_key_path': '/k.pem', 'context_id': certs.TEST_NIP}, 'without its certificate'),
-    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'timeout': 0}, 'timeout must be greater than 0'),
-    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'max_retries': -1}, 'max_retries must not be negative'),
-    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'api_url': 'ftp://x'}, 'api_url must be an http(s) URL'),
-    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'auth_allowed_ips': ['a.b.c.d']}, 'auth_allowed_ips entry'),
-])
-def test_validate_connection_params_rejects(overrides, message):
-    with pytest.raises(KsefInputError) as info:
-        validate_connection_params(base_params(**overrides))
-    assert message in str(info.value)
-
-
-def test_validate_connection_params_accepts():
-    validate_connection_params(base_params(ksef_token='t', context_id=certs.TEST_NIP, auth_allowed_ips=['192.0.2.1']))
-    validate_connection_params(base_params(access_token='a'))  # no context needed with an access token
-    validate_connection_params(base_params(), login=False)
-
-
-def test_base_url():
-    assert base_url(base_params()) == 'https://api-test.ksef.mf.gov.pl/v2'
-    assert base_url(base_params(environment='demo')) == 'https://api-demo.ksef.mf.gov.pl/v2'
-    assert base_url(base_params(environment='prod')) == 'https://api.ksef.mf.gov.pl/v2'
-    assert base_url(base_params(api_url='http://127.0.0.1:8443/v2/')) == 'http://127.0.0.1:8443/v2'
+def test_a_missing_library_of_the_chosen_method_is_named(run_module, monkeypatch, tmp_path):
+    monkeypatch.setattr(_xades, 'HAS_LXML', False)
+    module, dummy = module_running(lambda ksef: {'changed': False})
+    result = run_module(module, {'auth_certificate_path': str(tmp_path / 'c.pem'), 'auth_private_key_path': str(tmp_path / 'k.pem'),
+                                 'context_id': certs.TEST_NIP})
+    assert result.exit_code == 1
+    assert 'lxml' in result['msg']
+    # A KSeF token login does not need lxml.
+    result = run_module(module, {'ksef_token': 'KSEF-TOKEN-VALUE', 'context_id': certs.TEST_NIP})
+    assert result.exit_code == 0, result
 
 
 def test_auth_and_timeout_errors_carry_structured_fields():
@@ -120,22 +94,4 @@ def test_auth_and_timeout_errors_carry_structured_fields():
                                    'reference_number': 'REF'}
     assert KsefTimeoutError('waited', reference_number='R').fail_kwargs() == {'reference_number': 'R'}
     assert KsefTimeoutError('waited').fail_kwargs() == {}
-
-
-@pytest.mark.parametrize('missing', ['auth_pkcs11_token_label', 'auth_pkcs11_key_label', 'auth_pkcs11_pin'])
-def test_a_pkcs11_login_needs_token_key_and_pin(missing):
-    params = dict(auth_pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', auth_pkcs11_token_label='seal',
-                  auth_pkcs11_key_label='seal', auth_pkcs11_pin='123456', context_type='nip', context_id='1234563218')
-    validate_connection_params(params)
-    params[missing] = None
-    with pytest.raises(KsefInputError, match='auth_pkcs11_module needs %s' % missing):
-        validate_connection_params(params)
-
-
-def test_empty_environment_variables_count_as_unset(monkeypatch):
-    """AWX/AAP env injectors render an optional credential input left empty as ''."""
-    monkeypatch.setenv('KSEF_ENVIRONMENT', '')
-    monkeypatch.setenv('KSEF_API_URL', 'https://ksef.example/v2')
-    with pytest.raises(AnsibleFallbackNotFound):
-        nonempty_env_fallback('KSEF_ENVIRONMENT')
-    assert nonempty_env_fallback('KSEF_ENVIRONMENT', 'KSEF_API_URL') == 'https://ksef.example/v2'
+    assert issubclass(KsefInputError, Exception)
