@@ -42,8 +42,9 @@ options:
       - Defaults to the CA bundle of the Python C(requests) library (C(certifi), or the system bundle where the
         operating system's C(requests) package points it there).
       - The environment variables E(REQUESTS_CA_BUNDLE) and E(CURL_CA_BUNDLE) are not used, so that a variable
-        set for other tools does not silently change whom the modules trust; a failed certificate check names
-        them when they are set. Use O(ca_path) (or E(KSEF_CA_PATH)) instead.
+        set for other tools does not silently change whom the modules trust; when one is set and O(ca_path) is
+        not, the module warns, and a failed certificate check names it. Use O(ca_path) (or E(KSEF_CA_PATH))
+        instead.
       - Proxies are taken from E(HTTPS_PROXY), E(HTTP_PROXY) and E(NO_PROXY) as usual; C(~/.netrc) is not used.
       - Fallback environment variable E(KSEF_CA_PATH).
     type: path

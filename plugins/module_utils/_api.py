@@ -33,6 +33,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._records import 
     snake_item,
     snake_name,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import subject_control_problems
 
 
 class Endpoint(collections.namedtuple('Endpoint', ['method', 'route'])):
@@ -75,7 +76,7 @@ QUERY_PAGE_SIZE = 50
 # Safety stop for paging (50 000 certificates is far above any KSeF limit).
 QUERY_MAX_PAGES = 1000
 ALREADY_REVOKED = 25009
-SERIAL_NUMBER_PATTERN = re.compile(r'^[0-9A-F]{16}$')
+SERIAL_NUMBER_PATTERN = re.compile(r'[0-9A-F]{16}')
 
 
 def to_api(mapping, value, option_name='value'):
@@ -104,7 +105,7 @@ def normalize_serial_numbers(serial_numbers):
     invalid = []
     for raw in serial_numbers:
         serial = (raw or '').strip().upper()
-        if not SERIAL_NUMBER_PATTERN.match(serial):
+        if not SERIAL_NUMBER_PATTERN.fullmatch(serial):
             invalid.append(raw)
         elif serial not in normalized:
             normalized.append(serial)
@@ -231,7 +232,19 @@ class KsefApi(CertificateRecords):
         return _require_dict(self._call(LIMITS), LIMITS)
 
     def enrollment_data(self):
-        return _require_dict(self._call(ENROLLMENT_DATA), ENROLLMENT_DATA)
+        """The subject attributes a CSR must carry; refused when a value holds a control character.
+
+        The values become a CSR subject here and an OpenSSL configuration on hosts (the role): a newline
+        in one could add lines to that file, so nothing with a control character is passed on.
+        """
+        data = _require_dict(self._call(ENROLLMENT_DATA), ENROLLMENT_DATA)
+        problems = subject_control_problems(data)
+        if problems:
+            raise _unexpected(ENROLLMENT_DATA, 'subject attribute %s holds a control character or is not text: %s; '
+                                               'no certificate request was made from it' % (
+                                                   ', '.join(field for field, dummy in problems),
+                                                   ', '.join(repr(value) for dummy, value in problems)))
+        return data
 
     def enroll(self, name, certificate_type, csr_der, valid_from=None):
         """POST /certificates/enrollments (never retried: each call consumes an enrollment slot)."""

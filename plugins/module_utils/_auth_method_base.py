@@ -17,12 +17,12 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import K
 
 # KSeF tokens and access tokens (JWT) are printable ASCII without spaces. Anything else is refused before
 # use: in an HTTP header it would make requests raise an exception that echoes the value.
-TOKEN_PATTERN = re.compile(r'^[\x21-\x7e]+\Z')
+TOKEN_PATTERN = re.compile(r'[\x21-\x7e]+')
 
 
 def check_token(name, value):
     """KsefInputError (without the value) when a given token is not printable ASCII without spaces."""
-    if value is not None and not TOKEN_PATTERN.match(value):
+    if value is not None and not TOKEN_PATTERN.fullmatch(value):
         problem = 'is empty' if not value else 'contains whitespace, control or non-ASCII characters'
         raise KsefInputError('%s %s; a token is printable ASCII without spaces (a trailing newline from a file or '
                              'a variable is a common cause)' % (name, problem))

@@ -24,6 +24,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._auth_methods im
     select_auth_method,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._http import CA_BUNDLE_VARIABLES
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import has_control_characters
 
 BASE_URLS = {
     'test': 'https://api-test.ksef.mf.gov.pl/v2',
@@ -34,11 +36,13 @@ DEFAULT_ENVIRONMENT = 'test'
 CONTEXT_TYPE_CHOICES = sorted(_xades.CONTEXT_ELEMENTS)
 DEFAULT_CONTEXT_TYPE = 'nip'
 
-NIP_PATTERN = re.compile(r'^[1-9]((\d[1-9])|([1-9]\d))\d{7}$')
+# Identifiers are matched with fullmatch: a '$' anchor would accept a trailing newline, which would then be
+# sent to KSeF inside the signed login request.
+NIP_PATTERN = re.compile(r'[1-9]((\d[1-9])|([1-9]\d))\d{7}')
 NIP_WEIGHTS = (6, 5, 7, 2, 3, 4, 5, 6, 7)
-INTERNAL_ID_PATTERN = re.compile(r'^([1-9]((\d[1-9])|([1-9]\d))\d{7})-\d{5}$')
-NIP_VAT_UE_PATTERN = re.compile(r'^([1-9]((\d[1-9])|([1-9]\d))\d{7})-[A-Z]{2}[A-Z0-9+*]{2,13}$')
-PEPPOL_ID_PATTERN = re.compile(r'^P[A-Z]{2}[0-9]{6}$')
+INTERNAL_ID_PATTERN = re.compile(r'([1-9]((\d[1-9])|([1-9]\d))\d{7})-\d{5}')
+NIP_VAT_UE_PATTERN = re.compile(r'([1-9]((\d[1-9])|([1-9]\d))\d{7})-[A-Z]{2}[A-Z0-9+*]{2,13}')
+PEPPOL_ID_PATTERN = re.compile(r'P[A-Z]{2}[0-9]{6}')
 
 
 def nonempty_env_fallback(*names):
@@ -93,7 +97,7 @@ KSEF_MUTUALLY_EXCLUSIVE = [
 
 def nip_is_valid(nip):
     """Pattern of the XSD plus the NIP checksum (weights 6,5,7,2,3,4,5,6,7; sum mod 11 = last digit)."""
-    if not nip or not NIP_PATTERN.match(nip):
+    if not nip or not NIP_PATTERN.fullmatch(nip):
         return False
     checksum = sum(int(d) * w for d, w in zip(nip[:9], NIP_WEIGHTS)) % 11
     return checksum != 10 and checksum == int(nip[9])
@@ -105,15 +109,15 @@ def validate_context(context_type, context_id):
         if not nip_is_valid(context_id):
             raise KsefInputError('context_id %r is not a valid NIP (10 digits with a correct checksum)' % context_id)
     elif context_type == 'internal_id':
-        if not INTERNAL_ID_PATTERN.match(context_id):
+        if not INTERNAL_ID_PATTERN.fullmatch(context_id):
             raise KsefInputError('context_id %r is not an internal identifier (<NIP>-<5 digits>)' % context_id)
     elif context_type == 'nip_vat_ue':
-        match = NIP_VAT_UE_PATTERN.match(context_id)
+        match = NIP_VAT_UE_PATTERN.fullmatch(context_id)
         if not match or not nip_is_valid(match.group(1)):
             raise KsefInputError('context_id %r is not a NIP-VAT UE identifier (<NIP>-<EU VAT number>, e.g. '
                                  '1234563218-DE123456789)' % context_id)
     elif context_type == 'peppol_id':
-        if not PEPPOL_ID_PATTERN.match(context_id):
+        if not PEPPOL_ID_PATTERN.fullmatch(context_id):
             raise KsefInputError('context_id %r is not a Peppol provider identifier (P + 2 letters + 6 digits)' % context_id)
     else:
         raise KsefInputError('context_type must be one of %s, got %r' % (', '.join(CONTEXT_TYPE_CHOICES), context_type))
@@ -174,7 +178,10 @@ class ConnectionOptions:
         for name in ('max_retries', 'max_retry_wait'):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise KsefInputError('%s must not be negative' % name)
-        if self.api_url and not re.match(r'^https?://[^/\s]+', self.api_url):
+        if self.api_url and (has_control_characters(self.api_url) or re.search(r'\s', self.api_url)):
+            raise KsefInputError('api_url %r contains whitespace or control characters; give the URL alone, such as '
+                                 'https://api-test.ksef.mf.gov.pl/v2' % self.api_url)
+        if self.api_url and not re.match(r'https?://[^/\s]+', self.api_url):
             raise KsefInputError('api_url must be an http(s) URL such as https://api-test.ksef.mf.gov.pl/v2')
         if self.api_url and self.api_url.lower().startswith('http://') and not self.allow_insecure_http:
             raise KsefInputError('api_url %s uses http://, which would send the tokens in clear text; use https://, or '
@@ -199,6 +206,13 @@ class ConnectionOptions:
         if not self.validate_certs:
             return ['validate_certs is false: the TLS certificate of %s is not verified, so whoever is on the network '
                     'path can read the tokens; set ca_path to trust a private CA instead' % self.base_url]
+        ignored = [name for name in CA_BUNDLE_VARIABLES if os.environ.get(name)] if not self.ca_path else []
+        if ignored:
+            # requests would have let the variable choose the trust store; say that it did not.
+            return ['%s %s set but not used: the TLS certificate of %s is verified against the CA bundle of requests, '
+                    'never against a bundle chosen by an environment variable; set ca_path (KSEF_CA_PATH) to the '
+                    'bundle to trust (that also silences this warning)'
+                    % (' and '.join(ignored), 'are' if len(ignored) > 1 else 'is', self.base_url)]
         return []
 
 

@@ -12,11 +12,14 @@ __metaclass__ = type
 import base64
 import binascii
 import datetime
+import errno
 import hashlib
 import inspect
 import os
+import re
 import stat
 import tempfile
+import time
 import traceback
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native
@@ -50,6 +53,10 @@ except ImportError:
 KEY_TYPES = ('ec', 'rsa')
 RSA_KEY_SIZE = 2048
 PRIVATE_KEY_MODE = 0o600
+# Backups are named like AnsibleModule.backup_local names them (<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~), plus a
+# counter when one process backs up the same file twice within a second.
+BACKUP_SUFFIX = re.compile(r'\.(?P<pid>\d+)\.(?P<stamp>\d{4}-\d{2}-\d{2}@\d{2}:\d{2}:\d{2})(?:\.(?P<count>\d+))?~')
+DEFAULT_BACKUP_KEEP = 5
 
 
 def _string_type(name):
@@ -446,6 +453,82 @@ def _private_atomic_move(module, source, path):
         module.atomic_move(source, path, **kwargs)
     finally:
         os.umask(old_umask)
+
+
+def backup_file(path, keep=DEFAULT_BACKUP_KEEP, now=None):
+    """Copy path to a new backup file next to it; return the backup's path.
+
+    The backup is created 0600 with O_EXCL before a byte is written (it may hold a private key, and the
+    copy is never readable by others, whatever the umask), synced, and given the source's modification
+    time. Then only the `keep` newest backups of path are kept (None keeps all).
+    """
+    stamp = time.strftime('%Y-%m-%d@%H:%M:%S', time.localtime(now))
+    base = '%s.%d.%s' % (path, os.getpid(), stamp)
+    with open(path, 'rb') as source:
+        data = source.read()
+        source_stat = os.fstat(source.fileno())
+    count = 0
+    while True:
+        backup_path = base + ('.%d~' % count if count else '~')
+        try:
+            fd = os.open(backup_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0),
+                         PRIVATE_KEY_MODE)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise
+            count += 1
+            continue
+        break
+    try:
+        # O_CREAT's mode is narrowed by the umask only; this makes it exactly 0600 even under umask 0.
+        os.fchmod(fd, PRIVATE_KEY_MODE)
+        with os.fdopen(fd, 'wb') as handle:
+            fd = None
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        os.unlink(backup_path)
+        raise
+    os.utime(backup_path, (source_stat.st_atime, source_stat.st_mtime))
+    _sync_directory(os.path.dirname(os.path.abspath(backup_path)))
+    if keep is not None:
+        prune_backups(path, keep)
+    return backup_path
+
+
+def list_backups(path):
+    """The backups of path (made by backup_file or AnsibleModule.backup_local), oldest first."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = os.path.basename(path)
+    found = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        match = BACKUP_SUFFIX.fullmatch(name[len(prefix):])
+        if match:
+            found.append(((match.group('stamp'), int(match.group('count') or 0), int(match.group('pid'))),
+                          os.path.join(directory, name)))
+    return [backup for dummy_key, backup in sorted(found)]
+
+
+def prune_backups(path, keep):
+    """Remove all but the `keep` newest backups of path; return the removed paths."""
+    backups = list_backups(path)
+    removed = backups[:max(0, len(backups) - keep)]
+    for backup in removed:
+        try:
+            os.unlink(backup)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+    return removed
 
 
 def _sync_directory(directory):

@@ -21,6 +21,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pending import 
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     CERTIFICATE_TYPES as CERTIFICATE_TYPE_CHOICES,
     certificate_name_problem,
+    has_control_characters,
     parse_datetime,
 )
 
@@ -31,10 +32,13 @@ DEFAULT_WAIT_TIMEOUT = 300
 PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
     'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'state_path', 'renew_before_days',
-    'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'return_content',
+    'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'backup_keep',
+    'return_content',
     'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
 )
 PATH_OPTIONS = ('private_key_path', 'certificate_path', 'pkcs12_path', 'state_path')
+# Passphrases the module writes with (and hands on to hosts): printable characters only.
+PASSPHRASE_OPTIONS = ('private_key_passphrase', 'pkcs12_passphrase')
 
 
 class Declaration:
@@ -67,6 +71,7 @@ class Declaration:
         self.revocation_reason = options.get('revocation_reason')
         self.remove_files = options.get('remove_files')
         self.backup = options.get('backup')
+        self.backup_keep = options.get('backup_keep')
         self.return_content = options.get('return_content')
         self.wait = options.get('wait')
         self.wait_timeout = options.get('wait_timeout')
@@ -147,6 +152,13 @@ def validate_declaration(decl):
     problem = certificate_name_problem(name)
     if problem:
         raise KsefInputError(problem)
+    for option in PASSPHRASE_OPTIONS:
+        if has_control_characters(getattr(decl, option)):
+            # The value itself is never shown (no_log).
+            raise KsefInputError('Certificate %s: %s contains a control character (a newline, tab, ...); it is refused '
+                                 'because tools that read a passphrase line by line (openssl -passin file:, the '
+                                 'ksef_deploy role) would cut it there. Choose a passphrase of printable characters'
+                                 % (decl.label, option))
     if decl.type not in CERTIFICATE_TYPE_CHOICES:
         raise KsefInputError('Certificate %s: type must be one of %s' % (name, ', '.join(CERTIFICATE_TYPE_CHOICES)))
     if decl.csr_path and decl.csr_content:
@@ -165,6 +177,9 @@ def validate_declaration(decl):
                              % decl.label)
     if decl.renew_before_days is not None and decl.renew_before_days < 0:
         raise KsefInputError('Certificate %s: renew_before_days must not be negative' % decl.label)
+    if decl.backup_keep is not None and decl.backup_keep < 1:
+        raise KsefInputError('Certificate %s: backup_keep must be 1 or more (the number of backups kept per file)'
+                             % decl.label)
     if decl.wait_timeout is not None and decl.wait_timeout < 0:
         raise KsefInputError('Certificate %s: wait_timeout must not be negative' % decl.label)
     if decl.valid_from:

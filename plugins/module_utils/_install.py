@@ -101,8 +101,14 @@ class Installer:
                                       self._file_args(decl.pkcs12_path, '0600'))
 
     def backup(self, plan, path):
+        """A 0600 copy of path before it is replaced or removed (backup: true); older ones beyond backup_keep go.
+
+        Not AnsibleModule.backup_local: its shutil.copy2 creates the copy of a key with the umask's mode
+        (0644 typically) before narrowing it.
+        """
         if plan.decl.backup and path and os.path.exists(path):
-            plan.backup_files.append(self.module.backup_local(path))
+            keep = plan.decl.backup_keep if plan.decl.backup_keep is not None else _crypto.DEFAULT_BACKUP_KEEP
+            plan.backup_files.append(_crypto.backup_file(path, keep=keep))
 
     def apply_file_attributes(self, plan):
         """Owner/group/mode of files that already existed (a healthy run fixes a widened key mode)."""

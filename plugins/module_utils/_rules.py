@@ -47,6 +47,30 @@ def certificate_name_problem(name):
 
 
 # ---------------------------------------------------------------------------------------------
+# Control characters
+# ---------------------------------------------------------------------------------------------
+
+# C0 and C1 control characters, DEL and the Unicode line and paragraph separators: none belongs in a
+# certificate subject or a passphrase, and a line break there can start a new line of a configuration
+# file (an OpenSSL config) or be cut off by a tool that reads one line.
+CONTROL_CHARACTERS = re.compile(u'[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+
+
+def has_control_characters(value):
+    """True when the text `value` holds a control character (newline, tab, NUL, ...)."""
+    return isinstance(value, str) and CONTROL_CHARACTERS.search(value) is not None
+
+
+def subject_control_problems(enrollment_data):
+    """Fields of the enrollment data (GET /certificates/enrollments/data) whose value holds a control character.
+
+    [(field, value)] in layout order, empty when every value is clean.
+    """
+    return [(attribute.field, value) for attribute, value in subject_values(enrollment_data)
+            if not isinstance(value, str) or has_control_characters(value)]
+
+
+# ---------------------------------------------------------------------------------------------
 # CSR subject layout
 # ---------------------------------------------------------------------------------------------
 

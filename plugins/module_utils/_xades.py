@@ -57,9 +57,9 @@ SUBJECT_IDENTIFIER_TYPES = {
 
 _OCTET = r'(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])'
 _IPV4 = r'(%s\.){3}%s' % (_OCTET, _OCTET)
-IP4_ADDRESS = re.compile(r'^%s$' % _IPV4)
-IP4_RANGE = re.compile(r'^%s-%s$' % (_IPV4, _IPV4))
-IP4_MASK = re.compile(r'^%s/(3[0-2]|[12][0-9]|[0-9])$' % _IPV4)
+IP4_ADDRESS = re.compile(_IPV4)
+IP4_RANGE = re.compile(r'%s-%s' % (_IPV4, _IPV4))
+IP4_MASK = re.compile(r'%s/(3[0-2]|[12][0-9]|[0-9])' % _IPV4)
 MAX_PER_IP_KIND = 10
 
 
@@ -71,11 +71,11 @@ def classify_allowed_ips(entries):
     result = {'ip4Addresses': [], 'ip4Ranges': [], 'ip4Masks': []}
     for entry in entries or []:
         value = re.sub(r'\s*-\s*', '-', str(entry).strip())
-        if IP4_ADDRESS.match(value):
+        if IP4_ADDRESS.fullmatch(value):
             result['ip4Addresses'].append(value)
-        elif IP4_RANGE.match(value):
+        elif IP4_RANGE.fullmatch(value):
             result['ip4Ranges'].append(value)
-        elif IP4_MASK.match(value):
+        elif IP4_MASK.fullmatch(value):
             result['ip4Masks'].append(value)
         else:
             raise KsefInputError('auth_allowed_ips entry %r is not an IPv4 address (a.b.c.d), range (a.b.c.d-e.f.g.h) '

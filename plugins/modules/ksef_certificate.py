@@ -190,6 +190,9 @@ options:
       backup:
         description: See O(backup). Defaults to the top-level value.
         type: bool
+      backup_keep:
+        description: See O(backup_keep). Defaults to the top-level value.
+        type: int
       return_content:
         description: See O(return_content). Defaults to the top-level value.
         type: bool
@@ -335,9 +338,21 @@ options:
     type: bool
     default: false
   backup:
-    description: Keep a timestamped copy of every file the module replaces or removes.
+    description:
+      - Keep a timestamped copy of every file the module replaces or removes, next to it, named
+        C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~).
+      - A backup is created with mode C(0600) before anything is written to it (it may hold a private key),
+        whatever the mode of the file it copies.
     type: bool
     default: false
+  backup_keep:
+    description:
+      - With O(backup=true), how many backups of each file to keep; after a new backup is made, older ones
+        of the same file beyond this number are removed (backups made by earlier versions, named the same
+        way, included).
+      - Must be 1 or more.
+    type: int
+    default: 5
   return_content:
     description:
       - Return the certificate in PEM form in RV(certificate_pem) and RV(certificates[].certificate_pem).
@@ -745,6 +760,7 @@ def certificate_options(with_defaults):
                                default=default('unspecified')),
         remove_files=dict(type='bool', default=default(False)),
         backup=dict(type='bool', default=default(False)),
+        backup_keep=dict(type='int', default=default(_crypto.DEFAULT_BACKUP_KEEP)),
         return_content=dict(type='bool', default=default(False)),
         wait=dict(type='bool', default=default(True)),
         wait_timeout=dict(type='int', default=default(300)),

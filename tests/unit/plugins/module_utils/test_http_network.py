@@ -286,13 +286,34 @@ def test_plain_http_needs_allow_insecure_http(url, allowed, error):
         validate_connection_params(params)
 
 
-def test_insecure_settings_are_warned_about():
+def test_insecure_settings_are_warned_about(monkeypatch):
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+        monkeypatch.delenv(name, raising=False)
     assert transport_warnings({'api_url': 'https://ksef.invalid/v2', 'validate_certs': True}) == []
     http = transport_warnings({'api_url': 'http://127.0.0.1:8080/v2', 'allow_insecure_http': True, 'validate_certs': True})
     assert len(http) == 1 and 'plain http' in http[0]
     unverified = transport_warnings({'environment': 'prod', 'validate_certs': False})
     assert len(unverified) == 1 and unverified[0].startswith('validate_certs is false: the TLS certificate of '
                                                              'https://api.ksef.mf.gov.pl/v2 is not verified')
+
+
+@pytest.mark.parametrize('variables, named', [
+    ({'REQUESTS_CA_BUNDLE': '/etc/ssl/corporate.pem'}, 'REQUESTS_CA_BUNDLE is set but not used'),
+    ({'CURL_CA_BUNDLE': '/etc/ssl/corporate.pem'}, 'CURL_CA_BUNDLE is set but not used'),
+    ({'REQUESTS_CA_BUNDLE': '/a.pem', 'CURL_CA_BUNDLE': '/b.pem'}, 'REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE are set but not used'),
+])
+def test_a_ca_bundle_variable_that_would_have_chosen_the_trust_store_is_warned_about(monkeypatch, variables, named):
+    """requests would let these variables replace the trust store; the modules ignore them and say so."""
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    warnings = transport_warnings({'api_url': 'https://ksef.invalid/v2', 'validate_certs': True})
+    assert len(warnings) == 1 and warnings[0].startswith(named) and 'set ca_path (KSEF_CA_PATH)' in warnings[0]
+    # ca_path chooses explicitly: nothing to warn about. validate_certs false has its own (louder) warning.
+    assert transport_warnings({'api_url': 'https://ksef.invalid/v2', 'validate_certs': True, 'ca_path': '/ca.pem'}) == []
+    unverified = transport_warnings({'api_url': 'https://ksef.invalid/v2', 'validate_certs': False})
+    assert len(unverified) == 1 and unverified[0].startswith('validate_certs is false')
 
 
 def test_ca_bundle_variables_do_not_replace_the_trust_store(monkeypatch, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import shutil
 import stat
 
 import pytest
@@ -44,9 +43,8 @@ class FileModule:
         return changed
 
     def backup_local(self, path):
-        self.backups.append(path)
-        shutil.copy(path, path + '.bak')
-        return path + '.bak'
+        raise AssertionError('backup_local copies with shutil.copy2 (a key copy is briefly 0644); the installer uses '
+                             '_crypto.backup_file')
 
 
 def declaration(tmp_path, **extra):
@@ -88,7 +86,74 @@ def test_a_next_key_replaces_the_key_on_install_with_a_backup(tmp_path):
     assert not os.path.exists(path)
     assert _crypto.public_key_fingerprint(_crypto.load_private_key(str(tmp_path / 'erp.key'))) == \
         _crypto.public_key_fingerprint(key)
-    assert plan.backup_files == [str(tmp_path / 'erp.key.bak')]
+    assert len(plan.backup_files) == 1 and plan.backup_files[0].startswith(str(tmp_path / 'erp.key.'))
+    assert _crypto.public_key_fingerprint(_crypto.load_private_key(plan.backup_files[0])) == \
+        _crypto.public_key_fingerprint(old)
+    assert mode(plan.backup_files[0]) == 0o600
+
+
+def _old_backups(path, count):
+    """`count` backups of path as earlier runs (or AnsibleModule.backup_local) named them, oldest first."""
+    names = ['%s.%d.2020-01-%02d@10:00:00~' % (path, 1000 + day, day) for day in range(1, count + 1)]
+    for name in names:
+        with open(name, 'w') as handle:
+            handle.write('old backup')
+    return names
+
+
+@pytest.mark.parametrize('keep', [1, 2, 5])
+def test_backup_keep_removes_older_backups_of_the_same_file_only(tmp_path, keep):
+    """backup_keep: after a new backup, the `keep` newest backups of that file remain (the new one included);
+    backups of other files and look-alike names are never touched."""
+    installer = Installer(FileModule())
+    cert = str(tmp_path / 'erp.pem')
+    (tmp_path / 'erp.pem').write_text('certificate')
+    old = _old_backups(cert, 4)
+    others = _old_backups(str(tmp_path / 'erp.pem2'), 2) + _old_backups(str(tmp_path / 'erp.key'), 3)
+    (tmp_path / 'erp.pem.notes~').write_text('not a backup')
+    plan = Plan(declaration(tmp_path, backup=True, backup_keep=keep))
+    installer.backup(plan, cert)
+    made = plan.backup_files[0]
+    assert (tmp_path / made).read_text() == 'certificate' and mode(made) == 0o600
+    assert _crypto.list_backups(cert) == (old + [made])[-keep:]
+    assert all(os.path.exists(path) for path in others)
+    assert (tmp_path / 'erp.pem.notes~').exists()
+
+
+def test_backup_keep_defaults_to_a_small_number(tmp_path):
+    installer = Installer(FileModule())
+    cert = str(tmp_path / 'erp.pem')
+    (tmp_path / 'erp.pem').write_text('certificate')
+    old = _old_backups(cert, 7)
+    plan = Plan(declaration(tmp_path, backup=True))
+    installer.backup(plan, cert)
+    assert _crypto.DEFAULT_BACKUP_KEEP == 5
+    assert _crypto.list_backups(cert) == old[-4:] + plan.backup_files
+
+
+def test_two_backups_of_one_file_within_a_second_are_both_kept(tmp_path):
+    key = tmp_path / 'erp.key'
+    key.write_text('first')
+    first = _crypto.backup_file(str(key), keep=5, now=1700000000)
+    key.write_text('second')
+    second = _crypto.backup_file(str(key), keep=5, now=1700000000)
+    assert first != second
+    assert (tmp_path / first).read_text() == 'first' and (tmp_path / second).read_text() == 'second'
+    assert _crypto.list_backups(str(key)) == [first, second]
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o000])
+def test_a_backup_of_a_world_readable_file_is_still_0600(tmp_path, umask):
+    """The copy's mode does not follow the source or the umask: a backup may hold a key."""
+    source = tmp_path / 'erp.p12'
+    source.write_bytes(b'secret bundle')
+    os.chmod(str(source), 0o644)
+    old_umask = os.umask(umask)
+    try:
+        backup = _crypto.backup_file(str(source))
+    finally:
+        os.umask(old_umask)
+    assert mode(backup) == 0o600 and (tmp_path / backup).read_bytes() == b'secret bundle'
 
 
 def test_a_certificate_of_another_key_is_never_installed(tmp_path):

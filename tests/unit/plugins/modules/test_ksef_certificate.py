@@ -131,6 +131,7 @@ class FakeKsef(CertificateRecords):
         self.enroll_error = None        # raised by enroll() before it acts
         self.lose_enroll_response = None  # raised by enroll() after it acted
         self.forced_status = {}
+        self.issue_for_key = None       # a private key: certificates are issued for it, not for the CSR's key
         self._serial = 0x1A00000000000000
         self.client = None
         self.server_limits = {}
@@ -194,7 +195,8 @@ class FakeKsef(CertificateRecords):
         self._serial += 1
         valid_from = self.clock.now()
         certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca_name)
-                       .public_key(csr.public_key()).serial_number(self._serial)
+                       .public_key(self.issue_for_key.public_key() if self.issue_for_key is not None
+                                   else csr.public_key()).serial_number(self._serial)
                        .not_valid_before(valid_from).not_valid_after(valid_from + datetime.timedelta(days=730))
                        .add_extension(x509.KeyUsage(**key_usage), critical=True)
                        .sign(self.ca_key, hashes.SHA256()))
@@ -454,6 +456,42 @@ def test_rsa_offline_certificate_with_passphrase_and_pkcs12(run, ksef, tmp_path)
     assert 'key secret' not in json.dumps(result) and 'p12 secret' not in json.dumps(result)
     rerun = run(args)
     assert rerun['changed'] is False and rerun['certificate_pem'] == result['certificate_pem']
+
+
+def _assert_encrypted_key(path, passphrase):
+    """The key file is encrypted with passphrase: unreadable without it (loading an unencrypted key with a
+    passphrase succeeds, so that alone proves nothing)."""
+    with open(str(path), 'rb') as handle:
+        assert handle.read().startswith(b'-----BEGIN ENCRYPTED PRIVATE KEY-----')
+    with pytest.raises(KsefError, match='is encrypted; set the private key passphrase'):
+        _crypto.load_private_key(str(path))
+    for wrong in (passphrase + 'x', passphrase[:len(passphrase) // 2]):
+        with pytest.raises(KsefError, match='wrong passphrase'):
+            _crypto.load_private_key(str(path), wrong)
+    return _crypto.load_private_key(str(path), passphrase)
+
+
+def test_generated_keys_are_written_encrypted_with_private_key_passphrase(run, ksef, clock, tmp_path):
+    """issue 14 test gap: a key generated in place and a rotated (.next) key are both encrypted on disk; the
+    passphrase is used whole (quotes, backslash, $ and spaces are not cut or interpreted)."""
+    passphrase = 'a "quoted" \\ $(x) `y` pass phrase'
+    args = single(tmp_path, private_key_passphrase=passphrase, backup=True)
+    run(args)
+    first = _assert_encrypted_key(tmp_path / 'erp-production.key', passphrase)
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem', passphrase)
+    old_serial = ksef.active()[0]
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=3)
+    ksef.processing_seconds = 60
+    assert run(dict(args, wait=False))['action'] == 'pending'
+    _assert_encrypted_key(tmp_path / 'erp-production.key.next', passphrase)
+    clock.advance(seconds=61)
+    result = run(args)
+    assert result['action'] == 'renewed'
+    second = _assert_encrypted_key(tmp_path / 'erp-production.key', passphrase)
+    assert _crypto.public_key_fingerprint(second) != _crypto.public_key_fingerprint(first)
+    backed_up_key = [path for path in result['backup_files'] if '.key.' in path][0]
+    assert _crypto.public_key_fingerprint(_assert_encrypted_key(backed_up_key, passphrase)) == \
+        _crypto.public_key_fingerprint(first)
 
 
 def test_missing_certificate_file_is_reinstalled_from_ksef_without_enrolling(run, ksef, tmp_path):
@@ -900,6 +938,26 @@ def test_rejected_enrollment_fails_with_details_and_clears_the_record(run, ksef,
         run(args)
     assert 'rejected enrollment %s' % first['reference_number'] in str(error.value)
     assert 'detail of 400' in str(error.value)
+    assert _state(tmp_path) is None
+
+
+def test_rejected_renewal_deletes_the_next_key_and_keeps_the_key_in_use(run, ksef, clock, tmp_path):
+    """issue 14 test gap: the .next key made for a rejected enrollment is deleted with the state file; the key
+    and certificate in use stay as they are."""
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=5)
+    ksef.processing_seconds = 60
+    first = run(dict(args, wait=False))
+    assert first['action'] == 'pending' and os.path.exists(str(tmp_path / 'erp-production.key.next'))
+    before = snapshot(tmp_path)
+    ksef.forced_status[first['reference_number']] = 400
+    with pytest.raises(KsefError, match='rejected enrollment'):
+        run(args)
+    after = snapshot(tmp_path)
+    assert 'erp-production.key.next' not in after
+    assert after['erp-production.key'] == before['erp-production.key']
+    assert after['erp-production.pem'] == before['erp-production.pem']
+    assert key_fingerprint(tmp_path / 'erp-production.key') == old_key
     assert _state(tmp_path) is None
 
 
@@ -1386,6 +1444,26 @@ def test_csr_renewal_intent_is_not_reconciled_with_the_old_certificate(run, ksef
     record = json.loads((tmp_path / 'app01.pem.ksef-pending.json').read_text())
     assert record['phase'] == 'intent' and record['known_serials'] == [old]
     _finish_csr_renewal(run, ksef, clock, tmp_path, args, old)
+
+
+@pytest.mark.parametrize('form', ['key', 'csr'])
+def test_an_issued_certificate_without_the_enrolled_public_key_is_never_installed(run, ksef, tmp_path, form):
+    """issue 14 test gap: KSeF (or something in between) answers with a certificate of another public key: the
+    run fails naming the enrollment, and no certificate, key or PKCS#12 file is written or replaced."""
+    ksef.issue_for_key = ec.generate_private_key(ec.SECP256R1())
+    if form == 'key':
+        args = single(tmp_path, pkcs12_path=str(tmp_path / 'erp-production.p12'))
+    else:
+        args = dict(name='host-app01', type='authentication', certificate_path=str(tmp_path / 'app01.pem'),
+                    csr_content=_csr(ec.generate_private_key(ec.SECP256R1())))
+    with pytest.raises(KsefError, match='does not carry the enrolled public key; nothing was installed'):
+        run(args)
+    assert ksef.count('enroll') == 1
+    files = snapshot(tmp_path)
+    assert not [name for name in files if name.endswith(('.pem', '.p12'))], files
+    if form == 'key':
+        # The key made for the enrollment is still there (the state file points at it) and was not replaced.
+        assert 'erp-production.key' in files and files['erp-production.key'][0] == 0o600
 
 
 def test_csr_with_a_different_subject_is_refused_before_enrolling(run, ksef):
