@@ -185,7 +185,9 @@ def test_a_given_access_token_needs_no_context_but_a_login_checks_it():
         validate_connection_params(base_params(ksef_token='t', context_id='bad'))
 
 
-def test_transport_warnings():
+def test_transport_warnings(monkeypatch):
+    for name in ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE'):
+        monkeypatch.delenv(name, raising=False)
     assert transport_warnings(base_params()) == []
     assert 'plain http' in transport_warnings(base_params(api_url='http://127.0.0.1:1/v2', allow_insecure_http=True))[0]
     assert 'validate_certs is false' in transport_warnings(base_params(validate_certs=False))[0]
