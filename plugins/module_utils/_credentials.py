@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     CRYPTOGRAPHY_IMPORT_ERROR = exc
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _pkcs11
+from ansible_collections.ksef.certificates.plugins.module_utils._crypto import public_key_der
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
 
 PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', re.S)
@@ -179,10 +180,6 @@ def _load_pkcs12(data, passphrase, source):
     return SignerCredentials(cert, key, extra)
 
 
-def _public_der(public_key):
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def _check_key(credentials):
     key = credentials.private_key
     if isinstance(key, rsa.RSAPrivateKey):
@@ -193,7 +190,7 @@ def _check_key(credentials):
             raise KsefCredentialError('the EC signer key uses curve %s; KSeF requires at least 256 bits' % key.curve.name)
     else:
         raise KsefCredentialError('the signer key must be RSA or EC (got %s)' % type(key).__name__)
-    if _public_der(key.public_key()) != _public_der(credentials.certificate.public_key()):
+    if public_key_der(key.public_key()) != public_key_der(credentials.certificate.public_key()):
         raise KsefCredentialError('the signer private key does not match the signer certificate '
                                   '(check auth_private_key_path/content against auth_certificate_path/content)')
     return credentials
@@ -238,11 +235,11 @@ def load_signer_credentials(certificate_path=None, certificate_content=None, pri
             raise KsefCredentialError('the signer certificate needs its private key: set auth_private_key_path or '
                                       'auth_private_key_content (or give a PKCS#12 bundle as the certificate)')
     key = _load_key(key_data, passphrase, key_source)
-    key_der = _public_der(key.public_key())
+    key_der = public_key_der(key.public_key())
     # A PEM bundle may carry the chain; the signer is the certificate that matches the key.
     signer = certificates[0]
     for candidate in certificates:
-        if _public_der(candidate.public_key()) == key_der:
+        if public_key_der(candidate.public_key()) == key_der:
             signer = candidate
             break
     extra = [c for c in certificates if c is not signer]

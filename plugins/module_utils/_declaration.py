@@ -15,7 +15,7 @@ import os
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _pkcs11
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _pkcs11, _pkcs11_keystore
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import default_state_path
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
@@ -253,8 +253,8 @@ def _load_token_material(decl):
     """key_backend pkcs11: log in to the token and find the key in use (the local certificate's, if any)."""
     if decl.certificate_path:
         decl.local_certificate = _crypto.read_certificate_file(decl.certificate_path)
-    token = _pkcs11.open_token(decl.pkcs11_module, decl.pkcs11_token_label, decl.pkcs11_pin)
-    decl.keystore = _pkcs11.TokenKeyStore(token, decl.pkcs11_key_label)
+    token = _pkcs11_keystore.open_token(decl.pkcs11_module, decl.pkcs11_token_label, decl.pkcs11_pin)
+    decl.keystore = _pkcs11_keystore.TokenKeyStore(token, decl.pkcs11_key_label)
     decl.token_key = decl.keystore.current(decl.local_certificate)
     decl.key = decl.token_key.public_key if decl.token_key is not None else None
     if decl.key is not None:

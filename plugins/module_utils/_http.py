@@ -7,7 +7,6 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import collections
 import email.utils
 import json as _json
 import os
@@ -30,7 +29,6 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
 
-from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_PUBLIC_ENDPOINTS, RATE_LIMITS
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
@@ -38,19 +36,9 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefTransportError,
     format_seconds,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._pacing import RatePacer
 
 USER_AGENT = 'ksef.certificates-ansible/0.1.0'
-
-# The endpoints of KSeF's auth/public group (AUTH_PUBLIC_ENDPOINTS, named in the gateway) share these limits.
-AUTH_PUBLIC_LIMITS = {1: 60}
-# Published limits of the "other" group (every certificate endpoint, /auth/sessions*, /rate-limits),
-# counted per endpoint.
-OTHER_LIMITS = {1: 10, 60: 30, 3600: 120}
-# Seconds added to every window edge when pacing (see _SlidingWindow).
-PACING_MARGIN = 0.25
-# The windows KSeF counts in (seconds), shortest first. A 429 is put down to the shortest window its
-# Retry-After fits in (a block lasts until the oldest call that fills the window leaves it).
-RATE_WINDOWS = (1, 60, 3600)
 
 # Error bodies are read up to this size; only a short sanitized excerpt is ever shown.
 MAX_ERROR_BODY = 64 * 1024
@@ -166,64 +154,6 @@ def parse_error_body(body):
             'details': _as_list(status.get('details')),
         })
     return errors, reference_number, service_code
-
-
-class _SlidingWindow:
-    """Calls of one endpoint as KSeF counts them, to stay under its per-second/minute/hour limits.
-
-    KSeF counts a call when it arrives, at some moment between the client sending it and the client
-    receiving the answer, and keeps it in a window of W seconds while ``stamp > now - W``. The client
-    cannot see that moment, so it errs on the safe side: a call counts from the moment it is sent (a
-    call whose answer is lost still counts) and, once the answer or error is in, its stamp moves to
-    that later moment, the latest time KSeF can have counted it. A call then stays in a window until
-    W + ``margin`` seconds after its stamp, so latency jitter and the difference between the
-    controller's monotonic clock and KSeF's clock cannot make the next call arrive a moment too early.
-    Calls KSeF refused (429) or never received are counted as well: over-counting only costs waiting.
-    """
-
-    def __init__(self, margin=0.0):
-        self.margin = margin
-        self.stamps = collections.deque()
-        self.refused = []                 # stamps of calls KSeF refused (429): not in KSeF's count
-
-    def delay_needed(self, now, limits):
-        """Seconds to wait before the next request may be sent (0 if none)."""
-        if not limits:
-            return 0.0
-        longest = max(limits) + self.margin
-        while self.stamps and now - self.stamps[0] >= longest:
-            self.stamps.popleft()
-        delay = 0.0
-        for window, limit in limits.items():
-            if not limit or limit <= 0:
-                continue
-            span = window + self.margin
-            in_window = [t for t in self.stamps if now - t < span]
-            if len(in_window) >= limit:
-                # The oldest call that keeps us at the limit must leave the window first.
-                oldest = in_window[len(in_window) - limit]
-                delay = max(delay, oldest + span - now)
-        return delay
-
-    def accepted_since(self, since):
-        """Calls stamped after `since` that KSeF did not refuse (as far as the client knows)."""
-        self.refused = [stamp for stamp in self.refused if stamp > since]
-        return sum(1 for stamp in self.stamps if stamp > since) - len(self.refused)
-
-    def mark_refused(self, stamp):
-        self.refused.append(stamp)
-
-    def record(self, now):
-        """Count a call at the moment it is sent; returns the stamp for settle()."""
-        self.stamps.append(now)
-        return now
-
-    def settle(self, stamp, now):
-        """The answer (or error) of the call stamped `stamp` came in at `now`: count it from then on."""
-        for index in range(len(self.stamps) - 1, -1, -1):
-            if self.stamps[index] == stamp:
-                self.stamps[index] = max(stamp, now)
-                return
 
 
 # Texts of TLS errors raised before any request byte was sent: certificate verification (wrong CA,
@@ -359,101 +289,46 @@ class KsefHttpClient:
         self.calls_by_endpoint = {}
         self.retries = 0
         self.rate_limited = 0
-        self.paced_seconds = 0.0
-        self.other_limits = dict(OTHER_LIMITS)
-        self.auth_limits = dict(AUTH_PUBLIC_LIMITS)
-        # Where other_limits come from: 'published', 'GET /rate-limits', then '+429' once a 429 taught more.
-        self.limits_source = 'published'
-        self.learned_limits = []          # what each 429 taught: {'endpoint', 'window', 'limit'}
-        self.pacing_margin = PACING_MARGIN
-        self._windows = {}
+        self.pacer = RatePacer(self)
         self._warnings_seen = set()
         self.system_warnings = []         # X-System-Warning entries of this run, once each: {'code', 'text', 'endpoint'}
 
-    # -- pacing -------------------------------------------------------------------------------------
+    # -- pacing (RatePacer) -------------------------------------------------------------------------
     def set_rate_limits(self, rate_limits_response):
         """Use the effective limits from GET /rate-limits (group "other") instead of the published ones."""
-        other = (rate_limits_response or {}).get('other')
-        if not isinstance(other, dict):
-            return
-        limits = {}
-        for window, key in ((1, 'perSecond'), (60, 'perMinute'), (3600, 'perHour')):
-            value = other.get(key)
-            if isinstance(value, int) and value > 0:
-                limits[window] = value
-        if limits:
-            # What a 429 already taught this run stays (the lower value wins).
-            for learned in self.learned_limits:
-                if learned['endpoint'] not in AUTH_PUBLIC_ENDPOINTS:
-                    limits[learned['window']] = min(limits.get(learned['window'], learned['limit']), learned['limit'])
-            self.other_limits = limits
-            self.limits_source = str(RATE_LIMITS)
-
-    def _limits_for(self, key):
-        if key in AUTH_PUBLIC_ENDPOINTS:
-            return self.auth_limits
-        return self.other_limits
+        self.pacer.set_rate_limits(rate_limits_response)
 
     def limits_for(self, method, endpoint):
         """The limits the client paces `endpoint` (route template) to: {window seconds: calls}."""
-        return dict(self._limits_for('%s %s' % (method.upper(), endpoint)))
-
-    def _learn_from_429(self, key, window, retry_after, now):
-        """A 429 despite pacing: the limit is lower than assumed. Learn it so the run meets no second one.
-
-        KSeF refused the call because one of its windows was full. The window is the shortest one
-        Retry-After fits in (the block ends when the oldest call filling that window leaves it); the limit
-        is at most the number of calls this client sent to the endpoint in that window, the refused one
-        not included. KSeF sets limits per group, so the lower value applies to every endpoint of the
-        group (each endpoint keeps its own counter). Nothing is learned without Retry-After or when this
-        client sent nothing in the window (then someone else filled it: another run with the same context).
-        """
-        if retry_after is None:
-            return None
-        span = next((w for w in RATE_WINDOWS if retry_after <= w), RATE_WINDOWS[-1])
-        sent = window.accepted_since(now - span - self.pacing_margin)
-        if sent < 1:
-            return None
-        limits = self._limits_for(key)
-        if limits.get(span) is not None and limits[span] <= sent:
-            return None
-        limits[span] = sent
-        if limits is self.other_limits:
-            self.limits_source = self.limits_source.split('+')[0] + '+429'
-        self.learned_limits.append({'endpoint': key, 'window': span, 'limit': sent})
-        self.warn('KSeF answered %s with HTTP 429 (retry after %s s) below the limits this run paced to; pacing '
-                  'to at most %d calls per %d s from now on' % (key, retry_after, sent, span))
-        return span, sent
-
-    def _window(self, key):
-        window = self._windows.get(key)
-        if window is None:
-            window = self._windows[key] = _SlidingWindow(self.pacing_margin)
-        return window
+        return self.pacer.limits_for(method, endpoint)
 
     def seconds_until_slot(self, method, endpoint):
-        """Seconds until a request to `endpoint` (route template) can be sent without pacing; 0.0 = now.
+        """Seconds until a request to `endpoint` (route template) can be sent without pacing; 0.0 = now."""
+        return self.pacer.seconds_until_slot(method, endpoint)
 
-        Every URL of a template shares its counter (KSeF limits endpoints, not reference numbers).
-        Callers with other work to do use it to do that work instead of blocking in request().
-        """
-        key = '%s %s' % (method.upper(), endpoint)
-        window = self._windows.get(key)
-        if window is None:
-            return 0.0
-        return max(0.0, window.delay_needed(self.clock(), self._limits_for(key)))
+    @property
+    def other_limits(self):
+        return self.pacer.other_limits
 
-    def _pace(self, key):
-        """Wait for a free slot of the endpoint, then count the call; returns (window, stamp)."""
-        window = self._window(key)
-        limits = self._limits_for(key)
-        delay = window.delay_needed(self.clock(), limits)
-        while delay > 0:
-            self.log('pacing %s: waiting %.2f s to stay under the KSeF rate limit' % (key, delay))
-            self.paced_seconds += delay
-            self.sleep(delay)
-            delay = window.delay_needed(self.clock(), limits)
-        return window, window.record(self.clock())
+    @property
+    def limits_source(self):
+        return self.pacer.limits_source
+
+    @property
+    def learned_limits(self):
+        return self.pacer.learned_limits
+
+    @property
+    def paced_seconds(self):
+        return self.pacer.paced_seconds
+
+    @property
+    def pacing_margin(self):
+        return self.pacer.margin
+
+    @pacing_margin.setter
+    def pacing_margin(self, value):
+        self.pacer.margin = value
 
     # -- request ------------------------------------------------------------------------------------
     def build_url(self, endpoint, path_params=None):
@@ -488,7 +363,7 @@ class KsefHttpClient:
         transport_retries = 0
         first_sent = None
         while True:
-            window, stamp = self._pace(key)
+            window, stamp = self.pacer.pace(key)
             self.calls += 1
             self.calls_by_endpoint[key] = self.calls_by_endpoint.get(key, 0) + 1
             if first_sent is None:
@@ -541,7 +416,7 @@ class KsefHttpClient:
             if status == 429:
                 self.rate_limited += 1
                 window.mark_refused(stamp)
-                self._learn_from_429(key, window, error.retry_after, stamp)
+                self.pacer.learn_from_429(key, window, error.retry_after, stamp)
                 wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
                 if attempt >= self.max_retries or wait > self.max_retry_wait:
                     raise KsefRateLimitError(method, endpoint, status, error.errors, error.reference_number,

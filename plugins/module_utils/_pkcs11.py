@@ -43,6 +43,7 @@ try:
 except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
     pass
 
+from ansible_collections.ksef.certificates.plugins.module_utils._crypto import public_key_der
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
 
 PYKCS11_PIP_NAME = 'PyKCS11'
@@ -97,10 +98,6 @@ def _der_children(data):
     return children
 
 
-def _spki_der(public_key):
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
 def key_type_of(public_key):
     if isinstance(public_key, rsa.RSAPublicKey):
         return 'rsa'
@@ -135,8 +132,8 @@ def sign_with_swapped_key(build, public_key, sign):
     made = build(throwaway)
     is_csr = isinstance(made, x509.CertificateSigningRequest)
     tbs = made.tbs_certrequest_bytes if is_csr else made.tbs_certificate_bytes
-    old_spki = _spki_der(throwaway.public_key())
-    new_spki = _spki_der(public_key)
+    old_spki = public_key_der(throwaway.public_key())
+    new_spki = public_key_der(public_key)
     if tbs.count(old_spki) != 1:  # pragma: no cover - cryptography always encodes the key once
         raise Pkcs11Error('cannot place the token public key in the request')
     tbs_content = tbs[_der_read(tbs)[1]:].replace(old_spki, new_spki)
@@ -145,7 +142,7 @@ def sign_with_swapped_key(build, public_key, sign):
     signature = signature_value(key_type, sign(tbs))
     der = _der(0x30, tbs + algorithm + _der(0x03, b'\x00' + signature))
     loaded = x509.load_der_x509_csr(der) if is_csr else x509.load_der_x509_certificate(der)
-    if _spki_der(loaded.public_key()) != new_spki:  # pragma: no cover - defensive
+    if public_key_der(loaded.public_key()) != new_spki:  # pragma: no cover - defensive
         raise Pkcs11Error('the request built for the token key carries another public key')
     return der
 
@@ -367,9 +364,9 @@ class Pkcs11Token:
             raise Pkcs11Error('no private key labelled %r (%s) in PKCS#11 token %r'
                               % (label, option.format(prefix=self.prefix), self.token_label))
         if public_key is not None:
-            wanted = _spki_der(public_key)
+            wanted = public_key_der(public_key)
             for key in keys:
-                if _spki_der(key.public_key) == wanted:
+                if public_key_der(key.public_key) == wanted:
                     return key
             raise Pkcs11Error('no private key labelled %r in PKCS#11 token %r matches the signer certificate'
                               % (label, self.token_label))
@@ -384,10 +381,10 @@ class Pkcs11Token:
 
     def certificate_for(self, key):
         """The newest certificate object of key (same CKA_ID, or label, and the same public key), or None."""
-        wanted = _spki_der(key.public_key)
+        wanted = public_key_der(key.public_key)
         candidates = [certificate for _handle, certificate
                       in self._certificates(label=None if key.key_id else key.label, key_id=key.key_id)
-                      if _spki_der(certificate.public_key()) == wanted]
+                      if public_key_der(certificate.public_key()) == wanted]
         if not candidates:
             return None
         return max(candidates, key=_not_before)
@@ -513,7 +510,7 @@ def open_login_signer(module_path, token_label, key_label, pin, certificates=Non
                                   % (key_label, token_label))
             for key in keys:
                 for certificate in certificates:
-                    if _spki_der(certificate.public_key()) == _spki_der(key.public_key):
+                    if public_key_der(certificate.public_key()) == public_key_der(key.public_key):
                         extra = [c for c in certificates if c is not certificate]
                         return TokenSigner(token, key, certificate, extra)
             raise Pkcs11Error('the signer certificate (auth_certificate_path/content) does not belong to the key '
@@ -527,103 +524,3 @@ def open_login_signer(module_path, token_label, key_label, pin, certificates=Non
     except Pkcs11Error:
         token.close()
         raise
-
-
-# ---------------------------------------------------------------------------------------------
-# ksef_certificate key_backend: pkcs11
-# ---------------------------------------------------------------------------------------------
-
-_OPEN_TOKENS = {}
-
-
-def open_token(module_path, token_label, pin, option_prefix='pkcs11_'):
-    """One logged-in Pkcs11Token per library and token for the module run (ksef_certificate reads twice)."""
-    key = (module_path, token_label)
-    if key not in _OPEN_TOKENS:
-        _OPEN_TOKENS[key] = Pkcs11Token(module_path, token_label, pin, option_prefix=option_prefix)
-    return _OPEN_TOKENS[key]
-
-
-class TokenKeyStore:
-    """The token keys of one ksef_certificate declaration: every key pair labelled `label`.
-
-    Normally one key pair with its certificate object. A renewal adds a second key pair with the same label
-    (its own CKA_ID); once the new certificate is installed the other key pairs of the label are deleted.
-    """
-
-    REF_PREFIX = 'pkcs11:'
-
-    def __init__(self, token, label):
-        self.token = token
-        self.label = label
-
-    def ref(self, key):
-        """How the state file names a token key (no secret: label and CKA_ID)."""
-        return '%s%s/%s:%s' % (self.REF_PREFIX, self.token.token_label, self.label, bytes(key.key_id).hex())
-
-    def _matching(self, public_key):
-        wanted = _spki_der(public_key)
-        for key in self.token.private_keys(self.label):
-            if _spki_der(key.public_key) == wanted:
-                return key
-        return None
-
-    def current(self, certificate=None):
-        """The key in use: the one of the local certificate; else the one certified in the token; else the only one."""
-        if certificate is not None:
-            return self._matching(certificate.public_key())
-        keys = self.token.private_keys(self.label)
-        certified = [key for key in keys if self.token.certificate_for(key) is not None]
-        if len(certified) == 1:
-            return certified[0]
-        if len(keys) == 1:
-            return keys[0]
-        return None
-
-    def by_ref(self, ref):
-        for key in self.token.private_keys(self.label):
-            if self.ref(key) == ref:
-                return key
-        return None
-
-    def generate(self, key_type):
-        return self.token.generate_key_pair(self.label, key_type)
-
-    def csr(self, key, build):
-        """DER CSR of key: build(private_key) -> DER CSR, the same code path as a file key."""
-        return self.token.csr(key, lambda throwaway: x509.load_der_x509_csr(build(throwaway)))
-
-    def has_certificate(self, certificate):
-        key = self._matching(certificate.public_key())
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        return key is not None and any(c.public_bytes(serialization.Encoding.DER) == der
-                                       for _handle, c in self.token.certificates_of(key))
-
-    def attach(self, certificate):
-        """Store certificate next to its key (once); the key must be in the token."""
-        key = self._matching(certificate.public_key())
-        if key is None:
-            raise Pkcs11Error('PKCS#11 token %r holds no key labelled %r for certificate %X; nothing was installed'
-                              % (self.token.token_label, self.label, certificate.serial_number))
-        if not self.has_certificate(certificate):
-            self.token.store_certificate(key, certificate)
-        return key
-
-    def remove_others(self, certificate):
-        """After certificate is installed: delete the label's other key pairs and the key's older certificates."""
-        key = self._matching(certificate.public_key())
-        if key is None:
-            return
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        for other in self.token.private_keys(self.label):
-            if other.key_id != key.key_id:
-                self.token.delete_key(other)
-        for handle, old in self.token.certificates_of(key):
-            if old.public_bytes(serialization.Encoding.DER) != der:
-                self.token.delete_object(handle)
-
-    def discard(self, ref):
-        """Delete a key pair made for an enrollment that never happened (unless it is the key in use)."""
-        key = self.by_ref(ref)
-        if key is not None:
-            self.token.delete_key(key)

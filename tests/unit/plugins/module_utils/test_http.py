@@ -10,7 +10,7 @@ import re
 import pytest
 import requests
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _http
+from ansible_collections.ksef.certificates.plugins.module_utils import _pacing
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     HINTS,
     KsefApiError,
@@ -223,7 +223,7 @@ def test_without_margin_and_answer_stamping_the_same_calls_meet_a_429(monkeypatc
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep, max_retries=0)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
     client.pacing_margin = 0.0
-    monkeypatch.setattr(_http._SlidingWindow, 'settle', lambda self, stamp, now: None)
+    monkeypatch.setattr(_pacing.SlidingWindow, 'settle', lambda self, stamp, now: None)
     with pytest.raises(KsefRateLimitError):
         _status_calls(client, 13)
     assert len(server.refused) == 1

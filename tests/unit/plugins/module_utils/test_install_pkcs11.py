@@ -24,6 +24,7 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softh
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')
+_pkcs11_keystore = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11_keystore')
 
 
 @pytest.fixture
@@ -34,9 +35,9 @@ def token_declaration(softhsm, tmp_path):  # noqa: F811 - pytest fixture injecti
                             certificate_path=str(tmp_path / 'erp.pem'), private_key_type='ec', backup=False))
     validate_declaration(decl)
     yield decl
-    for token in _pkcs11._OPEN_TOKENS.values():  # pylint: disable=protected-access
+    for token in _pkcs11_keystore._OPEN_TOKENS.values():  # pylint: disable=protected-access
         token.close()
-    _pkcs11._OPEN_TOKENS.clear()  # pylint: disable=protected-access
+    _pkcs11_keystore._OPEN_TOKENS.clear()  # pylint: disable=protected-access
 
 
 def issue(decl, key):
