@@ -1,0 +1,286 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+
+    # The per-certificate options of ksef.certificates.ksef_certificate (top level: the single form, and the
+    # defaults of the certificates items).
+    DOCUMENTATION = r'''
+options:
+  state:
+    description:
+      - V(present) makes sure a healthy certificate with the declared name, type and key exists in KSeF
+        (and in the local files).
+      - V(absent) revokes the active certificates of this name and type (only those with the declared
+        public key when a key file or CSR is given and readable), with O(revocation_reason); with
+        O(remove_files=true) it also removes the local files. A second run changes nothing.
+    type: str
+    choices: [present, absent]
+    default: present
+  private_key_path:
+    description:
+      - Private key file on the controller (where the module runs). Generated (O(private_key_type)) when
+        missing, written atomically with mode C(0600) from the start, optionally encrypted with
+        O(private_key_passphrase).
+      - Accepted formats for an existing key are PEM or DER PKCS#8 (plain or encrypted), PKCS#1, SEC1
+        and PKCS#12. KSeF accepts RSA keys of exactly 2048 bits and EC keys on P-256.
+      - A rotated key is first written to C(<private_key_path>.next) and moved over O(private_key_path)
+        only with the new certificate.
+      - Mutually exclusive with O(csr_path) and O(csr_content); one of them is required for O(state=present).
+    type: path
+  key_backend:
+    description:
+      - Where the key pair of the certificate lives. V(file) is O(private_key_path) (or the CSR's key).
+      - V(pkcs11) generates the key pair inside a PKCS#11 token (smart card, USB token, HSM) as sensitive and
+        never extractable, has the token sign the CSR, writes the certificate to O(certificate_path) and
+        stores it in the token next to its key. A renewal makes a new key pair with the same label; the
+        superseded key pair is deleted from the token only after the new certificate is installed.
+        O(certificate_path) is required; O(private_key_path), O(csr_path), O(csr_content) and O(pkcs12_path)
+        cannot be used. V(absent) leaves the token objects in place.
+      - Needs the C(PyKCS11) Python library.
+    type: str
+    choices: [file, pkcs11]
+    default: file
+  pkcs11_module:
+    description: Path to the PKCS#11 library of the token for O(key_backend=pkcs11).
+    type: path
+  pkcs11_token_label:
+    description: Label of the token for O(key_backend=pkcs11).
+    type: str
+  pkcs11_pin:
+    description: User PIN of the token for O(key_backend=pkcs11).
+    type: str
+  pkcs11_key_label:
+    description:
+      - Label (C(CKA_LABEL)) of the key pair and certificate in the token for O(key_backend=pkcs11).
+      - Defaults to the certificate's O(name). For a self-renewing Authentication certificate, use the same
+        label as O(auth_pkcs11_key_label).
+    type: str
+  private_key_type:
+    description: Type of a generated key. V(ec) is NIST P-256 (recommended by KSeF), V(rsa) is RSA 2048.
+    type: str
+    choices: [ec, rsa]
+    default: ec
+  private_key_passphrase:
+    description:
+      - Passphrase of O(private_key_path). Generated keys are written encrypted with it (PKCS#8, best
+        available encryption).
+    type: str
+  csr_path:
+    description:
+      - A PKCS#10 certificate signing request made elsewhere (PEM or DER), for example on the target host
+        so the private key never moves. The declared public key is the CSR's.
+      - The CSR subject must carry exactly the attributes of C(/certificates/enrollments/data); the module
+        checks this before enrolling.
+    type: path
+  csr_content:
+    description: Like O(csr_path), with the CSR given inline (PEM, or base64 of DER).
+    type: str
+  certificate_path:
+    description:
+      - Where the certificate is written (PEM). Mode C(0644) unless O(mode) is given.
+      - Optional; without it the certificate is only returned (with O(return_content=true)).
+    type: path
+  pkcs12_path:
+    description:
+      - Also write a PKCS#12 file with the key and the certificate (mode C(0600)). Needs O(private_key_path).
+    type: path
+  pkcs12_passphrase:
+    description: Passphrase of the O(pkcs12_path) file; without it the file is not encrypted.
+    type: str
+  state_path:
+    description:
+      - JSON file that records an enrollment in flight (see B(Crash safety) above). It holds no secret and
+        is removed when the certificate is installed.
+      - Defaults to C(<private_key_path>.ksef-pending.json), else C(<certificate_path>.ksef-pending.json);
+        without any of these paths there is no state file.
+    type: path
+  renew_before_days:
+    description:
+      - Renew when the certificate's validity (C(validTo) as KSeF reports it) ends within this many days.
+    type: int
+    default: 30
+  force:
+    description:
+      - Enroll a new certificate even if a healthy one exists (the old one is then superseded), and stop
+        waiting for an unconfirmed earlier enrollment (see B(Crash safety)).
+    type: bool
+    default: false
+  valid_from:
+    description:
+      - Start of validity requested from KSeF (ISO 8601 date-time), passed through to the enrollment.
+      - Only used when the module enrolls; it does not make an existing certificate due.
+    type: str
+  revoke_superseded:
+    description:
+      - After a renewal is installed, revoke the other active certificates of the same name and type with
+        reason V(superseded).
+      - When not set, the default depends on the type. V(authentication) certificates are revoked when
+        superseded (the new certificate replaces them for logging in).
+      - V(offline) certificates are B(not) revoked by default. An Offline certificate signs QR code II on invoices
+        issued offline, and KSeF checks the code against the certificate's state when someone scans it, so
+        revoking it would make the codes on invoices already in circulation fail verification. A superseded
+        Offline certificate stays active until it expires and is returned in RV(superseded) with its
+        RV(superseded[].valid_to) and RV(superseded[].revoked=false).
+      - An explicit value wins for either type. A lost or compromised key is revoked with reason
+        V(key_compromise) through M(ksef.certificates.ksef_certificate_revoke) or the revoke playbook.
+      - The certificate this run logged in with is revoked only when the login reads the files this task has just
+        written (O(auth_certificate_path) and O(auth_private_key_path) are O(certificate_path) and
+        O(private_key_path), or O(auth_certificate_path) is O(pkcs12_path)). Otherwise the next login would use a
+        revoked certificate (under AWX/AAP the login comes from a credential). It stays active, the run warns, and
+        its serial is in RV(superseded_login). See docs/awx/README.md for the loop that updates the credential
+        and then revokes it.
+    type: bool
+  revocation_reason:
+    description: Reason sent when O(state=absent) revokes.
+    type: str
+    choices: [unspecified, superseded, key_compromise]
+    default: unspecified
+  remove_files:
+    description:
+      - With O(state=absent), also remove O(certificate_path), O(pkcs12_path), O(private_key_path), the
+        C(.next) key and the state file.
+    type: bool
+    default: false
+  backup:
+    description:
+      - Keep a timestamped copy of every file the module replaces or removes, next to it, named
+        C(<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~).
+      - A backup is created with mode C(0600) before anything is written to it (it may hold a private key),
+        whatever the mode of the file it copies.
+    type: bool
+    default: false
+  backup_keep:
+    description:
+      - With O(backup=true), how many backups of each file to keep; after a new backup is made, older ones
+        of the same file beyond this number are removed (backups made by earlier versions, named the same
+        way, included).
+      - Must be 1 or more.
+    type: int
+    default: 5
+  return_content:
+    description:
+      - Return the certificate in PEM form in RV(certificate_pem) and RV(certificates[].certificate_pem).
+        The private key is never returned.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait for KSeF to issue an enrolled certificate (polling every 2 seconds). When V(false), or when
+        O(wait_timeout) runs out, the module returns RV(action=pending) with the RV(reference_number); the
+        next run resumes it.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for an enrollment to be processed.
+    type: int
+    default: 300
+'''
+
+    # The certificates list of ksef.certificates.ksef_certificate: the per-certificate options once per item.
+    ITEMS = r'''
+options:
+  certificates:
+    description:
+      - Manage several certificates in one task (one login, one query for the whole set).
+      - Each item takes the per-certificate options; top-level options act as defaults for the items.
+      - A name and type pair may appear only once, and no two items may share a file.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: See O(name).
+        type: str
+        required: true
+      type:
+        description: See O(type). Defaults to the top-level O(type).
+        type: str
+        choices: [authentication, offline]
+      state:
+        description: See O(state). Defaults to the top-level O(state).
+        type: str
+        choices: [present, absent]
+      private_key_path:
+        description: See O(private_key_path).
+        type: path
+      key_backend:
+        description: See O(key_backend). Defaults to the top-level value.
+        type: str
+        choices: [file, pkcs11]
+      pkcs11_module:
+        description: See O(pkcs11_module). Defaults to the top-level value.
+        type: path
+      pkcs11_token_label:
+        description: See O(pkcs11_token_label). Defaults to the top-level value.
+        type: str
+      pkcs11_pin:
+        description: See O(pkcs11_pin). Defaults to the top-level value.
+        type: str
+      pkcs11_key_label:
+        description: See O(pkcs11_key_label). Defaults to the item's O(certificates[].name).
+        type: str
+      private_key_type:
+        description: See O(private_key_type). Defaults to the top-level value.
+        type: str
+        choices: [ec, rsa]
+      private_key_passphrase:
+        description: See O(private_key_passphrase). Defaults to the top-level value.
+        type: str
+      csr_path:
+        description: See O(csr_path).
+        type: path
+      csr_content:
+        description: See O(csr_content).
+        type: str
+      certificate_path:
+        description: See O(certificate_path).
+        type: path
+      pkcs12_path:
+        description: See O(pkcs12_path).
+        type: path
+      pkcs12_passphrase:
+        description: See O(pkcs12_passphrase). Defaults to the top-level value.
+        type: str
+      state_path:
+        description: See O(state_path).
+        type: path
+      renew_before_days:
+        description: See O(renew_before_days). Defaults to the top-level value.
+        type: int
+      force:
+        description: See O(force). Defaults to the top-level value.
+        type: bool
+      valid_from:
+        description: See O(valid_from). Defaults to the top-level value.
+        type: str
+      revoke_superseded:
+        description: See O(revoke_superseded). Defaults to the top-level value, else by type.
+        type: bool
+      revocation_reason:
+        description: See O(revocation_reason). Defaults to the top-level value.
+        type: str
+        choices: [unspecified, superseded, key_compromise]
+      remove_files:
+        description: See O(remove_files). Defaults to the top-level value.
+        type: bool
+      backup:
+        description: See O(backup). Defaults to the top-level value.
+        type: bool
+      backup_keep:
+        description: See O(backup_keep). Defaults to the top-level value.
+        type: int
+      return_content:
+        description: See O(return_content). Defaults to the top-level value.
+        type: bool
+      wait:
+        description: See O(wait). Defaults to the top-level value.
+        type: bool
+      wait_timeout:
+        description: See O(wait_timeout). Defaults to the top-level value.
+        type: int
+'''
