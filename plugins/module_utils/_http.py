@@ -249,6 +249,61 @@ def _innermost_text(chain, ssl_only=False):
     return '%s: %s' % (type(item).__name__, text) if text else type(item).__name__
 
 
+def check_headers(method, endpoint, headers, token=None):
+    """Refuse, before anything is sent, a header value requests would echo in an exception (a token)."""
+    for name, value in headers.items():
+        if (not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value)
+                or (name == 'Authorization' and token is not None and not _TOKEN.match(token))):
+            what = 'the token' if name == 'Authorization' else 'the value of header %s' % name
+            raise KsefError('%s %s: %s contains whitespace, control or non-ASCII characters; the request was '
+                            'not sent' % (method, endpoint, what))
+
+
+def environment_proxies(url):
+    """Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the one thing taken from the environment."""
+    # A malformed NO_PROXY must not stop the module.
+    try:
+        return requests.utils.get_environ_proxies(url)
+    except Exception:  # pylint: disable=broad-except
+        return {}
+
+
+def read_limited(response):
+    """The body of an error answer, at most MAX_ERROR_BODY bytes (only an excerpt is ever shown)."""
+    chunks = []
+    size = 0
+    for chunk in response.iter_content(chunk_size=8192):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_ERROR_BODY:
+            break
+    return b''.join(chunks)[:MAX_ERROR_BODY]
+
+
+def decode_json(raw):
+    try:
+        return True, _json.loads(raw.decode('utf-8'))
+    except (ValueError, UnicodeDecodeError):
+        return False, None
+
+
+def success_body(method, endpoint, status, raw, headers):
+    """The decoded JSON of a success answer, None when empty, text when not JSON (an HTML page is an error)."""
+    if not raw or not raw.strip():
+        return None
+    ok, body = decode_json(raw)
+    if ok:
+        return body
+    content_type = headers.get('Content-Type', '')
+    if 'json' in content_type or 'html' in content_type:
+        raise KsefApiError(method, endpoint, status, [{
+            'code': None,
+            'description': 'unexpected response body that is not valid JSON: %s' % sanitize_excerpt(raw),
+            'details': [],
+        }])
+    return raw.decode('utf-8', 'replace')
+
+
 class KsefHttpClient:
     """HTTP client for the KSeF API v2 (one keep-alive requests session)."""
 
@@ -266,7 +321,7 @@ class KsefHttpClient:
         if session is None:
             session = requests.Session()
         # requests would let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the trust store and ~/.netrc replace
-        # the Authorization header; the environment is used for proxies only (see _proxies).
+        # the Authorization header; the environment is used for proxies only (see environment_proxies).
         session.trust_env = False
         self.session = session
         if not validate_certs:
@@ -356,8 +411,8 @@ class KsefHttpClient:
         if token:
             send_headers['Authorization'] = 'Bearer %s' % token
 
-        self._check_headers(method, endpoint, send_headers, token)
-        proxies = self._proxies(url)
+        check_headers(method, endpoint, send_headers, token)
+        proxies = environment_proxies(url)
 
         attempt = 0
         transport_retries = 0
@@ -376,7 +431,7 @@ class KsefHttpClient:
                     # The body is read here, inside the transport error handling: a connection that
                     # breaks while the answer arrives is a lost answer like any other.
                     status = response.status_code
-                    raw = response.content if status in expect else self._read_limited(response)
+                    raw = response.content if status in expect else read_limited(response)
                 finally:
                     response.close()
             except requests.exceptions.RequestException as exc:
@@ -396,7 +451,7 @@ class KsefHttpClient:
                 raise self._transport_error(method, endpoint, failure, attempt + 1, self.clock() - first_sent,
                                             idempotent)
             except (ValueError, UnicodeError) as exc:
-                # http.client refuses a header value that slipped past _check_headers; its text holds the value.
+                # http.client refuses a header value that slipped past check_headers; its text holds the value.
                 window.settle(stamp, self.clock())
                 raise KsefError('%s %s failed: the request could not be built (%s); it was not sent'
                                 % (method, endpoint, type(exc).__name__))
@@ -410,7 +465,7 @@ class KsefHttpClient:
             stamp = max(stamp, answered)
             self._surface_warnings(response, '%s %s' % (method, endpoint))
             if status in expect:
-                return status, self._success_body(method, endpoint, status, raw, response.headers)
+                return status, success_body(method, endpoint, status, raw, response.headers)
 
             error = self._api_error(method, endpoint, status, raw, response.headers)
             if status == 429:
@@ -436,25 +491,6 @@ class KsefHttpClient:
             raise error
 
     # -- helpers ------------------------------------------------------------------------------------
-    @staticmethod
-    def _check_headers(method, endpoint, headers, token=None):
-        """Refuse, before anything is sent, a header value requests would echo in an exception (a token)."""
-        for name, value in headers.items():
-            if (not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value)
-                    or (name == 'Authorization' and token is not None and not _TOKEN.match(token))):
-                what = 'the token' if name == 'Authorization' else 'the value of header %s' % name
-                raise KsefError('%s %s: %s contains whitespace, control or non-ASCII characters; the request was '
-                                'not sent' % (method, endpoint, what))
-
-    @staticmethod
-    def _proxies(url):
-        """Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the one thing taken from the environment."""
-        # A malformed NO_PROXY must not stop the module.
-        try:
-            return requests.utils.get_environ_proxies(url)
-        except Exception:  # pylint: disable=broad-except
-            return {}
-
     def _where(self):
         return '%s:%s' % (self.host, self.port)
 
@@ -503,41 +539,8 @@ class KsefHttpClient:
                                              'endpoint': endpoint})
                 self.warn('KSeF system warning: %s' % text)
 
-    @staticmethod
-    def _read_limited(response):
-        chunks = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=8192):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= MAX_ERROR_BODY:
-                break
-        return b''.join(chunks)[:MAX_ERROR_BODY]
-
-    @staticmethod
-    def _decode_json(raw):
-        try:
-            return True, _json.loads(raw.decode('utf-8'))
-        except (ValueError, UnicodeDecodeError):
-            return False, None
-
-    def _success_body(self, method, endpoint, status, raw, headers):
-        if not raw or not raw.strip():
-            return None
-        ok, body = self._decode_json(raw)
-        if ok:
-            return body
-        content_type = headers.get('Content-Type', '')
-        if 'json' in content_type or 'html' in content_type:
-            raise KsefApiError(method, endpoint, status, [{
-                'code': None,
-                'description': 'unexpected response body that is not valid JSON: %s' % sanitize_excerpt(raw),
-                'details': [],
-            }])
-        return raw.decode('utf-8', 'replace')
-
     def _api_error(self, method, endpoint, status, raw, headers):
-        ok, body = self._decode_json(raw) if raw else (False, None)
+        ok, body = decode_json(raw) if raw else (False, None)
         if ok and isinstance(body, dict):
             errors, reference_number, service_code = parse_error_body(body)
         else:
