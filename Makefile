@@ -37,7 +37,7 @@ INTEGRATION_JOBS ?= 2
 
 help:
 	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
-	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl softhsm2 when missing (root only)'
+	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl softhsm2 strace when missing (root only)'
 	@echo 'make sanity           ansible-test sanity at both ends (sanity-latest, sanity-2.16)'
 	@echo 'make units            ansible-test units: units-latest (Python 3.9-3.13), units-2.16 (its Python 3.11)'
 	@echo 'make emulator-tests   pytest tests/emulator/tests'
@@ -71,11 +71,12 @@ collection-link:
 	@if [ "$$(readlink $(COLLECTION_LINK) || true)" != "$(CURDIR)" ]; then ln -sfn $(CURDIR) $(COLLECTION_LINK); echo "linked $(COLLECTION_LINK) -> $(CURDIR)"; fi
 
 # tool:package pairs; softhsm2 (a PKCS#11 token in software) stands in for a card or HSM in the PKCS#11 tests.
-SYSTEM_TOOLS := shellcheck:shellcheck xmlsec1:xmlsec1 openssl:openssl softhsm2-util:softhsm2
+# strace: tests/unit/plugins/modules/test_file_modes_trace.py traces the key and backup writes (issue 14).
+SYSTEM_TOOLS := shellcheck:shellcheck xmlsec1:xmlsec1 openssl:openssl softhsm2-util:softhsm2 strace:strace
 
 deps-system:
 	@missing=; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
-	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1, openssl and softhsm2 are present"; \
+	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1, openssl, softhsm2 and strace are present"; \
 	elif [ "$$(id -u)" != 0 ]; then echo "deps-system: missing:$$missing; not root, skipping (install them with apt-get)"; \
 	else echo "deps-system: installing$$missing"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
