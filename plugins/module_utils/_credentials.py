@@ -29,10 +29,13 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     CRYPTOGRAPHY_IMPORT_ERROR = exc
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _pkcs11
-from ansible_collections.ksef.certificates.plugins.module_utils._crypto import public_key_der
+from ansible_collections.ksef.certificates.plugins.module_utils._crypto import (
+    KeyLoadError,
+    parse_private_key,
+    pem_blocks,
+    public_key_der,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
-
-PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', re.S)
 
 
 class SignerCredentials:
@@ -104,15 +107,11 @@ def _file_bytes(data):
         return data
 
 
-def _pem_blocks(data, kinds):
-    return [m.group(0) for m in PEM_BLOCK.finditer(data) if m.group(1).decode('ascii') in kinds]
-
-
 def _parse_certificates(data):
     """All certificates in data (PEM, possibly several, or one DER); [] if none."""
     if b'-----BEGIN' in data:
         certs = []
-        for block in _pem_blocks(data, ('CERTIFICATE', 'TRUSTED CERTIFICATE', 'X509 CERTIFICATE')):
+        for block in pem_blocks(data, ('CERTIFICATE', 'TRUSTED CERTIFICATE', 'X509 CERTIFICATE')):
             try:
                 certs.append(x509.load_pem_x509_certificate(block.replace(b'TRUSTED CERTIFICATE', b'CERTIFICATE')))
             except ValueError:
@@ -124,43 +123,23 @@ def _parse_certificates(data):
         return []
 
 
-def _is_encrypted_pem(data):
-    return b'ENCRYPTED PRIVATE KEY' in data or b'Proc-Type: 4,ENCRYPTED' in data
-
-
 def _load_key(data, passphrase, source):
-    """Private key from PEM or DER (PKCS#8, PKCS#1, SEC1), encrypted or not."""
-    password = _to_bytes(passphrase) if passphrase else None
-    is_pem = b'-----BEGIN' in data
-    if is_pem:
-        blocks = _pem_blocks(data, ('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY'))
-        if not blocks:
-            raise KsefCredentialError('%s holds no PEM private key' % source)
-        data = blocks[0]
-        loader = serialization.load_pem_private_key
-    else:
-        loader = serialization.load_der_private_key
+    """The signer's private key (_crypto.parse_private_key), with messages that name auth_passphrase."""
     try:
-        return loader(data, password=password)
-    except TypeError as exc:
-        text = str(exc).lower()
-        if 'not encrypted' in text:
-            # A passphrase was given for a key that has none: use the key without it.
-            try:
-                return loader(data, password=None)
-            except ValueError:
-                raise KsefCredentialError('%s cannot be parsed as a private key' % source)
-        raise KsefCredentialError('the private key in %s is encrypted but no passphrase was given: set auth_passphrase' % source)
-    except ValueError:
-        encrypted = _is_encrypted_pem(data) if is_pem else False
-        if password is not None and (encrypted or not is_pem):
-            # DER PKCS#8 encryption cannot be detected cheaply; a failure with a passphrase is most likely it.
-            raise KsefCredentialError('the private key in %s could not be decrypted: the passphrase (auth_passphrase) is wrong' % source)
-        if encrypted:
-            raise KsefCredentialError('the private key in %s is encrypted but no passphrase was given: set auth_passphrase' % source)
-        raise KsefCredentialError('%s cannot be parsed as a private key (expected PEM or DER PKCS#8, PKCS#1 or SEC1)' % source)
-    except Exception:  # cryptography raises UnsupportedAlgorithm and others for exotic input
-        raise KsefCredentialError('%s cannot be parsed as a supported private key' % source)
+        return parse_private_key(data, passphrase)
+    except KeyLoadError as exc:
+        if exc.reason == 'no_pem_key':
+            raise KsefCredentialError('%s holds no PEM private key' % source)
+        if exc.reason == 'needs_passphrase':
+            raise KsefCredentialError('the private key in %s is encrypted but no passphrase was given: set '
+                                      'auth_passphrase' % source)
+        if exc.reason == 'wrong_passphrase':
+            raise KsefCredentialError('the private key in %s could not be decrypted: the passphrase (auth_passphrase) '
+                                      'is wrong' % source)
+        if exc.reason == 'unsupported':
+            raise KsefCredentialError('%s cannot be parsed as a supported private key' % source)
+        raise KsefCredentialError('%s cannot be parsed as a private key (expected PEM or DER PKCS#8, PKCS#1 or SEC1)'
+                                  % source)
 
 
 def _load_pkcs12(data, passphrase, source):

@@ -118,17 +118,37 @@ def _read_source(path_or_bytes, what):
         raise KsefCredentialError('Cannot read %s %s: %s' % (what, path_or_bytes, exc.strerror or to_native(exc)))
 
 
-def load_private_key(path_or_bytes, passphrase=None):
-    """Load a private key from a file path or bytes.
+PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', re.S)
+PRIVATE_KEY_PEM_KINDS = ('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')
 
-    Accepts PEM or DER: PKCS#8 (plain or encrypted), PKCS#1 RSAPrivateKey (also legacy PEM encryption),
-    SEC1 ECPrivateKey, and PKCS#12 bundles. Raises KsefCredentialError with a message that never contains
-    the passphrase or key material.
+
+def pem_blocks(data, kinds):
+    """The PEM blocks of `data` (bytes) whose label is one of `kinds`, in order."""
+    return [m.group(0) for m in PEM_BLOCK.finditer(data) if m.group(1).decode('ascii') in kinds]
+
+
+class KeyLoadError(Exception):
+    """Why a private key could not be loaded; the caller words the message (it knows the option names).
+
+    reason: 'no_pem_key' (PEM without a private key block), 'needs_passphrase', 'wrong_passphrase',
+    'unsupported' (an algorithm cryptography does not know) or 'invalid'.
     """
-    data, source = _read_source(path_or_bytes, 'private key file')
-    password = to_bytes(passphrase, errors='surrogate_or_strict') if passphrase else None
 
+    def __init__(self, reason):
+        super(KeyLoadError, self).__init__(reason)
+        self.reason = reason
+
+
+def parse_private_key(data, passphrase=None):
+    """The one private-key loader: PEM (the first private key block; a file may also hold certificates) or DER
+    (PKCS#8 plain or encrypted, PKCS#1, SEC1, or a PKCS#12 bundle). A passphrase given for a key that is not
+    encrypted is ignored. Raises KeyLoadError, whose text never holds the passphrase or key material."""
+    password = to_bytes(passphrase, errors='surrogate_or_strict') if passphrase else None
     if b'-----BEGIN' in data:
+        blocks = pem_blocks(data, PRIVATE_KEY_PEM_KINDS)
+        if not blocks:
+            raise KeyLoadError('no_pem_key')
+        data = blocks[0]
         loaders = [serialization.load_pem_private_key]
     else:
         loaders = [serialization.load_der_private_key, _load_pkcs12_key]
@@ -145,13 +165,33 @@ def load_private_key(path_or_bytes, passphrase=None):
             if password is not None and _looks_like_bad_password(exc):
                 wrong_passphrase = True
         except UnsupportedAlgorithm:
-            raise KsefCredentialError('The %s uses an unsupported key algorithm' % source)
-
-    if needs_passphrase:
-        raise KsefCredentialError('The %s is encrypted; set the private key passphrase' % source)
+            raise KeyLoadError('unsupported')
+        except Exception:  # pylint: disable=broad-except  # cryptography raises others for exotic input
+            raise KeyLoadError('invalid')
+    if needs_passphrase or password is None and _is_encrypted(data):
+        raise KeyLoadError('needs_passphrase')
     if wrong_passphrase or password is not None and _is_encrypted(data):
-        raise KsefCredentialError('Cannot decrypt the %s: wrong passphrase' % source)
-    raise KsefCredentialError('Cannot load the %s: not a PEM/DER PKCS#8, PKCS#1, SEC1 or PKCS#12 private key' % source)
+        raise KeyLoadError('wrong_passphrase')
+    raise KeyLoadError('invalid')
+
+
+def load_private_key(path_or_bytes, passphrase=None):
+    """Load a declared private key (private_key_path) from a file path or bytes (parse_private_key).
+
+    Raises KsefCredentialError with a message that never contains the passphrase or key material.
+    """
+    data, source = _read_source(path_or_bytes, 'private key file')
+    try:
+        return parse_private_key(data, passphrase)
+    except KeyLoadError as exc:
+        if exc.reason == 'needs_passphrase':
+            raise KsefCredentialError('The %s is encrypted; set the private key passphrase' % source)
+        if exc.reason == 'wrong_passphrase':
+            raise KsefCredentialError('Cannot decrypt the %s: wrong passphrase' % source)
+        if exc.reason == 'unsupported':
+            raise KsefCredentialError('The %s uses an unsupported key algorithm' % source)
+        raise KsefCredentialError('Cannot load the %s: not a PEM/DER PKCS#8, PKCS#1, SEC1 or PKCS#12 private key'
+                                  % source)
 
 
 def _call_key_loader(loader, data, password):

@@ -435,3 +435,29 @@ def test_der_ending_in_a_whitespace_byte_is_not_truncated(ec_key):
     assert _crypto.load_certificate(cert_der).public_bytes(serialization.Encoding.DER) == cert_der
     csr_der = _ending_in_whitespace(lambda: _crypto.build_csr(ec_key, SEAL_DATA))
     assert _crypto.csr_der(_crypto.load_csr(csr_der)) == csr_der
+
+
+def _pkcs8(key, encoding=serialization.Encoding.PEM, passphrase=None):
+    encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    return key.private_bytes(encoding, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def test_parse_private_key_is_the_one_loader_and_says_why_it_failed():
+    """One loader for declared keys (_crypto.load_private_key) and signer keys (_credentials): only the wording differs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate_first = b'-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' + _pkcs8(key)
+    assert _crypto.public_key_der(_crypto.parse_private_key(certificate_first).public_key()) == \
+        _crypto.public_key_der(key.public_key())
+    assert _crypto.parse_private_key(_pkcs8(key, serialization.Encoding.DER), passphrase='unused') is not None
+    cases = [
+        (b'-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', None, 'no_pem_key'),
+        (_pkcs8(key, passphrase=b'secret-pass'), None, 'needs_passphrase'),
+        (_pkcs8(key, passphrase=b'secret-pass'), 'other-pass', 'wrong_passphrase'),
+        (_pkcs8(key, serialization.Encoding.DER, passphrase=b'secret-pass'), 'other-pass', 'wrong_passphrase'),
+        (b'not a key', None, 'invalid'),
+    ]
+    for data, passphrase, reason in cases:
+        with pytest.raises(_crypto.KeyLoadError) as info:
+            _crypto.parse_private_key(data, passphrase)
+        assert info.value.reason == reason
+        assert str(info.value) == reason  # nothing of the key or passphrase
