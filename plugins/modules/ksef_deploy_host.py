@@ -1,0 +1,635 @@
+#!/usr/bin/python
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: ksef_deploy_host
+short_description: Host-side steps of the ksef_deploy role (keys, CSRs, certificates, PKCS#12 bundles)
+version_added: 0.2.0
+description:
+  - Runs on a managed host and does there what the C(ksef.certificates.ksef_deploy) role needs, without a shell;
+    it can inspect the deployed key, C(.next) key and certificate (O(operation=info)), make a new key and its CSR from KSeF
+    enrollment data (O(operation=csr)), install a certificate and key (O(operation=install)), build a PKCS#12 bundle
+    (O(operation=pkcs12)), remove files (O(operation=remove)) and create missing directories (O(operation=directory)).
+  - "Backends: the Python library C(cryptography) (38 or newer) when the host has it, else the C(openssl) command
+    line (1.1.1 or newer), run with an argument list: no shell, no variable expansion; passphrases and private keys
+    reach openssl on its standard input, never on its command line or in its environment."
+  - Every file is written to a temporary file created with C(O_CREAT|O_EXCL) and mode C(0600) in the target
+    directory, given its owner, group and mode, and renamed over the target, so a key is never readable by others,
+    not even for a moment.
+  - Paths are taken literally (a leading C(~) is the home directory); a C($), quote or backtick in a path is part
+    of the name.
+  - The action plugin of the same name reads O(key_src) and O(certificate_src) on the controller (literally) and
+    hands their content to the module.
+author:
+  - ksef.certificates contributors (@ksef-certificates)
+extends_documentation_fragment:
+  - ksef.certificates.attributes
+attributes:
+  action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
+    support: full
+  check_mode:
+    support: full
+    details:
+      - Reports what would change and changes nothing; O(operation=csr) returns no CSR in check mode when it would have to
+        make the key.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details:
+      - O(operation=csr) writes a new CSR every time (the role calls it only when it enrolls); every other operation
+        is idempotent.
+options:
+  operation:
+    description:
+      - V(info) reports on O(key_path), O(next_key_path) and O(certificate_path) and changes nothing.
+      - V(csr) makes the private key O(next_key_path) (O(key_type), mode 0600) unless it already holds a key, writes
+        the CSR for it to O(csr_path) and returns it. The subject is O(enrollment_data).
+      - V(install) installs O(certificate_content) (or the content of O(certificate_src)) at O(certificate_path),
+        then the key (moved from O(next_key_path) with O(key_from_next), or O(key_content)/O(key_src)) at
+        O(key_path), and sets modes, owner and group of both.
+      - V(pkcs12) makes sure O(pkcs12_path) opens with O(pkcs12_passphrase), holds the key O(key_path) and the
+        certificate O(certificate_path), and uses AES-256-CBC with PBKDF2 and a SHA-256 MAC; it is rebuilt otherwise.
+        Nothing happens while the certificate does not match the key.
+      - V(remove) removes O(paths).
+      - V(directory) creates the missing ones of O(directories) (and their missing parents, in the same mode); an
+        existing directory is left as it is.
+    type: str
+    required: true
+    choices: [info, csr, install, pkcs12, remove, directory]
+  key_path:
+    description: The deployed private key. Required for O(operation=info), O(operation=install) and O(operation=pkcs12).
+    type: str
+  next_key_path:
+    description: The next private key (made by O(operation=csr) before an enrollment). Default C(<key_path>.next).
+    type: str
+  csr_path:
+    description: Where O(operation=csr) writes the CSR (PEM, public). Default C(<next_key_path>.csr).
+    type: str
+  certificate_path:
+    description: The deployed certificate (PEM).
+    type: str
+  pkcs12_path:
+    description: The PKCS#12 bundle (O(operation=pkcs12)).
+    type: str
+  key_type:
+    description: Type of a new key, EC P-256 or RSA 2048 (the two KSeF certifies).
+    type: str
+    choices: [ec, rsa]
+    default: ec
+  enrollment_data:
+    description:
+      - The subject of the CSR, as returned by M(ksef.certificates.ksef_certificate_info) with
+        C(include_enrollment_data) (snake_case or the API's camelCase keys). Required for O(operation=csr).
+      - Values with control characters are refused; C(country_name) and C(serial_number) must be PrintableString.
+    type: dict
+  renew_before_days:
+    description: O(operation=info) reports RV(renewal_due) when the certificate expires within this many days.
+    type: int
+    default: 30
+  certificate_content:
+    description: Certificate (PEM) to install with O(operation=install).
+    type: str
+  certificate_src:
+    description: Controller file whose content the action plugin passes as O(certificate_content).
+    type: str
+  key_content:
+    description: Private key (PEM) to install with O(operation=install). Secret.
+    type: str
+  key_src:
+    description: Controller file whose content the action plugin passes as O(key_content).
+    type: str
+  key_from_next:
+    description:
+      - With O(operation=install), move O(next_key_path) to O(key_path) when it exists; the certificate at
+        O(certificate_path) must carry its public key. Also removes O(csr_path) and the CSR config
+        C(<next_key_path>.cnf) that earlier versions of the role wrote.
+    type: bool
+    default: false
+  key_mode:
+    description: Octal mode of O(key_path) and of the C(.next) key's final place.
+    type: raw
+    default: '0600'
+  certificate_mode:
+    description: Octal mode of O(certificate_path) and O(csr_path).
+    type: raw
+    default: '0644'
+  pkcs12_mode:
+    description: Octal mode of O(pkcs12_path).
+    type: raw
+    default: '0600'
+  owner:
+    description: Owner of the written files; empty keeps the connecting user.
+    type: str
+  group:
+    description: Group of the written files; empty keeps the connecting user's group.
+    type: str
+  pkcs12_passphrase:
+    description:
+      - Passphrase of the PKCS#12 bundle. Passed whole (to openssl on its standard input); control characters are
+        refused, and the openssl backend takes at most 1023 bytes.
+    type: str
+  pkcs12_name:
+    description: Friendly name inside the PKCS#12 bundle.
+    type: str
+  paths:
+    description: Files that O(operation=remove) removes.
+    type: list
+    elements: str
+    default: []
+  directories:
+    description: Directories for O(operation=directory), created in this order.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: The directory.
+        type: str
+        required: true
+      mode:
+        description: Octal mode of the directory and its missing parents.
+        type: raw
+        required: true
+      owner:
+        description: Owner of the created directories.
+        type: str
+      group:
+        description: Group of the created directories.
+        type: str
+  backend:
+    description: V(auto) uses C(cryptography) when the host has it (38 or newer), else the openssl command line.
+    type: str
+    choices: [auto, cryptography, openssl]
+    default: auto
+  openssl_path:
+    description: The openssl command of the openssl backend (a name looked up in PATH, or an absolute path).
+    type: str
+    default: openssl
+notes:
+  - The module is part of the C(ksef.certificates.ksef_deploy) role; it needs Python on the host (3.9 or newer)
+    and either C(cryptography) or C(openssl).
+seealso:
+  - module: ksef.certificates.ksef_certificate
+'''
+
+EXAMPLES = r'''
+- name: Inspect a deployed key and certificate
+  ksef.certificates.ksef_deploy_host:
+    operation: info
+    key_path: /etc/ksef/private/app-authentication.key
+    certificate_path: /etc/ksef/certs/app-authentication.crt
+    renew_before_days: 30
+  register: deployed
+
+- name: Make the next key and its CSR
+  ksef.certificates.ksef_deploy_host:
+    operation: csr
+    key_path: /etc/ksef/private/app-authentication.key
+    enrollment_data: "{{ info.enrollment_data }}"
+  register: request
+
+- name: Install the issued certificate and move the next key into place
+  ksef.certificates.ksef_deploy_host:
+    operation: install
+    key_path: /etc/ksef/private/app-authentication.key
+    certificate_path: /etc/ksef/certs/app-authentication.crt
+    certificate_content: "{{ issued_pem }}"
+    key_from_next: true
+
+- name: Bundle key and certificate as PKCS#12
+  ksef.certificates.ksef_deploy_host:
+    operation: pkcs12
+    key_path: /etc/ksef/private/app-authentication.key
+    certificate_path: /etc/ksef/certs/app-authentication.crt
+    pkcs12_path: /etc/ksef/private/app-authentication.p12
+    pkcs12_name: app-authentication
+    pkcs12_passphrase: "{{ vault_p12_passphrase }}"
+  no_log: true
+'''
+
+RETURN = r'''
+backend:
+  description: The backend used (V(cryptography) or V(openssl)); empty for O(operation=remove) and O(operation=directory).
+  returned: always
+  type: str
+key_exists:
+  description: O(key_path) exists and is not empty.
+  returned: operation is info
+  type: bool
+next_key_exists:
+  description: O(next_key_path) exists and is not empty.
+  returned: operation is info
+  type: bool
+certificate_exists:
+  description: O(certificate_path) exists.
+  returned: operation is info
+  type: bool
+certificate_parsed:
+  description: O(certificate_path) holds a certificate.
+  returned: operation is info
+  type: bool
+certificate_matches_key:
+  description: The certificate carries the public key of O(key_path).
+  returned: operation is info
+  type: bool
+certificate_matches_next_key:
+  description: The certificate carries the public key of O(next_key_path).
+  returned: operation is info
+  type: bool
+serial_number:
+  description: Serial number of the certificate (upper-case hex, at least 16 digits); empty without one.
+  returned: operation is info
+  type: str
+valid_to:
+  description: End of validity of the certificate (C(YYYY-MM-DDTHH:MM:SS+00:00)); empty without one.
+  returned: operation is info
+  type: str
+fingerprint_sha256:
+  description: SHA-256 of the certificate's DER (lower-case hex); empty without one.
+  returned: operation is info
+  type: str
+renewal_due:
+  description: The certificate expires within O(renew_before_days) days (or has expired); null without a certificate.
+  returned: operation is info
+  type: bool
+csr:
+  description: The CSR (PEM) for O(next_key_path); null in check mode when the key would have to be made.
+  returned: operation is csr
+  type: str
+next_key_generated:
+  description: O(operation=csr) made a new key (else it reused the key already at O(next_key_path)).
+  returned: operation is csr
+  type: bool
+built:
+  description: O(operation=pkcs12) (re)built the bundle (or would, in check mode).
+  returned: operation is pkcs12
+  type: bool
+reason:
+  description: Why the bundle was rebuilt, or why nothing was done.
+  returned: operation is pkcs12
+  type: str
+removed:
+  description: The files O(operation=remove) removed (or would remove).
+  returned: operation is remove
+  type: list
+  elements: str
+created:
+  description: The directories O(operation=directory) created (or would create).
+  returned: operation is directory
+  type: list
+  elements: str
+'''
+
+import datetime
+import hashlib
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _host_files as files
+from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks import (
+    CONTROL_CHARACTERS,
+    OPENSSL_PASSPHRASE_MAX_BYTES,
+    enrollment_data_problems,
+    passphrase_problem,
+    text_problem,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import (
+    BACKENDS,
+    HostCryptoError,
+    certificate_der,
+    pkcs12_algorithms_current,
+    select_backend,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, format_datetime, renewal_due
+
+PATH_OPTIONS = ('key_path', 'next_key_path', 'csr_path', 'certificate_path', 'pkcs12_path')
+REQUIRED_PATHS = {
+    'info': ('key_path', 'certificate_path'),
+    'csr': ('key_path',),
+    'install': ('key_path', 'certificate_path'),
+    'pkcs12': ('key_path', 'certificate_path', 'pkcs12_path'),
+}
+
+
+class Host:
+    """The module's parameters with literal, checked paths, and the backend chosen on first use."""
+
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.check_mode = module.check_mode
+        self._backend = None
+        self.paths = {}
+        for option in PATH_OPTIONS:
+            value = self.params.get(option)
+            if value:
+                self.paths[option] = self.literal_path(value, option)
+        if 'key_path' in self.paths:
+            self.paths.setdefault('next_key_path', self.paths['key_path'] + '.next')
+        if 'next_key_path' in self.paths:
+            self.paths.setdefault('csr_path', self.paths['next_key_path'] + '.csr')
+        self.uid = files.resolve_owner(self.params.get('owner'))
+        self.gid = files.resolve_group(self.params.get('group'))
+
+    @staticmethod
+    def literal_path(value, what):
+        problem = text_problem(value, what)
+        if problem is not None:
+            raise KsefError(problem)
+        if value.startswith('~'):
+            value = os.path.expanduser(value)
+        # Absolute, so that no path can be read by openssl as an option.
+        return os.path.abspath(value)
+
+    def path(self, option):
+        if option not in self.paths:
+            raise KsefError('operation=%s needs %s' % (self.params['operation'], option))
+        return self.paths[option]
+
+    def mode(self, option):
+        return files.parse_mode(self.params[option], option)
+
+    def choose_backend(self):
+        if self._backend is None:
+            self._backend = select_backend(self.module, self.params['backend'], self.params['openssl_path'])
+        return self._backend
+
+    @property
+    def backend(self):
+        return self.choose_backend()
+
+    def backend_name(self):
+        return self._backend.name if self._backend is not None else ''
+
+    def key_public_der(self, path):
+        return self.backend.key_public_der(path) if _non_empty(path) else None
+
+    def certificate_facts(self, path):
+        der = certificate_der(files.read_file(path))
+        return self.backend.certificate(der) if der else None
+
+    def ensure_attributes(self, path, mode):
+        """Set mode, owner and group of an existing file; True when they differed."""
+        if not os.path.isfile(path) or not files.attributes_differ(path, mode, self.uid, self.gid):
+            return False
+        if not self.check_mode:
+            files.set_attributes(path, mode, self.uid, self.gid)
+        return True
+
+    def write(self, path, data, mode):
+        """Write data unless the file already holds it; then its attributes. True when something changed."""
+        if files.read_file(path) == data:
+            return self.ensure_attributes(path, mode)
+        if not self.check_mode:
+            files.write_atomic(path, data, mode, self.uid, self.gid)
+        return True
+
+
+def _non_empty(path):
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
+
+
+def _pem_bytes(content, what):
+    """PEM text given as a parameter -> bytes ending in one newline; only newlines may be control characters."""
+    text = content.replace('\r\n', '\n').strip()
+    if not _is_ascii(text) or CONTROL_CHARACTERS.search(text.replace('\n', '')):
+        raise KsefError('%s is not PEM text' % what)
+    return (text + '\n').encode('ascii')
+
+
+def _is_ascii(text):
+    try:
+        text.encode('ascii')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def run_info(host):
+    key_path, next_key_path = host.path('key_path'), host.path('next_key_path')
+    certificate_path = host.path('certificate_path')
+    cert = host.certificate_facts(certificate_path)
+    result = dict(
+        key_exists=_non_empty(key_path),
+        next_key_exists=_non_empty(next_key_path),
+        certificate_exists=files.exists(certificate_path),
+        certificate_parsed=cert is not None,
+        certificate_matches_key=False,
+        certificate_matches_next_key=False,
+        serial_number='', valid_to='', fingerprint_sha256='', renewal_due=None,
+    )
+    if cert is not None:
+        result.update(
+            certificate_matches_key=host.key_public_der(key_path) == cert.public_key_der,
+            certificate_matches_next_key=host.key_public_der(next_key_path) == cert.public_key_der,
+            serial_number=cert.serial_number,
+            valid_to=format_datetime(cert.valid_to),
+            fingerprint_sha256=hashlib.sha256(cert.der).hexdigest(),
+            renewal_due=renewal_due(cert.valid_to, datetime.datetime.now(datetime.timezone.utc),
+                                    host.params['renew_before_days']),
+        )
+    return dict(changed=False, **result)
+
+
+def run_csr(host):
+    problems = enrollment_data_problems(host.params.get('enrollment_data') or {})
+    if problems:
+        raise KsefError('Cannot make a CSR from this enrollment data: %s' % '; '.join(problems))
+    next_key_path, csr_path = host.path('next_key_path'), host.path('csr_path')
+    # A .next key that holds a key is reused: an earlier run may have enrolled it already, and KSeF then holds
+    # a certificate for it that ksef_certificate finds by its public key (instead of enrolling again).
+    generated = host.key_public_der(next_key_path) is None
+    if generated:
+        if host.check_mode:
+            return dict(changed=True, csr=None, next_key_generated=True)
+        key_pem = host.backend.generate_key(host.params['key_type'])
+        files.write_atomic(next_key_path, key_pem, files.PRIVATE_MODE, host.uid, host.gid)
+    csr = host.backend.csr_pem(next_key_path, host.params['enrollment_data'])
+    if not host.check_mode:
+        files.write_atomic(csr_path, csr, host.mode('certificate_mode'), host.uid, host.gid)
+    return dict(changed=True, csr=csr.decode('ascii'), next_key_generated=generated)
+
+
+def run_install(host):
+    params = host.params
+    key_path, next_key_path = host.path('key_path'), host.path('next_key_path')
+    certificate_path = host.path('certificate_path')
+    key_mode, certificate_mode = host.mode('key_mode'), host.mode('certificate_mode')
+    changed = False
+    # Certificate first, then the key: when a run stops in between, the certificate matches the .next key
+    # and the next run finishes the move without calling KSeF.
+    if params.get('certificate_content'):
+        data = _pem_bytes(params['certificate_content'], 'certificate_content')
+        if certificate_der(data) is None:
+            raise KsefError('certificate_content is not a PEM certificate')
+        changed |= host.write(certificate_path, data, certificate_mode)
+    else:
+        changed |= host.ensure_attributes(certificate_path, certificate_mode)
+
+    if params['key_from_next'] and _non_empty(next_key_path):
+        next_public = host.key_public_der(next_key_path)
+        cert = None if host.check_mode and params.get('certificate_content') else host.certificate_facts(certificate_path)
+        if host.check_mode and cert is None:
+            changed = True
+        elif cert is None or next_public is None or cert.public_key_der != next_public:
+            raise KsefError('The certificate %s does not carry the public key of %s; the key is left where it is'
+                            % (certificate_path, next_key_path))
+        else:
+            if not host.check_mode:
+                files.move_atomic(next_key_path, key_path, key_mode, host.uid, host.gid)
+            changed = True
+        for leftover in (host.path('csr_path'), next_key_path + '.cnf'):
+            if files.exists(leftover):
+                changed = True
+                if not host.check_mode:
+                    files.remove(leftover)
+    elif params.get('key_content'):
+        data = _pem_bytes(params['key_content'], 'key_content')
+        changed |= host.write(key_path, data, key_mode)
+    else:
+        changed |= host.ensure_attributes(key_path, key_mode)
+    return dict(changed=changed)
+
+
+def run_pkcs12(host):
+    params = host.params
+    passphrase = params.get('pkcs12_passphrase')
+    problem = passphrase_problem(passphrase)
+    if problem is None and host.backend.name == 'openssl' and len(passphrase.encode('utf-8')) > OPENSSL_PASSPHRASE_MAX_BYTES:
+        problem = ('The PKCS#12 passphrase is longer than the %d bytes the openssl command line reads; use a shorter '
+                   'one or install cryptography on this host' % OPENSSL_PASSPHRASE_MAX_BYTES)
+    name = params.get('pkcs12_name') or os.path.basename(host.path('certificate_path'))
+    problem = problem or text_problem(name, 'pkcs12_name')
+    if problem is not None:
+        raise KsefError(problem)
+    key_path, certificate_path = host.path('key_path'), host.path('certificate_path')
+    pkcs12_path, mode = host.path('pkcs12_path'), host.mode('pkcs12_mode')
+    cert = host.certificate_facts(certificate_path)
+    key_public = host.key_public_der(key_path)
+    if cert is None or key_public is None or cert.public_key_der != key_public:
+        return dict(changed=False, built=False, reason='the certificate does not match the key: nothing to bundle')
+    reason = _pkcs12_stale(host, pkcs12_path, passphrase, cert, key_public)
+    if reason is None:
+        return dict(changed=host.ensure_attributes(pkcs12_path, mode), built=False, reason='current')
+    if not host.check_mode:
+        files.write_atomic(pkcs12_path, host.backend.pkcs12(key_path, certificate_path, name, passphrase),
+                           mode, host.uid, host.gid)
+    return dict(changed=True, built=True, reason=reason)
+
+
+def _pkcs12_stale(host, pkcs12_path, passphrase, cert, key_public):
+    """Why the bundle must be (re)built, or None when it is current."""
+    data = files.read_file(pkcs12_path)
+    if not data:
+        return 'missing'
+    if not pkcs12_algorithms_current(data):
+        return 'not AES-256-CBC with PBKDF2 and a SHA-256 MAC'
+    contents = host.backend.pkcs12_contents(pkcs12_path, passphrase)
+    if contents is None:
+        return 'does not open with the passphrase'
+    certificates, bundled_public = contents
+    if cert.der not in certificates or bundled_public != key_public:
+        return 'holds another certificate or key'
+    return None
+
+
+def run_remove(host):
+    removed = []
+    for path in host.params['paths']:
+        path = host.literal_path(path, 'paths')
+        if files.exists(path) and (host.check_mode or files.remove(path)):
+            removed.append(path)
+    return dict(changed=bool(removed), removed=removed)
+
+
+def run_directory(host):
+    created = []
+    for entry in host.params['directories']:
+        path = host.literal_path(entry['path'], 'directories.path')
+        missing = [directory for directory in files.missing_directories(path) if directory not in created]
+        if missing and not host.check_mode:
+            files.create_directories(missing, files.parse_mode(entry['mode'], 'directories.mode'),
+                                     files.resolve_owner(entry.get('owner')), files.resolve_group(entry.get('group')))
+        created.extend(missing)
+    return dict(changed=bool(created), created=created)
+
+
+OPERATIONS = {
+    'info': run_info,
+    'csr': run_csr,
+    'install': run_install,
+    'pkcs12': run_pkcs12,
+    'remove': run_remove,
+    'directory': run_directory,
+}
+
+
+def argument_spec():
+    return dict(
+        operation=dict(type='str', required=True, choices=list(OPERATIONS)),
+        key_path=dict(type='str', no_log=False),
+        next_key_path=dict(type='str', no_log=False),
+        csr_path=dict(type='str'),
+        certificate_path=dict(type='str'),
+        pkcs12_path=dict(type='str'),
+        key_type=dict(type='str', choices=['ec', 'rsa'], default='ec', no_log=False),
+        enrollment_data=dict(type='dict'),
+        renew_before_days=dict(type='int', default=DEFAULT_RENEW_BEFORE_DAYS),
+        certificate_content=dict(type='str'),
+        certificate_src=dict(type='str'),
+        key_content=dict(type='str', no_log=True),
+        key_src=dict(type='str', no_log=False),
+        key_from_next=dict(type='bool', default=False, no_log=False),
+        key_mode=dict(type='raw', default='0600', no_log=False),
+        certificate_mode=dict(type='raw', default='0644'),
+        pkcs12_mode=dict(type='raw', default='0600'),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        pkcs12_passphrase=dict(type='str', no_log=True),
+        pkcs12_name=dict(type='str'),
+        paths=dict(type='list', elements='str', default=[]),
+        directories=dict(type='list', elements='dict', default=[], options=dict(
+            path=dict(type='str', required=True),
+            mode=dict(type='raw', required=True),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+        )),
+        backend=dict(type='str', choices=list(BACKENDS), default='auto'),
+        openssl_path=dict(type='str', default='openssl'),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    operation = module.params['operation']
+    host = None
+    try:
+        if module.params.get('key_src') or module.params.get('certificate_src'):
+            raise KsefError('key_src and certificate_src are read on the controller by the action plugin '
+                            'ksef.certificates.ksef_deploy_host; call the module by that name')
+        host = Host(module)
+        if operation in REQUIRED_PATHS:
+            for option in REQUIRED_PATHS[operation]:
+                host.path(option)
+            host.choose_backend()  # fails before any change when the host has neither backend
+        result = OPERATIONS[operation](host)
+    except (KsefError, HostCryptoError, files.HostFileError) as exc:
+        module.fail_json(msg=str(exc), backend=host.backend_name() if host else '')
+    result['backend'] = host.backend_name()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,356 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This plugin_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""The decisions of the ksef_deploy role, on the controller (its filters call these functions).
+
+- declarations(): a host's certificate declarations with every default resolved, once, so that the tasks,
+  the report and the revoke playbook agree on names and paths;
+- problems() / batch_problems(): the rules a declaration breaks, each named on its own;
+- directories(): the directories of the deployed files, certificate directories first;
+- plan(): per key-on-host certificate, install / keep / enroll, from what ksef_deploy_host found on the host
+  and the subject's active certificates in KSeF (_rules.renewal_due, the rule the module applies);
+- requests(), installs(), shared_requests(): what goes to ksef_certificate and what comes back;
+- result(): ksef_deploy_result; remove_selection(): the revoke playbook's choice of files to remove.
+
+The certificate name rule and the renewal rule come from module_utils/_rules.py; the checks of text values
+from module_utils/_deploy_checks.py (used by the host module too).
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import posixpath
+import re
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _rules
+from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks import passphrase_problem, text_problem
+
+TYPES = _rules.CERTIFICATE_TYPES
+KEY_LOCATIONS = ('host', 'controller')
+KEY_TYPES = ('ec', 'rsa')
+FORMATS = ('pem', 'pkcs12')
+
+_POLISH_TO_ASCII = {u'ą': 'a', u'ć': 'c', u'ę': 'e', u'ł': 'l', u'ń': 'n', u'ó': 'o', u'ś': 's', u'ź': 'z', u'ż': 'z',
+                    u'Ą': 'A', u'Ć': 'C', u'Ę': 'E', u'Ł': 'L', u'Ń': 'N', u'Ó': 'O', u'Ś': 'S', u'Ź': 'Z', u'Ż': 'Z'}
+
+
+def _given(cert, key, default):
+    """A per-certificate value, or the host-level default when the declaration leaves it out (or null)."""
+    value = cert.get(key)
+    return default if value is None else value
+
+
+def _file_slug(name, suffix):
+    """The name made file-safe, with the type appended unless the name already ends with it."""
+    ascii_name = ''.join(_POLISH_TO_ASCII.get(char, char) for char in name)
+    slug = re.sub(r'[^A-Za-z0-9_.-]', '-', ascii_name)
+    return slug if slug.endswith(suffix) else slug + suffix
+
+
+def declarations(settings, host):
+    """The normalized certificate declarations of one host.
+
+    settings: the ksef_deploy_* host-level settings as that host sees them (name -> value).
+    """
+    items = []
+    host_slug = re.sub(r'[^A-Za-z0-9_-]', '-', host)
+    for cert in settings.get('ksef_deploy_certificates') or []:
+        cert_type = str(cert.get('type') or '').lower()
+        location = _given(cert, 'key_location', settings['ksef_deploy_key_location'])
+        # A key-on-host certificate belongs to one host: its default name carries the host name (characters
+        # KSeF refuses become "-", trimmed to KSeF's 100 characters).
+        suffix = '-' + cert_type
+        default_name = host_slug[:_rules.NAME_MAX_LENGTH - len(suffix)] + suffix if location == 'host' else ''
+        name = str(_given(cert, 'name', default_name))
+        slug = _file_slug(name, suffix)
+        key_dir = settings['ksef_deploy_key_dir']
+        key_path = _given(cert, 'key_path', '%s/%s.key' % (key_dir, slug))
+        formats = list(_given(cert, 'formats', settings['ksef_deploy_formats']))
+        controller_dir = _given(cert, 'controller_key_dir', settings['ksef_deploy_controller_key_dir'])
+        passphrase = cert.get('pkcs12_passphrase')
+        passphrase = '' if passphrase in (None, '') else str(passphrase)
+        items.append({
+            'host': host,
+            'id': '%s|%s' % (name, cert_type),
+            'name': name,
+            'type': cert_type,
+            'key_location': location,
+            'key_type': _given(cert, 'key_type', settings['ksef_deploy_key_type']),
+            'key_path': key_path,
+            'next_key_path': key_path + '.next',
+            'csr_path': key_path + '.next.csr',
+            'csr_config_path': key_path + '.next.cnf',
+            'certificate_path': _given(cert, 'certificate_path', '%s/%s.crt' % (settings['ksef_deploy_certificate_dir'], slug)),
+            'formats': formats,
+            'pkcs12': 'pkcs12' in formats,
+            'pkcs12_path': _given(cert, 'pkcs12_path', '%s/%s.p12' % (key_dir, slug)),
+            'pkcs12_passphrase': passphrase,
+            'pkcs12_passphrase_set': bool(passphrase),
+            'owner': _given(cert, 'owner', settings['ksef_deploy_owner']),
+            'group': _given(cert, 'group', settings['ksef_deploy_group']),
+            'key_file_mode': _given(cert, 'key_file_mode', settings['ksef_deploy_key_file_mode']),
+            'certificate_file_mode': _given(cert, 'certificate_file_mode', settings['ksef_deploy_certificate_file_mode']),
+            'pkcs12_file_mode': _given(cert, 'pkcs12_file_mode', settings['ksef_deploy_pkcs12_file_mode']),
+            'key_dir_mode': _given(cert, 'key_dir_mode', settings['ksef_deploy_key_dir_mode']),
+            'certificate_dir_mode': _given(cert, 'certificate_dir_mode', settings['ksef_deploy_certificate_dir_mode']),
+            'renew_before_days': int(_given(cert, 'renew_before_days', settings['ksef_deploy_renew_before_days'])),
+            'revoke_superseded': boolean(_given(cert, 'revoke_superseded', settings['ksef_deploy_revoke_superseded'])),
+            'controller_key_dir': controller_dir,
+            'controller_key_path': '%s/%s.key' % (controller_dir, slug),
+            'controller_certificate_path': '%s/%s.crt' % (controller_dir, slug),
+        })
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: each message names one broken rule
+# ---------------------------------------------------------------------------------------------
+
+def _item_problems(item):
+    problems = []
+    if item['type'] not in TYPES:
+        problems.append('type must be authentication or offline, not %r' % item['type'])
+    if item['key_location'] not in KEY_LOCATIONS:
+        problems.append('key_location must be host or controller, not %r' % (item['key_location'],))
+    if item['key_type'] not in KEY_TYPES:
+        problems.append('key_type must be ec or rsa, not %r' % (item['key_type'],))
+    if not item['name'] and item['key_location'] == 'controller':
+        problems.append('a controller-side certificate needs an explicit name')
+    elif not _rules.certificate_name_valid(item['name']):
+        problems.append('the name %r is not accepted by KSeF: %s' % (item['name'], _rules.NAME_RULE_TEXT))
+    unknown = [fmt for fmt in item['formats'] if fmt not in FORMATS]
+    if unknown:
+        problems.append('formats may only hold pem and pkcs12, not %s' % ', '.join(repr(fmt) for fmt in unknown))
+    if item['pkcs12'] and not item['pkcs12_passphrase_set']:
+        problems.append('the pkcs12 format needs pkcs12_passphrase')
+    elif item['pkcs12_passphrase_set'] and item.get('pkcs12_passphrase'):
+        problem = passphrase_problem(item['pkcs12_passphrase'], 'pkcs12_passphrase')
+        if problem:
+            problems.append(problem)
+    if item['key_location'] == 'controller' and not item['controller_key_dir']:
+        problems.append('a controller-side key needs ksef_deploy_controller_key_dir')
+    if item['renew_before_days'] < 0:
+        problems.append('renew_before_days must be 0 or more')
+    for option in ('key_path', 'certificate_path', 'pkcs12_path', 'controller_key_dir'):
+        value = item[option]
+        problem = text_problem(value, option, allow_empty=option == 'controller_key_dir') if isinstance(value, str) else (
+            '%s must be a string' % option)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def problems(items, host):
+    """The problems of one host's declarations, one sentence per broken rule ([] when all is well)."""
+    found = []
+    for item in items:
+        label = 'Certificate declaration "%s" (%s) on %s' % (item['name'], item['type'], host)
+        found.extend('%s: %s' % (label, problem) for problem in _item_problems(item))
+    for field, what in (('id', 'name and type'), ('key_path', 'key_path'), ('certificate_path', 'certificate_path')):
+        values = [item[field] for item in items]
+        duplicates = sorted(set(value for value in values if values.count(value) > 1))
+        if duplicates:
+            found.append('%s declares two certificates with the same %s: %s' % (host, what, ', '.join(duplicates)))
+    return found
+
+
+def batch_problems(all_items):
+    """Rules across the hosts of a play batch: a key-on-host certificate has its own name on each host."""
+    host_ids = [item['id'] for item in all_items if item['key_location'] == 'host']
+    controller_ids = set(item['id'] for item in all_items if item['key_location'] == 'controller')
+    found = []
+    shared = sorted(set(value for value in host_ids if host_ids.count(value) > 1))
+    if shared:
+        found.append('A key-on-host certificate must have its own name on each host (the default name includes the '
+                     'host name); declared by more than one host: %s' % ', '.join(shared))
+    reused = sorted(set(host_ids) & controller_ids)
+    if reused:
+        found.append('A key-on-host certificate must not reuse the name and type of a controller-side certificate: %s'
+                     % ', '.join(reused))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Directories
+# ---------------------------------------------------------------------------------------------
+
+def directories(items):
+    """The directories of this host's deployed files as [{path, mode, owner, group}], certificate directories
+    first (so a missing parent they share with a key directory is created readable), then those of keys and
+    PKCS#12 bundles. A directory that holds a key is a key directory even when a certificate is there too."""
+    key_dirs, cert_dirs = {}, {}
+    for item in items:
+        for path in [item['key_path']] + ([item['pkcs12_path']] if item['pkcs12'] else []):
+            directory = posixpath.dirname(path)
+            if directory and directory not in key_dirs:
+                key_dirs[directory] = {'path': directory, 'mode': item['key_dir_mode'], 'owner': item['owner'],
+                                       'group': item['group']}
+    for item in items:
+        directory = posixpath.dirname(item['certificate_path'])
+        if directory and directory not in key_dirs and directory not in cert_dirs:
+            cert_dirs[directory] = {'path': directory, 'mode': item['certificate_dir_mode'], 'owner': item['owner'],
+                                    'group': item['group']}
+    return list(cert_dirs.values()) + list(key_dirs.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Key on the host: decide, enroll, install
+# ---------------------------------------------------------------------------------------------
+
+INSPECTION_FIELDS = ('key_exists', 'next_key_exists', 'certificate_exists', 'certificate_parsed',
+                     'certificate_matches_key', 'certificate_matches_next_key', 'serial_number', 'valid_to',
+                     'fingerprint_sha256', 'renewal_due')
+
+
+def _decide(item, found, active, now):
+    """(action, reason) for one key-on-host certificate."""
+    days = item['renew_before_days']
+    serial = found['serial_number']
+    if found['next_key_exists'] and found['certificate_matches_next_key']:
+        return 'install', 'the new key and its certificate are not installed yet'
+    if not found['certificate_parsed']:
+        return 'enroll', 'no readable certificate'
+    if not found['key_exists'] or not found['certificate_matches_key']:
+        return 'enroll', 'the certificate does not match the private key'
+    if found['renewal_due']:
+        return 'enroll', 'the certificate expires within %d days' % days
+    if serial not in active:
+        return 'enroll', 'certificate %s is not active in KSeF (revoked, blocked or expired)' % serial
+    # KSeF's end of validity wins over the file's when it is earlier (KSeF can shorten it).
+    if _rules.renewal_due(active[serial]['valid_to'], now, days):
+        return 'enroll', 'KSeF says certificate %s expires within %d days' % (serial, days)
+    return 'keep', 'valid until %s' % active[serial]['valid_to']
+
+
+def plan(inspections, info, now=None):
+    """install | keep | enroll per key-on-host certificate.
+
+    inspections: the registered loop results of ksef_deploy_host operation=info (each with its item);
+    info: the registered ksef_certificate_info result (active certificates), or nothing when it was skipped.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    active = {}
+    for cert in (info or {}).get('certificates') or []:
+        active[cert['serial_number'].upper()] = cert
+    decided = []
+    for result in inspections:
+        item = result['item']
+        found = dict((field, result.get(field)) for field in INSPECTION_FIELDS)
+        action, reason = _decide(item, found, active, now)
+        serial = found['serial_number'] or ''
+        entry = dict(item)
+        entry.update(action=action, reason=reason, serial_number=serial,
+                     valid_to=active[serial]['valid_to'] if serial in active else (found['valid_to'] or ''),
+                     probe=found)
+        decided.append(entry)
+    return decided
+
+
+def requests(csr_results):
+    """ksef_certificate list entries for the CSRs made on this host (registered loop of operation=csr)."""
+    made = []
+    for result in csr_results or []:
+        if not result.get('csr'):
+            continue
+        item = result['item']
+        made.append({'name': item['name'], 'type': item['type'], 'csr_content': result['csr'],
+                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': item['revoke_superseded']})
+    return made
+
+
+def installs(planned, enrolled):
+    """The key-on-host certificates to install on this host, each with the PEM KSeF issued for its CSR
+    (enroll) or none (install: the certificate is already on disk)."""
+    issued = {}
+    for cert in (enrolled or {}).get('certificates') or []:
+        issued['%s|%s' % (cert['name'], cert['type'])] = cert
+    selected = []
+    for item in planned:
+        if item['action'] not in ('enroll', 'install'):
+            continue
+        result = issued.get(item['id'], {})
+        certificate = result.get('certificate') or {}
+        # For the host, a new certificate that replaces one it had is a renewal, although KSeF enrolled a fresh
+        # one for the new key. KSeF already holding a certificate for the CSR's key (action none: an earlier
+        # run's enrollment, found by its public key) still installs a new key on the host.
+        ksef_action = result.get('action') or ''
+        if ksef_action == 'enrolled' and item['probe']['certificate_parsed']:
+            ksef_action = 'renewed'
+        elif ksef_action == 'none':
+            ksef_action = 'installed'
+        entry = dict(item)
+        entry.update(certificate_pem=result.get('certificate_pem') or '', ksef_action=ksef_action,
+                     serial_number=certificate.get('serial_number', item['serial_number']),
+                     valid_to=certificate.get('valid_to', item['valid_to']),
+                     superseded=result.get('superseded') or [])
+        selected.append(entry)
+    return selected
+
+
+# ---------------------------------------------------------------------------------------------
+# Key on the controller
+# ---------------------------------------------------------------------------------------------
+
+def shared_requests(controller_items):
+    """ksef_certificate list entries for the controller-side certificates of the batch, one per name and type
+    however many hosts declare it (the first declaration wins)."""
+    seen = set()
+    entries = []
+    for item in controller_items:
+        if item['id'] in seen:
+            continue
+        seen.add(item['id'])
+        entries.append({'name': item['name'], 'type': item['type'], 'private_key_path': item['controller_key_path'],
+                        'private_key_type': item['key_type'], 'certificate_path': item['controller_certificate_path'],
+                        'renew_before_days': item['renew_before_days'], 'revoke_superseded': item['revoke_superseded']})
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# Result and removal
+# ---------------------------------------------------------------------------------------------
+
+# The words ksef_certificate uses, for the host-side decisions too; its `none` reads "unchanged" here.
+_ACTION_WORDS = {'keep': 'unchanged', 'none': 'unchanged', 'install': 'installed'}
+
+
+def result(items, planned=None, installed=None, shared=None):
+    """ksef_deploy_result: one line per declared certificate of this host (names, serials, dates, paths)."""
+    known = {}
+    for item in (planned or []) + (installed or []):
+        known[item['id']] = item
+    for cert in (shared or {}).get('certificates') or []:
+        certificate = cert.get('certificate') or {}
+        known['%s|%s' % (cert['name'], cert['type'])] = {
+            'action': cert['action'], 'serial_number': certificate.get('serial_number', ''),
+            'valid_to': certificate.get('valid_to', '')}
+    lines = []
+    for item in items:
+        entry = known.get(item['id'], {})
+        action = entry.get('ksef_action') or entry.get('action') or 'unknown'
+        action = _ACTION_WORDS.get(action, action)
+        lines.append({
+            'name': item['name'], 'type': item['type'], 'key_location': item['key_location'], 'action': action,
+            'reason': entry.get('reason', ''), 'serial_number': entry.get('serial_number', ''),
+            'valid_to': entry.get('valid_to', ''), 'key_path': item['key_path'],
+            'certificate_path': item['certificate_path'], 'pkcs12_path': item['pkcs12_path'] if item['pkcs12'] else '',
+        })
+    return lines
+
+
+def remove_selection(inspections, ids=None, serials=None):
+    """The declarations to remove: selected by "name|type" or by the serial number of the deployed certificate
+    (compared as 16-digit upper-case hex)."""
+    wanted_ids = set(ids or [])
+    wanted_serials = set('%016X' % int(serial, 16) for serial in serials or [] if serial)
+    selected = []
+    for found in inspections:
+        item = found['item']
+        if item['id'] in wanted_ids or (found.get('serial_number') and found['serial_number'] in wanted_serials):
+            if item['id'] not in [chosen['id'] for chosen in selected]:
+                selected.append(item)
+    return selected
