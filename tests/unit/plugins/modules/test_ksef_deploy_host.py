@@ -410,15 +410,3 @@ def test_a_host_with_neither_backend_gets_a_clear_message(run_module, tmp_path, 
                                                openssl_path='no-such-openssl-command'))
     assert result.exit_code == 1
     assert 'cryptography' in result['msg'] and 'no-such-openssl-command' in result['msg']
-
-
-def test_openssl_dates_are_read_in_any_locale():
-    assert _host_backend.parse_openssl_date('Dec  4 20:39:28 2027 GMT') == datetime.datetime(2027, 12, 4, 20, 39, 28, tzinfo=UTC)
-    assert _host_backend.parse_openssl_date('Feb 29 00:00:00 2028 GMT').month == 2
-    with pytest.raises(_host_backend.HostCryptoError):
-        _host_backend.parse_openssl_date('gru  4 20:39:28 2027 GMT')
-
-
-def test_subject_argument_escapes_every_separator():
-    argument = _host_backend.subject_argument({'commonName': u'a/b+c\\d=e ż', 'countryName': 'PL'})
-    assert argument == u'/2.5.4.3=a\\/b\\+c\\\\d\\=e ż/2.5.4.6=PL'
