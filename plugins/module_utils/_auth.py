@@ -169,7 +169,7 @@ class KsefAuthenticator:
         }
 
     def close(self):
-        """End the session this object opened (DELETE /auth/sessions/current); failures become warnings."""
+        """End the session this object opened (KsefAuthApi.close_session); failures become warnings."""
         if not self._opened:
             return
         self._opened = False

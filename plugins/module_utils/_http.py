@@ -350,7 +350,7 @@ class KsefHttpClient:
 
     # -- pacing (RatePacer) -------------------------------------------------------------------------
     def set_rate_limits(self, rate_limits_response):
-        """Use the effective limits from GET /rate-limits (group "other") instead of the published ones."""
+        """Use the effective limits KsefApi.rate_limits() read (group "other") instead of the published ones."""
         self.pacer.set_rate_limits(rate_limits_response)
 
     def limits_for(self, method, endpoint):

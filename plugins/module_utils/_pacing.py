@@ -16,7 +16,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH
 
 # The endpoints of KSeF's auth/public group (AUTH_PUBLIC_ENDPOINTS, named in the gateway) share these limits.
 AUTH_PUBLIC_LIMITS = {1: 60}
-# Published limits of the "other" group (every certificate endpoint, /auth/sessions*, /rate-limits),
+# Published limits of the "other" group (every certificate endpoint, the session endpoints, the rate limits),
 # counted per endpoint.
 OTHER_LIMITS = {1: 10, 60: 30, 3600: 120}
 # Seconds added to every window edge when pacing (see SlidingWindow).
@@ -95,13 +95,13 @@ class RatePacer:
         self.paced_seconds = 0.0
         self.other_limits = dict(OTHER_LIMITS)
         self.auth_limits = dict(AUTH_PUBLIC_LIMITS)
-        # Where other_limits come from: 'published', 'GET /rate-limits', then '+429' once a 429 taught more.
+        # Where other_limits come from: 'published', str(RATE_LIMITS), then '+429' once a 429 taught more.
         self.limits_source = 'published'
         self.learned_limits = []          # what each 429 taught: {'endpoint', 'window', 'limit'}
         self._windows = {}
 
     def set_rate_limits(self, rate_limits_response):
-        """Use the effective limits from GET /rate-limits (group "other") instead of the published ones."""
+        """Use the effective limits KsefApi.rate_limits() read (group "other") instead of the published ones."""
         other = (rate_limits_response or {}).get('other')
         if not isinstance(other, dict):
             return

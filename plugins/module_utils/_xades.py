@@ -192,6 +192,6 @@ def sign_enveloped(root, credentials, now=None):
 
 def signed_auth_token_request(credentials, challenge, context_type, context_id,
                               subject_identifier_type='certificate_subject', allowed_ips=None, now=None):
-    """Build and sign the AuthTokenRequest; return the XML bytes for POST /auth/xades-signature."""
+    """Build and sign the AuthTokenRequest; return the XML bytes for KsefAuthApi.xades_signature()."""
     root = build_auth_token_request(challenge, context_type, context_id, subject_identifier_type, allowed_ips)
     return sign_enveloped(root, credentials, now=now)
