@@ -13,11 +13,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _xades
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
-    KsefAuthError,
-    KsefInputError,
-    KsefTimeoutError,
-)
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefAuthError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 
@@ -85,13 +81,3 @@ def test_a_missing_library_of_the_chosen_method_is_named(run_module, monkeypatch
     # A KSeF token login does not need lxml.
     result = run_module(module, {'ksef_token': 'KSEF-TOKEN-VALUE', 'context_id': certs.TEST_NIP})
     assert result.exit_code == 0, result
-
-
-def test_auth_and_timeout_errors_carry_structured_fields():
-    error = KsefAuthError(460, 'Certificate error', None, 'REF', hint='Check it')
-    assert str(error) == 'KSeF authentication failed with status 460: Certificate error; reference number REF. Check it'
-    assert error.fail_kwargs() == {'auth_status': {'code': 460, 'description': 'Certificate error', 'details': []},
-                                   'reference_number': 'REF'}
-    assert KsefTimeoutError('waited', reference_number='R').fail_kwargs() == {'reference_number': 'R'}
-    assert KsefTimeoutError('waited').fail_kwargs() == {}
-    assert issubclass(KsefInputError, Exception)
