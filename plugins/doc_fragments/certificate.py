@@ -27,12 +27,14 @@ options:
       - Private key file on the controller (where the module runs). Generated (O(private_key_type)) when
         missing, written atomically with mode C(0600) from the start, optionally encrypted with
         O(private_key_passphrase).
+      - This and the other file paths (O(csr_path), O(certificate_path), O(pkcs12_path), O(state_path)) are
+        taken literally, so a C($), quote or backtick is part of a file name; only a leading C(~) is expanded.
       - Accepted formats for an existing key are PEM or DER PKCS#8 (plain or encrypted), PKCS#1, SEC1
         and PKCS#12. KSeF accepts RSA keys of exactly 2048 bits and EC keys on P-256.
       - A rotated key is first written to C(<private_key_path>.next) and moved over O(private_key_path)
         only with the new certificate.
       - Mutually exclusive with O(csr_path) and O(csr_content); one of them is required for O(state=present).
-    type: path
+    type: str
   key_backend:
     description:
       - Where the key pair of the certificate lives. V(file) is O(private_key_path) (or the CSR's key).
@@ -77,7 +79,7 @@ options:
         so the private key never moves. The declared public key is the CSR's.
       - The CSR subject must carry exactly the attributes of C(/certificates/enrollments/data); the module
         checks this before enrolling.
-    type: path
+    type: str
   csr_content:
     description: Like O(csr_path), with the CSR given inline (PEM, or base64 of DER).
     type: str
@@ -85,11 +87,11 @@ options:
     description:
       - Where the certificate is written (PEM). Mode C(0644) unless O(mode) is given.
       - Optional; without it the certificate is only returned (with O(return_content=true)).
-    type: path
+    type: str
   pkcs12_path:
     description:
       - Also write a PKCS#12 file with the key and the certificate (mode C(0600)). Needs O(private_key_path).
-    type: path
+    type: str
   pkcs12_passphrase:
     description: Passphrase of the O(pkcs12_path) file; without it the file is not encrypted.
     type: str
@@ -99,7 +101,7 @@ options:
         is removed when the certificate is installed.
       - Defaults to C(<private_key_path>.ksef-pending.json), else C(<certificate_path>.ksef-pending.json);
         without any of these paths there is no state file.
-    type: path
+    type: str
   renew_before_days:
     description:
       - Renew when the certificate's validity (C(validTo) as KSeF reports it) ends within this many days.
@@ -207,7 +209,7 @@ options:
         choices: [present, absent]
       private_key_path:
         description: See O(private_key_path).
-        type: path
+        type: str
       key_backend:
         description: See O(key_backend). Defaults to the top-level value.
         type: str
@@ -233,22 +235,22 @@ options:
         type: str
       csr_path:
         description: See O(csr_path).
-        type: path
+        type: str
       csr_content:
         description: See O(csr_content).
         type: str
       certificate_path:
         description: See O(certificate_path).
-        type: path
+        type: str
       pkcs12_path:
         description: See O(pkcs12_path).
-        type: path
+        type: str
       pkcs12_passphrase:
         description: See O(pkcs12_passphrase). Defaults to the top-level value.
         type: str
       state_path:
         description: See O(state_path).
-        type: path
+        type: str
       renew_before_days:
         description: See O(renew_before_days). Defaults to the top-level value.
         type: int

@@ -462,7 +462,7 @@ def write_file_atomic(module, path, data, mode, file_args=None):
     # Widen to the requested mode only now that the content is in place (keys stay 0600).
     os.chmod(path, mode)
     if file_args:
-        module.set_fs_attributes_if_different(file_args, False)
+        module.set_fs_attributes_if_different(file_args, False, expand=False)  # file_args['path'] is literal
 
 
 def move_file_atomic(module, source, path, mode):

@@ -41,6 +41,13 @@ PATH_OPTIONS = ('private_key_path', 'certificate_path', 'pkcs12_path', 'state_pa
 PASSPHRASE_OPTIONS = ('private_key_passphrase', 'pkcs12_passphrase')
 
 
+def literal_path(value):
+    """A file path as given: no $VAR expansion (a '$' can be part of a directory name), only a leading '~'."""
+    if value and value.startswith('~'):
+        return os.path.expanduser(value)
+    return value
+
+
 class Declaration:
     """One desired certificate: its options (merged from the top level) and its local material."""
 
@@ -50,15 +57,15 @@ class Declaration:
         self.name = options.get('name')
         self.type = options.get('type')
         self.state = options.get('state')
-        self.private_key_path = options.get('private_key_path')
+        self.private_key_path = literal_path(options.get('private_key_path'))
         self.private_key_type = options.get('private_key_type')
         self.private_key_passphrase = options.get('private_key_passphrase')
-        self.csr_path = options.get('csr_path')
+        self.csr_path = literal_path(options.get('csr_path'))
         self.csr_content = options.get('csr_content')
-        self.certificate_path = options.get('certificate_path')
-        self.pkcs12_path = options.get('pkcs12_path')
+        self.certificate_path = literal_path(options.get('certificate_path'))
+        self.pkcs12_path = literal_path(options.get('pkcs12_path'))
         self.pkcs12_passphrase = options.get('pkcs12_passphrase')
-        self.state_path = options.get('state_path')
+        self.state_path = literal_path(options.get('state_path'))
         self.renew_before_days = options.get('renew_before_days')
         self.force = options.get('force')
         self.valid_from = options.get('valid_from')

@@ -53,6 +53,8 @@ class Installer:
 
     def _file_args(self, path, mode):
         args = self.module.load_file_common_arguments(self.module.params, path=path)
+        # The literal path: load_file_common_arguments expands $VAR, and a '$' can be part of a file name.
+        args['path'] = path
         if mode is not None:
             args['mode'] = mode
         return args
@@ -79,7 +81,7 @@ class Installer:
                                 'the files before running again' % (decl.private_key_path, _crypto.serial_hex(certificate),
                                                                     decl.state_path))
             decl.key = key
-            self.module.set_fs_attributes_if_different(self._file_args(decl.private_key_path, '0600'), False)
+            self.module.set_fs_attributes_if_different(self._file_args(decl.private_key_path, '0600'), False, expand=False)
         self.write_certificate_files(plan, certificate)
 
     def write_certificate_files(self, plan, certificate):
@@ -119,13 +121,14 @@ class Installer:
         changed = False
         if decl.private_key_path and os.path.exists(decl.private_key_path):
             changed = self.module.set_fs_attributes_if_different(
-                self._file_args(decl.private_key_path, '0600'), changed)
+                self._file_args(decl.private_key_path, '0600'), changed, expand=False)
         if decl.certificate_path and os.path.exists(decl.certificate_path):
             # The user's mode for certificate files; None keeps what the file has (0644 when written).
             changed = self.module.set_fs_attributes_if_different(
-                self._file_args(decl.certificate_path, self.module.params.get('mode')), changed)
+                self._file_args(decl.certificate_path, self.module.params.get('mode')), changed, expand=False)
         if decl.pkcs12_path and os.path.exists(decl.pkcs12_path):
-            changed = self.module.set_fs_attributes_if_different(self._file_args(decl.pkcs12_path, '0600'), changed)
+            changed = self.module.set_fs_attributes_if_different(
+                self._file_args(decl.pkcs12_path, '0600'), changed, expand=False)
         if changed:
             plan.changed = True
 

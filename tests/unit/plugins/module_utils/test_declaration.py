@@ -87,3 +87,13 @@ def test_local_material_is_read(tmp_path):
 def test_missing_key_directory_is_an_input_error(tmp_path):
     with pytest.raises(KsefInputError, match='does not exist'):
         load_local_material(Declaration(options(private_key_path=str(tmp_path / 'no' / 'erp.key'))))
+
+
+def test_file_paths_are_taken_literally_except_a_leading_tilde(monkeypatch):
+    monkeypatch.setenv('HOME', '/home/tester')
+    hostile = '/srv/d\'q"x $(touch M1) `touch M2` $HOME'
+    decl = Declaration(options(private_key_path=hostile + '/k.key', certificate_path=hostile + '/k.crt',
+                               pkcs12_path=hostile + '/k.p12', state_path=hostile + '/k.json'))
+    assert (decl.private_key_path, decl.certificate_path, decl.pkcs12_path, decl.state_path) == (
+        hostile + '/k.key', hostile + '/k.crt', hostile + '/k.p12', hostile + '/k.json')
+    assert Declaration(options(private_key_path='~/k.key')).private_key_path == '/home/tester/k.key'

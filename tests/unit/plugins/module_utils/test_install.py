@@ -35,7 +35,8 @@ class FileModule:
         return {'path': path}
 
     @staticmethod
-    def set_fs_attributes_if_different(args, changed):
+    def set_fs_attributes_if_different(args, changed, expand=True):
+        assert expand is False, 'file paths are literal: a $ can be part of a name, so nothing may expand $VAR'
         mode = args.get('mode')
         if mode is not None and stat.S_IMODE(os.stat(args['path']).st_mode) != int(mode, 8):
             os.chmod(args['path'], int(mode, 8))
