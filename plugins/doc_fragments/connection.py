@@ -70,6 +70,9 @@ options:
       - Network failures are retried fewer times, within this limit. A refused connection, an unknown host name or
         a broken connection twice (0.25 s and 0.75 s later), a request without an answer once. A request that may have
         reached KSeF is repeated only when it is safe to repeat.
+      - Once KSeF has answered in a run, a refused connection is taken for a restart of the server and ridden out
+        for about 30 s (six more retries, 1 to 10 s apart) unless O(max_retries=0), so that a run with an
+        enrollment in flight finishes it.
       - Fallback environment variable E(KSEF_MAX_RETRIES).
     type: int
     default: 5

@@ -55,6 +55,11 @@ TRANSPORT_BACKOFF = (0.25, 0.75)
 # A request that got no answer within `timeout` is sent once more at most (when that is safe), so the
 # total wait is bounded by 2 x timeout plus TRANSPORT_BACKOFF[0].
 TIMEOUT_RETRIES = 1
+# Once KSeF has answered in this run, a refused connection is a restart or a failover in progress, not a
+# wrong api_url: it is ridden out for up to this many more retries, RESTART_BACKOFF seconds apart (about
+# 30 s in all), so that a run with an enrollment in flight finishes instead of leaving it for the next run.
+RESTART_RETRIES = 6
+RESTART_BACKOFF = (1.0, 2.0, 3.0, 5.0, 8.0, 10.0)
 # Environment variables with which requests would replace the trust store when ca_path is not set.
 CA_BUNDLE_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
 # A header value goes out only when it is printable ASCII without leading or trailing whitespace; anything
@@ -340,6 +345,8 @@ class KsefHttpClient:
         # True once KSeF gave no answer at all (refused, unresolvable, timed out): ending the session would only
         # wait again.
         self.unreachable = False
+        # True once the server answered anything in this run (see RESTART_RETRIES).
+        self.answered_once = False
         self.calls = 0
         self.calls_by_endpoint = {}
         self.retries = 0
@@ -437,11 +444,20 @@ class KsefHttpClient:
             except requests.exceptions.RequestException as exc:
                 window.settle(stamp, self.clock())
                 failure = TransportFailure.classify(exc)
-                limit = min(self.max_retries, TIMEOUT_RETRIES if failure.kind in failure.TIMEOUTS else TRANSPORT_RETRIES)
+                riding_out = failure.kind == 'refused' and self.answered_once
+                if failure.kind in failure.TIMEOUTS:
+                    limit, backoff = TIMEOUT_RETRIES, TRANSPORT_BACKOFF
+                elif riding_out:
+                    limit, backoff = TRANSPORT_RETRIES + RESTART_RETRIES, TRANSPORT_BACKOFF + RESTART_BACKOFF
+                else:
+                    limit, backoff = TRANSPORT_RETRIES, TRANSPORT_BACKOFF
+                if not riding_out or self.max_retries == 0:
+                    # max_retries bounds ordinary retries; a restart is ridden out unless retries are off.
+                    limit = min(self.max_retries, limit)
                 retriable = ((idempotent or not failure.sent) and failure.kind not in failure.NO_RETRY
                              and transport_retries < limit)
                 if retriable:
-                    wait = min(self.max_retry_wait, TRANSPORT_BACKOFF[min(transport_retries, len(TRANSPORT_BACKOFF) - 1)])
+                    wait = min(self.max_retry_wait, backoff[min(transport_retries, len(backoff) - 1)])
                     self.log('%s: %s; retry %d/%d in %.1f s' % (key, failure.cause, transport_retries + 1, limit, wait))
                     self.retries += 1
                     attempt += 1
@@ -461,6 +477,7 @@ class KsefHttpClient:
             # An answer after a failed request (a lost enrollment answer the run reconciled) means KSeF
             # is reachable again: the session close at the end must be sent.
             self.unreachable = False
+            self.answered_once = True
             window.settle(stamp, answered)
             stamp = max(stamp, answered)
             self._surface_warnings(response, '%s %s' % (method, endpoint))

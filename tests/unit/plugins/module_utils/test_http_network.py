@@ -382,3 +382,79 @@ def test_404_of_an_unknown_reference_number_gets_no_api_root_hint():
     with pytest.raises(KsefApiError) as info:
         client.request('GET', '/certificates/enrollments/{referenceNumber}', path_params={'referenceNumber': 'R'})
     assert 'api_url' not in str(info.value)
+
+
+@contextlib.contextmanager
+def answering_server(port=0):
+    """A plain-HTTP server on 127.0.0.1 that answers every request 200 with a small JSON body."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            length = int(self.headers.get('Content-Length') or 0)
+            if length:
+                self.rfile.read(length)
+            body = b'{"ok": true}'
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(('127.0.0.1', port), Handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.daemon = True
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_refused_connection_after_an_answer_is_ridden_out_as_a_restart():
+    """The server answered once in this run, went away (a restart) and came back: the request succeeds."""
+    waits = []
+    restarted = []
+    with answering_server() as port:
+        client = KsefHttpClient('http://127.0.0.1:%d/v2' % port, timeout=5, sleep=waits.append)
+        assert client.request('GET', '/certificates/limits')[1] == {'ok': True}
+
+    def sleep(seconds):
+        waits.append(seconds)
+        if len(waits) == 5 and not restarted:  # back after a few refused attempts
+            restarted.append(stack.enter_context(answering_server(port)))
+
+    with contextlib.ExitStack() as stack:
+        client.sleep = sleep
+        status, body = client.request('GET', '/certificates/enrollments/{referenceNumber}',
+                                      path_params={'referenceNumber': 'R-1'})
+    assert (status, body) == (200, {'ok': True})
+    assert restarted and client.unreachable is False
+    # The first two waits are the short ones every refused connection gets, then the restart backoff.
+    assert waits[:5] == [0.25, 0.75, 1.0, 2.0, 3.0]
+
+
+def test_a_server_that_never_comes_back_fails_after_the_bounded_ride_out():
+    waits = []
+    with answering_server() as port:
+        client = KsefHttpClient('http://127.0.0.1:%d/v2' % port, timeout=5, sleep=waits.append)
+        client.request('GET', '/certificates/limits')
+    with pytest.raises(KsefTransportError) as info:
+        client.request('GET', '/certificates/limits')
+    assert str(info.value).startswith('GET /certificates/limits failed: connection refused by 127.0.0.1:%d; sent 9 times' % port)
+    assert waits == [0.25, 0.75, 1.0, 2.0, 3.0, 5.0, 8.0, 10.0]
+    assert client.unreachable is True
+
+
+def test_a_refused_first_connection_still_fails_fast():
+    waits = []
+    client = KsefHttpClient('http://127.0.0.1:%d/v2' % closed_port(), timeout=5, sleep=waits.append)
+    with pytest.raises(KsefTransportError):
+        client.request('GET', '/certificates/limits')
+    assert waits == [0.25, 0.75] and client.calls == 3
