@@ -283,6 +283,18 @@ class KsefApi(CertificateRecords):
 
     def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
         """POST /certificates/query, every page (pageSize 50); raw API items, newest request first."""
+        items = []
+        for certificates in self.query_pages(name=name, certificate_type=certificate_type, status=status,
+                                             serial_number=serial_number, expires_after=expires_after):
+            items.extend(certificates)
+        return items
+
+    def query_pages(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+        """POST /certificates/query page by page (pageSize 50, newest request first): yields lists of raw items.
+
+        A caller that has seen enough stops iterating and no further page is requested (the enrollment
+        scheduler detects issued certificates among the newest ones).
+        """
         body = {}
         if serial_number:
             body['certificateSerialNumber'] = serial_number
@@ -294,7 +306,6 @@ class KsefApi(CertificateRecords):
             body['status'] = to_api(CERTIFICATE_STATUSES, status, 'status')
         if expires_after is not None:
             body['expiresAfter'] = _date_time(expires_after)
-        items = []
         for page in range(QUERY_MAX_PAGES):
             response = _require_dict(self._call(QUERY, json=body, idempotent=True,
                                                 params={'pageSize': QUERY_PAGE_SIZE, 'pageOffset': page}), QUERY)
@@ -304,10 +315,9 @@ class KsefApi(CertificateRecords):
             for item in certificates:
                 if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in QUERY_ITEM_FIELDS):
                     raise _unexpected(QUERY, 'a certificate lacks one of %s, or it is not text' % ', '.join(QUERY_ITEM_FIELDS))
-            items.extend(certificates)
+            yield certificates
             if not response.get('hasMore') or not certificates:
-                break
-        return items
+                return
 
     def revoke(self, serial_number, reason=None):
         """True when revoked now; False when KSeF says it is already revoked, blocked or expired (25009)."""

@@ -139,3 +139,36 @@ def over_hour_message(plan, what):
                                   int(math.ceil(entry['wait_seconds'] / 60.0))))
     return ('%s does not fit KSeF\'s hourly rate limit: %s (expected duration %d s). Nothing was sent. Declare fewer '
             'certificates in one run, or run again after the hour' % (what, '; '.join(parts), plan['expected_seconds']))
+
+
+# Published limits of every certificate endpoint (KSeF's "other" group), for an API without a pacing client.
+PUBLISHED_LIMITS = {1: 10, 60: 30, HOUR: 120}
+
+
+def endpoint_limits(api, endpoint):
+    """{window: calls} the run paces `endpoint` to: the client's (published, GET /rate-limits, learned from a 429)."""
+    limits_for = getattr(getattr(api, 'client', None), 'limits_for', None)
+    if limits_for is None:
+        return dict(PUBLISHED_LIMITS)
+    method, route = endpoint.split(' ', 1)
+    return dict(limits_for(method, route))
+
+
+def plan_run(api, enrollments, revocations=0, issue_delay=0.0):
+    """The budget of a run's remaining work, counting the calls it already made as made just now."""
+    calls = work_calls(enrollments=enrollments, revocations=revocations,
+                       query_pages=detection_query_pages(enrollments, endpoint_limits(api, ENROLL)))
+    made = getattr(getattr(api, 'client', None), 'calls_by_endpoint', None) or {}
+    earlier = dict((endpoint, [0.0] * made[endpoint]) for endpoint in calls if made.get(endpoint))
+    return plan_budget(calls, dict((endpoint, endpoint_limits(api, endpoint)) for endpoint in calls),
+                       issue_delay=issue_delay, earlier=earlier)
+
+
+def budget_summary(plan, limits_source=None):
+    """The `budget` return value: expected calls per endpoint and duration of the planned work."""
+    return {
+        'calls': dict(plan['calls']),
+        'expected_seconds': plan['expected_seconds'],
+        'fits_hour': plan['fits_hour'],
+        'limits_source': limits_source or 'published',
+    }

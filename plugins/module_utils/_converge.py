@@ -10,7 +10,8 @@
 3. ONE paginated query for the whole set, as typed records (_api.py / _records.py); the status of a
    recorded enrollment; the certificates the decision needs;
 4. the pure decision per declaration (_decide.py);
-5. limits once when anything must be enrolled, then the enrollment phase: the scheduler
+5. GET /rate-limits once when there is work, the call budget (_budget.py: a plan over the hour window
+   fails before anything is sent), limits once when anything must be enrolled, then the enrollment phase: the scheduler
    (_scheduler.py) orders the calls, the enroller (_enroll.py) makes them, the installer
    (_install.py) writes files;
 6. the result (_result.py).
@@ -23,6 +24,12 @@ import time
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA
+from ansible_collections.ksef.certificates.plugins.module_utils._budget import (
+    budget_summary,
+    over_hour_message,
+    plan_budget,
+    plan_run,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     KsefView,
     Plan,
@@ -46,7 +53,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import K
 from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import LockSet, PendingStore
 from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError, build_result
-from ansible_collections.ksef.certificates.plugins.module_utils._scheduler import EnrollmentScheduler
+from ansible_collections.ksef.certificates.plugins.module_utils._scheduler import (
+    INITIAL_ISSUE_DELAY,
+    EnrollmentScheduler,
+)
 
 __all__ = ['Converger', 'KsefConvergeError', 'LockSet']
 
@@ -71,6 +81,7 @@ class Converger:
         self.installer = Installer(module)
         self.enroller = None
         self.limits = None
+        self.budget = None
         self.single = params.get('certificates') is None
 
     @property
@@ -128,13 +139,14 @@ class Converger:
             if self.check_mode:
                 for plan in enrolling:
                     self.enroller.predict_kept_login(plan)
+            self._plan_budget(enrolling)
             if enrolling:
                 self._check_limits(len(enrolling))
                 self.enroller.enrollment_data = self.api.enrollment_data()
                 for plan in enrolling:
                     self._check_csr_subject(plan)
             scheduler = EnrollmentScheduler(self.api, self.enroller, clock=self.clock, sleep=self.sleep,
-                                            check_mode=self.check_mode)
+                                            check_mode=self.check_mode, warn=self.module.warn)
             scheduler.send_all(self.plans, enrolling)
             scheduler.wait(self.plans)
             self.enroller.finish()
@@ -201,6 +213,21 @@ class Converger:
 
     # -- limits and enrollment data ------------------------------------------------------------
 
+    def _plan_budget(self, enrolling):
+        """Effective rate limits, then the call budget; a plan over the hour window fails before anything is sent."""
+        revocations = sum(len(plan.revoked) for plan in self.plans if plan.decl.state == 'absent')
+        revocations += sum(len(plan.superseded) for plan in enrolling if plan.decl.revoke_superseded)
+        if enrolling or revocations:
+            # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
+            ensure = getattr(self.api, 'ensure_rate_limits', None)
+            if ensure is not None:
+                ensure()
+        plan = plan_run(self.api, len(enrolling), revocations, issue_delay=INITIAL_ISSUE_DELAY)
+        self.budget = budget_summary(plan, getattr(getattr(self.api, 'client', None), 'limits_source', None))
+        if not plan['fits_hour']:
+            raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
+                                              % (len(enrolling), revocations)))
+
     def _check_limits(self, needed):
         limits = self.api.limits()
         self.limits = limits
@@ -237,5 +264,7 @@ class Converger:
         return build_result(self.plans, self.single, self.now(), view=self.view, check_mode=self.check_mode)['certificates']
 
     def result(self):
-        return build_result(self.plans, self.single, self.now(), diff=self.module._diff, view=self.view,
-                            check_mode=self.check_mode)
+        result = build_result(self.plans, self.single, self.now(), diff=self.module._diff, view=self.view,
+                              check_mode=self.check_mode)
+        result['budget'] = self.budget or budget_summary(plan_budget({}, {}))
+        return result

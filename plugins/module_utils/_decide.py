@@ -86,6 +86,13 @@ class Plan:
         self.sent_clock = None            # controller clock when the enrollment's answer came
         self.finished = False             # issued certificate retrieved (and installed unless check mode)
         self.completion_action = None     # action of a resumed enrollment once it is installed
+        # -- detection (_scheduler.py): query pages first, the status endpoint for what they do not show in time
+        self.next_check = None            # controller clock of the next look for the issued certificate
+        self.last_check = None            # controller clock of the last look (query round or status poll)
+        self.misses = 0                   # looks since it was due that did not show it issued
+        self.by_status = False            # poll GET /certificates/enrollments/{referenceNumber} from now on
+        self.detected_by_query = False    # issued_serial came from a query page (its key is checked at retrieval)
+        self.rejected_serials = set()     # query matches whose public key was not the enrolled one
 
 
 def known_before_post(record):

@@ -17,6 +17,7 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import INTENT_CLOCK_SLACK, known_before_post
+from ansible_collections.ksef.certificates.plugins.module_utils._detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
@@ -143,15 +144,25 @@ class Enroller:
             raise KsefError('KSeF gave up on the enrollment of certificate %s (status 500/550); the state '
                             'file was cleared, run again to send a new enrollment' % plan.decl.label)
 
+    def detect(self, plans, max_pages):
+        """One query round (_detect.detect_issued): the waiting plans KSeF lists as issued."""
+        return detect_issued(self.api, self.view, self.plans, plans, max_pages)
+
     def finish(self, plans=None):
         """Retrieve and install issued certificates (all of them, or the given batch) not finished yet."""
         issued = [plan for plan in (self.plans if plans is None else plans) if plan.issued_serial and not plan.finished]
         self.retrieve([plan.issued_serial for plan in issued])
         for plan in issued:
             certificate = self.view.retrieved.get(plan.issued_serial)
+            if certificate is None and plan.detected_by_query:
+                release_foreign_match(self.module, plan, self.clock())
+                continue
             if certificate is None:
                 raise KsefError('KSeF did not return certificate %s of %s' % (plan.issued_serial, plan.decl.label))
             if _crypto.public_key_fingerprint(certificate.public_key()) != plan.issued_public_key_sha256:
+                if plan.detected_by_query:
+                    release_foreign_match(self.module, plan, self.clock())
+                    continue
                 raise KsefError('Certificate %s issued for enrollment %s of %s does not carry the enrolled public key; '
                                 'nothing was installed' % (plan.issued_serial, plan.reference_number, plan.decl.label))
             plan.install_certificate = certificate

@@ -200,6 +200,18 @@ class CertificateRecords:
             name=name, certificate_type=certificate_type, status=status, serial_number=serial_number,
             expires_after=expires_after)]
 
+    def certificate_record_pages(self, name=None, certificate_type=None):
+        """POST /certificates/query page by page (newest request first) as lists of CertificateRecords.
+
+        Stop iterating to stop paging. A double without query_pages() answers the whole query as one page.
+        """
+        pages = getattr(self, 'query_pages', None)
+        if pages is None:
+            yield [CertificateRecord.from_api(item) for item in self.query(name=name, certificate_type=certificate_type)]
+            return
+        for items in pages(name=name, certificate_type=certificate_type):
+            yield [CertificateRecord.from_api(item) for item in items]
+
     def retrieve_certificates(self, serial_numbers):
         """POST /certificates/retrieve (chunks of 10) as RetrievedCertificates."""
         return [RetrievedCertificate.from_api(item) for item in self.retrieve(serial_numbers)]

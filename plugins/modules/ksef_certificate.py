@@ -441,6 +441,37 @@ api_calls:
   returned: always
   type: int
   sample: 6
+budget:
+  description:
+    - The call budget of the run's work after the query (in check mode the prediction), planned before anything
+      is sent against the rate limits of each KSeF endpoint counter (per second, minute and hour). A plan needing
+      more calls of one endpoint than its hourly limit allows fails before any enrollment is sent and says how long
+      it would have to wait.
+  returned: success
+  type: dict
+  contains:
+    calls:
+      description: Expected calls per endpoint (C(METHOD route)); issued certificates are found by query pages and
+        retrieved 10 per call.
+      type: dict
+      returned: success
+      sample: {"POST /certificates/enrollments": 15, "POST /certificates/query": 2, "POST /certificates/retrieve": 2}
+    expected_seconds:
+      description: Expected duration of the planned calls, the wait for the rate limits and issuing included.
+      type: float
+      returned: success
+      sample: 61.2
+    fits_hour:
+      description: Whether every endpoint's calls fit its hourly limit.
+      type: bool
+      returned: success
+      sample: true
+    limits_source:
+      description: Where the limits come from - V(published), V(GET /rate-limits) (read once when the run has work),
+        with V(+429) once a 429 answer taught a lower limit.
+      type: str
+      returned: success
+      sample: GET /rate-limits
 system_warnings:
   description:
     - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.

@@ -15,12 +15,16 @@ from ansible_collections.ksef.certificates.plugins.module_utils._budget import (
     RETRIEVE,
     REVOKE,
     STATUS,
+    budget_summary,
     detection_query_pages,
+    endpoint_limits,
     over_hour_message,
     plan_budget,
+    plan_run,
     schedule_calls,
     work_calls,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 
 PUBLISHED = {1: 10, 60: 30, 3600: 120}
 LOWERED = {1: 5, 60: 12, 3600: 120}
@@ -105,3 +109,36 @@ def test_calls_already_sent_count_against_the_hour():
     plan = plan_budget({ENROLL: 20}, every_endpoint(PUBLISHED), earlier={ENROLL: [-600.0] * 110})
     assert not plan['fits_hour']
     assert plan['over_hour'][0]['wait_seconds'] == 3001       # the 11th waits for the first of the 110 to leave
+
+
+class _Api:
+    """An API with the collection's pacing client (its limits and call counters), no HTTP."""
+
+    def __init__(self, other=None):
+        self.client = KsefHttpClient('https://ksef.invalid/v2')
+        if other:
+            self.client.set_rate_limits({'other': other})
+
+
+def test_plan_run_paces_to_the_client_limits_and_counts_calls_already_made():
+    api = _Api({'perSecond': 5, 'perMinute': 12, 'perHour': 120})
+    assert endpoint_limits(api, ENROLL) == LOWERED
+    assert endpoint_limits(object(), ENROLL) == PUBLISHED, 'an API without a client: the published limits'
+    api.client.calls_by_endpoint = {QUERY: 12}
+    plan = plan_run(api, enrollments=15, issue_delay=5)
+    assert plan['fits_hour'] and plan['calls'][ENROLL] == 15
+    # 12 a minute: the 13th enrollment goes after the first minute; its certificate 5 s later
+    assert plan['endpoints'][ENROLL]['last_call_seconds'] == 60.25 and plan['expected_seconds'] == 65.2
+    # the query page this run already made fills the minute: its detection pages wait for the next one
+    assert plan['endpoints'][QUERY]['last_call_seconds'] >= 60.25
+    summary = budget_summary(plan, api.client.limits_source)
+    assert summary == {'calls': plan['calls'], 'expected_seconds': 65.2, 'fits_hour': True,
+                       'limits_source': 'GET /rate-limits'}
+
+
+def test_plan_run_over_the_hour_budget_counts_what_this_run_already_sent():
+    api = _Api()
+    assert plan_run(api, enrollments=120)['fits_hour']
+    api.client.calls_by_endpoint = {ENROLL: 1}
+    plan = plan_run(api, enrollments=120)
+    assert not plan['fits_hour'] and plan['over_hour'][0]['endpoint'] == ENROLL

@@ -8,7 +8,10 @@ __metaclass__ = type
 import datetime
 import json
 
+import pytest
+
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (  # pylint: disable=unused-import
     FakeKsef,
     Run,
@@ -41,3 +44,43 @@ def test_an_expired_intent_is_discarded_by_the_engine_with_its_next_key(run, kse
     assert any('a new enrollment is allowed' in warning for warning in run.warnings)
     assert not state_path.exists() and not next_key.exists()
     assert _crypto.read_certificate_file(str(tmp_path / 'erp-production.pem')) is not None
+
+
+def _many(tmp_path, count, prefix='fleet'):
+    return dict(type='authentication', certificates=[
+        dict(name='%s-%03d' % (prefix, i), private_key_path=str(tmp_path / ('%s-%03d.key' % (prefix, i))),
+             certificate_path=str(tmp_path / ('%s-%03d.pem' % (prefix, i)))) for i in range(count)])
+
+
+def test_rate_limits_are_read_once_when_there_is_work_and_never_for_a_no_op(run, ksef, tmp_path):
+    ksef.ensure_rate_limits = lambda: ksef.record('rate_limits')
+    args = _many(tmp_path, 3)
+    run(args)
+    assert ksef.names()[:2] == ['query', 'rate_limits'] and ksef.count('rate_limits') == 1
+    del ksef.calls[:]
+    assert run(args)['changed'] is False and ksef.names() == ['query']
+
+
+def test_check_mode_reports_the_expected_calls_and_duration(run, ksef, tmp_path):
+    predicted = run(_many(tmp_path, 40), check_mode=True)
+    budget = predicted['budget']
+    assert budget['calls']['POST /certificates/enrollments'] == 40
+    assert budget['calls']['POST /certificates/retrieve'] == 4
+    assert budget['fits_hour'] is True and budget['limits_source'] == 'published'
+    # 30 a minute: the 31st enrollment goes after the first minute, its certificate about 1 s later
+    assert 60 < budget['expected_seconds'] < 70
+    assert 'enroll' not in ksef.names()
+
+
+def test_a_set_over_the_hour_budget_fails_before_anything_is_sent(run, ksef, tmp_path):
+    with pytest.raises(KsefError) as error:
+        run(_many(tmp_path, 121))
+    assert "does not fit KSeF's hourly rate limit" in str(error.value) and 'Nothing was sent' in str(error.value)
+    assert 'POST /certificates/enrollments needs 121 calls and KSeF allows 120 an hour' in str(error.value)
+    assert ksef.names() == ['query'] and not list(tmp_path.glob('*.key*'))
+
+
+def test_a_no_op_reports_an_empty_budget(run, ksef, tmp_path):
+    args = _many(tmp_path, 2)
+    run(args)
+    assert run(args)['budget'] == {'calls': {}, 'expected_seconds': 0.0, 'fits_hour': True, 'limits_source': 'published'}

@@ -8,7 +8,11 @@ __metaclass__ = type
 import json
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import KsefView, Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
@@ -108,3 +112,109 @@ def test_revoke_sorts_revoked_from_unknown(setup):
     serial = ksef.add_certificate('erp-auth', 'authentication', ec.generate_private_key(ec.SECP256R1()))
     enroller.revoke(plan, serial, 'superseded')
     assert plan.revoked == [serial] and ksef.revocations() == [(serial, 'Superseded')]
+
+
+# -- detection by query pages ---------------------------------------------------------------------
+
+class PagedKsef(FakeKsef):
+    """FakeKsef answering POST /certificates/query page by page (`page_size` items), one recorded call a page."""
+
+    page_size = 2
+
+    def query_pages(self, name=None, certificate_type=None):
+        items = FakeKsef.query(self, name=name, certificate_type=certificate_type)
+        self.calls.pop()   # FakeKsef.query recorded one call for the whole answer: count pages instead
+        for start in range(0, max(len(items), 1), self.page_size):
+            self.record('query', name_filter=name, certificate_type=certificate_type)
+            yield items[start:start + self.page_size]
+
+
+def _plans(tmp_path, module, names):
+    plans = []
+    for name in names:
+        decl = Declaration(dict(name=name, type='authentication', state='present', private_key_type='ec',
+                                private_key_path=str(tmp_path / (name + '.key')),
+                                certificate_path=str(tmp_path / (name + '.pem')),
+                                state_path=str(tmp_path / (name + '.key.ksef-pending.json')), wait=True,
+                                revoke_superseded=True))
+        decl.store = PendingStore(module, decl.state_path)
+        plan = Plan(decl)
+        plan.action, plan.key_plan, plan.enroll = 'enrolled', 'generate_in_place', True
+        plans.append(plan)
+    return plans
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    clock = FakeClock()
+    ksef = PagedKsef(clock, processing_seconds=5)
+    module = Module()
+    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
+    enroller.enrollment_data = dict(ENROLLMENT_DATA)
+    return clock, ksef, module, enroller
+
+
+def test_detect_finds_issued_enrollments_on_the_newest_page_without_status_calls(fleet, tmp_path):
+    clock, ksef, dummy_module, enroller = fleet
+    for index in range(6):   # older certificates of the same names' prefix, requested the day before
+        ksef.add_certificate('fleet-old-%d' % index, 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    plans = enroller.plans = _plans(tmp_path, enroller.module, ['fleet-a', 'fleet-b'])
+    for plan in plans:
+        enroller.send(plan)
+    assert enroller.detect(plans, max_pages=5) == [], 'not issued yet'
+    clock.advance(seconds=6)
+    del ksef.calls[:]
+    assert enroller.detect(plans, max_pages=5) == plans
+    # The two newest certificates are the two enrolled: one page of 2, no status call, the names' common prefix
+    assert ksef.names() == ['query'] and ksef.calls[0][1]['name_filter'] == 'fleet-'
+    assert all(plan.detected_by_query and plan.status_code == 200 for plan in plans)
+    enroller.finish()
+    assert all(plan.finished for plan in plans)
+    assert [name for name in ksef.names() if name != 'query'] == ['retrieve']
+
+
+def test_detect_stops_at_certificates_requested_before_the_enrollments(fleet, tmp_path):
+    clock, ksef, dummy_module, enroller = fleet
+    for index in range(6):
+        ksef.add_certificate('fleet-old-%d' % index, 'authentication', ec.generate_private_key(ec.SECP256R1()))
+    plans = enroller.plans = _plans(tmp_path, enroller.module, ['fleet-a', 'fleet-b'])
+    for plan in plans:
+        enroller.send(plan)
+    del ksef.calls[:]
+    # Not issued: the first page already reaches the day-old certificates (older than the intent minus the slack).
+    assert enroller.detect(plans, max_pages=5) == [] and ksef.names() == ['query']
+
+
+def test_detect_reads_at_most_max_pages(fleet, tmp_path):
+    clock, ksef, dummy_module, enroller = fleet
+    plans = enroller.plans = _plans(tmp_path, enroller.module, ['fleet-a', 'fleet-b'])
+    for plan in plans:
+        enroller.send(plan)
+    for index in range(6):   # someone else's certificates requested after ours were sent, listed first
+        ksef.issue({'csr': _csr(), 'name': 'fleet-x%d' % index, 'type': 'Authentication', 'sent_at': clock.now()})
+    del ksef.calls[:]
+    assert enroller.detect(plans, max_pages=2) == [] and ksef.names() == ['query', 'query']
+
+
+def test_a_query_match_without_the_enrolled_key_is_asked_for_by_reference(fleet, tmp_path):
+    clock, ksef, module, enroller = fleet
+    plans = enroller.plans = _plans(tmp_path, enroller.module, ['erp-auth', 'erp-other'])
+    for plan in plans:
+        enroller.send(plan)
+    # Another run enrolled the same name after this one's intent: same name and type, another key.
+    foreign = ksef.issue({'csr': _csr(), 'name': 'erp-auth', 'type': 'Authentication', 'sent_at': clock.now()})
+    assert plans[0] in enroller.detect(plans, max_pages=5) and plans[0].issued_serial == foreign
+    enroller.finish([plans[0]])
+    assert not plans[0].finished and plans[0].issued_serial is None and plans[0].by_status
+    assert plans[0].rejected_serials == {foreign} and 'does not carry the public key' in module.warnings[-1]
+    assert not (tmp_path / 'erp-auth.pem').exists() and state(plans[0])['phase'] == 'pending'
+    clock.advance(seconds=6)
+    enroller.detect(plans, max_pages=5)
+    assert plans[0].issued_serial not in (None, foreign)
+    enroller.finish()
+    assert all(plan.finished for plan in plans) and (tmp_path / 'erp-auth.pem').exists()
+
+
+def _csr():
+    return x509.CertificateSigningRequestBuilder().subject_name(_crypto.build_subject(ENROLLMENT_DATA)).sign(
+        ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())

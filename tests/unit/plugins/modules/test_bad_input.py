@@ -100,8 +100,11 @@ def test_info_survives_malformed_query_answers(run_module, monkeypatch, answer):
 @given(answer=query_answers)
 def test_certificate_fails_cleanly_before_writing_anything(run_module, monkeypatch, tmp_path_factory, answer):
     workdir = tmp_path_factory.mktemp('bad')
-    # An answer that reads as "no certificate" is valid: the module then asks for the limits, which fail.
-    scripted(monkeypatch, *answer, then=[Exchange('GET', '/certificates/limits', status=503, reply={'title': 'down'})])
+    # An answer that reads as "no certificate" is valid: the module then reads the rate limits once (it has work)
+    # and asks for the certificate limits, which fail.
+    scripted(monkeypatch, *answer, then=[
+        Exchange('GET', '/rate-limits', reply={'other': {'perSecond': 10, 'perMinute': 30, 'perHour': 120}}),
+        Exchange('GET', '/certificates/limits', status=503, reply={'title': 'down'})])
     result = run_module(ksef_certificate, dict(CONNECTION, name='bad-input', type='authentication',
                                                private_key_path=str(workdir / 'bad.key'),
                                                certificate_path=str(workdir / 'bad.pem')))

@@ -417,7 +417,8 @@ def test_missing_check_real_check_real(run, ksef, tmp_path):
     assert summary['serial_number'] == '%016X' % certificate.serial_number
     assert summary['status'] == 'active' and summary['type'] == 'authentication'
     assert summary['public_key_sha256'] == key_fingerprint(tmp_path / 'erp-production.key')
-    assert summary['days_remaining'] == 730
+    # Issued at once; the first look comes INITIAL_ISSUE_DELAY (1 s) after the POST, so a second of day 730 is gone.
+    assert summary['days_remaining'] == 729
     assert isinstance(_crypto.load_private_key(str(tmp_path / 'erp-production.key')), ec.EllipticCurvePrivateKey)
 
     before = snapshot(tmp_path)
@@ -533,7 +534,8 @@ def _enrolled(run, ksef, tmp_path, **extra):
 
 def test_renewal_window_rotates_key_and_revokes_superseded(run, ksef, clock, tmp_path):
     args, old_serial, old_key = _enrolled(run, ksef, tmp_path, backup=True)
-    ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
+    old_valid_to = clock.now() + datetime.timedelta(days=10)
+    ksef.by_serial(old_serial)['valid_to'] = old_valid_to
     before = snapshot(tmp_path)
 
     predicted = run(args, check_mode=True, diff=True)
@@ -547,7 +549,7 @@ def test_renewal_window_rotates_key_and_revokes_superseded(run, ksef, clock, tmp
     assert result['action'] == 'renewed' and result['changed'] is True
     assert serials(result['superseded']) == [old_serial] and result['revoked'] == [old_serial]
     assert result['superseded'][0] == {'serial_number': old_serial, 'type': 'authentication', 'revoked': True,
-                                       'valid_to': returned_time(clock.now() + datetime.timedelta(days=10))}
+                                       'valid_to': returned_time(old_valid_to)}
     assert ksef.revocations() == [(old_serial, 'Superseded')]
     assert ksef.by_serial(old_serial)['status'] == 'Revoked'
     new_key = key_fingerprint(tmp_path / 'erp-production.key')
@@ -884,17 +886,19 @@ def test_wait_picks_up_a_certificate_issued_while_polling(run, ksef, tmp_path):
     ksef.processing_seconds = 7
     result = run(single(tmp_path))
     assert result['action'] == 'enrolled'
-    assert ksef.count('enrollment_status') == 5   # at 0, 2, 4, 6 -> 100; at 8 -> 200
+    # The gap doubles from the assumed 1 s issuing delay: at 1, 2, 4 -> 100; at 8 -> 200
+    assert [details['at'] for name, details in ksef.calls if name == 'enrollment_status'] == [1.0, 2.0, 4.0, 8.0]
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
 
 
-def test_resumed_enrollment_is_polled_every_two_seconds_not_twice_at_once(run, ksef, clock, tmp_path):
+def test_resumed_enrollment_is_polled_with_a_growing_gap_not_twice_at_once(run, ksef, clock, tmp_path):
     ksef.processing_seconds = 60
     run(single(tmp_path, wait=False))
     clock.advance(seconds=30)
     result = run(single(tmp_path, wait_timeout=100))
     assert result['action'] == 'enrolled'
-    assert ksef.count('enrollment_status') == 16   # at 30, 32, ..., 60 s
+    # read at resume (30 s), first look 1 s later, then the gap doubles: 1, 2, 4, 8, 16 s (issued at 60)
+    assert [details['at'] for name, details in ksef.calls if name == 'enrollment_status'] == [30, 31, 32, 34, 38, 46, 62]
     assert 'enroll' not in ksef.names()
 
 
@@ -1246,8 +1250,10 @@ def test_list_of_twelve_costs_one_query_when_healthy(run, ksef, tmp_path):
 
     first = run(args)
     assert first['action'] == 'enrolled'
-    assert ksef.count('query') == 1 and ksef.count('limits') == 1 and ksef.count('enrollment_data') == 1
+    assert ksef.count('limits') == 1 and ksef.count('enrollment_data') == 1
     assert ksef.count('enroll') == 12
+    # The twelve issued certificates are found by one query page, not by twelve status polls.
+    assert ksef.count('query') == 2 and ksef.count('enrollment_status') == 0
     for i in range(12):
         assert_pair(tmp_path / ('d%02d.key' % i), tmp_path / ('d%02d.pem' % i))
     serials = [entry['certificate']['serial_number'] for entry in first['certificates']]
@@ -1269,7 +1275,8 @@ def test_list_enrollment_overlaps_the_wait_for_a_rate_limit_slot(run, ksef, cloc
     """make bench's scenario: 15 enrollments, every certificate endpoint limited to 12 a minute.
 
     The 13th enrollment must wait for the first to leave the 60 s window; meanwhile the twelve sent are
-    polled (their endpoint has its own counter), retrieved in batches of 10 and installed.
+    found issued by a query page (its endpoint has its own counter), a full batch of 10 is retrieved and
+    installed; the rest is retrieved in one call at the end.
     """
     ksef.processing_seconds = 1
     ksef.limit_rate(per_minute=12)
@@ -1295,30 +1302,29 @@ def test_list_enrollment_overlaps_the_wait_for_a_rate_limit_slot(run, ksef, cloc
     names = ksef.names()
     sent = [index for index, name in enumerate(names) if name == 'enroll']
     before_last_minute = names[:sent[12]]
-    # The twelve sent in the first minute were polled and retrieved (10 + 2) before the 13th went out...
-    assert before_last_minute.count('enrollment_status') == 12
-    assert before_last_minute.count('retrieve') == 2
-    # ...and installed: their files were on disk when the 13th enrollment was sent.
-    assert installed_when_sent[:12] == [0] * 12 and installed_when_sent[12:] == [12, 12, 12]
-    # Status polls began before the last enrollment was sent.
-    assert names.index('enrollment_status') < sent[-1]
-    assert (ksef.count('query'), ksef.count('limits'), ksef.count('enrollment_data')) == (1, 1, 1)
-    assert ksef.count('retrieve') == 3
-    assert ksef.count('enrollment_status') == 15
+    # The twelve sent in the first minute were found by the query and a batch of 10 retrieved before the 13th...
+    assert before_last_minute.count('query') >= 2 and before_last_minute.count('retrieve') == 1
+    # ...and installed: the first ten while the 11th waited for the 1 s window, so before the 13th was sent.
+    assert installed_when_sent == [0] * 10 + [10] * 5
+    # No status poll: every enrollment showed up in a query page; 15 certificates take two retrieve calls.
+    assert ksef.count('enrollment_status') == 0
+    assert (ksef.count('limits'), ksef.count('enrollment_data'), ksef.count('retrieve')) == (1, 1, 2)
+    assert ksef.count('query') <= 6
+    assert [len(details['serials']) for name, details in ksef.calls if name == 'retrieve'] == [10, 5]
     # The 60 s window (plus the 0.25 s pacing margin) is the floor; the fake clock shows nothing else waits long.
     assert 60.25 <= clock.monotonic() - start < 66
     assert not list(tmp_path.glob('*.ksef-pending.json')), 'state files are cleared once installed'
 
 
-def test_list_enrollment_without_rate_pressure_sends_everything_first(run, ksef, clock, tmp_path):
-    """With a free slot for every enrollment nothing is interleaved: send all, then poll, then retrieve."""
+def test_list_enrollment_at_the_published_limits_sends_in_order_and_retrieves_in_batches(run, ksef, clock, tmp_path):
+    """10 a second: the wait for the 11th slot finds the first ten issued; 15 certificates, two retrieve calls."""
     ksef.processing_seconds = 1
     ksef.limit_rate(per_minute=30)
     run(dict(certificates=_fifteen(tmp_path), type='authentication'))
-    names = [name for name in ksef.names() if name in ('enroll', 'enrollment_status', 'retrieve')]
-    last_enroll = max(index for index, name in enumerate(names) if name == 'enroll')
-    assert names[:last_enroll + 1] == ['enroll'] * 15
-    assert ksef.refused == [] and ksef.count('retrieve') == 1   # one retrieve() of 15 serials (KsefApi chunks it)
+    sent = [details['certificate_name'] for name, details in ksef.calls if name == 'enroll']
+    assert sent == ['limited-%03d' % i for i in range(15)]
+    assert ksef.refused == [] and ksef.count('enrollment_status') == 0
+    assert [len(details['serials']) for name, details in ksef.calls if name == 'retrieve'] == [10, 5]
 
 
 def test_list_enrollment_check_mode_under_rate_limit_sends_and_waits_for_nothing(run, ksef, clock, tmp_path):
@@ -1563,6 +1569,12 @@ def _query(items, body=None):
                     reply={'certificates': items, 'hasMore': False})
 
 
+def _rate_limits(per_minute=30):
+    """GET /rate-limits: a run with work reads the effective limits once before it plans its calls."""
+    return Exchange('GET', '/rate-limits', token=ACCESS_TOKEN,
+                    reply={'other': {'perSecond': 10, 'perMinute': per_minute, 'perHour': 120}})
+
+
 def _existing(tmp_path, clock, days=400):
     """A key and certificate on disk plus the matching KSeF list item."""
     fake = FakeKsef(clock)
@@ -1607,6 +1619,7 @@ def test_main_enrolls_over_http(run_module, monkeypatch, tmp_path, clock):
 
     script = HttpScript([
         _query([]),
+        _rate_limits(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN, reply=ENROLLMENT_DATA),
         Exchange('POST', '/certificates/enrollments', token=ACCESS_TOKEN, json=accept_enrollment, status=202,
@@ -1617,8 +1630,10 @@ def test_main_enrolls_over_http(run_module, monkeypatch, tmp_path, clock):
     result = run_module(ksef_certificate, dict(CONNECTION, **single(tmp_path)))
     script.verify()
     assert result.exit_code == 0, result
-    assert result['action'] == 'enrolled' and result['api_calls'] == 6
-    assert script.requests[4].url.endswith('/certificates/enrollments/' + reference)
+    assert result['action'] == 'enrolled' and result['api_calls'] == 7
+    # One enrollment waited for: its status is asked by reference (a query page would cost the same).
+    assert script.requests[5].url.endswith('/certificates/enrollments/' + reference)
+    assert result['budget']['limits_source'] == 'GET /rate-limits' and result['budget']['fits_hour'] is True
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
     assert mode(tmp_path / 'erp-production.key') == 0o600
 
@@ -1668,6 +1683,7 @@ def test_main_failure_carries_partial_results_and_the_ksef_error(run_module, mon
         {'exceptionCode': 25006, 'exceptionDescription': 'Enrollment limit reached', 'details': None}]}}
     script = HttpScript([
         _query([]),
+        _rate_limits(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN,
                  reply={'canRequest': True, 'enrollment': {'remaining': 3, 'limit': 300},
                         'certificate': {'remaining': 3, 'limit': 100}}),

@@ -33,6 +33,7 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_
     FakeKsef,
     _existing,
     _query,
+    _rate_limits,
     single,
     snapshot,
 )
@@ -93,6 +94,7 @@ def test_main_enrollment_data_with_a_newline_stops_before_the_enrollment(run_mod
     fake = FakeKsef(FakeClock())
     script = HttpScript([
         _query([]),
+        _rate_limits(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN,
                  reply=dict(ENROLLMENT_DATA, commonName=INJECTED)),
@@ -247,6 +249,7 @@ def test_main_backup_is_0600_and_backup_keep_prunes(run_module, monkeypatch, tmp
     retrieve = Exchange('POST', '/certificates/retrieve', token=ACCESS_TOKEN)
     script = HttpScript([
         _query([item]),
+        _rate_limits(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN, reply=ENROLLMENT_DATA),
         Exchange('POST', '/certificates/enrollments', token=ACCESS_TOKEN, json=accept, status=202,
