@@ -26,7 +26,11 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import format_time, intent_record
 from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError
 
+# A lost enrollment answer is reconciled by querying for the certificate: first after 5 s, then twice as
+# long each time up to 60 s, so that a lost answer costs a handful of query calls of the 120 an hour,
+# not one every 5 s until wait_timeout.
 RECONCILE_POLL_INTERVAL = 5
+RECONCILE_POLL_MAX = 60
 QUOTA_ENROLLMENTS = 25006
 QUOTA_CERTIFICATES = 25007
 UNKNOWN_SERIAL = 25008
@@ -253,6 +257,7 @@ class Enroller:
         fingerprint = plan.issued_public_key_sha256
         deadline = self.clock() + (decl.wait_timeout if decl.wait and decl.wait_timeout is not None else 0)
         checked = known_before_post(decl.record)
+        interval = RECONCILE_POLL_INTERVAL
         while True:
             records = [record for record in self.api.certificate_records(name=decl.name, certificate_type=decl.type)
                        if record.name == decl.name and record.type == decl.type and
@@ -266,9 +271,11 @@ class Enroller:
                     plan.reason = 'reconciled'
                     plan.issued_serial = record.serial_number
                     return
-            if self.clock() >= deadline:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
                 break
-            self.sleep(RECONCILE_POLL_INTERVAL)
+            self.sleep(min(interval, remaining))
+            interval = min(RECONCILE_POLL_MAX, interval * 2)
         reason = exc.reason if isinstance(exc, KsefTransportError) else str(exc)
         raise KsefError('The answer to the enrollment of certificate %s was lost (%s). KSeF may still be processing the '
                         'enrollment sent at %s; rerun later: the state file %s keeps the intent and the next run '

@@ -91,6 +91,22 @@ def test_lost_answer_is_reconciled_by_public_key_never_resent(setup):
     assert ksef.count('enroll') == 1 and state(plan)['phase'] == 'intent'
 
 
+def test_a_lost_answer_that_never_shows_costs_few_queries_and_never_resends(setup):
+    """Reconciling queries 5, 10, 20, 40, 60, 60 ... s apart until wait_timeout (300 s), not every 5 s."""
+    clock, ksef, dummy_module, plan, enroller = setup
+    ksef.processing_seconds = 10000
+    plan.decl.wait_timeout = 300
+    ksef.lose_enroll_response = KsefApiError('POST', '/certificates/enrollments', 503,
+                                             errors=[{'code': 503, 'description': 'Service Unavailable'}])
+    started = clock.monotonic()
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        enroller.send(plan)
+    # Queries at 0, 5, 15, 35, 75, 135, 195, 255 and 300 s (the last one at the deadline).
+    assert ksef.count('query') == 9
+    assert clock.monotonic() - started == 300
+    assert ksef.count('enroll') == 1 and state(plan)['phase'] == 'intent'
+
+
 def test_given_up_status_discards_the_record_and_warns(setup):
     dummy_clock, dummy_ksef, module, plan, enroller = setup
     enroller.send(plan)
