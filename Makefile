@@ -33,7 +33,7 @@ INTEGRATION_JOBS ?= 2
 
 .PHONY: help venv collection-link deps-system \
 	sanity sanity-latest sanity-2.16 units units-latest units-2.16 emulator-tests \
-	integration integration-latest integration-2.16 awx-tests lint test emulator clean
+	integration integration-latest integration-2.16 awx-tests lint test emulator clean mutation
 
 help:
 	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
@@ -46,6 +46,8 @@ help:
 	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
+	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
+	@echo '                      MUTATION_PATHS=plugins/module_utils/_rules.py narrows it)'
 	@echo 'make emulator         run the emulator in the foreground on https://127.0.0.1:8443/v2'
 	@echo 'make demo             provision three local demo hosts against the emulator (demo-clean: start over)'
 	@echo 'make demo-up          keep the demo emulator running, write build/demo/env.sh (demo-down: stop it)'
@@ -192,3 +194,40 @@ bench: venv
 clean:
 	rm -rf tests/output
 	if [ -d build ]; then find build -mindepth 1 -maxdepth 1 ! -name collections -exec rm -rf {} +; fi
+
+# ---------------------------------------------------------------------------------------------
+# Mutation testing (optional, slow; not part of make test). mutmut mutates a copy of the collection laid out
+# under ansible_collections/ (so the mutants keep their import names) and runs the unit tests against each
+# mutant; `mutmut results` lists the survivors, `mutmut show NAME` shows one. Its own venv (build/venv-mutation).
+
+MUTATION_VENV := build/venv-mutation
+MUTATION_DIR := build/mutation
+MUTATION_COLLECTION := ansible_collections/ksef/certificates
+# Files or directories to mutate, and the unit tests that judge the mutants (paths in the repository).
+MUTATION_PATHS ?= plugins/module_utils
+MUTATION_TESTS ?= tests/unit/plugins/module_utils tests/unit/plugins/modules
+# Slow tests that add nothing to mutation scores of module_utils (hypothesis fuzzing, the strace run).
+MUTATION_PYTEST_ARGS ?= --ignore=$(MUTATION_COLLECTION)/tests/unit/plugins/modules/test_bad_input.py \
+	--ignore=$(MUTATION_COLLECTION)/tests/unit/plugins/modules/test_file_modes_trace.py -p no:cacheprovider
+
+$(MUTATION_VENV)/.stamp: requirements/demo.txt tests/unit/requirements.txt
+	test -x $(MUTATION_VENV)/bin/python || $(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install -q mutmut==3.8.1 pytest==8.4.2 -r requirements/demo.txt \
+		-r tests/unit/requirements.txt
+	touch $@
+
+.PHONY: mutation
+mutation: $(MUTATION_VENV)/.stamp
+	rm -rf $(MUTATION_DIR)
+	mkdir -p $(MUTATION_DIR)/$(MUTATION_COLLECTION)
+	cp -r plugins meta galaxy.yml $(MUTATION_DIR)/$(MUTATION_COLLECTION)/
+	mkdir -p $(MUTATION_DIR)/$(MUTATION_COLLECTION)/tests
+	cp -r tests/unit $(MUTATION_DIR)/$(MUTATION_COLLECTION)/tests/
+	{ echo '[mutmut]'; \
+	  echo 'source_paths ='; for p in $(MUTATION_PATHS); do echo "    $(MUTATION_COLLECTION)/$$p"; done; \
+	  echo 'pytest_add_cli_args_test_selection ='; for p in $(MUTATION_TESTS); do echo "    $(MUTATION_COLLECTION)/$$p"; done; \
+	  echo 'pytest_add_cli_args ='; for a in $(MUTATION_PYTEST_ARGS); do echo "    $$a"; done; \
+	  echo 'also_copy ='; echo '    $(MUTATION_COLLECTION)/tests'; echo '    $(MUTATION_COLLECTION)/plugins'; \
+	} > $(MUTATION_DIR)/setup.cfg
+	cd $(MUTATION_DIR) && $(CURDIR)/$(MUTATION_VENV)/bin/mutmut run --max-children 2
+	cd $(MUTATION_DIR) && $(CURDIR)/$(MUTATION_VENV)/bin/mutmut results
