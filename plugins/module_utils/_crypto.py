@@ -407,12 +407,41 @@ def certificate_summary(cert):
     }
 
 
+# DER-encoded OBJECT IDENTIFIERs (tag, length, value) looked for in a PKCS#12 file. Its algorithm
+# identifiers are in clear, only the key and certificate bags are encrypted.
+_OID_PKCS12_LEGACY_PBE = bytes(bytearray([0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01]))  # 1.2.840.113549.1.12.1.*
+_OID_PBES2 = bytes(bytearray([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d]))          # 1.2.840.113549.1.5.13
+_OID_AES256_CBC = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a]))     # 2.16.840.1.101.3.4.1.42
+_OID_SHA256 = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]))         # 2.16.840.1.101.3.4.2.1
+PKCS12_KDF_ROUNDS = 20000
+# cryptography 38+ lets the PKCS#12 algorithms be chosen; before, BestAvailableEncryption meant 3DES and SHA-1.
+HAS_PKCS12_BUILDER = HAS_CRYPTOGRAPHY and hasattr(serialization.PrivateFormat, 'PKCS12') and hasattr(pkcs12, 'PBES')
+
+
+def pkcs12_algorithms_current(data):
+    """Whether a PKCS#12 file uses PBES2 (PBKDF2) with AES-256-CBC and a SHA-256 MAC, and no legacy PBE.
+
+    Bundles made by older defaults (3DES, RC2-40, SHA-1 MAC) are rebuilt.
+    """
+    return (_OID_PKCS12_LEGACY_PBE not in data and _OID_PBES2 in data and _OID_AES256_CBC in data and
+            _OID_SHA256 in data)
+
+
+def pkcs12_encryption(passphrase):
+    """AES-256-CBC keys and certificates (PBES2, PBKDF2 with HMAC-SHA256) and a SHA-256 MAC, chosen explicitly."""
+    if not HAS_PKCS12_BUILDER:
+        raise KsefInputError('Writing a passphrase-protected PKCS#12 file needs cryptography 38 or newer (for '
+                             'AES-256-CBC, PBKDF2 and a SHA-256 MAC instead of 3DES and SHA-1); upgrade cryptography')
+    return (serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(PKCS12_KDF_ROUNDS)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(to_bytes(passphrase, errors='surrogate_or_strict')))
+
+
 def pkcs12_bundle(name, key, cert, passphrase=None):
-    """PKCS#12 bytes holding the key and its certificate, encrypted when a passphrase is given."""
-    if passphrase:
-        encryption = serialization.BestAvailableEncryption(to_bytes(passphrase, errors='surrogate_or_strict'))
-    else:
-        encryption = serialization.NoEncryption()
+    """PKCS#12 bytes holding the key and its certificate, encrypted (pkcs12_encryption) when a passphrase is given."""
+    encryption = pkcs12_encryption(passphrase) if passphrase else serialization.NoEncryption()
     return pkcs12.serialize_key_and_certificates(to_bytes(name, errors='surrogate_or_strict'), key, cert, None, encryption)
 
 
@@ -425,6 +454,8 @@ def pkcs12_matches(path, passphrase, key, cert):
         bundled_key, bundled_cert, dummy_chain = pkcs12.load_key_and_certificates(data, password)
     except (IOError, OSError, ValueError, TypeError):
         return False
+    if passphrase and not pkcs12_algorithms_current(data):
+        return False   # 3DES/RC2 or a SHA-1 MAC: rebuilt with pkcs12_encryption
     if bundled_key is None or bundled_cert is None or key is None:
         return False
     return (bundled_cert.public_bytes(serialization.Encoding.DER) == cert.public_bytes(serialization.Encoding.DER) and

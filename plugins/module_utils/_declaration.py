@@ -182,6 +182,9 @@ def validate_declaration(decl):
     if decl.pkcs12_path and not decl.private_key_path:
         raise KsefInputError('Certificate %s: pkcs12_path needs private_key_path (a PKCS#12 file holds the key)'
                              % decl.label)
+    if decl.pkcs12_path and decl.pkcs12_passphrase and not _crypto.HAS_PKCS12_BUILDER:
+        # Checked before any API call: the bundle is written only after the enrollment.
+        _crypto.pkcs12_encryption(decl.pkcs12_passphrase)
     if decl.renew_before_days is not None and decl.renew_before_days < 0:
         raise KsefInputError('Certificate %s: renew_before_days must not be negative' % decl.label)
     if decl.backup_keep is not None and decl.backup_keep < 1:

@@ -34,7 +34,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._rules import su
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
     HAS_PKCS12_BUILDER = hasattr(serialization.PrivateFormat, 'PKCS12')
 except ImportError:
@@ -86,21 +86,8 @@ def certificate_der(data):
     return None
 
 
-# DER-encoded OBJECT IDENTIFIERs (tag, length, value) looked for in a PKCS#12 file. Its algorithm
-# identifiers are in clear, only the key and certificate bags are encrypted.
-_OID_PKCS12_LEGACY_PBE = bytes(bytearray([0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01]))  # 1.2.840.113549.1.12.1.*
-_OID_PBES2 = bytes(bytearray([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d]))          # 1.2.840.113549.1.5.13
-_OID_AES256_CBC = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a]))     # 2.16.840.1.101.3.4.1.42
-_OID_SHA256 = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]))         # 2.16.840.1.101.3.4.2.1
-
-
-def pkcs12_algorithms_current(data):
-    """Whether a PKCS#12 file uses PBES2 (PBKDF2) with AES-256-CBC and a SHA-256 MAC, and no legacy PBE.
-
-    Bundles made by older OpenSSL defaults (3DES, RC2-40, SHA-1 MAC) are rebuilt.
-    """
-    return (_OID_PKCS12_LEGACY_PBE not in data and _OID_PBES2 in data and _OID_AES256_CBC in data and
-            _OID_SHA256 in data)
+# One definition of the current PKCS#12 algorithms, shared with the controller module (_crypto).
+pkcs12_algorithms_current = _crypto.pkcs12_algorithms_current
 
 
 def _subject_by_field(enrollment_data):
@@ -153,11 +140,7 @@ class CryptographyBackend:
         cert = _crypto.read_certificate_file(certificate_path)
         if key is None or cert is None:
             raise HostCryptoError('Cannot load %s and %s to build the PKCS#12 bundle' % (key_path, certificate_path))
-        encryption = (serialization.PrivateFormat.PKCS12.encryption_builder()
-                      .kdf_rounds(2048)
-                      .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-                      .hmac_hash(hashes.SHA256())
-                      .build(to_bytes(passphrase, errors='surrogate_or_strict')))
+        encryption = _crypto.pkcs12_encryption(passphrase)
         friendly_name = to_bytes(name, errors='surrogate_or_strict')
         return pkcs12.serialize_key_and_certificates(friendly_name, key, cert, None, encryption)
 

@@ -9,7 +9,9 @@ __metaclass__ = type
 
 import base64
 import os
+import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -24,6 +26,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._http import Kse
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import validate_connection_params, validate_context
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import classify_allowed_ips
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate, ksef_certificate_info
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_seal_certificate
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
     ACCESS_TOKEN,
@@ -278,3 +281,76 @@ def test_main_backup_is_0600_and_backup_keep_prunes(run_module, monkeypatch, tmp
 def test_backup_keep_must_be_positive():
     with pytest.raises(KsefInputError, match='backup_keep must be 1 or more'):
         validate_declaration(_declaration(backup=True, backup_keep=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# PKCS#12 written by the module (finding 6, module side): AES-256-CBC, PBKDF2, SHA-256 MAC, explicitly
+# ---------------------------------------------------------------------------------------------
+
+P12_SECRET = u'p12 "q" \'s\' \\ $HOME $(touch M3) `x`'
+
+
+def _bundle_info(data, tmp_path, passphrase):
+    """openssl's own reading of the bundle's algorithms (an independent check of the OID test)."""
+    openssl = shutil.which('openssl')
+    if openssl is None:
+        return None
+    path = tmp_path / 'info.p12'
+    path.write_bytes(data)
+    process = subprocess.run([openssl, 'pkcs12', '-info', '-noout', '-in', str(path), '-passin', 'stdin'],
+                             input=passphrase + '\n', stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             universal_newlines=True, check=False)
+    assert process.returncode == 0, process.stdout
+    return process.stdout
+
+
+def test_the_module_writes_pkcs12_with_aes256_pbkdf2_and_a_sha256_mac(tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = make_seal_certificate(key)
+    data = _crypto.pkcs12_bundle('erp-offline', key, certificate, P12_SECRET)
+    assert _crypto.pkcs12_algorithms_current(data)
+    info = _bundle_info(data, tmp_path, P12_SECRET)
+    if info is not None:
+        assert 'MAC: sha256' in info and info.count('PBES2, PBKDF2, AES-256-CBC') == 2, info
+        assert '3DES' not in info and 'RC2' not in info and 'sha1' not in info.lower(), info
+    # The passphrase is used whole: a prefix does not open the bundle.
+    path = tmp_path / 'erp.p12'
+    path.write_bytes(data)
+    assert _crypto.pkcs12_matches(str(path), P12_SECRET, key, certificate)
+    assert not _crypto.pkcs12_matches(str(path), P12_SECRET[:len(P12_SECRET) // 2], key, certificate)
+
+
+def test_without_the_pkcs12_builder_a_protected_bundle_is_refused_before_any_call(monkeypatch):
+    """cryptography < 38 would write 3DES and a SHA-1 MAC: refused, not written weakly."""
+    monkeypatch.setattr(_crypto, 'HAS_PKCS12_BUILDER', False)
+    with pytest.raises(KsefInputError, match='needs cryptography 38 or newer'):
+        validate_declaration(_declaration(pkcs12_path='/tmp/none/erp.p12', pkcs12_passphrase='secret'))
+    with pytest.raises(KsefInputError, match='needs cryptography 38 or newer'):
+        _crypto.pkcs12_bundle('erp', ec.generate_private_key(ec.SECP256R1()), None, 'secret')
+
+
+def test_a_legacy_pkcs12_bundle_is_rebuilt_with_current_algorithms(tmp_path):
+    """A bundle with the right key and certificate but 3DES and a SHA-1 MAC (old defaults) does not count as
+    installed: the installer writes it again with the current algorithms."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from ansible_collections.ksef.certificates.plugins.module_utils._decide import Plan
+    from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
+    from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = make_seal_certificate(key)
+    legacy = (serialization.PrivateFormat.PKCS12.encryption_builder()
+              .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1())
+              .build(P12_SECRET.encode('utf-8')))
+    path = tmp_path / 'erp.p12'
+    path.write_bytes(pkcs12.serialize_key_and_certificates(b'erp', key, certificate, None, legacy))
+    os.chmod(str(path), 0o600)
+    assert not _crypto.pkcs12_algorithms_current(path.read_bytes())
+    assert not _crypto.pkcs12_matches(str(path), P12_SECRET, key, certificate)
+    decl = Declaration(dict(name='erp-offline', type='offline', state='present', private_key_path=str(tmp_path / 'k'),
+                            pkcs12_path=str(path), pkcs12_passphrase=P12_SECRET, backup=False))
+    decl.key = key
+    Installer(FileModule()).write_certificate_files(Plan(decl), certificate)
+    assert _crypto.pkcs12_algorithms_current(path.read_bytes())
+    assert _crypto.pkcs12_matches(str(path), P12_SECRET, key, certificate)
+    assert mode(path) == 0o600
