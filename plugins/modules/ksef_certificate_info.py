@@ -346,7 +346,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._module import K
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_STATUSES, CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, expired
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, expired, has_control_characters
 
 
 ENROLLMENT_DATA_KEYS = (
@@ -442,6 +442,9 @@ def validate_params(params):
         params['serial_numbers'] = normalize_serial_numbers(params['serial_numbers'])
     if params.get('name') is not None and not params['name'].strip():
         raise KsefInputError('name must not be empty; leave it out to list certificates of every name')
+    if has_control_characters(params.get('name')):
+        raise KsefInputError('name %r contains a control character (a newline, tab, ...); no certificate name does'
+                             % params['name'])
     if params.get('status') is not None and not params['status']:
         raise KsefInputError('status is an empty list; leave it out to list certificates in every status')
     if params.get('expires_within_days') is not None and params['expires_within_days'] < 0:

@@ -211,6 +211,7 @@ system_warnings:
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import has_control_characters
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_TYPES, REVOCATION_REASONS, normalize_serial_numbers, to_api,
 )
@@ -265,6 +266,10 @@ def validate_params(params):
         raise KsefInputError('name must be a non-empty certificate name when type is given')
     if params.get('type') is None:
         raise KsefInputError('type is required with name (authentication or offline)')
+    if has_control_characters(name):
+        # No certificate can carry such a name (a trailing newline is a common cause): nothing would match.
+        raise KsefInputError('name %r contains a control character (a newline, tab, ...); no certificate name does'
+                             % name)
 
 
 def find_selected(api, params):

@@ -354,3 +354,24 @@ def test_a_legacy_pkcs12_bundle_is_rebuilt_with_current_algorithms(tmp_path):
     assert _crypto.pkcs12_algorithms_current(path.read_bytes())
     assert _crypto.pkcs12_matches(str(path), P12_SECRET, key, certificate)
     assert mode(path) == 0o600
+
+
+# ---------------------------------------------------------------------------------------------
+# Names given to the info and revoke modules (finding 7): refused with a clear message before any call
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('name', [u'erp-auth\n', u'erp\tauth', u'erp-auth\x1b'])
+def test_main_revoke_by_a_name_with_a_control_character_fails_before_any_request(run_module, monkeypatch, name):
+    from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke
+    script = HttpScript([]).install(monkeypatch)
+    result = run_module(ksef_certificate_revoke, dict(CONNECTION, name=name, type='authentication'))
+    script.verify()
+    assert result.exit_code == 1 and 'contains a control character' in result['msg'] and result['api_calls'] == 0
+
+
+@pytest.mark.parametrize('name', [u'erp-auth\n', u'erp\tauth'])
+def test_main_info_by_a_name_with_a_control_character_fails_before_any_request(run_module, monkeypatch, name):
+    script = HttpScript([]).install(monkeypatch)
+    result = run_module(ksef_certificate_info, dict(CONNECTION, name=name))
+    script.verify()
+    assert result.exit_code == 1 and 'contains a control character' in result['msg'] and result['api_calls'] == 0
