@@ -17,8 +17,10 @@ enrollments issued; the status endpoint (one call per enrollment, its own 120/h 
 an enrollment the query does not show in time (a rejection, 400, or KSeF giving up, 500/550, never shows
 in the query) or when it is the only one being waited for (then both cost one call and the status is exact).
 The first look at an enrollment comes `issue_delay` seconds after it was sent: the delay this run observed
-(the age at which the last query round found enrollments issued), 1 s before anything was observed. Each
-look that does not show it doubles the gap to the next (at most MAX_CHECK_GAP).
+(the youngest age at which a recent query round found an enrollment issued: the tightest upper bound of
+KSeF's issuing delay), 1 s before anything was observed. Each look that does not show it doubles the gap to
+the next (at most MAX_CHECK_GAP). A query round waits up to GROUP_SECONDS for younger enrollments to come
+due, so that one round covers a burst of enrollments sent together.
 
 Plans carry the state the scheduler reads: reference_number, status_code (100 while processing),
 issued_serial, finished, deadline / sent_clock / polled_at, next_check / last_check / misses / by_status.
@@ -26,6 +28,7 @@ issued_serial, finished, deadline / sent_clock / polled_at, next_check / last_ch
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import collections
 import math
 import time
 
@@ -44,6 +47,10 @@ QUERY_ENDPOINT = QUERY
 INITIAL_ISSUE_DELAY = 1.0
 # Longest gap between two looks at one enrollment (seconds).
 MAX_CHECK_GAP = 30.0
+# A query round waits this long at most for younger enrollments to come due (a burst of 10/s spans 2.5 s).
+GROUP_SECONDS = 3.0
+# Rounds whose youngest find sets the issuing delay (it may grow again when KSeF slows down).
+RECENT_ROUNDS = 3
 # An enrollment still not shown by the query this long after it was sent (and after two looks) is asked
 # for by its reference number: max(STATUS_AFTER_SECONDS, STATUS_AFTER_DELAYS x the observed issuing delay).
 STATUS_AFTER_SECONDS = 15.0
@@ -65,7 +72,8 @@ class EnrollmentScheduler:
         self.warn = warn or (lambda message: None)
         self.failed_looks = 0
         self.issue_delay = INITIAL_ISSUE_DELAY
-        self.observed_delay = None          # age at which the last query round found enrollments issued
+        self.observed_delay = None          # the issuing delay this run observed (see the module docstring)
+        self._recent_finds = collections.deque(maxlen=RECENT_ROUNDS)
         self.query_rounds = 0
         self.status_polls = 0
 
@@ -146,23 +154,35 @@ class EnrollmentScheduler:
                 self.worker.finish(issued[:RETRIEVE_BATCH])
                 return True, None
             delays.append(retrieve_wait)
-        due = [plan for plan in waiting if self._next_check(plan) <= now]
-        by_status = [plan for plan in due if self._by_status(plan, waiting)]
+        by_status = [plan for plan in waiting if self._by_status(plan, waiting)]
+        by_query = [plan for plan in waiting if not self._by_status(plan, waiting)]
         if by_status:
-            status_wait = self.seconds_until_slot(STATUS_ENDPOINT)
-            if status_wait <= 0:
-                self._poll(min(by_status, key=self._next_check))
-                return True, None
-            delays.append(status_wait)
-        if len(by_status) < len(due):
-            query_wait = self.seconds_until_slot(QUERY_ENDPOINT)
-            if query_wait <= 0:
-                self._query_round([plan for plan in waiting if not self._by_status(plan, waiting)], now)
-                return True, None
-            delays.append(query_wait)
-        if waiting and not due:
-            delays.append(min(self._next_check(plan) for plan in waiting) - now)
+            due = min(by_status, key=self._next_check)
+            if self._next_check(due) <= now:
+                status_wait = self.seconds_until_slot(STATUS_ENDPOINT)
+                if status_wait <= 0:
+                    self._poll(due)
+                    return True, None
+                delays.append(status_wait)
+            else:
+                delays.append(self._next_check(due) - now)
+        if by_query:
+            round_at = self._round_at(by_query)
+            if round_at <= now:
+                query_wait = self.seconds_until_slot(QUERY_ENDPOINT)
+                if query_wait <= 0:
+                    self._query_round(by_query, now)
+                    return True, None
+                delays.append(query_wait)
+            else:
+                delays.append(round_at - now)
         return False, (max(min(delays), 0.0) if delays else None)
+
+    def _round_at(self, plans):
+        """When the next query round goes: when the first plan is due, or up to GROUP_SECONDS later for the
+        younger ones due by then (one round for a burst)."""
+        checks = sorted(self._next_check(plan) for plan in plans)
+        return max(check for check in checks if check <= checks[0] + GROUP_SECONDS)
 
     def _look(self, call, *args):
         """A look (query page or status read) that KSeF could not answer counts as a miss, not as a failure.
@@ -195,8 +215,10 @@ class EnrollmentScheduler:
         found = self._look(self.worker.detect, targets, pages)[1] or []
         now = self.clock()
         if found:
-            # The oldest one found tells how long KSeF takes now (an upper bound of its issuing delay).
-            self.observed_delay = max(self._age(plan, now) for plan in found)
+            # Every age at which an enrollment is found issued bounds KSeF's issuing delay from above; the
+            # youngest is the tightest (an old straggler found late says little).
+            self._recent_finds.append(min(self._age(plan, now) for plan in found))
+            self.observed_delay = min(self._recent_finds)
             self.issue_delay = min(MAX_CHECK_GAP, max(self.observed_delay, INITIAL_ISSUE_DELAY))
         missed = []
         for plan in targets:

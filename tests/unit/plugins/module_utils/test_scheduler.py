@@ -88,19 +88,21 @@ class Worker:
 
 
 class Slots:
-    """seconds_until_slot: `burst` enrollments, then a pause of `pause` seconds (a minute window); others are free."""
+    """seconds_until_slot: `burst` enrollments, then a pause (a window): `pause` seconds, or the next of `pauses`."""
 
-    def __init__(self, clock, worker, burst=0, pause=0.0):
+    def __init__(self, clock, worker, burst=0, pause=0.0, pauses=None):
         self.clock = clock
         self.worker = worker
         self.burst = burst
         self.pause = pause
+        self.pauses = pauses
 
     def seconds_until_slot(self, method, endpoint):
         sends = self.worker.calls('send')
         if (method, endpoint) != ENROLL_ENDPOINT or not self.burst or not sends or len(sends) % self.burst:
             return 0.0
-        return max(sends[-self.burst][2] + self.pause - self.clock(), 0.0)
+        pause = self.pauses[len(sends) // self.burst - 1] if self.pauses else self.pause
+        return max(sends[-1][2] + pause - self.clock(), 0.0)
 
 
 def run(plans, worker, clock, slots=None, check_mode=False):
@@ -159,6 +161,23 @@ def test_the_observed_issuing_delay_times_the_first_look_at_the_next_group():
     assert [entry[2] - second_group_sent for entry in later] == [8.0]
     # Full batches were retrieved while the enrollment endpoint had no slot: before the second group was sent.
     assert [len(entry[1]) for entry in worker.calls('finish') if entry[2] < second_group_sent] == [10, 10]
+
+
+def test_one_round_covers_a_burst_sent_over_a_few_seconds():
+    clock = FakeClock()
+    worker = Worker(clock, issue_after=5.0)
+    plans = [Plan('p%02d' % n) for n in range(60)]
+    # KSeF's published limits: 10 a second (a burst of 30 spans 2.5 s), 30 a minute
+    scheduler = run(plans, worker, clock, slots=Slots(clock, worker, burst=10, pauses=[1.25, 1.25, 57.5, 1.25, 1.25]))
+    assert all(plan.finished for plan in plans) and worker.calls('poll') == []
+    sends = worker.calls('send')
+    second = [entry for entry in worker.calls('query') if entry[2] > sends[30][2]]
+    # The youngest enrollment found in the first group bounds the issuing delay: the second group's first
+    # look comes that long after its first enrollment, or a little later for its youngest (GROUP_SECONDS)...
+    assert 5.0 <= scheduler.observed_delay < 6.0
+    # ...and that single round finds all thirty.
+    assert len(second) == 1 and second[0][2] - sends[59][2] >= 5.0
+    assert len(worker.calls('query')) <= 6
 
 
 def test_enrollments_the_query_never_shows_are_asked_for_by_reference_once_late():
