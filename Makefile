@@ -185,7 +185,8 @@ demo-clean:
 .PHONY: bench
 
 # Not a test and not part of `make test`: API calls and time against a private emulator with production
-# rate limits (docs/BENCHMARK.md). Prints a table, writes build/bench.json; takes about 3 minutes.
+# rate limits (docs/BENCHMARK.md). Prints a table, writes build/bench.json; takes about 10 minutes
+# (the 100-enrollment row alone over 3: it waits for the published limits); tools/bench.py --help for options.
 bench: venv
 	$(VPY) tools/bench.py
 # <<< benchmark targets <<<
