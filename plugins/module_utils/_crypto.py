@@ -28,7 +28,12 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefCredentialError,
     KsefInputError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import SUBJECT_LAYOUT, format_datetime
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
+    PRIVATE_KEY_PEM_LABELS,
+    pem_blocks,
+    pkcs12_algorithms_current,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import SUBJECT_LAYOUT, format_datetime, subject_values
 
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
@@ -63,11 +68,6 @@ def _string_type(name):
     if _ASN1Type is None:
         return None
     return getattr(_ASN1Type, name)
-
-
-def _subject_layout():
-    """(enrollment data field, OID, ASN.1 string type) from _rules.SUBJECT_LAYOUT (the C# client's order)."""
-    return tuple((attribute.field, ObjectIdentifier(attribute.oid), attribute.string_type) for attribute in SUBJECT_LAYOUT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,15 +118,6 @@ def _read_source(path_or_bytes, what):
         raise KsefCredentialError('Cannot read %s %s: %s' % (what, path_or_bytes, exc.strerror or to_native(exc)))
 
 
-PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----', re.S)
-PRIVATE_KEY_PEM_KINDS = ('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')
-
-
-def pem_blocks(data, kinds):
-    """The PEM blocks of `data` (bytes) whose label is one of `kinds`, in order."""
-    return [m.group(0) for m in PEM_BLOCK.finditer(data) if m.group(1).decode('ascii') in kinds]
-
-
 class KeyLoadError(Exception):
     """Why a private key could not be loaded; the caller words the message (it knows the option names).
 
@@ -145,7 +136,7 @@ def parse_private_key(data, passphrase=None):
     encrypted is ignored. Raises KeyLoadError, whose text never holds the passphrase or key material."""
     password = to_bytes(passphrase, errors='surrogate_or_strict') if passphrase else None
     if b'-----BEGIN' in data:
-        blocks = pem_blocks(data, PRIVATE_KEY_PEM_KINDS)
+        blocks = pem_blocks(data, PRIVATE_KEY_PEM_LABELS)
         if not blocks:
             raise KeyLoadError('no_pem_key')
         data = blocks[0]
@@ -252,11 +243,9 @@ def public_key_fingerprint(public_key):
 def build_subject(enrollment_data):
     """x509.Name built exactly from GET /certificates/enrollments/data, in the C# client's order."""
     rdns = []
-    for field, oid, string_type in _subject_layout():
-        value = enrollment_data.get(field)
-        if value is None or value == '':
-            continue
-        asn1_type = _string_type(string_type)
+    for layout, value in subject_values(enrollment_data):
+        oid = ObjectIdentifier(layout.oid)
+        asn1_type = _string_type(layout.string_type)
         if asn1_type is None:
             attribute = x509.NameAttribute(oid, value)
         else:
@@ -318,15 +307,12 @@ def csr_subject_differences(csr, enrollment_data):
     present = {}
     for attribute in csr.subject:
         present.setdefault(attribute.oid.dotted_string, []).append(attribute.value)
+    expected = dict((layout.field, value) for layout, value in subject_values(enrollment_data))
     differences = []
-    for field, oid, dummy_type in _subject_layout():
-        expected = enrollment_data.get(field)
-        actual = present.pop(oid.dotted_string, [])
-        if expected in (None, ''):
-            if actual:
-                differences.append(field)
-        elif actual != [expected]:
-            differences.append(field)
+    for layout in SUBJECT_LAYOUT:
+        actual = present.pop(layout.oid, [])
+        if actual != ([expected[layout.field]] if layout.field in expected else []):
+            differences.append(layout.field)
     if present:
         differences.append('other attributes (%s)' % ', '.join(sorted(present)))
     return differences
@@ -407,24 +393,9 @@ def certificate_summary(cert):
     }
 
 
-# DER-encoded OBJECT IDENTIFIERs (tag, length, value) looked for in a PKCS#12 file. Its algorithm
-# identifiers are in clear, only the key and certificate bags are encrypted.
-_OID_PKCS12_LEGACY_PBE = bytes(bytearray([0x06, 0x0a, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x01]))  # 1.2.840.113549.1.12.1.*
-_OID_PBES2 = bytes(bytearray([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d]))          # 1.2.840.113549.1.5.13
-_OID_AES256_CBC = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a]))     # 2.16.840.1.101.3.4.1.42
-_OID_SHA256 = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]))         # 2.16.840.1.101.3.4.2.1
 PKCS12_KDF_ROUNDS = 20000
 # cryptography 38+ lets the PKCS#12 algorithms be chosen; before, BestAvailableEncryption meant 3DES and SHA-1.
 HAS_PKCS12_BUILDER = HAS_CRYPTOGRAPHY and hasattr(serialization.PrivateFormat, 'PKCS12') and hasattr(pkcs12, 'PBES')
-
-
-def pkcs12_algorithms_current(data):
-    """Whether a PKCS#12 file uses PBES2 (PBKDF2) with AES-256-CBC and a SHA-256 MAC, and no legacy PBE.
-
-    Bundles made by older defaults (3DES, RC2-40, SHA-1 MAC) are rebuilt.
-    """
-    return (_OID_PKCS12_LEGACY_PBE not in data and _OID_PBES2 in data and _OID_AES256_CBC in data and
-            _OID_SHA256 in data)
 
 
 def pkcs12_encryption(passphrase):

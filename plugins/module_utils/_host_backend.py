@@ -18,8 +18,6 @@ the backend. Messages name files and problems, never key material or passphrases
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import base64
-import binascii
 import collections
 import datetime
 import os
@@ -30,15 +28,15 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import der_to_pem, pem_blocks, pem_ders
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import subject_values
 
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
-    HAS_PKCS12_BUILDER = hasattr(serialization.PrivateFormat, 'PKCS12')
 except ImportError:
-    HAS_PKCS12_BUILDER = False
+    pass  # CryptographyBackend.usable() is False then (_crypto.HAS_PKCS12_BUILDER)
 
 BACKENDS = ('auto', 'cryptography', 'openssl')
 
@@ -51,51 +49,6 @@ class HostCryptoError(KsefError):
 
 
 # ---------------------------------------------------------------------------------------------
-# PEM and PKCS#12 helpers (pure Python: both backends, and hosts without cryptography)
-# ---------------------------------------------------------------------------------------------
-
-_PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----', re.DOTALL)
-
-
-def pem_blocks(data, label):
-    """DER bytes of every PEM block with this label (e.g. b'CERTIFICATE'), in file order."""
-    blocks = []
-    for match in _PEM_BLOCK.finditer(data or b''):
-        if match.group(1) != label:
-            continue
-        try:
-            blocks.append(base64.b64decode(re.sub(br'\s+', b'', match.group(2)), validate=True))
-        except (binascii.Error, ValueError):
-            continue
-    return blocks
-
-
-def der_to_pem(der, label):
-    body = base64.b64encode(der)
-    lines = [body[index:index + 64] for index in range(0, len(body), 64)]
-    return b'-----BEGIN %s-----\n%s\n-----END %s-----\n' % (label, b'\n'.join(lines), label)
-
-
-def certificate_der(data):
-    """DER of the first certificate of a PEM file (or of a DER file); None when there is none."""
-    blocks = pem_blocks(data, b'CERTIFICATE')
-    if blocks:
-        return blocks[0]
-    if data and data[:1] == b'\x30':
-        return data
-    return None
-
-
-# One definition of the current PKCS#12 algorithms, shared with the controller module (_crypto).
-pkcs12_algorithms_current = _crypto.pkcs12_algorithms_current
-
-
-def _subject_by_field(enrollment_data):
-    """{camelCase field: value} for the non-empty subject fields, in the layout of _rules."""
-    return collections.OrderedDict((attribute.field, value) for attribute, value in subject_values(enrollment_data))
-
-
-# ---------------------------------------------------------------------------------------------
 # cryptography
 # ---------------------------------------------------------------------------------------------
 
@@ -104,7 +57,7 @@ class CryptographyBackend:
 
     @staticmethod
     def usable():
-        return _crypto.HAS_CRYPTOGRAPHY and HAS_PKCS12_BUILDER
+        return _crypto.HAS_PKCS12_BUILDER
 
     @staticmethod
     def _load_key(path):
@@ -132,17 +85,14 @@ class CryptographyBackend:
         key = self._load_key(key_path)
         if key is None:
             raise HostCryptoError('Cannot load the private key %s to sign the CSR' % key_path)
-        der = _crypto.build_csr(key, _subject_by_field(enrollment_data))
-        return der_to_pem(der, b'CERTIFICATE REQUEST')
+        return der_to_pem(_crypto.build_csr(key, enrollment_data), 'CERTIFICATE REQUEST')
 
     def pkcs12(self, key_path, certificate_path, name, passphrase):
         key = self._load_key(key_path)
         cert = _crypto.read_certificate_file(certificate_path)
         if key is None or cert is None:
             raise HostCryptoError('Cannot load %s and %s to build the PKCS#12 bundle' % (key_path, certificate_path))
-        encryption = _crypto.pkcs12_encryption(passphrase)
-        friendly_name = to_bytes(name, errors='surrogate_or_strict')
-        return pkcs12.serialize_key_and_certificates(friendly_name, key, cert, None, encryption)
+        return _crypto.pkcs12_bundle(name, key, cert, passphrase)
 
     def pkcs12_contents(self, path, passphrase):
         """(certificate DER list, public key DER) of the bundle; None when it does not open with passphrase."""
@@ -246,7 +196,7 @@ class OpensslBackend:
         text = to_native(out, errors='surrogate_or_replace')
         serial = re.search(r'^serial=([0-9A-Fa-f]+)\s*$', text, re.MULTILINE)
         not_after = re.search(r'^notAfter=(.*)$', text, re.MULTILINE)
-        public_keys = pem_blocks(out, b'PUBLIC KEY')
+        public_keys = pem_ders(out, 'PUBLIC KEY')
         if not serial or not not_after or not public_keys:
             return None
         return CertificateFacts(der, '%016X' % int(serial.group(1), 16), parse_openssl_date(not_after.group(1)),
@@ -260,7 +210,7 @@ class OpensslBackend:
         else:
             raise HostCryptoError('Unsupported key type %r; use ec or rsa' % (key_type,))
         pem = self._checked('generate a %s private key' % key_type.upper(), ['genpkey'] + args)
-        if not pem_blocks(pem, b'PRIVATE KEY'):
+        if not pem_ders(pem, 'PRIVATE KEY'):
             raise HostCryptoError('openssl genpkey did not print a PKCS#8 private key')
         return pem
 
@@ -274,7 +224,7 @@ class OpensslBackend:
                                  '-subj', subject_argument(enrollment_data), '-passin', 'stdin'], data=b'\n')
         finally:
             os.unlink(config_path)
-        if not pem_blocks(pem, b'CERTIFICATE REQUEST'):
+        if not pem_ders(pem, 'CERTIFICATE REQUEST'):
             raise HostCryptoError('openssl req did not print a CSR for %s' % key_path)
         return pem
 
@@ -292,8 +242,8 @@ class OpensslBackend:
                                        data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n')
         if rc != 0:
             return None
-        keys = [der_to_pem(der, b'PRIVATE KEY') for der in pem_blocks(out, b'PRIVATE KEY')]
-        return pem_blocks(out, b'CERTIFICATE'), (self._public_der_of_pem(keys[0]) if keys else None)
+        keys = pem_blocks(out, 'PRIVATE KEY')
+        return pem_ders(out, 'CERTIFICATE'), (self._public_der_of_pem(keys[0]) if keys else None)
 
 
 def _first_line(text):

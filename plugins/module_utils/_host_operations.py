@@ -24,11 +24,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks i
     text_problem,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import (
-    certificate_der,
-    pkcs12_algorithms_current,
-    select_backend,
-)
+from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import select_backend
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, renewal_due
 
 PATH_OPTIONS = ('key_path', 'next_key_path', 'csr_path', 'certificate_path', 'pkcs12_path')

@@ -121,7 +121,7 @@ def _item_problems(item):
     if not item['name'] and item['key_location'] == 'controller':
         problems.append('a controller-side certificate needs an explicit name')
     elif not _rules.certificate_name_valid(item['name']):
-        problems.append('the name %r is not accepted by KSeF: %s' % (item['name'], _rules.NAME_RULE_TEXT))
+        problems.append(_rules.certificate_name_problem(item['name']))
     unknown = [fmt for fmt in item['formats'] if fmt not in FORMATS]
     if unknown:
         problems.append('formats may only hold pem and pkcs12, not %s' % ', '.join(repr(fmt) for fmt in unknown))

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from ansible.module_utils import basic
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _host_backend
-from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import pkcs12_algorithms_current
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.modules import ksef_deploy_host
 
 OPENSSL = shutil.which('openssl')
