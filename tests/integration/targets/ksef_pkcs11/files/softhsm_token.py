@@ -74,7 +74,7 @@ def seal(args):
         token.store_certificate(key, certificate)
     with open(args.cert_out, 'wb') as handle:
         handle.write(certificate.public_bytes(serialization.Encoding.PEM))
-    return {'library': library(), 'serial_number': '%X' % certificate.serial_number,
+    return {'library': library(), 'serial_number': '%016X' % certificate.serial_number,
             'public_key_sha256': spki_sha256(certificate.public_key())}
 
 
@@ -84,7 +84,7 @@ def show(args):
         for key in token.private_keys(args.key_label):
             keys.append(dict(token.key_flags(key), key_type=key.key_type,
                              public_key_sha256=spki_sha256(key.public_key),
-                             certificates=['%X' % c.serial_number for _handle, c in token.certificates_of(key)]))
+                             certificates=['%016X' % c.serial_number for _handle, c in token.certificates_of(key)]))
     return {'keys': keys}
 
 
