@@ -85,9 +85,11 @@ options:
     default: 60
   read_rate_limits:
     description:
-      - Read the effective limits with C(GET /rate-limits) after logging in and pace the requests to them.
-        Otherwise the published KSeF limits are used (10 per second, 30 per minute and 120 per hour for each
-        certificate endpoint). This costs one API call.
+      - Read the effective limits with C(GET /rate-limits) right after logging in and pace the requests to them.
+      - M(ksef.certificates.ksef_certificate) reads them anyway, once, whenever a run has something to enroll or
+        revoke; a run that only looks (a no-op converge, the info module) paces to the published KSeF limits
+        (10 per second, 30 per minute and 120 per hour for each certificate endpoint) unless this is true.
+        Reading them costs one API call.
       - Pacing works within one module run; KSeF counts per context and client IP across runs.
       - Fallback environment variable E(KSEF_READ_RATE_LIMITS).
     type: bool
