@@ -28,6 +28,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefCredentialError,
     KsefInputError,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._host_files import sync_directory
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
     PRIVATE_KEY_PEM_LABELS,
     pem_blocks,
@@ -460,7 +461,7 @@ def write_file_atomic(module, path, data, mode, file_args=None):
     finally:
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
-    _sync_directory(directory)
+    sync_directory(directory)
     # Widen to the requested mode only now that the content is in place (keys stay 0600).
     os.chmod(path, mode)
     if file_args:
@@ -471,7 +472,7 @@ def move_file_atomic(module, source, path, mode):
     """Rename an already written file (e.g. a rotated key) over path without widening its mode."""
     os.chmod(source, mode & PRIVATE_KEY_MODE)
     _private_atomic_move(module, source, path)
-    _sync_directory(os.path.dirname(os.path.abspath(path)))
+    sync_directory(os.path.dirname(os.path.abspath(path)))
     os.chmod(path, mode)
 
 
@@ -535,7 +536,7 @@ def backup_file(path, keep=DEFAULT_BACKUP_KEEP, now=None):
         os.unlink(backup_path)
         raise
     os.utime(backup_path, (source_stat.st_atime, source_stat.st_mtime))
-    _sync_directory(os.path.dirname(os.path.abspath(backup_path)))
+    sync_directory(os.path.dirname(os.path.abspath(backup_path)))
     if keep is not None:
         prune_backups(path, keep)
     return backup_path
@@ -571,17 +572,3 @@ def prune_backups(path, keep):
             if exc.errno != errno.ENOENT:
                 raise
     return removed
-
-
-def _sync_directory(directory):
-    """Make the rename durable, so a crash right after a write cannot bring the old file back."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

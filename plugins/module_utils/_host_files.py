@@ -105,8 +105,8 @@ def _temporary_name(path):
     return os.path.join(directory, '.%s.%s.tmp' % (name, binascii.hexlify(os.urandom(6)).decode('ascii')))
 
 
-def _sync_directory(directory):
-    """Make a rename durable: a crash right after it must not bring the old file back."""
+def sync_directory(directory):
+    """Make a rename durable: a crash right after it must not bring the old file back (also used by _crypto)."""
     try:
         fd = os.open(directory or '.', os.O_RDONLY)
     except OSError:
@@ -153,7 +153,7 @@ def write_atomic(path, data, mode, uid=None, gid=None):
     except OSError as exc:
         _unlink_quietly(tmp_path)
         raise HostFileError('Cannot write %s: %s' % (path, exc.strerror))
-    _sync_directory(directory)
+    sync_directory(directory)
 
 
 def move_atomic(source, path, mode, uid=None, gid=None):
@@ -166,7 +166,7 @@ def move_atomic(source, path, mode, uid=None, gid=None):
         os.rename(source, path)
     except OSError as exc:
         raise HostFileError('Cannot move %s to %s: %s' % (source, path, exc.strerror))
-    _sync_directory(os.path.dirname(path))
+    sync_directory(os.path.dirname(path))
 
 
 def remove(path):

@@ -336,11 +336,10 @@ system_warnings:
   sample: [{code: sig-001, text: Format podpisu niezgodny z akceptowanymi profilami XAdES, endpoint: POST /auth/xades-signature}]
 '''
 
-import base64
 import datetime
 import hashlib
-import textwrap
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _pem
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
@@ -403,8 +402,7 @@ def matches_filters(record, params, now):
 
 
 def der_to_pem(der_bytes):
-    body = base64.b64encode(der_bytes).decode('ascii')
-    return '-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n' % '\n'.join(textwrap.wrap(body, 64))
+    return _pem.der_to_pem(der_bytes, 'CERTIFICATE').decode('ascii')
 
 
 def add_content(api, certificates):

@@ -78,3 +78,14 @@ def fake_jwt(exp, subject='test'):
         import json
         return base64.urlsafe_b64encode(json.dumps(obj).encode('utf-8')).decode('ascii').rstrip('=')
     return '%s.%s.%s' % (part({'alg': 'RS256', 'typ': 'JWT'}), part({'exp': int(exp), 'sub': subject}), 'c2ln')
+
+
+def issue_certificate(public_key, days=365, serial=0x0123456789ABCDEF):
+    """A certificate for public_key signed by a throw-away CA (what KSeF sends back for a CSR), as PEM text."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Test CA')])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public_key)
+            .serial_number(serial).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=days)).sign(ca_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode('ascii')

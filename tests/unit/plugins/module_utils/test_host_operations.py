@@ -32,12 +32,9 @@ from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks i
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.modules.ksef_deploy_host import argument_spec
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import issue_certificate
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.host_backends import BACKENDS
 
-OPENSSL = shutil.which('openssl')
-BACKENDS = [
-    'cryptography',
-    pytest.param('openssl', marks=pytest.mark.skipif(OPENSSL is None, reason='the openssl command is not installed')),
-]
 UTC = datetime.timezone.utc
 # The module's own defaults, so a Host here sees the parameters AnsibleModule would give it.
 DEFAULTS = dict((name, spec.get('default')) for name, spec in argument_spec().items())
@@ -93,17 +90,6 @@ def run(make_host, operation, check_mode=False, **params):
     return operations.OPERATIONS[operation](host), host
 
 
-def issue(public_key, days=365, serial=0x0123456789ABCDEF):
-    """A certificate for public_key signed by a throw-away CA (what KSeF would send back), as PEM text."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(UTC)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, u'Test CA')])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public_key)
-            .serial_number(serial).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=days)).sign(ca_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode('ascii')
-
-
 def write(path, data, mode=0o600):
     with open(path, 'wb') as handle:
         handle.write(data if isinstance(data, bytes) else data.encode('ascii'))
@@ -127,7 +113,7 @@ def deployed_pair(paths, days=365):
     """A key and its certificate at paths.key / paths.cert; returns the key."""
     key = ec.generate_private_key(ec.SECP256R1())
     write(paths.key, _crypto.private_key_to_pem(key))
-    write(paths.cert, issue(key.public_key(), days=days), 0o644)
+    write(paths.cert, issue_certificate(key.public_key(), days=days), 0o644)
     return key
 
 
@@ -195,7 +181,7 @@ def test_info_reads_the_deployed_pair_with_the_one_renewal_rule(make_host, paths
 def test_info_sees_a_certificate_of_the_next_key_and_an_empty_key_file(make_host, paths, backend):
     next_key = ec.generate_private_key(ec.SECP256R1())
     write(paths.next, _crypto.private_key_to_pem(next_key))
-    write(paths.cert, issue(next_key.public_key()), 0o644)
+    write(paths.cert, issue_certificate(next_key.public_key()), 0o644)
     write(paths.key, b'')
     result, dummy_host = run(make_host, 'info', key_path=paths.key, certificate_path=paths.cert)
     assert result['key_exists'] is False and result['next_key_exists'] is True
@@ -257,7 +243,7 @@ def test_install_writes_the_certificate_moves_the_next_key_and_removes_the_lefto
     write(paths.next, _crypto.private_key_to_pem(next_key))
     write(paths.csr, b'csr', 0o644)
     write(paths.next + '.cnf', b'config', 0o644)
-    pem = issue(next_key.public_key())
+    pem = issue_certificate(next_key.public_key())
     args = dict(key_path=paths.key, certificate_path=paths.cert, certificate_content=pem, key_from_next=True)
     predicted, dummy_host = run(make_host, 'install', check_mode=True, **args)
     assert predicted == dict(changed=True)
@@ -274,7 +260,7 @@ def test_install_writes_the_certificate_moves_the_next_key_and_removes_the_lefto
 def test_install_finishes_a_run_that_stopped_after_the_certificate(make_host, paths, backend):
     next_key = ec.generate_private_key(ec.SECP256R1())
     write(paths.next, _crypto.private_key_to_pem(next_key))
-    write(paths.cert, issue(next_key.public_key()), 0o644)
+    write(paths.cert, issue_certificate(next_key.public_key()), 0o644)
     result, dummy_host = run(make_host, 'install', key_path=paths.key, certificate_path=paths.cert, key_from_next=True)
     assert result == dict(changed=True)
     assert not os.path.exists(paths.next)
@@ -284,7 +270,7 @@ def test_install_finishes_a_run_that_stopped_after_the_certificate(make_host, pa
 def test_install_leaves_the_next_key_when_the_certificate_is_for_another_key(make_host, paths, backend):
     write(paths.next, _crypto.private_key_to_pem(ec.generate_private_key(ec.SECP256R1())))
     old = deployed_pair(paths)
-    other = issue(ec.generate_private_key(ec.SECP256R1()).public_key())
+    other = issue_certificate(ec.generate_private_key(ec.SECP256R1()).public_key())
     with pytest.raises(KsefError, match='does not carry the public key'):
         run(make_host, 'install', key_path=paths.key, certificate_path=paths.cert, certificate_content=other,
             key_from_next=True)
@@ -295,7 +281,7 @@ def test_install_leaves_the_next_key_when_the_certificate_is_for_another_key(mak
 def test_install_of_key_content_and_modes(make_host, paths, backend):
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = _crypto.private_key_to_pem(key).decode('ascii')
-    args = dict(key_path=paths.key, certificate_path=paths.cert, certificate_content=issue(key.public_key()) + '\r\n\n',
+    args = dict(key_path=paths.key, certificate_path=paths.cert, certificate_content=issue_certificate(key.public_key()) + '\r\n\n',
                 key_content=key_pem.replace('\n', '\r\n'), certificate_mode='0640')
     assert run(make_host, 'install', **args)[0] == dict(changed=True)
     assert read(paths.key) == key_pem.encode('ascii')  # CRLF and trailing blank lines normalised

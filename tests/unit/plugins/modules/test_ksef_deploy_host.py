@@ -7,7 +7,6 @@ __metaclass__ = type
 
 import datetime
 import os
-import shutil
 import stat
 import subprocess
 
@@ -23,12 +22,9 @@ from ansible.module_utils import basic
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _host_backend
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.modules import ksef_deploy_host
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import issue_certificate
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.host_backends import BACKENDS, OPENSSL
 
-OPENSSL = shutil.which('openssl')
-BACKENDS = [
-    'cryptography',
-    pytest.param('openssl', marks=pytest.mark.skipif(OPENSSL is None, reason='the openssl command is not installed')),
-]
 UTC = datetime.timezone.utc
 # Hostile but legal: shell and OpenSSL config metacharacters, Polish letters, '/' and '+' (the -subj separators).
 ENROLLMENT_DATA = {
@@ -63,17 +59,6 @@ def host(run_module, tmp_path, backend):
     run.cert = str(directory / 'app.crt')
     run.p12 = str(directory / 'app.p12')
     return run
-
-
-def issue(public_key, days=365, serial=0x0123456789ABCDEF):
-    """A certificate for public_key signed by a throw-away CA (what KSeF would send back)."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(UTC)
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, u'Test CA')])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public_key)
-            .serial_number(serial).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=days)).sign(ca_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.PEM).decode('ascii')
 
 
 def public_key_of(path):
@@ -159,7 +144,7 @@ def test_csr_in_check_mode_makes_nothing(host):
 def test_info_reports_matching_key_serial_and_the_renewal_rule(host):
     make_next_key_and_csr(host)
     with open(host.cert, 'w') as handle:
-        handle.write(issue(_crypto.load_private_key(host.next).public_key(), days=20))
+        handle.write(issue_certificate(_crypto.load_private_key(host.next).public_key(), days=20))
     due = host('info', key_path=host.key, certificate_path=host.cert, renew_before_days=30)
     assert due.exit_code == 0, due
     assert due['changed'] is False
@@ -195,7 +180,7 @@ def install_args(host, pem, **extra):
 def test_present_installs_the_certificate_then_moves_the_next_key(host):
     make_next_key_and_csr(host)
     next_public = public_key_of(host.next)
-    pem = issue(_crypto.load_private_key(host.next).public_key())
+    pem = issue_certificate(_crypto.load_private_key(host.next).public_key())
     predicted = host('install', check_mode=True, **install_args(host, pem))
     assert predicted['changed'] is True and not os.path.exists(host.cert)
     result = host('install', **install_args(host, pem))
@@ -213,7 +198,7 @@ def test_present_installs_the_certificate_then_moves_the_next_key(host):
 def test_present_refuses_a_certificate_without_the_next_keys_public_key(host):
     make_next_key_and_csr(host)
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
-    result = host('install', **install_args(host, issue(other)))
+    result = host('install', **install_args(host, issue_certificate(other)))
     assert result.exit_code == 1
     assert 'does not carry the public key' in result['msg']
     assert os.path.exists(host.next) and not os.path.exists(host.key)
@@ -222,7 +207,7 @@ def test_present_refuses_a_certificate_without_the_next_keys_public_key(host):
 def test_present_writes_key_content_private_and_restores_modes(host):
     key = ec.generate_private_key(ec.SECP256R1())
     key_pem = _crypto.private_key_to_pem(key).decode('ascii')
-    args = dict(key_path=host.key, certificate_path=host.cert, certificate_content=issue(key.public_key()),
+    args = dict(key_path=host.key, certificate_path=host.cert, certificate_content=issue_certificate(key.public_key()),
                 key_content=key_pem, certificate_mode='0640')
     result = host('install', **args)
     assert result.exit_code == 0, result
@@ -245,7 +230,7 @@ def test_present_refuses_key_src_without_the_action_plugin(host):
 
 def installed_pair(host):
     key = ec.generate_private_key(ec.SECP256R1())
-    result = host('install', key_path=host.key, certificate_path=host.cert, certificate_content=issue(key.public_key()),
+    result = host('install', key_path=host.key, certificate_path=host.cert, certificate_content=issue_certificate(key.public_key()),
                   key_content=_crypto.private_key_to_pem(key).decode('ascii'))
     assert result.exit_code == 0, result
     return key
@@ -303,14 +288,14 @@ def test_pkcs12_rebuilt_for_another_passphrase_certificate_or_legacy_algorithms(
     result = host('pkcs12', **pkcs12_args(host))
     assert result['built'] is True and result['reason'] == 'not AES-256-CBC with PBKDF2 and a SHA-256 MAC'
     # A new certificate for the same key: rebuilt.
-    host('install', key_path=host.key, certificate_path=host.cert, certificate_content=issue(key.public_key(), serial=7))
+    host('install', key_path=host.key, certificate_path=host.cert, certificate_content=issue_certificate(key.public_key(), serial=7))
     assert host('pkcs12', **pkcs12_args(host))['reason'] == 'holds another certificate or key'
 
 
 def test_pkcs12_does_nothing_while_the_certificate_does_not_match_the_key(host):
     installed_pair(host)
     with open(host.cert, 'w') as handle:
-        handle.write(issue(ec.generate_private_key(ec.SECP256R1()).public_key()))
+        handle.write(issue_certificate(ec.generate_private_key(ec.SECP256R1()).public_key()))
     result = host('pkcs12', **pkcs12_args(host))
     assert result.exit_code == 0 and result['changed'] is False and result['built'] is False
     assert not os.path.exists(host.p12)
@@ -344,7 +329,7 @@ def test_openssl_backend_never_puts_the_passphrase_or_key_on_a_command_line(run_
     key_pem = _crypto.private_key_to_pem(key_object).decode('ascii')
     base = dict(backend='openssl', key_path=key, certificate_path=cert)
     assert run_module(ksef_deploy_host, dict(base, operation='install', key_content=key_pem,
-                                             certificate_content=issue(key_object.public_key()))).exit_code == 0
+                                             certificate_content=issue_certificate(key_object.public_key()))).exit_code == 0
     result = run_module(ksef_deploy_host, dict(base, operation='pkcs12', pkcs12_path=p12, pkcs12_passphrase=PASSPHRASE))
     assert result.exit_code == 0 and result['built'] is True, result
     assert os.path.exists(p12)  # the literal path: $HOME was not expanded
