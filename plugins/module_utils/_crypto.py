@@ -34,7 +34,12 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
     pem_blocks,
     pkcs12_algorithms_current,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import SUBJECT_LAYOUT, format_datetime, subject_values
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    SUBJECT_LAYOUT,
+    format_datetime,
+    serial_number_text,
+    subject_values,
+)
 
 CRYPTOGRAPHY_IMPORT_ERROR = None
 try:
@@ -359,7 +364,7 @@ def certificate_to_pem(cert):
 
 def serial_hex(cert):
     """Serial number in KSeF's notation: upper-case hex, at least 16 digits."""
-    return '%016X' % cert.serial_number
+    return serial_number_text(cert.serial_number)
 
 
 def _utc(value):

@@ -29,7 +29,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import der_to_pem, pem_blocks, pem_ders
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import subject_values
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import serial_number_text, subject_values
 
 try:
     from cryptography import x509
@@ -199,7 +199,7 @@ class OpensslBackend:
         public_keys = pem_ders(out, 'PUBLIC KEY')
         if not serial or not not_after or not public_keys:
             return None
-        return CertificateFacts(der, '%016X' % int(serial.group(1), 16), parse_openssl_date(not_after.group(1)),
+        return CertificateFacts(der, serial_number_text(serial.group(1)), parse_openssl_date(not_after.group(1)),
                                 public_keys[0])
 
     def generate_key(self, key_type):

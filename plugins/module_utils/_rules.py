@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""The KSeF rules the collection applies, each written once: certificate names, the CSR subject layout,
-the renewal rule and the date-time format KSeF sends.
+"""The KSeF rules the collection applies, each written once: certificate names and serial numbers, the CSR
+subject layout, the renewal rule and the date-time format KSeF sends.
 
 Pure Python (no cryptography, no I/O): the controller modules, the host-side module and the report use
 the same functions, so a rule cannot drift between them.
@@ -44,6 +44,14 @@ def certificate_name_problem(name):
     if certificate_name_valid(name):
         return None
     return 'Certificate name %r is not accepted by KSeF: %s' % (name, NAME_RULE_TEXT)
+
+
+def serial_number_text(number):
+    """A certificate serial number (int, or a hex string in any case, with or without leading zeros) in KSeF's
+    notation: upper-case hex, at least 16 digits. ValueError when it is not a number."""
+    if isinstance(number, str):
+        number = int(number.strip(), 16)
+    return '%016X' % number
 
 
 # ---------------------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ def remove_selection(inspections, ids=None, serials=None):
     """The declarations to remove: selected by "name|type" or by the serial number of the deployed certificate
     (compared as 16-digit upper-case hex)."""
     wanted_ids = set(ids or [])
-    wanted_serials = set('%016X' % int(serial, 16) for serial in serials or [] if serial)
+    wanted_serials = set(_rules.serial_number_text(serial) for serial in serials or [] if serial)
     selected = []
     for found in inspections:
         item = found['item']

@@ -144,3 +144,19 @@ def test_expired_and_days_remaining():
     assert not _rules.expired(NOW + datetime.timedelta(seconds=1), NOW)
     assert _rules.days_remaining(NOW - datetime.timedelta(hours=1), NOW) == -1
     assert _rules.days_remaining('2026-06-03T12:00:00Z', NOW) == 2
+
+
+@pytest.mark.parametrize('number, text', [
+    (0x0123456789ABCDEF, '0123456789ABCDEF'),
+    (1, '0000000000000001'),
+    ('abc', '0000000000000ABC'),
+    (' 0123456789abcdef\n', '0123456789ABCDEF'),
+    (0x1234567890ABCDEF12, '1234567890ABCDEF12'),   # longer serials keep every digit
+])
+def test_serial_number_text_is_ksef_notation(number, text):
+    assert _rules.serial_number_text(number) == text
+
+
+def test_serial_number_text_refuses_what_is_not_hex():
+    with pytest.raises(ValueError):
+        _rules.serial_number_text('xyz')
