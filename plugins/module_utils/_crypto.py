@@ -35,6 +35,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
     pkcs12_algorithms_current,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    KEY_TYPES,
     SUBJECT_LAYOUT,
     format_datetime,
     serial_number_text,
@@ -61,7 +62,6 @@ try:
 except ImportError:
     _ASN1Type = None
 
-KEY_TYPES = ('ec', 'rsa')
 RSA_KEY_SIZE = 2048
 PRIVATE_KEY_MODE = 0o600
 # Backups are named like AnsibleModule.backup_local names them (<file>.<pid>.<YYYY-MM-DD@HH:MM:SS>~), plus a

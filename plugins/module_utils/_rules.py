@@ -30,6 +30,8 @@ NAME_RULE_TEXT = ('use %d to %d characters from letters (Polish letters allowed)
                   % (NAME_MIN_LENGTH, NAME_MAX_LENGTH))
 
 CERTIFICATE_TYPES = ('authentication', 'offline')
+# The private keys KSeF certifies: EC on P-256 or RSA of exactly 2048 bits.
+KEY_TYPES = ('ec', 'rsa')
 
 
 def certificate_name_valid(name):

@@ -31,7 +31,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks i
 
 TYPES = _rules.CERTIFICATE_TYPES
 KEY_LOCATIONS = ('host', 'controller')
-KEY_TYPES = ('ec', 'rsa')
+KEY_TYPES = _rules.KEY_TYPES
 FORMATS = ('pem', 'pkcs12')
 
 _POLISH_TO_ASCII = {u'ą': 'a', u'ć': 'c', u'ę': 'e', u'ł': 'l', u'ń': 'n', u'ó': 'o', u'ś': 's', u'ź': 'z', u'ż': 'z',
