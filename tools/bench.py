@@ -17,13 +17,21 @@ Not a test: it prints a table and writes build/bench.json. Steps:
      of its own, so the hour windows start empty): goals for 100 zero 429 answers, at most 250 s (the floor
      is about 185 s: 100 POSTs at 30 a minute, plus the issuing delay) and at most 1.3 certificate-endpoint
      calls per enrollment.
+  7. the role ksef.certificates.ksef_deploy over 40 local-connection hosts (each with its own key and
+     certificate directories, one key-on-host Authentication certificate each) with -f 10, at the published
+     limits in a context of its own (tools/bench_role.yml): goals zero 429 answers and a wall time near the
+     floor (40 POSTs at 30 a minute, about 65 s); then the same play again: changed=0, one login and one
+     query page for the batch.
 Each enrolling row records the calls per endpoint (emulator records) and the calls per enrollment.
-Run with the project venv: .venv/bin/python tools/bench.py (or make bench); --only-fleet skips steps 2-5.
+Run with the project venv: .venv/bin/python tools/bench.py (or make bench); --only-fleet runs only step 6,
+--only-role only step 7.
 """
 
 import argparse
+import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -40,6 +48,11 @@ PRODUCTION_OTHER = {'perSecond': 10, 'perMinute': 30, 'perHour': 120}
 RAISED_OTHER = {'perSecond': 100, 'perMinute': 6000, 'perHour': 100000}
 LIMITED_OTHER = {'perSecond': 5, 'perMinute': 12, 'perHour': 120}
 FLEET_SIZES = (50, 100)
+ROLE_HOSTS = 40
+ROLE_FORKS = 10
+# The role's enrolling task (its one ksef_certificate call for the batch, login to session close) may exceed
+# the enrollment floor by a login, the retrieval and the close; more means it waited on the limits.
+ROLE_SLACK = 15
 PROCESSING_DELAY = 5.0
 READY_TIMEOUT = 60
 PLAYBOOK_TIMEOUT = 1800
@@ -159,18 +172,23 @@ class Bench:
 
     def playbook(self, name, certificates, read_rate_limits=False):
         """Run tools/<name>; return (seconds, result dict of bench_converge or None)."""
+        elapsed, _output, result = self.ansible_playbook(
+            name, {'connection': self.connection, 'certificates': certificates, 'read_rate_limits': read_rate_limits})
+        return elapsed, result
+
+    def ansible_playbook(self, name, variables, options=()):
+        """Run tools/<name> with -e @vars.json (variables and result_path); return (seconds, output, result)."""
         result_path = os.path.join(self.work, 'result.json')
         if os.path.exists(result_path):
             os.unlink(result_path)
-        variables = os.path.join(self.work, 'vars.json')
-        with open(variables, 'w') as handle:
-            json.dump({'connection': self.connection, 'certificates': certificates, 'result_path': result_path,
-                       'read_rate_limits': read_rate_limits}, handle)
+        variables_path = os.path.join(self.work, 'vars.json')
+        with open(variables_path, 'w') as handle:
+            json.dump(dict(variables, result_path=result_path), handle)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS,
                    ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false')
         command = [os.path.join(os.path.dirname(self.args.python), 'ansible-playbook'),
-                   os.path.join(REPO, 'tools', name), '-e', '@' + variables,
-                   '-e', 'ansible_python_interpreter=' + self.args.python]
+                   os.path.join(REPO, 'tools', name), '-e', '@' + variables_path,
+                   '-e', 'ansible_python_interpreter=' + self.args.python] + list(options)
         started = time.monotonic()
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               timeout=PLAYBOOK_TIMEOUT, check=False)
@@ -182,42 +200,59 @@ class Bench:
         if os.path.exists(result_path):
             with open(result_path) as handle:
                 result = json.load(handle)
-        return elapsed, result
+        return elapsed, done.stdout, result
 
     def converge(self, certificates, read_rate_limits=False):
         """One converge run: wall time, module api_calls, and the emulator's records of the run."""
         seq = self.emulator.last_seq()
         elapsed, result = self.playbook('bench_converge.yml', certificates, read_rate_limits)
-        records = self.emulator.requests_since(seq)
-        auth = [r for r in records if (r['route'] or '').startswith('/auth/')]
-        certificate = [r for r in records if (r['route'] or '').startswith('/certificates/')]
-        by_endpoint = {}
-        for record in records:
-            endpoint = '%s %s' % (record['method'], record['route'] or record['path'])
-            by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + 1
-        enrollments = by_endpoint.get('POST /certificates/enrollments', 0)
-        return {
-            'calls_by_endpoint': by_endpoint,
-            'enrollments': enrollments,
-            'certificate_calls_per_enrollment': round(len(certificate) / float(enrollments), 2) if enrollments else None,
+        row = calls_of(self.emulator.requests_since(seq))
+        row.update({
             'seconds': round(elapsed, 2),
             'api_calls': result['api_calls'],
             'changed': result['changed'],
             'actions': sorted(set(result['actions'])),
-            'emulator_requests': len(records),
-            'auth_calls': len(auth),
-            'certificate_calls': len(certificate),
-            'http_429': sum(1 for r in records if r['status'] == 429),
-        }
+        })
+        return row
+
+    def deploy(self, inventory):
+        """One run of the role over the bench inventory with -f ROLE_FORKS: wall time, calls, changed hosts."""
+        seq = self.emulator.last_seq()
+        elapsed, output, result = self.ansible_playbook(
+            'bench_role.yml', {'ksef_connection': dict(self.connection, context_type='nip', verify_certificate_chain=False)},
+            ['-i', inventory, '-f', str(self.args.role_forks)])
+        records = self.emulator.requests_since(seq)
+        row = calls_of(records)
+        # The enrolling task (ksef_certificate) logs in after the role's ksef_certificate_info.
+        logins = [index for index, record in enumerate(records) if record['route'] == '/auth/challenge']
+        # PLAY RECAP lines: "host : ok=N changed=N unreachable=N failed=N ..."
+        recap = dict((host, int(changed)) for host, changed in
+                     re.findall(r'^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)', output, re.MULTILINE)
+                     if host != 'localhost')
+        row.update({
+            'seconds': round(elapsed, 2),
+            'api_calls': result['api_calls'],
+            'hosts': len(recap),
+            'hosts_changed': sum(1 for changed in recap.values() if changed),
+            'changed': any(recap.values()),
+            'actions': sorted(set(result['deployed'])),
+            'logins': row['calls_by_endpoint'].get('POST /auth/challenge', 0),
+            'query_pages': row['calls_by_endpoint'].get('POST /certificates/query', 0),
+            # The KSeF part of the play (first to last API call) and the enrolling task alone (its login to
+            # its last call); the rest of the wall time is Ansible's work on the hosts (the no-op rerun shows it).
+            'ksef_seconds': span_seconds(records),
+            'enrolling_task_seconds': span_seconds(records[logins[-1]:]) if len(logins) > 1 else None,
+        })
+        return row
 
     # -- the measurements ----------------------------------------------------------------------
 
     def run(self):
         self.emulator.start()
         try:
-            if not self.args.only_fleet:
+            if not (self.args.only_fleet or self.args.only_role):
                 self.first_rows()
-            for count in self.args.fleet_sizes:
+            for count in ([] if self.args.only_role else self.args.fleet_sizes):
                 log('%d new certificates at the published limits, %.0f s issuing delay (takes minutes)...'
                     % (count, self.args.processing_delay))
                 self.make_signer('fleet-%d' % count)
@@ -226,10 +261,12 @@ class Bench:
                 self.results['enroll_%d_published' % count] = row
                 log('  %.1f s, %d 429, %s certificate calls per enrollment'
                     % (row['seconds'], row['http_429'], row['certificate_calls_per_enrollment']))
+            if not self.args.only_fleet:
+                self.role_rows()
         finally:
             self.emulator.stop()
         goals = self.results['goals'] = {}
-        if not self.args.only_fleet:
+        if not (self.args.only_fleet or self.args.only_role):
             goals.update({
                 'noop_12_auth_calls_max_6': self.results['noop']['12']['auth_calls'] <= 6,
                 'noop_12_certificate_calls_max_1': self.results['noop']['12']['certificate_calls'] <= 1,
@@ -243,7 +280,57 @@ class Bench:
                 'enroll_100_max_250_s': fleet['seconds'] <= 250,
                 'enroll_100_max_1_3_certificate_calls_per_enrollment': fleet['certificate_calls_per_enrollment'] <= 1.3,
             })
+        role = self.results.get('role_%d_published' % self.args.role_hosts)
+        if role is not None:
+            again = self.results['role_%d_again' % self.args.role_hosts]
+            prefix = 'role_%d_' % self.args.role_hosts
+            goals.update({
+                prefix + 'zero_429': role['http_429'] == 0 and again['http_429'] == 0,
+                prefix + 'enrolling_task_max_floor_plus_%d_s' % ROLE_SLACK:
+                    (role['enrolling_task_seconds'] or 0) <= role['floor_seconds'] + ROLE_SLACK,
+                prefix + 'again_changed_0': again['hosts_changed'] == 0,
+                prefix + 'again_max_1_login_1_query_page': again['logins'] <= 1 and again['query_pages'] <= 1,
+            })
         return self.results
+
+    def role_rows(self):
+        """The role over ROLE_HOSTS local hosts with -f ROLE_FORKS (a context of its own), then the same play again."""
+        count = self.args.role_hosts
+        log('the role ksef_deploy over %d hosts, -f %d, key on the host, published limits (takes minutes)...'
+            % (count, self.args.role_forks))
+        self.make_signer('role-%d' % count)
+        root = os.path.join(self.work, 'role-hosts')
+        hosts = ['bench-%03d.example' % index for index in range(count)]
+        inventory = os.path.join(self.work, 'role-inventory.ini')
+        with open(inventory, 'w') as handle:
+            handle.write('[ksef_bench_hosts]\n')
+            for host in hosts:
+                handle.write('%s ansible_connection=local host_root=%s\n' % (host, os.path.join(root, host)))
+        first = self.deploy(inventory)
+        first['floor_seconds'] = round(self.floor_seconds(count), 1)
+        missing = [host for host in hosts if not self.deployed_files(os.path.join(root, host))]
+        if first['enrollments'] != count or missing:
+            raise SystemExit('bench: the role enrolled %d certificates for %d hosts; without key and certificate: %s'
+                             % (first['enrollments'], count, ', '.join(missing) or '-'))
+        self.results['role_%d_published' % count] = first
+        log('  %.1f s, %d 429, %d logins, %s certificate calls per enrollment'
+            % (first['seconds'], first['http_429'], first['logins'], first['certificate_calls_per_enrollment']))
+        log('the same play again (no-op)...')
+        again = self.deploy(inventory)
+        self.results['role_%d_again' % count] = again
+        log('  %.1f s, %d hosts changed, %d logins, %d query pages'
+            % (again['seconds'], again['hosts_changed'], again['logins'], again['query_pages']))
+
+    @staticmethod
+    def deployed_files(host_root):
+        """The key and certificate the role wrote under a bench host's root (both must exist and be non-empty)."""
+        found = []
+        for sub in ('private', 'certs'):
+            directory = os.path.join(host_root, sub)
+            names = os.listdir(directory) if os.path.isdir(directory) else []
+            found += [os.path.join(directory, name) for name in names
+                      if not name.endswith(('.next', '.csr')) and os.path.getsize(os.path.join(directory, name))]
+        return found if len(found) == 2 else []
 
     def floor_seconds(self, count):
         """The wall time the published enrollment limits (10/s, 30/min) set, plus the issuing delay."""
@@ -289,6 +376,32 @@ class Bench:
         self.results['enroll_15_lowered'] = limited
 
 
+def span_seconds(records):
+    """Seconds from the first to the last of these emulator records (None for none)."""
+    times = [datetime.datetime.fromisoformat(record['time']) for record in records]
+    return round((max(times) - min(times)).total_seconds(), 1) if times else None
+
+
+def calls_of(records):
+    """What the emulator recorded for a run: calls per endpoint, by group, 429 answers, calls per enrollment."""
+    auth = [r for r in records if (r['route'] or '').startswith('/auth/')]
+    certificate = [r for r in records if (r['route'] or '').startswith('/certificates/')]
+    by_endpoint = {}
+    for record in records:
+        endpoint = '%s %s' % (record['method'], record['route'] or record['path'])
+        by_endpoint[endpoint] = by_endpoint.get(endpoint, 0) + 1
+    enrollments = by_endpoint.get('POST /certificates/enrollments', 0)
+    return {
+        'calls_by_endpoint': by_endpoint,
+        'enrollments': enrollments,
+        'certificate_calls_per_enrollment': round(len(certificate) / float(enrollments), 2) if enrollments else None,
+        'emulator_requests': len(records),
+        'auth_calls': len(auth),
+        'certificate_calls': len(certificate),
+        'http_429': sum(1 for r in records if r['status'] == 429),
+    }
+
+
 def table(results):
     lines = ['', 'ksef.certificates benchmark (emulator, production rate limits unless noted, %.0f s issuing delay)'
              % results.get('processing_delay', PROCESSING_DELAY), '']
@@ -304,6 +417,13 @@ def table(results):
         if 'enroll_%d_published' % count in results:
             rows.append(('enroll %d, published limits (10/s 30/min 120/h)' % count,
                          results['enroll_%d_published' % count]))
+    for key in sorted(results):
+        match = re.match(r'role_(\d+)_published$', key)
+        if match:
+            again = results['role_%s_again' % match.group(1)]
+            rows += [('role ksef_deploy, %s hosts, -f %d, published limits' % (match.group(1), results['role_forks']),
+                      results[key]),
+                     ('role ksef_deploy, %s hosts, the same play again' % match.group(1), again)]
     for label, row in rows:
         per = row.get('certificate_calls_per_enrollment')
         lines.append('%-52s %8.1f %6d %6d %6d %6d %9s' % (label, row['seconds'], row['api_calls'], row['auth_calls'],
@@ -314,6 +434,13 @@ def table(results):
         if row.get('enrollments'):
             lines.append('%s, calls per endpoint: %s' % (label, ', '.join(
                 '%s %d' % (endpoint, calls) for endpoint, calls in sorted(row['calls_by_endpoint'].items()))))
+    for label, row in rows:
+        if 'hosts_changed' in row:
+            lines.append('%s: %d of %d hosts changed, %d login(s), %d query page(s), KSeF calls over %s s%s'
+                         % (label, row['hosts_changed'], row['hosts'], row['logins'], row['query_pages'],
+                            row['ksef_seconds'], ', the enrolling task %s s (floor %s s)'
+                            % (row['enrolling_task_seconds'], row['floor_seconds'])
+                            if row.get('enrolling_task_seconds') else ''))
     if 'time_ratio' in results:
         ratio = results['time_ratio']
         lines.append('')
@@ -338,10 +465,16 @@ def main():
     parser.add_argument('--fleet-sizes', default=','.join(str(n) for n in FLEET_SIZES),
                         help='sizes of the enrollment rows at the published limits (default %(default)s)')
     parser.add_argument('--only-fleet', action='store_true', help='only the enrollment rows at the published limits')
+    parser.add_argument('--only-role', action='store_true', help='only the rows of the role ksef_deploy')
+    parser.add_argument('--role-hosts', type=int, default=ROLE_HOSTS,
+                        help='hosts of the role rows (default %(default)s)')
+    parser.add_argument('--role-forks', type=int, default=ROLE_FORKS,
+                        help='ansible-playbook -f of the role rows (default %(default)s)')
     args = parser.parse_args()
     args.fleet_sizes = [int(n) for n in args.fleet_sizes.split(',') if n.strip()]
     results = Bench(args).run()
     results['processing_delay'] = args.processing_delay
+    results['role_forks'] = args.role_forks
     with open(args.output, 'w') as handle:
         json.dump(results, handle, indent=2, sort_keys=True)
         handle.write('\n')
