@@ -185,8 +185,9 @@ demo-clean:
 .PHONY: bench
 
 # Not a test and not part of `make test`: API calls and time against a private emulator with production
-# rate limits (docs/BENCHMARK.md). Prints a table, writes build/bench.json; takes about 10 minutes
-# (the 100-enrollment row alone over 3: it waits for the published limits); tools/bench.py --help for options.
+# rate limits (docs/BENCHMARK.md). Prints a table, writes build/bench.json; takes about 15 minutes
+# (the 100-enrollment row alone over 3: it waits for the published limits; the role rows over 40 hosts about 4);
+# tools/bench.py --help for options.
 bench: venv
 	$(VPY) tools/bench.py
 # <<< benchmark targets <<<
