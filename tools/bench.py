@@ -218,9 +218,9 @@ class Bench:
     def deploy(self, inventory):
         """One run of the role over the bench inventory with -f ROLE_FORKS: wall time, calls, changed hosts."""
         seq = self.emulator.last_seq()
+        connection = dict(self.connection, context_type='nip', verify_certificate_chain=False)
         elapsed, output, result = self.ansible_playbook(
-            'bench_role.yml', {'ksef_connection': dict(self.connection, context_type='nip', verify_certificate_chain=False)},
-            ['-i', inventory, '-f', str(self.args.role_forks)])
+            'bench_role.yml', {'ksef_connection': connection}, ['-i', inventory, '-f', str(self.args.role_forks)])
         records = self.emulator.requests_since(seq)
         row = calls_of(records)
         # The enrolling task (ksef_certificate) logs in after the role's ksef_certificate_info.
