@@ -499,7 +499,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._converge import
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import serial_hex
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
 
 def certificate_options(with_defaults):
@@ -511,7 +511,7 @@ def certificate_options(with_defaults):
         type=dict(type='str', choices=['authentication', 'offline']),
         state=dict(type='str', choices=['present', 'absent'], default=default('present')),
         private_key_path=dict(type='str', no_log=False),
-        private_key_type=dict(type='str', choices=['ec', 'rsa'], default=default('ec'), no_log=False),
+        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default('ec'), no_log=False),
         private_key_passphrase=dict(type='str', no_log=True),
         csr_path=dict(type='str'),
         csr_content=dict(type='str'),
