@@ -71,7 +71,24 @@ def softhsm(tmp_path, monkeypatch):
     return hsm
 
 
-def make_seal_in_token(token, label, key_type, nip=None):
+@pytest.fixture
+def token(softhsm):  # pylint: disable=redefined-outer-name  # pytest fixture injection
+    """An initialised SoftHSM2 token 'unit', opened and logged in with USER_PIN."""
+    from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import Pkcs11Token
+
+    softhsm.init_token('unit')
+    with Pkcs11Token(softhsm.library, 'unit', USER_PIN) as opened:
+        yield opened
+
+
+def spki(public_key):
+    """DER SubjectPublicKeyInfo: compares public keys whatever object holds them."""
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def make_seal_in_token(token, label, key_type, nip=None):  # pylint: disable=redefined-outer-name
     """A non-extractable seal key made in the token with its self-signed TEST seal certificate stored next to it."""
     from cryptography import x509
     from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import sign_with_swapped_key

@@ -11,7 +11,7 @@ import re
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
@@ -23,6 +23,8 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softh
     USER_PIN,
     make_seal_in_token,
     softhsm,  # noqa: F401 - the fixture
+    spki,
+    token,  # noqa: F401 - the fixture
 )
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')
@@ -35,17 +37,6 @@ ENROLLMENT_DATA = {
     'uniqueIdentifier': '0123456789abcdef',
 }
 CHALLENGE = '20260101-CR-0123456789-ABCDEF0123-4A'
-
-
-def spki(public_key):
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-@pytest.fixture
-def token(softhsm):  # noqa: F811 - pytest fixture injection
-    softhsm.init_token('unit')
-    with _pkcs11.Pkcs11Token(softhsm.library, 'unit', USER_PIN) as opened:
-        yield opened
 
 
 @pytest.mark.parametrize('key_type', ['ec', 'rsa'])

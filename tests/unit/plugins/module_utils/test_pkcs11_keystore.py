@@ -7,27 +7,17 @@ __metaclass__ = type
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
     softhsm,  # noqa: F401 - the fixture
+    spki,
+    token,  # noqa: F401 - the fixture
 )
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')
 _pkcs11_keystore = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11_keystore')
-
-
-def spki(public_key):
-    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-@pytest.fixture
-def token(softhsm):  # noqa: F811 - pytest fixture injection
-    softhsm.init_token('unit')
-    with _pkcs11.Pkcs11Token(softhsm.library, 'unit', USER_PIN) as opened:
-        yield opened
 
 
 def test_key_store_rotation_keeps_the_old_key_until_the_new_certificate_is_installed(token):
