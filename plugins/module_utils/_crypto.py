@@ -164,6 +164,8 @@ def parse_private_key(data, passphrase=None):
         except UnsupportedAlgorithm:
             raise KeyLoadError('unsupported')
         except Exception:  # pylint: disable=broad-except  # cryptography raises others for exotic input
+            if password is not None and _is_encrypted(data):
+                raise KeyLoadError('wrong_passphrase')
             raise KeyLoadError('invalid')
     if needs_passphrase or password is None and _is_encrypted(data):
         raise KeyLoadError('needs_passphrase')
@@ -213,8 +215,14 @@ def _looks_like_bad_password(exc):
     return 'password' in text or 'decrypt' in text or 'mac' in text
 
 
+# DER EncryptedPrivateKeyInfo names its algorithm: PBES2 (1.2.840.113549.1.5.13) or a PKCS#12 PBE
+# (1.2.840.113549.1.12.1.x). A wrong passphrase sometimes decrypts to garbage that fails as 'not a key'
+# rather than as a bad password; the OID tells it was an encrypted key all the same.
+_ENCRYPTED_DER_OIDS = (b'\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x05\x0d', b'\x06\x0a\x2a\x86\x48\x86\xf7\x0d\x01\x0c\x01')
+
+
 def _is_encrypted(data):
-    return b'ENCRYPTED' in data
+    return b'ENCRYPTED' in data or (b'-----BEGIN' not in data and any(oid in data[:64] for oid in _ENCRYPTED_DER_OIDS))
 
 
 def private_key_to_pem(key, passphrase=None):
