@@ -213,6 +213,9 @@ def decide_present(plan, view, local_files, now):
         plan.current_item, plan.current_certificate = current
     key_used = bool(ours) or (decl.local_certificate is not None and fingerprint is not None and
                               _crypto.public_key_fingerprint(decl.local_certificate.public_key()) == fingerprint)
+    refusal = missing_key_refusal(decl, actives, plan)
+    if refusal:
+        raise KsefError(refusal)
     reason = renewal_reason(decl, current, now)
     if reason is None and current is None:
         reason = 'key_mismatch' if actives else 'missing'
@@ -237,6 +240,31 @@ def decide_present(plan, view, local_files, now):
         plan.key_plan = 'generate_next'
     else:
         plan.key_plan = 'reuse'
+
+
+def missing_key_refusal(decl, actives, plan):
+    """A private key file that is gone while KSeF still lists active certificates of the exact name and type.
+
+    Nothing left on the controller says whether one of them was this key's: if it was, enrolling again would spend
+    one of the subject's enrollment requests on every run whose key directory is not kept (an AWX job starts with
+    an empty one), and leave one more active Offline certificate each time. So it is refused (the message, before
+    anything is sent) unless replace_missing_key allows the replacement (a warning then). None when it does not apply.
+    """
+    if not actives or decl.key is not None or decl.uses_csr or decl.uses_token or not decl.private_key_path:
+        return None
+    serials = ', '.join('%s (valid until %s)' % (record.serial_number, record.valid_to.strftime('%Y-%m-%d'))
+                        for record in actives)
+    if decl.replace_missing_key:
+        plan.warnings.append('Certificate %s: the private key %s does not exist while KSeF lists active %s; '
+                             'replace_missing_key is set, so a new key is enrolled and the active ones are superseded'
+                             % (decl.label, decl.private_key_path, serials))
+        return None
+    return ('Certificate %s: the private key %s does not exist, but KSeF still lists active %s of this name and type. '
+            'If that key was lost (an AWX/AAP execution environment keeps no files between jobs), a new enrollment '
+            'would replace it on every run and spend the enrollment quota. Keep the key directory on persistent '
+            'storage and put the key back (docs/awx/README.md, "Keys kept on the controller"), or set '
+            'replace_missing_key=true (role: ksef_deploy_replace_missing_keys) to enroll a replacement once. '
+            'Nothing was sent' % (decl.label, decl.private_key_path, serials))
 
 
 def decide_resume(plan):

@@ -32,7 +32,8 @@ DEFAULT_WAIT_TIMEOUT = 300
 PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
     'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'state_path', 'renew_before_days',
-    'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'backup_keep',
+    'force', 'replace_missing_key', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup',
+    'backup_keep',
     'return_content',
     'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
 )
@@ -68,6 +69,7 @@ class Declaration:
         self.state_path = literal_path(options.get('state_path'))
         self.renew_before_days = options.get('renew_before_days')
         self.force = options.get('force')
+        self.replace_missing_key = options.get('replace_missing_key')
         self.valid_from = options.get('valid_from')
         self.revoke_superseded = options.get('revoke_superseded')
         if self.revoke_superseded is None:
