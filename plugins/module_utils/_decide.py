@@ -211,6 +211,9 @@ def decide_present(plan, view, local_files, now):
     current = pick_current(ours)
     if current is not None:
         plan.current_item, plan.current_certificate = current
+    warning = renew_window_warning(decl, plan.current_item, decl.local_certificate)
+    if warning:
+        plan.warnings.append(warning)
     key_used = bool(ours) or (decl.local_certificate is not None and fingerprint is not None and
                               _crypto.public_key_fingerprint(decl.local_certificate.public_key()) == fingerprint)
     refusal = missing_key_refusal(decl, actives, plan)
@@ -240,6 +243,26 @@ def decide_present(plan, view, local_files, now):
         plan.key_plan = 'generate_next'
     else:
         plan.key_plan = 'reuse'
+
+
+def renew_window_warning(decl, record, local_certificate=None):
+    """renew_before_days at or above the certificate's lifetime makes it due from its first day: every run renews.
+
+    The lifetime is KSeF's (the record's validFrom..validTo), else the local certificate's; None when unknown.
+    """
+    if decl.renew_before_days is None:
+        return None
+    if record is not None and record.valid_from is not None:
+        lifetime = record.valid_to - record.valid_from
+    elif local_certificate is not None:
+        lifetime = _crypto.certificate_not_after(local_certificate) - _crypto.certificate_not_before(local_certificate)
+    else:
+        return None
+    if decl.renew_before_days < lifetime.days:
+        return None
+    return ('Certificate %s: renew_before_days %d is at or above its lifetime of %d days, so it is due as soon as it is '
+            'issued and every run renews it (one enrollment request each); choose fewer days (30 is the default)'
+            % (decl.label, decl.renew_before_days, lifetime.days))
 
 
 def missing_key_refusal(decl, actives, plan):

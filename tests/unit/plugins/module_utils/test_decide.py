@@ -268,3 +268,23 @@ def _csr_pem():
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')])
     csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(KEY, hashes.SHA256())
     return csr.public_bytes(serialization.Encoding.PEM).decode('ascii')
+
+
+@pytest.mark.parametrize('renew_before_days, pairs, local, warned', [
+    # record(...): KSeF's validity from 1 day ago to 700 days ahead, a lifetime of 701 days.
+    (701, [(record(1), None)], MINE, True),
+    (700, [(record(1), None)], MINE, False),
+    (3650, [(record(1), None)], MINE, True),
+    # Before KSeF lists one: the local certificate's lifetime (MINE: 1 day ago .. 700 days ahead).
+    (701, [], MINE, True),
+    (30, [], MINE, False),
+    # Nothing known yet: nothing to compare with.
+    (3650, [], None, False),
+])
+def test_renew_before_days_at_or_above_the_lifetime_warns_that_every_run_renews(renew_before_days, pairs, local, warned):
+    plan = decide(declaration(local=local, renew_before_days=renew_before_days), view(*pairs), Files(), NOW)
+    warnings = [warning for warning in plan.warnings if 'at or above its lifetime' in warning]
+    assert bool(warnings) == warned
+    if warned:
+        assert 'renew_before_days %d is at or above its lifetime of 701 days' % renew_before_days in warnings[0]
+        assert plan.enroll, 'due from its first day'
