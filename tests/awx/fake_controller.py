@@ -6,13 +6,17 @@
 Only what awx.awx.credential and the awx.awx.controller_api lookup use: a token login (POST/DELETE
 /api/v2/tokens/), list views of credential_types and credentials filtered by their query parameters, and PATCH of a
 credential. Secrets read `$encrypted$` in answers, and a `$encrypted$` sent back keeps the stored value, as AWX does.
+The server runs in its own process (ansible-runner forks the job: the test process stays single-threaded); each call
+is appended to <directory>/calls.jsonl and the credentials after each change to <directory>/credentials.json.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
 import json
-import threading
+import os
+import subprocess
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,25 +24,64 @@ ENCRYPTED = '$encrypted$'
 
 
 class FakeController:
-    def __init__(self, credential_type, credential_name, inputs):
-        self.calls = []
+    """The test's side: starts the server process, reads what it recorded."""
+
+    def __init__(self, directory, credential_type, credential_name, inputs):
+        self.directory = str(directory)
+        self.config = os.path.join(self.directory, 'controller.json')
+        with open(self.config, 'w', encoding='utf-8') as handle:
+            json.dump({'credential_type': credential_type, 'credential_name': credential_name, 'inputs': inputs}, handle)
+        self.process = None
+        self.url = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.config, self.directory],
+                                        stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith('http://127.0.0.1:'):
+            self.process.kill()
+            raise RuntimeError('the fake controller did not start: %r' % self.url)
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+    @property
+    def calls(self):
+        path = os.path.join(self.directory, 'calls.jsonl')
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding='utf-8') as handle:
+            return [json.loads(line) for line in handle]
+
+    @property
+    def credentials(self):
+        with open(os.path.join(self.directory, 'credentials.json'), encoding='utf-8') as handle:
+            return json.load(handle)
+
+
+class ControllerState:
+    """The server's side: the objects and the answers."""
+
+    def __init__(self, directory, credential_type, credential_name, inputs):
+        self.directory = directory
         self.secret_fields = set(field['id'] for field in credential_type['inputs']['fields'] if field.get('secret'))
         self.credential_types = [{'id': 7, 'type': 'credential_type', 'name': credential_type['name'],
                                   'url': '/api/v2/credential_types/7/'}]
         self.credentials = [{'id': 5, 'type': 'credential', 'name': credential_name, 'credential_type': 7,
                              'organization': None, 'summary_fields': {'credential_type': {'name': credential_type['name']}},
                              'url': '/api/v2/credentials/5/', 'inputs': dict(inputs)}]
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
-        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.save_credentials()
 
-    def __enter__(self):
-        self.thread.start()
-        return self
+    def save_credentials(self):
+        with open(os.path.join(self.directory, 'credentials.json'), 'w', encoding='utf-8') as handle:
+            json.dump(self.credentials, handle)
 
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def record(self, call):
+        with open(os.path.join(self.directory, 'calls.jsonl'), 'a', encoding='utf-8') as handle:
+            handle.write(json.dumps(call) + '\n')
 
     def shown(self, credential):
         """A credential as the API shows it: secret inputs read $encrypted$."""
@@ -62,6 +105,7 @@ class FakeController:
                     old = credential['inputs']
                     credential['inputs'] = dict((name, old.get(name, '') if value == ENCRYPTED else value)
                                                 for name, value in body['inputs'].items())
+                    self.save_credentials()
                 return 200, self.shown(credential)
         return 404, {'detail': 'Not found.'}
 
@@ -80,7 +124,7 @@ class FakeController:
         results = [item for item in items if matches(item)]
         return {'count': len(results), 'next': None, 'previous': None, 'results': results}
 
-    def _handler(self):
+    def handler_class(self):
         controller = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -90,8 +134,8 @@ class FakeController:
                 raw = self.rfile.read(length) if length else b''
                 body = json.loads(raw.decode('utf-8')) if raw else None
                 query = dict(parse_qsl(parts.query))
-                controller.calls.append({'method': self.command, 'path': parts.path, 'query': query, 'body': body,
-                                         'authorization': self.headers.get('Authorization', '').split(' ')[0]})
+                controller.record({'method': self.command, 'path': parts.path, 'query': query, 'body': body,
+                                   'authorization': self.headers.get('Authorization', '').split(' ')[0]})
                 status, answer = controller.answer(self.command, parts.path, query, body)
                 data = json.dumps(answer).encode('utf-8') if answer is not None else b''
                 self.send_response(status)
@@ -108,3 +152,16 @@ class FakeController:
                 pass
 
         return Handler
+
+
+def main(config_path, directory):
+    with open(config_path, encoding='utf-8') as handle:
+        config = json.load(handle)
+    state = ControllerState(directory, config['credential_type'], config['credential_name'], config['inputs'])
+    server = ThreadingHTTPServer(('127.0.0.1', 0), state.handler_class())
+    print('http://127.0.0.1:%d' % server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == '__main__':
+    main(*sys.argv[1:])

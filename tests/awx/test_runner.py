@@ -302,14 +302,15 @@ def awx_collection():
         pytest.fail('build/awx-collections has no awx.awx: run `make awx-collection` (make awx-tests does)')
 
 
-def test_4_the_renewed_login_goes_into_the_awx_credential_keeping_its_other_inputs(job, subject, emulator, awx_collection):
+def test_4_the_renewed_login_goes_into_the_awx_credential_keeping_its_other_inputs(job, subject, emulator, awx_collection,
+                                                                                    tmp_path):
     before = certificates_of(emulator, subject['nip'])
     first = pem_serial(job.login_certificate_path)
     with open(job.login_certificate_path) as cert_file, open(job.login_key_path) as key_file:
         inputs = job.inputs(auth_certificate=cert_file.read(), auth_private_key=key_file.read())
     # The credential as AWX stores it: the inputs this job was injected with, and one more to show it is kept.
     stored = dict(inputs, auth_passphrase='')
-    with fake_controller.FakeController(job.credential_type, 'KSeF login', stored) as controller:
+    with fake_controller.FakeController(tmp_path, job.credential_type, 'KSeF login', stored) as controller:
         dummy, output = job.run('provision.yml', inputs, extravars={'ksef_login_credential_name': 'KSeF login'}, env={
             # What a "Red Hat Ansible Automation Platform" credential injects.
             'CONTROLLER_HOST': controller.url, 'CONTROLLER_USERNAME': 'ksef-bot', 'CONTROLLER_PASSWORD': 'bot-password',
@@ -361,14 +362,14 @@ def test_5_a_controller_key_directory_that_is_not_kept_never_enrolls_again(emula
     shared.run('provision.yml', inputs, inventory=inventory, job_extravars=in_the_job)
     (record,) = shared_records()
     assert record['status'] == 'Active'
-    assert (tmp_path / 'pos' / 'certs' / 'awx-shared-offline-offline.crt').exists()
+    assert (tmp_path / 'pos' / 'certs' / 'awx-shared-offline.crt').exists()
 
     # The next job's directory is empty: check mode predicts the refusal, the real job refuses; nothing is sent.
     for check in (True, False):
         dummy, output = shared.run('provision.yml', inputs, inventory=inventory, job_extravars=in_the_job, check=check,
                                    expect_failure=True)
         text = ' '.join(output.split())
-        assert 'awx-shared-offline-offline.key does not exist, but KSeF still lists active %s' % record['serialNumber'] in text
+        assert 'awx-shared-offline.key does not exist, but KSeF still lists active %s' % record['serialNumber'] in text
         assert 'persistent storage' in text and 'ksef_deploy_replace_missing_keys' in text
         assert 'would be enrolled' not in text
     assert shared_records() == [record]
@@ -384,4 +385,4 @@ def test_5_a_controller_key_directory_that_is_not_kept_never_enrolls_again(emula
     shared.run('revoke.yml', inputs, inventory=inventory, extravars=answers)
     (record,) = shared_records()
     assert record['status'] == 'Revoked'
-    assert not (tmp_path / 'pos' / 'certs' / 'awx-shared-offline-offline.crt').exists()
+    assert not (tmp_path / 'pos' / 'certs' / 'awx-shared-offline.crt').exists()
