@@ -302,8 +302,8 @@ def awx_collection():
         pytest.fail('build/awx-collections has no awx.awx: run `make awx-collection` (make awx-tests does)')
 
 
-def test_4_the_renewed_login_goes_into_the_awx_credential_keeping_its_other_inputs(job, subject, emulator, awx_collection,
-                                                                                    tmp_path):
+def test_4_the_renewed_login_goes_into_the_awx_credential_keeping_its_other_inputs(
+        job, subject, emulator, awx_collection, tmp_path):
     before = certificates_of(emulator, subject['nip'])
     first = pem_serial(job.login_certificate_path)
     with open(job.login_certificate_path) as cert_file, open(job.login_key_path) as key_file:
@@ -371,7 +371,7 @@ def test_5_a_controller_key_directory_that_is_not_kept_never_enrolls_again(emula
         text = ' '.join(output.split())
         assert 'awx-shared-offline.key does not exist, but KSeF still lists active %s' % record['serialNumber'] in text
         assert 'persistent storage' in text and 'ksef_deploy_replace_missing_keys' in text
-        assert 'would be enrolled' not in text
+        assert 'it would be enrolled' not in text and 'failed=1' in text
     assert shared_records() == [record]
     enrollments = [entry for entry in emulator_state(emulator)['enrollments']
                    if entry['name'] == 'awx-shared-offline' and entry['subjectIdentifier']['value'] == subject['nip']]
