@@ -93,6 +93,14 @@ class Plan:
         self.by_status = False            # poll GET /certificates/enrollments/{referenceNumber} from now on
         self.detected_by_query = False    # issued_serial came from a query page (its key is checked at retrieval)
         self.rejected_serials = set()     # query matches whose public key was not the enrolled one
+        self.held = None                  # 'deferred' (the hour's call budget) | 'blocked' (KSeF's limits): not sent
+
+    def hold(self, why):
+        """A due enrollment this run does not send (see _rolling.py): the certificate stays as it is."""
+        self.held = why
+        self.enroll = False
+        self.action = why
+        self.changed = False
 
 
 def known_before_post(record):

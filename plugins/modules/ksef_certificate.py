@@ -42,6 +42,18 @@ description:
     type in KSeF (nor the local certificate file) is reused: enrolled as it is, with no C(.next) file.
     In the CSR form the same CSR is enrolled again (the key lives elsewhere); if KSeF refuses a key it has
     already certified (enrollment status 400), the module says to give a CSR of a new key."
+  - "B(Rolling renewal within KSeF's limits.) KSeF counts the subject's active certificates (100 per NIP) and
+    its enrollment requests over 30 days (300 per NIP). A renewal holds one more active certificate until its
+    predecessor is revoked, and an Offline predecessor stays active until it expires. The due certificates are
+    renewed soonest expiry first, in waves that fit the free slots (C(GET /certificates/limits), read once):
+    each wave is enrolled, installed and its superseded Authentication predecessors revoked before the next
+    wave starts, so a fleet holding more than half of the limit renews in one run. A certificate that keeps its
+    slot (Offline, new) never takes the last free slot while a renewal that gives its slot back is due.
+    Enrollments beyond the hour's call budget wait for the next run (RV(action=deferred)); a certificate no
+    slot or enrollment request is left for is not sent (RV(action=blocked)) and the run warns with the date
+    its outage begins and what to do, while the rest of the set goes on. A blocked certificate that has no
+    valid certificate any more (missing, expired, revoked) fails the run after everything else was done.
+    RV(quota) gives the waves and the forecast."
   - "B(Crash safety.) Before the enrollment is sent, an intent record (name, type, public key
     fingerprint, time, no secrets) is written to the state file O(state_path); the reference number is
     added as soon as KSeF returns it. A rerun resumes the recorded enrollment instead of sending another.
@@ -110,6 +122,13 @@ options:
     description: Seconds to wait for another run on this controller that manages the same certificate.
     type: int
     default: 60
+  quota_forecast:
+    description:
+      - Read C(GET /certificates/limits) even when nothing is due, and return RV(quota) with the forecast of the
+        coming renewals against the active-certificate limit. A run that enrolls reads the limits anyway and
+        always returns it. Off by default so that a run with nothing due stays at one query.
+    type: bool
+    default: false
 notes:
   - Enrollment and revocation need a session authenticated with a signature (XAdES; the signer certificate
     options). A session opened with a KSeF token cannot enroll.
@@ -191,10 +210,12 @@ action:
     - V(none) nothing to do; V(enrolled) a new certificate was enrolled and installed; V(renewed) an
       existing one was replaced; V(installed) a certificate already in KSeF was written locally (also a
       reconciled lost enrollment); V(pending) KSeF is still processing (see RV(reference_number));
-      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only.
+      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only;
+      V(deferred) due, but the hour's call budget leaves its enrollment to the next run; V(blocked) due, but no
+      active-certificate slot or enrollment request is left for it (see RV(quota)).
   returned: always
   type: str
-  choices: [none, enrolled, renewed, installed, pending, revoked, removed, multiple]
+  choices: [none, enrolled, renewed, installed, pending, revoked, removed, deferred, blocked, multiple]
   sample: enrolled
 reason:
   description:
@@ -472,6 +493,69 @@ budget:
       type: str
       returned: success
       sample: GET /rate-limits
+quota:
+  description:
+    - The subject's limits (C(GET /certificates/limits), read once when anything is enrolled, or with
+      O(quota_forecast=true)), the renewal waves of the run (in check mode the prediction) and the forecast of the
+      coming renewals of the declared set. V(null) when the run did not read the limits.
+  returned: success
+  type: dict
+  contains:
+    certificate_limit:
+      description: The subject's active-certificate limit.
+      type: int
+      returned: success
+      sample: 100
+    certificates_left:
+      description: Free active-certificate slots before the run.
+      type: int
+      returned: success
+      sample: 5
+    enrollment_limit:
+      description: The subject's enrollment-request limit (over 30 days).
+      type: int
+      returned: success
+      sample: 300
+    enrollments_left:
+      description: Enrollment requests KSeF still accepts, before the run.
+      type: int
+      returned: success
+      sample: 205
+    enrollments_needed:
+      description: Enrollment requests the planned waves send.
+      type: int
+      returned: success
+      sample: 95
+    waves:
+      description: The planned waves, each a list of certificates (C(name/type)), soonest expiry first.
+      type: list
+      elements: list
+      returned: success
+    waves_sent:
+      description: The waves this run sent (empty in check mode).
+      type: list
+      elements: list
+      returned: success
+    deferred:
+      description: Due certificates left for a later run by the hour's call budget.
+      type: list
+      elements: str
+      returned: success
+    blocked:
+      description: Due certificates not sent, with C(reason) (V(certificate_quota) or V(enrollment_quota)) and
+        C(outage_at), the end of the current certificate (now when there is none).
+      type: list
+      elements: dict
+      returned: success
+    forecast:
+      description:
+        - The coming renewals of the declared set (each certificate's next renewal date) in waves under the
+          active-certificate limit. C(active) and C(limit) now; C(peak_active) the most active certificates the
+          renewals reach and C(peak_date) when; C(outages) the certificates that find no slot before they expire,
+          each with C(outage_at). V(null) when KSeF gave no limit.
+      type: dict
+      returned: success
+      sample: {"active": 95, "limit": 100, "peak_active": 100, "peak_date": "2026-11-02T08:00:00+00:00", "outages": []}
 system_warnings:
   description:
     - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.
@@ -551,6 +635,7 @@ def argument_spec():
         name=dict(type='str'),
         certificates=dict(type='list', elements='dict', options=item_options),
         lock_timeout=dict(type='int', default=60),
+        quota_forecast=dict(type='bool', default=False),
     )
     return spec
 
