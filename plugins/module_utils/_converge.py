@@ -146,9 +146,10 @@ class Converger:
             scheduler = EnrollmentScheduler(self.api, self.enroller, clock=self.clock, sleep=self.sleep,
                                             check_mode=self.check_mode, warn=self.module.warn)
             self.rolling = RollingRenewal(self.module, self.api, self.enroller, scheduler, self.now,
-                                          max_enrollments=self.max_enrollments)
+                                          max_enrollments=self.max_enrollments,
+                                          release_offline=self.params.get('release_offline_predecessors'))
             if enrolling:
-                waves = self.rolling.start(enrolling)
+                waves = self.rolling.start(self.plans, enrolling)
                 if waves.waves:
                     self.enroller.enrollment_data = self.api.enrollment_data()
                     self.rolling.run(self.plans, waves, self._check_csr_subject)

@@ -73,8 +73,9 @@ def slots_freed(plan, keeps_login):
 class RollingRenewal:
     """Runs the enrollments of a run in waves within the limits; `quota` is the return value."""
 
-    def __init__(self, module, api, enroller, scheduler, now, max_enrollments=None):
+    def __init__(self, module, api, enroller, scheduler, now, max_enrollments=None, release_offline=False):
         self.module = module
+        self.release_offline = release_offline
         self.api = api
         self.enroller = enroller
         self.scheduler = scheduler
@@ -82,6 +83,7 @@ class RollingRenewal:
         self.max_enrollments = max_enrollments
         self.limits = None
         self.quota = None
+        self.released = []
 
     def read_limits(self):
         self.limits = Limits(self.api.limits())
@@ -93,7 +95,7 @@ class RollingRenewal:
     def plan(self, enrolling, free_slots, enrollments_left, max_enrollments):
         return plan_waves([self.due(plan) for plan in enrolling], free_slots, enrollments_left, max_enrollments)
 
-    def start(self, enrolling):
+    def start(self, plans, enrolling):
         """Limits, then the waves: returns the plan; deferred and blocked plans are held (nothing is sent here)."""
         limits = self.read_limits()
         free = limits.certificates_left if limits.certificates_left is not None else len(enrolling)
@@ -101,6 +103,13 @@ class RollingRenewal:
         if limits.can_request is False and free > 0 and (enrollments_left is None or enrollments_left > 0):
             enrollments_left = 0    # KSeF refuses the subject for a reason the two counts do not show
         waves = self.plan(enrolling, free, enrollments_left, self.max_enrollments)
+        short = len([plan for plan, reason in waves.blocked if reason == 'certificate_quota'])
+        if short and self.release_offline:
+            released = self._release_offline_predecessors(plans, short)
+            if released:
+                free += released
+                limits.certificates_left = free
+                waves = self.plan(enrolling, free, enrollments_left, self.max_enrollments)
         self.quota = self.quota_of(limits, waves)
         for plan in waves.deferred:
             plan.hold('deferred')
@@ -116,6 +125,34 @@ class RollingRenewal:
                              'enrollment(s) now: %s' % (len(waves.deferred), self.max_enrollments,
                                                         ', '.join(plan.decl.label for plan in waves.deferred)))
         return waves
+
+    def _release_offline_predecessors(self, plans, needed):
+        """release_offline_predecessors: revoke superseded Offline certificates still active, soonest expiry first.
+
+        Only predecessors: never the declared certificate of a plan (nor the one a renewal replaces). QR codes II
+        signed with them stop verifying, which is why it takes an explicit option. Returns the slots freed.
+        """
+        lingering = []
+        for plan in plans:
+            if plan.decl.state != 'present' or plan.decl.type != 'offline':
+                continue
+            keep = plan.current_item.serial_number if plan.current_item is not None else None
+            lingering.extend((record.valid_to, record.serial_number, plan) for record in self.enroller.view.candidates(
+                plan.decl) if record.active and record.serial_number != keep)
+        freed = 0
+        for dummy, serial, plan in sorted(lingering, key=lambda entry: (entry[0], entry[1]))[:needed]:
+            self.released.append(serial)
+            if self.enroller.check_mode:
+                plan.revoked.append(serial)
+            else:
+                self.enroller.revoke(plan, serial, 'superseded')
+            plan.changed = True
+            freed += 1
+        if freed:
+            self.module.warn('release_offline_predecessors: revoked %d superseded Offline certificate(s) to free slots '
+                             'for due renewals (%s); QR codes II signed with them no longer verify'
+                             % (freed, ', '.join(self.released)))
+        return freed
 
     def run(self, plans, waves, check_csr):
         """Send the waves one after the other; after each, plan the rest again from the slots really free."""
@@ -209,6 +246,7 @@ class RollingRenewal:
             'enrollments_needed': sum(len(wave) for wave in waves.waves),
             'deferred': [plan.decl.label for plan in waves.deferred],
             'blocked': [self._blocked_entry(plan, reason) for plan, reason in waves.blocked],
+            'released_offline': list(self.released),
         }
 
 

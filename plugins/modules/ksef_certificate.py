@@ -129,6 +129,15 @@ options:
         always returns it. Off by default so that a run with nothing due stays at one query.
     type: bool
     default: false
+  release_offline_predecessors:
+    description:
+      - When the active-certificate limit leaves no slot for a due renewal, revoke superseded Offline certificates
+        of the declared set that are still active (predecessors kept after their renewal so that QR codes II in
+        circulation verify), soonest expiry first and only as many as the blocked renewals need, before the
+        renewals are sent. Invoices whose QR code II was signed with a revoked certificate then fail
+        verification, so this is never done without this option. The serials are returned in RV(quota).
+    type: bool
+    default: false
 notes:
   - Enrollment and revocation need a session authenticated with a signature (XAdES; the signer certificate
     options). A session opened with a KSeF token cannot enroll.
@@ -547,6 +556,12 @@ quota:
       type: list
       elements: dict
       returned: success
+    released_offline:
+      description: Superseded Offline certificates revoked (in check mode, to be revoked) by
+        O(release_offline_predecessors).
+      type: list
+      elements: str
+      returned: success
     forecast:
       description:
         - The coming renewals of the declared set (each certificate's next renewal date) in waves under the
@@ -636,6 +651,7 @@ def argument_spec():
         certificates=dict(type='list', elements='dict', options=item_options),
         lock_timeout=dict(type='int', default=60),
         quota_forecast=dict(type='bool', default=False),
+        release_offline_predecessors=dict(type='bool', default=False),
     )
     return spec
 

@@ -187,3 +187,33 @@ def test_quota_forecast_on_a_no_op_reads_the_limits_once(run, ksef, clock, tmp_p
     assert [entry['certificate'] for entry in forecast['outages']] == [
         'auth-000/authentication (certificates[0])', 'auth-001/authentication (certificates[1])',
         'offl-000/offline (certificates[2])']
+
+
+def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=1, offline=2)
+    run(args)
+    offline_names = ['offl-000', 'offl-001']
+    first_offline = make_due(ksef, clock, names=offline_names, days=lambda index: 5 + index)
+    run(args)       # renewed; the Offline predecessors stay active
+    assert status_of(ksef, first_offline) == ['Active'] and len(ksef.active()) == 5
+    old_auth = make_due(ksef, clock, names=['auth-000'])
+    ksef.quota(max_certificates=5)
+
+    held = run(args)
+    assert held['certificates'][0]['action'] == 'blocked' and held['quota']['released_offline'] == []
+    assert any('release_offline_predecessors: true' in warning for warning in run.warnings)
+
+    args['release_offline_predecessors'] = True
+    soonest = sorted(first_offline, key=lambda serial: ksef.by_serial(serial)['valid_to'])[0]
+    predicted = run(args, check_mode=True)
+    assert predicted['quota']['released_offline'] == [soonest]
+    assert predicted['certificates'][0]['action'] == 'renewed' and 'revoke' not in ksef.names()
+    result = run(args)
+    assert result['quota']['released_offline'] == [soonest]
+    assert ksef.by_serial(soonest)['status'] == 'Revoked'
+    assert result['certificates'][0]['action'] == 'renewed' and status_of(ksef, old_auth) == ['Revoked']
+    assert ksef.peak_active <= 5
+    # the declared Offline certificates themselves are untouched
+    assert [entry['action'] for entry in result['certificates'][1:]] == ['none', 'none']
+    assert all(ksef.by_serial(entry['certificate']['serial_number'])['status'] == 'Active'
+               for entry in result['certificates'][1:])
