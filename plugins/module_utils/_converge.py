@@ -226,8 +226,8 @@ class Converger:
         """Effective rate limits, then the call budget: the enrollments (soonest expiry first) that fit the hour go
         now, the rest wait for a later run; work that cannot start within the hour fails before anything is sent."""
         absent = sum(len(plan.revoked) for plan in self.plans if plan.decl.state == 'absent')
-        order = sorted(enrolling, key=lambda plan: (current_validity(plan, self.now()) is not None,
-                                                    current_validity(plan, self.now()), plan.decl.label))
+        expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
+        order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
         frees = [slots_freed(plan, self.enroller.keeps_login) for plan in order]
         if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
@@ -274,5 +274,5 @@ class Converger:
         if self.rolling is None or self.rolling.limits is None:
             return None
         quota = dict(self.rolling.quota or self.rolling.quota_of(self.rolling.limits))
-        quota['forecast'] = forecast_quota(self.plans, self.rolling.limits, self.now())
+        quota['forecast'] = forecast_quota(self.plans, self.rolling.limits, self.view, self.now())
         return quota

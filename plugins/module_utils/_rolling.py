@@ -55,12 +55,15 @@ class Limits:
         return self.certificate_limit - self.certificates_left
 
 
-def current_validity(plan, now):
-    """End of the declared certificate's validity when it is still valid, else None (an outage already)."""
-    record = plan.current_item
-    if record is None or not record.active or expired(record.valid_to, now):
-        return None
-    return record.valid_to
+def current_validity(plan, view, now):
+    """End of the validity of the certificate in use now, None when there is none (an outage already).
+
+    The declared certificate; without one (the CSR of a new key, as the role sends), the superseded certificate
+    of that name and type that stays valid longest: the one the host uses until its successor is installed.
+    """
+    records = [plan.current_item] if plan.current_item is not None else [view.by_serial(serial) for serial in plan.superseded]
+    valid = [record.valid_to for record in records if record is not None and record.active and not expired(record.valid_to, now)]
+    return max(valid) if valid else None
 
 
 def slots_freed(plan, keeps_login):
@@ -89,8 +92,11 @@ class RollingRenewal:
         self.limits = Limits(self.api.limits())
         return self.limits
 
+    def valid_to(self, plan):
+        return current_validity(plan, self.enroller.view, self.now())
+
     def due(self, plan):
-        return Due(plan, plan.decl.label, current_validity(plan, self.now()), slots_freed(plan, self.enroller.keeps_login))
+        return Due(plan, plan.decl.label, self.valid_to(plan), slots_freed(plan, self.enroller.keeps_login))
 
     def plan(self, enrolling, free_slots, enrollments_left, max_enrollments):
         return plan_waves([self.due(plan) for plan in enrolling], free_slots, enrollments_left, max_enrollments)
@@ -115,7 +121,7 @@ class RollingRenewal:
             plan.hold('deferred')
         for plan, dummy in waves.blocked:
             plan.hold('blocked')
-        if not waves.waves and any(current_validity(plan, self.now()) is None for plan, dummy in waves.blocked):
+        if not waves.waves and any(self.valid_to(plan) is None for plan, dummy in waves.blocked):
             raise KsefError('Cannot enroll %d certificate(s): %s. Revoke unused certificates or wait for the '
                             'enrollment window; nothing was sent' % (len(enrolling), self._problems(limits, len(enrolling))))
         for message in self._outage_messages(waves.blocked):
@@ -195,7 +201,7 @@ class RollingRenewal:
 
     def finish(self, plans):
         """After the run: a blocked certificate that has no valid certificate any more fails the run."""
-        outages = [plan for plan in plans if plan.held == 'blocked' and current_validity(plan, self.now()) is None]
+        outages = [plan for plan in plans if plan.held == 'blocked' and self.valid_to(plan) is None]
         if outages:
             raise KsefConvergeError(
                 'Cannot enroll %d certificate(s) that have no valid certificate: %s; %s. Everything else in the set '
@@ -219,13 +225,13 @@ class RollingRenewal:
         return '; '.join(problems) or 'no active-certificate slot is left for them'
 
     def _blocked_entry(self, plan, reason):
-        valid_to = current_validity(plan, self.now())
+        valid_to = self.valid_to(plan)
         return {'certificate': plan.decl.label, 'reason': reason,
                 'outage_at': format_datetime(valid_to if valid_to is not None else self.now())}
 
     def _outage_messages(self, blocked):
         for plan, reason in blocked:
-            valid_to = current_validity(plan, self.now())
+            valid_to = self.valid_to(plan)
             if valid_to is None:
                 continue
             which = ('no enrollment request is left (KSeF %d, over 30 days)' % QUOTA_ENROLLMENTS
@@ -250,7 +256,7 @@ class RollingRenewal:
         }
 
 
-def forecast_quota(plans, limits, now):
+def forecast_quota(plans, limits, view, now):
     """The coming renewals of the declared set against the active-certificate limit (peak, its date, outages)."""
     if limits is None or limits.active is None or limits.certificate_limit is None:
         return None
@@ -258,7 +264,7 @@ def forecast_quota(plans, limits, now):
     for plan in plans:
         if plan.decl.state != 'present':
             continue
-        valid_to = current_validity(plan, now)
+        valid_to = current_validity(plan, view, now)
         days = plan.decl.renew_before_days
         renew_at = now if valid_to is None else valid_to - datetime.timedelta(
             days=DEFAULT_RENEW_BEFORE_DAYS if days is None else days)
