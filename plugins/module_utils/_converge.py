@@ -32,7 +32,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._budget import (
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     KsefView,
-    Plan,
     decide,
     intent_candidates,
     intent_may_expire,
@@ -48,6 +47,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._enroll import E
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import LockSet, PendingStore
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError, build_result
 from ansible_collections.ksef.certificates.plugins.module_utils._rolling import (
     RollingRenewal,
@@ -212,20 +212,22 @@ class Converger:
 
     def _decide(self, plan):
         """The pure decision, then what it asks of the engine: warnings, a record to discard, a wait deadline."""
-        decide(plan.decl, self.view, self.installer.local_files, self.now(), plan=plan)
-        for warning in plan.warnings:
+        decision = decide(plan.decl, self.view, self.installer.local_files, self.now(), issued_serial=plan.issued_serial,
+                          intent_candidates=plan.intent_candidates)
+        plan.carry_out(decision)
+        for warning in decision.warnings:
             self.module.warn(warning)
-        if plan.discard_record:
+        if decision.discard_record:
             self.enroller.discard_record(plan)
-        if plan.action == 'pending' and plan.decl.wait:
-            plan.deadline = self.clock() + plan.decl.wait_seconds
+        if plan.action == 'pending':
+            plan.start_wait(self.clock())
 
     # -- limits and enrollment data ------------------------------------------------------------
 
     def _plan_budget(self, enrolling):
         """Effective rate limits, then the call budget: the enrollments (soonest expiry first) that fit the hour go
         now, the rest wait for a later run; work that cannot start within the hour fails before anything is sent."""
-        absent = sum(len(plan.revoked) for plan in self.plans if plan.decl.state == 'absent')
+        absent = sum(len(plan.to_revoke) for plan in self.plans if plan.decl.state == 'absent')
         expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
         order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
         frees = [slots_freed(plan, self.enroller.keeps_login) for plan in order]

@@ -42,18 +42,6 @@ description:
     type in KSeF (nor the local certificate file) is reused: enrolled as it is, with no C(.next) file.
     In the CSR form the same CSR is enrolled again (the key lives elsewhere); if KSeF refuses a key it has
     already certified (enrollment status 400), the module says to give a CSR of a new key."
-  - "B(Rolling renewal within KSeF's limits.) KSeF counts the subject's active certificates (100 per NIP) and
-    its enrollment requests over 30 days (300 per NIP). A renewal holds one more active certificate until its
-    predecessor is revoked, and an Offline predecessor stays active until it expires. The due certificates are
-    renewed soonest expiry first, in waves that fit the free slots (C(GET /certificates/limits), read once):
-    each wave is enrolled, installed and its superseded Authentication predecessors revoked before the next
-    wave starts, so a fleet holding more than half of the limit renews in one run. A certificate that keeps its
-    slot (Offline, new) never takes the last free slot while a renewal that gives its slot back is due.
-    Enrollments beyond the hour's call budget wait for the next run (RV(action=deferred)); a certificate no
-    slot or enrollment request is left for is not sent (RV(action=blocked)) and the run warns with the date
-    its outage begins and what to do, while the rest of the set goes on. A blocked certificate that has no
-    valid certificate any more (missing, expired, revoked) fails the run after everything else was done.
-    RV(quota) gives the waves and the forecast."
   - "B(Crash safety.) Before the enrollment is sent, an intent record (name, type, public key
     fingerprint, time, no secrets) is written to the state file O(state_path); the reference number is
     added as soon as KSeF returns it. A rerun resumes the recorded enrollment instead of sending another.
@@ -87,6 +75,7 @@ extends_documentation_fragment:
   - ksef.certificates.attributes.files
   - ksef.certificates.certificate
   - ksef.certificates.certificate.items
+  - ksef.certificates.certificate.rolling
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -122,22 +111,6 @@ options:
     description: Seconds to wait for another run on this controller that manages the same certificate.
     type: int
     default: 60
-  quota_forecast:
-    description:
-      - Read C(GET /certificates/limits) even when nothing is due, and return RV(quota) with the forecast of the
-        coming renewals against the active-certificate limit. A run that enrolls reads the limits anyway and
-        always returns it. Off by default so that a run with nothing due stays at one query.
-    type: bool
-    default: false
-  release_offline_predecessors:
-    description:
-      - When the active-certificate limit leaves no slot for a due renewal, revoke superseded Offline certificates
-        of the declared set that are still active (predecessors kept after their renewal so that QR codes II in
-        circulation verify), soonest expiry first and only as many as the blocked renewals need, before the
-        renewals are sent. Invoices whose QR code II was signed with a revoked certificate then fail
-        verification, so this is never done without this option. The serials are returned in RV(quota).
-    type: bool
-    default: false
 notes:
   - Enrollment and revocation need a session authenticated with a signature (XAdES; the signer certificate
     options). A session opened with a KSeF token cannot enroll.
@@ -504,73 +477,18 @@ budget:
       sample: GET /rate-limits
 quota:
   description:
-    - The subject's limits (C(GET /certificates/limits), read once when anything is enrolled, or with
-      O(quota_forecast=true)), the renewal waves of the run (in check mode the prediction) and the forecast of the
-      coming renewals of the declared set. V(null) when the run did not read the limits.
+    - The subject's limits (C(GET /certificates/limits), read when anything is enrolled or with O(quota_forecast=true))
+      before the run - C(certificate_limit), C(certificates_left), C(enrollment_limit), C(enrollments_left); the renewal
+      C(waves) (lists of C(name/type), soonest expiry first; in check mode the prediction), C(waves_sent),
+      C(enrollments_needed), C(deferred) (left for a later run by the hour's call budget), C(blocked) (each with
+      C(reason) V(certificate_quota) or V(enrollment_quota) and C(outage_at)), C(released_offline) (see
+      O(release_offline_predecessors)); and C(forecast) of the coming renewals of the declared set under the limit -
+      C(active), C(limit), C(peak_active), C(peak_date), C(outages) (each with C(certificate) and C(outage_at)).
+      V(null) when the run did not read the limits.
   returned: success
   type: dict
-  contains:
-    certificate_limit:
-      description: The subject's active-certificate limit.
-      type: int
-      returned: success
-      sample: 100
-    certificates_left:
-      description: Free active-certificate slots before the run.
-      type: int
-      returned: success
-      sample: 5
-    enrollment_limit:
-      description: The subject's enrollment-request limit (over 30 days).
-      type: int
-      returned: success
-      sample: 300
-    enrollments_left:
-      description: Enrollment requests KSeF still accepts, before the run.
-      type: int
-      returned: success
-      sample: 205
-    enrollments_needed:
-      description: Enrollment requests the planned waves send.
-      type: int
-      returned: success
-      sample: 95
-    waves:
-      description: The planned waves, each a list of certificates (C(name/type)), soonest expiry first.
-      type: list
-      elements: list
-      returned: success
-    waves_sent:
-      description: The waves this run sent (empty in check mode).
-      type: list
-      elements: list
-      returned: success
-    deferred:
-      description: Due certificates left for a later run by the hour's call budget.
-      type: list
-      elements: str
-      returned: success
-    blocked:
-      description: Due certificates not sent, with C(reason) (V(certificate_quota) or V(enrollment_quota)) and
-        C(outage_at), the end of the current certificate (now when there is none).
-      type: list
-      elements: dict
-      returned: success
-    released_offline:
-      description: Superseded Offline certificates revoked (in check mode, to be revoked) by
-        O(release_offline_predecessors).
-      type: list
-      elements: str
-      returned: success
-    forecast:
-      description:
-        - The coming renewals of the declared set (each certificate's next renewal date) in waves under the
-          active-certificate limit. C(active) and C(limit) now; C(peak_active) the most active certificates the
-          renewals reach and C(peak_date) when; C(outages) the certificates that find no slot before they expire,
-          each with C(outage_at). V(null) when KSeF gave no limit.
-      type: dict
-      returned: success
-      sample: {"active": 95, "limit": 100, "peak_active": 100, "peak_date": "2026-11-02T08:00:00+00:00", "outages": []}
+  sample: {"certificate_limit": 100, "certificates_left": 5, "waves": [["erp-01/authentication"]], "blocked": [],
+           "forecast": {"active": 95, "limit": 100, "peak_active": 100, "peak_date": "2026-11-02T08:00:00+00:00", "outages": []}}
 system_warnings:
   description:
     - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.

@@ -15,7 +15,6 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     KsefView,
-    Plan,
     decide,
     intent_candidates,
     intent_may_expire,
@@ -155,14 +154,14 @@ def test_active_valid_longest_is_current_among_certificates_of_the_key():
 ])
 def test_decide_absent(pairs, files, remove_files, expected):
     plan = decide(declaration(state='absent', remove_files=remove_files), view(*pairs), files, NOW)
-    assert dict(action=plan.action, reason=plan.reason, revoked=plan.revoked, removed=plan.removed_files,
+    assert dict(action=plan.action, reason=plan.reason, revoked=plan.to_revoke, removed=plan.removed_files,
                 changed=plan.changed) == expected
 
 
 def test_absent_without_a_key_revokes_every_active_exact_match():
     ksef = view((record(1), None), (record(3), None), (record(4, status='expired'), None))
     plan = decide(declaration(key=None, state='absent'), ksef, Files(), NOW)
-    assert plan.revoked == ['0000000000000001', '0000000000000003']
+    assert plan.to_revoke == ['0000000000000001', '0000000000000003']
 
 
 def intent(minutes_ago, **extra):
@@ -177,10 +176,9 @@ def intent(minutes_ago, **extra):
 def test_intent_reconciled_by_public_key():
     decl = declaration(local=MINE, record_=intent(5))
     ksef = view((record(1), MINE), (record(3, requested_days_ago=0), OTHERS))
-    plan = Plan(decl)
-    plan.intent_candidates = intent_candidates(decl, ksef)
-    assert plan.intent_candidates == ['0000000000000003']
-    decide(decl, ksef, Files(), NOW, plan=plan)
+    candidates = intent_candidates(decl, ksef)
+    assert candidates == ['0000000000000003']
+    plan = decide(decl, ksef, Files(), NOW, intent_candidates=candidates)
     assert (plan.action, plan.reason, plan.issued_serial, plan.superseded) == (
         'installed', 'reconciled', '0000000000000003', ['0000000000000001'])
     assert not plan.discard_record
@@ -211,10 +209,16 @@ def test_pending_enrollment_resumes():
     plan = decide(declaration(record_=pending), view(), Files(), NOW)
     assert (plan.action, plan.reason, plan.reference_number, plan.completion_action) == ('pending', 'resumed', 'REF',
                                                                                          'renewed')
-    issued = Plan(declaration(record_=pending))
-    issued.issued_serial = '0000000000000003'
-    decide(issued.decl, view(), Files(), NOW, plan=issued)
-    assert (issued.action, issued.changed) == ('renewed', True)
+    assert plan.changed is False and plan.enroll is False and plan.issued_serial is None
+    assert plan.enroll_key_path == '/k/erp.key.next' and plan.superseded == ['0000000000000001']
+    assert plan.issued_public_key_sha256 == _crypto.public_key_fingerprint(OTHER_KEY)
+    issued = decide(declaration(record_=pending), view(), Files(), NOW, issued_serial='0000000000000003')
+    assert (issued.action, issued.changed, issued.reason) == ('renewed', True, 'resumed')
+    assert issued.enroll_key_path == '/k/erp.key.next' and issued.issued_serial == '0000000000000003'
+    without_action = dict(pending)
+    del without_action['action']
+    assert decide(declaration(record_=without_action), view(), Files(), NOW, issued_serial='3').action == 'enrolled'
+
 
 
 def test_wanted_serials():
