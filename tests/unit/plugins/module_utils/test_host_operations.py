@@ -53,11 +53,12 @@ class FakeModule:
     def get_bin_path(name):
         return shutil.which(name)
 
-    def run_command(self, args, data=None, binary_data=False, encoding=None, expand_user_and_vars=True, environ_update=None):
+    def run_command(self, args, data=None, binary_data=False, encoding=None, expand_user_and_vars=True, environ_update=None,
+                    pass_fds=None):
         assert isinstance(args, list) and binary_data and encoding is None and not expand_user_and_vars
         self.commands.append(args)
         process = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env=dict(os.environ, **(environ_update or {})), check=False)
+                                 env=dict(os.environ, **(environ_update or {})), check=False, pass_fds=pass_fds or ())
         return process.returncode, process.stdout, process.stderr
 
 
