@@ -427,15 +427,3 @@ def private_file_problem(path, uid=None):
             return 'its directory %s is writable by its group or by others' % directory.directory
     return None
 
-
-def open_for_reading(path, limit=MAX_FILE_SIZE):
-    """A read-only descriptor of a checked regular file (the caller closes it), or None when it does not exist."""
-    with Directory(path) as directory:
-        opened = directory.open_regular()
-    if opened is None:
-        return None
-    fd, info = opened
-    if info.st_size > limit:
-        os.close(fd)
-        raise HostFileError('%s is larger than %d bytes; it is not a key, certificate or bundle' % (path, limit))
-    return fd
