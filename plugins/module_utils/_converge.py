@@ -241,7 +241,8 @@ class Converger:
         while not plan['fits_hour'] and count > 1:
             count -= 1
             plan = plan_run(self.api, count, absent + sum(frees[:count]), issue_delay=INITIAL_ISSUE_DELAY)
-        self.budget = budget_summary(plan, getattr(getattr(self.api, 'client', None), 'limits_source', None))
+        pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
+        self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
                                               % (len(enrolling), absent + sum(frees))))
