@@ -191,13 +191,13 @@ class RollingRenewal:
                 plan.hold('blocked')
             for plan in again.deferred:
                 plan.hold('deferred')
+            self.quota['deferred'].extend(plan.decl.label for plan in again.deferred)
             if again.blocked:
                 self.quota['blocked'].extend(self._blocked_entry(plan, reason) for plan, reason in again.blocked)
                 for message in self._outage_messages(again.blocked):
                     self.module.warn(message)
             wave = again.waves[0] if again.waves else []
-            remaining = [plan for plan in remaining if plan not in [item for item, dummy in again.blocked]
-                         and plan not in again.deferred]
+            remaining = [plan for plan in remaining if plan.held is None]
 
     def finish(self, plans):
         """After the run: a blocked certificate that has no valid certificate any more fails the run."""
