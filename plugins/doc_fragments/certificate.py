@@ -297,4 +297,3 @@ options:
         description: See O(wait_timeout). Defaults to the top-level value.
         type: int
 '''
-

@@ -270,9 +270,9 @@ def decide_intent(decision, view, now, candidates):
             return True
     if intent_may_expire(decl, now):
         decision.warnings.append('No certificate of %s with the public key of the enrollment attempted at %s appeared in '
-                             'KSeF; %s, a new enrollment is allowed'
-                             % (decl.label, record['intent_time'],
-                                'force is set' if decl.force else 'the attempt is older than %d s' % INTENT_BLOCK_SECONDS))
+                                 'KSeF; %s, a new enrollment is allowed'
+                                 % (decl.label, record['intent_time'],
+                                    'force is set' if decl.force else 'the attempt is older than %d s' % INTENT_BLOCK_SECONDS))
         decision.discard_record = True
         return False
     raise KsefError('KSeF may still be processing the enrollment of certificate %s sent at %s (its answer was never '

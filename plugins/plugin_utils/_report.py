@@ -126,12 +126,17 @@ def quota_forecast(rows, declarations, limits, now):
         'peak_date': _rules.format_datetime(result.peak_date),
         'peak_timestamp': int(result.peak_date.timestamp()),
         'outages': outages,
-        'alert': ('%d declared certificate(s) cannot be renewed before they expire under the active-certificate limit '
-                  '(%d): %s. Raise the limit, revoke unused certificates, or let superseded Offline certificates go '
-                  'earlier (release_offline_predecessors)'
-                  % (len(outages), certificate['limit'], ', '.join('%s from %s' % (entry['certificate'], entry['outage_at'])
-                                                                  for entry in outages))) if outages else '',
+        'alert': _quota_alert(outages, certificate['limit']),
     }
+
+
+def _quota_alert(outages, limit):
+    if not outages:
+        return ''
+    where = ', '.join('%s from %s' % (entry['certificate'], entry['outage_at']) for entry in outages)
+    return ('%d declared certificate(s) cannot be renewed before they expire under the active-certificate limit (%d): '
+            '%s. Raise the limit, revoke unused certificates, or let superseded Offline certificates go earlier '
+            '(release_offline_predecessors)' % (len(outages), limit, where))
 
 
 def build_report(info, declared=None, threshold_days=30, now=None, subject=None):

@@ -220,7 +220,6 @@ def test_pending_enrollment_resumes():
     assert decide(declaration(record_=without_action), view(), Files(), NOW, issued_serial='3').action == 'enrolled'
 
 
-
 def test_wanted_serials():
     ksef = view((record(1), None), (record(3), None), (record(4, status='revoked'), None))
     assert wanted_serials(declaration(local=MINE), ksef) == [], 'local files prove the current certificate'
