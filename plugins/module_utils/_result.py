@@ -91,7 +91,8 @@ def plan_result(plan, now, view=None, check_mode=False):
         'changed': plan.changed,
         'certificate': plan_summary(plan, now),
         'reference_number': plan.reference_number if plan.action == 'pending' or plan.issued_serial else None,
-        'superseded': superseded_entries(plan, view, check_mode) if decl.state == 'present' else [],
+        # a held renewal (deferred, blocked) supersedes nothing in this run
+        'superseded': superseded_entries(plan, view, check_mode) if decl.state == 'present' and plan.held is None else [],
         'revoked': list(plan.to_revoke if check_mode and decl.state == 'absent' else plan.revoked),
         'already_revoked': list(plan.already_revoked),
         'superseded_login': list(plan.superseded_login),

@@ -102,6 +102,7 @@ def test_a_renewal_without_a_slot_is_held_with_its_outage_date_while_the_rest_pr
                        'offl-002': 'blocked'}
     blocked = result['quota']['blocked']
     assert [entry['certificate'] for entry in blocked] == ['offl-002/offline (certificates[4])']
+    assert [entry['superseded'] for entry in result['certificates'] if entry['name'] == 'offl-002'] == [[]]
     assert blocked[0]['reason'] == 'certificate_quota'
     offl_002 = [c for c in ksef.certificates if c['name'] == 'offl-002'][0]
     assert blocked[0]['outage_at'] == offl_002['valid_to'].strftime('%Y-%m-%dT%H:%M:%S+00:00')
