@@ -182,3 +182,9 @@ def test_forecast_renewals_already_due_count_from_now():
     assert result.outages == [('a', day(20))]
     result = forecast([Renewal('a', day(-3), day(20), 1)], 1, 2, NOW)
     assert result.peak_active == 2 and result.peak_date == NOW and result.outages == []
+
+
+def test_a_wave_is_as_large_as_the_slots_the_waves_before_it_left():
+    # Three slots: o1 keeps one for good, so after the first wave two are left for each later wave.
+    plan = plan_waves([offline('o1', 1)] + [auth('a%d' % n, 2 + n) for n in range(6)], 3)
+    assert plan.waves == [['o1', 'a0', 'a1'], ['a2', 'a3'], ['a4', 'a5']]
