@@ -83,7 +83,6 @@ class Converger:
         self.installer = Installer(module)
         self.enroller = None
         self.rolling = None
-        self.max_enrollments = None
         self.budget = None
         self.single = params.get('certificates') is None
 
@@ -142,12 +141,11 @@ class Converger:
             if self.check_mode:
                 for plan in enrolling:
                     self.enroller.predict_kept_login(plan)
-            self._plan_budget(enrolling)
             scheduler = EnrollmentScheduler(self.api, self.enroller, clock=self.clock, sleep=self.sleep,
                                             check_mode=self.check_mode, warn=self.module.warn)
             self.rolling = RollingRenewal(self.module, self.api, self.enroller, scheduler, self.now,
-                                          max_enrollments=self.max_enrollments,
                                           release_offline=self.params.get('release_offline_predecessors'))
+            self._plan_budget(enrolling)
             if enrolling:
                 waves = self.rolling.start(self.plans, enrolling)
                 if waves.waves:
@@ -236,18 +234,25 @@ class Converger:
             ensure = getattr(self.api, 'ensure_rate_limits', None)
             if ensure is not None:
                 ensure()
+        if enrolling:
+            self.rolling.read_limits()      # GET /certificates/limits once: the waves the enrollments need
+
+        def cost(count):
+            waves = self.rolling.wave_count(order[:count]) if count else 1
+            return plan_run(self.api, count, absent + sum(frees[:count]), issue_delay=INITIAL_ISSUE_DELAY, waves=waves)
+
         count = len(order)
-        plan = plan_run(self.api, count, absent + sum(frees), issue_delay=INITIAL_ISSUE_DELAY)
+        plan = cost(count)
         while not plan['fits_hour'] and count > 1:
             count -= 1
-            plan = plan_run(self.api, count, absent + sum(frees[:count]), issue_delay=INITIAL_ISSUE_DELAY)
+            plan = cost(count)
         pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
         self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
                                               % (len(enrolling), absent + sum(frees))))
         if count < len(order):
-            self.max_enrollments = count
+            self.rolling.max_enrollments = count
 
     def _check_csr_subject(self, plan):
         """KSeF rejects (25003) a CSR whose subject differs from the signer's data: say so before sending."""

@@ -77,6 +77,7 @@ class RollingRenewal:
     """Runs the enrollments of a run in waves within the limits; `quota` is the return value."""
 
     def __init__(self, module, api, enroller, scheduler, now, max_enrollments=None, release_offline=False):
+        # max_enrollments: what the hour's call budget allows (Converger._plan_budget sets it; None: all)
         self.module = module
         self.release_offline = release_offline
         self.api = api
@@ -101,13 +102,24 @@ class RollingRenewal:
     def plan(self, enrolling, free_slots, enrollments_left, max_enrollments):
         return plan_waves([self.due(plan) for plan in enrolling], free_slots, enrollments_left, max_enrollments)
 
-    def start(self, plans, enrolling):
-        """Limits, then the waves: returns the plan; deferred and blocked plans are held (nothing is sent here)."""
-        limits = self.read_limits()
+    def free_and_enrollments_left(self, enrolling):
+        """Free active-certificate slots and enrollment requests left, from the limits read (None: no bound)."""
+        limits = self.limits
         free = limits.certificates_left if limits.certificates_left is not None else len(enrolling)
         enrollments_left = limits.enrollments_left
         if limits.can_request is False and free > 0 and (enrollments_left is None or enrollments_left > 0):
             enrollments_left = 0    # KSeF refuses the subject for a reason the two counts do not show
+        return free, enrollments_left
+
+    def wave_count(self, enrolling):
+        """How many waves these enrollments (soonest expiry first) take under the limits read (the call budget)."""
+        free, enrollments_left = self.free_and_enrollments_left(enrolling)
+        return max(len(self.plan(enrolling, free, enrollments_left, None).waves), 1)
+
+    def start(self, plans, enrolling):
+        """The waves under the limits read: returns the plan; deferred and blocked plans are held (nothing sent here)."""
+        limits = self.limits if self.limits is not None else self.read_limits()
+        free, enrollments_left = self.free_and_enrollments_left(enrolling)
         waves = self.plan(enrolling, free, enrollments_left, self.max_enrollments)
         short = len([plan for plan, reason in waves.blocked if reason == 'certificate_quota'])
         if short and self.release_offline:
