@@ -422,15 +422,18 @@ class Simulation:
             self.emulator.stop()
 
     def next_date(self, when):
-        """Weekly, but on the first day of a renewal window, daily while something is due, and on the day the
-        second host joins."""
+        """Weekly, plus the first hour of each renewal window, daily while a declared certificate is inside its window
+        and still valid (a failing renewal is retried every day until it expires, then weekly again), and the day
+        the second host joins."""
         candidates = [when + WEEK]
         for item in self.declared_at(when):
             if os.path.exists(item.certificate_path):
-                window = pem_certificate(item.certificate_path).not_valid_after_utc - RENEW_BEFORE_DAYS * DAY
-                candidates.append(max(window + datetime.timedelta(hours=1), when + DAY))
-            else:
-                candidates.append(when + DAY)
+                not_after = pem_certificate(item.certificate_path).not_valid_after_utc
+                window = not_after - RENEW_BEFORE_DAYS * DAY
+                if window > when:
+                    candidates.append(window + datetime.timedelta(hours=1))
+                elif not_after > when:
+                    candidates.append(when + DAY)
         if SECOND_HOST_JOINS > when:
             candidates.append(SECOND_HOST_JOINS)
         return min(candidates)
