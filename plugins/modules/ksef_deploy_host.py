@@ -175,6 +175,13 @@ options:
 notes:
   - The module is part of the C(ksef.certificates.ksef_deploy) role; it needs Python on the host (3.9 or newer)
     and either C(cryptography) or C(openssl).
+  - It never follows a link it did not make. Files are opened relative to their directory without following a
+    link, checked to be regular files with one link, read up to 64 KiB, and given their mode and owner on the
+    open descriptor. A symbolic link, FIFO, device or hard-linked file at a managed path fails the task with a
+    message that names it; the module does not replace it (remove it, or point the module at the real file).
+  - O(operation=csr) reuses an existing O(next_key_path) only when it is a regular file with mode C(0600), owned
+    by O(owner) (or the connecting user), in a directory owned by that user or the connecting user that its
+    group and others cannot write; otherwise it removes it, warns, and makes a new key.
 seealso:
   - module: ksef.certificates.ksef_certificate
 '''
