@@ -64,8 +64,11 @@ __all__ = ['Converger', 'KsefConvergeError', 'LockSet']
 class Converger:
     """Runs the whole declared set against KSeF; see the module docs for the behaviour."""
 
-    def __init__(self, module, api_provider, params, now=None, sleep=time.sleep, clock=time.monotonic, login=None):
+    def __init__(self, module, api_provider, params, now=None, sleep=time.sleep, clock=time.monotonic, login=None,
+                 prove_login=None):
         self.module = module
+        # signer -> None: a login with a successor's pair before its predecessor is revoked (_proof.prove_login).
+        self.prove_login = prove_login
         # _login.LoginCertificate of a signature login, None otherwise.
         self.login = login
         self._api_provider = api_provider
@@ -128,7 +131,7 @@ class Converger:
                 self._check_record_matches(decl)
             self.view.records = self.api.certificate_records(**self._query_filter())
             self.enroller = Enroller(self.module, self.api, self.view, self.installer, self.now, clock=self.clock,
-                                     sleep=self.sleep, login=self.login)
+                                     sleep=self.sleep, login=self.login, prove_login=self.prove_login)
             self.enroller.plans = self.plans
             for plan in self.plans:
                 self._collect_needs(plan)

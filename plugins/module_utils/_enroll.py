@@ -15,7 +15,7 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import INTENT_CLOCK_SLACK, known_before_post
 from ansible_collections.ksef.certificates.plugins.module_utils._detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
@@ -43,9 +43,10 @@ KEY_ALREADY_CERTIFIED = u'klucz publiczny zosta\u0142 ju\u017c certyfikowany'
 class Enroller:
     """The calls of one run after the query: statuses, retrieval, enrollments, revocations (the scheduler's worker)."""
 
-    def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep, login=None):
+    def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep, login=None, prove_login=None):
         self.module = module
         self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
+        self.prove_login = prove_login or getattr(api, 'prove_login', None)  # signer -> None (_proof.prove_login)
         self.check_mode = module.check_mode
         self.api = api
         self.view = view                   # _decide.KsefView, extended with what this run learns
@@ -176,6 +177,8 @@ class Enroller:
                 plan.action = plan.completion_action
             if self.check_mode:
                 plan.finished = True
+                continue
+            if _proof.hold_until_valid(plan, certificate, self.now(), self.module.warn):
                 continue
             self.installer.install(plan, certificate)
             self.revoke_superseded(plan)
@@ -312,6 +315,8 @@ class Enroller:
     def revoke_superseded(self, plan):
         if not plan.decl.revoke_superseded:
             return
+        if _proof.kept_unproven(plan, self.prove_login, self.module.params, self.now(), self.module.warn):
+            return  # proven rotation: a predecessor goes only once its successor has done its job
         for serial in plan.superseded:
             if serial == plan.issued_serial:
                 continue

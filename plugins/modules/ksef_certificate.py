@@ -499,7 +499,13 @@ from ansible_collections.ksef.certificates.plugins.module_utils._converge import
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import serial_hex
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
+from ansible_collections.ksef.certificates.plugins.module_utils._proof import prove_login
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    CERTIFICATE_TYPES,
+    DEFAULT_KEY_TYPE,
+    DEFAULT_RENEW_BEFORE_DAYS,
+    KEY_TYPES,
+)
 
 
 def certificate_options(with_defaults):
@@ -508,10 +514,10 @@ def certificate_options(with_defaults):
         return value if with_defaults else None
 
     options = dict(
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         state=dict(type='str', choices=['present', 'absent'], default=default('present')),
         private_key_path=dict(type='str', no_log=False),
-        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default('ec'), no_log=False),
+        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default(DEFAULT_KEY_TYPE), no_log=False),
         private_key_passphrase=dict(type='str', no_log=True),
         csr_path=dict(type='str'),
         csr_content=dict(type='str'),
@@ -522,7 +528,7 @@ def certificate_options(with_defaults):
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
         valid_from=dict(type='str'),
-        revoke_superseded=dict(type='bool'),   # None: by type (Declaration)
+        revoke_superseded=dict(type='bool'),   # None: by type (_rules.revoke_superseded)
         revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'],
                                default=default('unspecified')),
         remove_files=dict(type='bool', default=default(False)),
@@ -568,7 +574,8 @@ def login_certificate(ksef):
 
 
 def run_module(ksef):
-    converger = Converger(ksef.module, lambda: ksef.api, ksef.params, login=login_certificate(ksef))
+    converger = Converger(ksef.module, lambda: ksef.api, ksef.params, login=login_certificate(ksef),
+                          prove_login=lambda signer: prove_login(ksef.client, ksef.options, signer))
     return converger.run()
 
 

@@ -16,12 +16,13 @@ import pytest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto, _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
@@ -137,6 +138,7 @@ class FakeKsef(CertificateRecords):
         self.server_limits = {}
         self.hits = {}
         self.refused = []
+        self.proof_logins = []          # serials of the successors that logged in before a revocation
 
     # -- rate limits -------------------------------------------------------------------------
 
@@ -193,7 +195,7 @@ class FakeKsef(CertificateRecords):
                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                          encipher_only=False, decipher_only=False)
         self._serial += 1
-        valid_from = self.clock.now()
+        valid_from = enrollment.get('valid_from') or self.clock.now()
         certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca_name)
                        .public_key(self.issue_for_key.public_key() if self.issue_for_key is not None
                                    else csr.public_key()).serial_number(self._serial)
@@ -264,6 +266,7 @@ class FakeKsef(CertificateRecords):
         self.enrollments[reference] = {
             'name': name, 'type': API_TYPES[certificate_type], 'csr': csr, 'serial': None,
             'sent_at': self.clock.now(), 'ready_at': self.clock.now() + datetime.timedelta(seconds=self.processing_seconds),
+            'valid_from': _rules.parse_datetime(valid_from) if valid_from else None,
         }
         self.process()
         if self.lose_enroll_response is not None:
@@ -292,6 +295,25 @@ class FakeKsef(CertificateRecords):
             return False
         entry['status'] = 'Revoked'
         return True
+
+    def prove_login(self, signer):
+        """A login with a successor's pair, judged as KSeF does: a known Active certificate whose validity has
+        started (else 21115), signed by the certificate's key (checked here with cryptography)."""
+        serial = _crypto.serial_hex(signer.certificate)
+        entry = next((c for c in self.certificates if c['serial'] == serial), None)
+        if entry is None or entry['status'] != 'Active' or entry['valid_from'] > self.clock.now():
+            raise KsefApiError('POST', '/auth/xades-signature', 400,
+                               errors=[{'code': 21115, 'description': 'Nieprawidlowy certyfikat'}])
+        data = b'<AuthTokenRequest/>'
+        signature = signer.sign(data)
+        public_key = signer.certificate.public_key()
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            half = len(signature) // 2
+            public_key.verify(encode_dss_signature(int.from_bytes(signature[:half], 'big'),
+                                                   int.from_bytes(signature[half:], 'big')), data, ec.ECDSA(hashes.SHA256()))
+        self.proof_logins.append(serial)
 
     # -- assertions helpers ------------------------------------------------------------------
 
