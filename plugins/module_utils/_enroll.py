@@ -175,10 +175,10 @@ class Enroller:
             if plan.action == 'pending':
                 # A resumed enrollment that KSeF finished while this run waited.
                 plan.action = plan.completion_action
+            if _proof.hold_until_valid(plan, certificate, self.now(), self.module.warn):
+                continue
             if self.check_mode:
                 plan.finished = True
-                continue
-            if _proof.hold_until_valid(plan, certificate, self.now(), self.module.warn):
                 continue
             self.installer.install(plan, certificate)
             self.revoke_superseded(plan)

@@ -218,6 +218,8 @@ def hold_until_valid(plan, certificate, now, warn):
     plan.action = 'pending'
     plan.reason = 'not_valid_yet'
     plan.finished = True
+    # Changed only by the run that sent the enrollment; a later run that finds it still not valid changes nothing.
+    plan.changed = plan.sent_clock is not None
     warn('Certificate %s (the renewal of %s) is valid only from %s: it is not installed yet and %s stays active. '
          'The first run after %s installs it, proves it and finishes the rotation.'
          % (plan.issued_serial, plan.decl.label, format_datetime(start), ', '.join(plan.superseded),

@@ -769,6 +769,81 @@ def test_login_with_another_certificate_revokes_the_superseded_one(run, ksef, cl
 
 
 # ---------------------------------------------------------------------------------------------
+# proven rotation: a predecessor goes only once its successor has logged in / signed a QR code II
+# ---------------------------------------------------------------------------------------------
+
+def test_renewal_logs_in_with_the_successor_before_revoking(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+    result = run(args)
+    new_serial = result['certificate']['serial_number']
+    assert ksef.proof_logins == [new_serial] and ksef.revocations() == [(old_serial, 'Superseded')]
+    assert result['certificates'][0]['proof'] == {'serial_number': new_serial, 'method': 'login', 'proven': True,
+                                                  'reason': None, 'valid_from': None}
+
+
+@pytest.mark.parametrize('key_type', ['ec', 'rsa'])
+def test_offline_successor_signs_a_qr_code_ii_before_an_explicit_revocation(run, ksef, clock, tmp_path, key_type):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, cert_type='offline', private_key_type=key_type,
+                                         revoke_superseded=True)
+    result = run(args)
+    assert result['certificates'][0]['proof']['method'] == 'qr_code_ii'
+    assert result['certificates'][0]['proof']['proven'] is True
+    assert ksef.revocations() == [(old_serial, 'Superseded')] and ksef.proof_logins == []
+
+
+def test_a_successor_that_cannot_log_in_keeps_its_predecessor_and_says_why(run, ksef, clock, tmp_path, monkeypatch):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+
+    def refuse(signer):
+        raise KsefApiError('POST', '/auth/xades-signature', 400, errors=[{'code': 21115, 'description': 'Invalid certificate'}])
+    monkeypatch.setattr(ksef, 'prove_login', refuse)
+    run.warnings.clear()
+    result = run(args)
+    entry = result['certificates'][0]
+    assert result['action'] == 'renewed' and result['revoked'] == [] and ksef.revocations() == []
+    assert result['superseded'][0]['revoked'] is False and entry['kept_unproven'] == [old_serial]
+    assert entry['proof']['proven'] is False and '21115' in entry['proof']['reason']
+    assert old_serial in ksef.active()
+    assert len(run.warnings) == 1 and old_serial in run.warnings[0] and 'kept active because' in run.warnings[0]
+    assert '21115' in run.warnings[0]
+
+
+def test_self_renewing_login_valid_only_in_two_days_keeps_the_login_working(run, ksef, clock, tmp_path):
+    """force with valid_from two days ahead: the successor is not installed where the next login reads it and the
+    login certificate stays active; the first run after valid_from installs it, logs in with it, then revokes."""
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    login = LoginCertificate(old_serial, certificate_path=str(tmp_path / 'erp-production.pem'),
+                             private_key_path=str(tmp_path / 'erp-production.key'))
+    old_pem = (tmp_path / 'erp-production.pem').read_bytes()
+    start = (clock.now() + datetime.timedelta(days=2)).replace(microsecond=0)
+    run.warnings.clear()
+    result = run(dict(args, force=True, valid_from=ksef_time(start)), login=login)
+    entry = result['certificates'][0]
+    assert result['action'] == 'pending' and result['reason'] == 'not_valid_yet' and result['changed'] is True
+    assert entry['rotation_pending_until'] == returned_time(start)
+    assert ksef.revocations() == [] and old_serial in ksef.active() and ksef.proof_logins == []
+    assert (tmp_path / 'erp-production.pem').read_bytes() == old_pem
+    assert key_fingerprint(tmp_path / 'erp-production.key') == old_key
+    assert len(run.warnings) == 1 and 'valid only from %s' % returned_time(start) in run.warnings[0]
+    # A day later the next login still reads the old, active pair; the run waits and sends nothing.
+    clock.advance(days=1)
+    predicted = run(args, login=login, check_mode=True)
+    assert predicted['action'] == 'pending' and predicted['changed'] is False
+    waiting = run(args, login=login)
+    assert waiting['action'] == 'pending' and waiting['changed'] is False
+    assert only_writes(ksef.names()) == [] and old_serial in ksef.active()
+    assert (tmp_path / 'erp-production.pem').read_bytes() == old_pem
+    # Once valid: installed, proven by a login with the new pair, then the old login certificate is revoked.
+    clock.advance(days=1, minutes=1)
+    done = run(args, login=login)
+    new_serial = done['certificate']['serial_number']
+    assert done['action'] == 'renewed' and ksef.proof_logins == [new_serial]
+    assert ksef.revocations() == [(old_serial, 'Superseded')] and ksef.count('enroll') == 0
+    assert '%016X' % assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem').serial_number == new_serial
+    assert run(args, login=login)['action'] == 'none'
+
+
+# ---------------------------------------------------------------------------------------------
 # state absent
 # ---------------------------------------------------------------------------------------------
 
