@@ -261,7 +261,7 @@ def prove_successor(certificate_type, signer, certificate, login, context, now):
                              valid_from=start)
     if signer is None:
         return RotationProof(serial, method, False, 'the private key of certificate %s is not available to this run '
-                             '(a CSR was given); prove it where the key is, then revoke the predecessor' % serial)
+                             '(a CSR was given), so it could not be proven' % serial)
     try:
         if method == 'login':
             if login is None:

@@ -151,7 +151,7 @@ def test_a_successor_not_valid_yet_proves_nothing(certificate_type):
 def test_without_the_key_nothing_is_proven():
     cert = certificate(certs.make_key('ec'))
     proof = _proof.prove_successor('authentication', None, cert, lambda signer: None, None, NOW)
-    assert not proof.proven and 'private key of certificate 01F20A5D352AE590 is not available' in proof.reason
+    assert not proof.proven and 'private key of certificate 01F20A5D352AE590 is not available to this run (a CSR was given)' in proof.reason
 
 
 # --- the login proof, through KsefAuthenticator over scripted HTTP ------------------------------

@@ -1479,6 +1479,9 @@ def test_csr_renewal_enrolls_the_same_csr_again(run, ksef, clock, tmp_path):
     ksef.by_serial(old)['valid_to'] = clock.now() + datetime.timedelta(days=1)
     result = run(args)
     assert result['action'] == 'renewed' and ksef.revocations() == [(old, 'Superseded')]
+    # The CSR's key is elsewhere: nothing could be proven here, and the result says so.
+    proof = result['certificates'][0]['proof']
+    assert proof['proven'] is False and 'a CSR was given' in proof['reason'] and ksef.proof_logins == []
     assert _crypto.public_key_fingerprint(cert_of(tmp_path / 'app01.pem').public_key()) == \
         _crypto.public_key_fingerprint(key)
     assert run(args)['action'] == 'none'
