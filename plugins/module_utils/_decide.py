@@ -72,9 +72,7 @@ class Plan:
         self.enroll_key_path = None
         self.already_revoked = []         # serials KSeF reported as not active when this run revoked them
         self.superseded_login = []        # superseded serials left active: this run's login (see _login.py)
-        self.proof = None                 # _proof.RotationProof of the successor, made just before revoking
-        self.kept_unproven = []           # superseded serials left active: the successor did not prove itself
-        self.rotation_pending_until = None  # the successor's validity starts then: installed and proven after it
+        self.proof = None                 # _proof.RotationProof of the successor: made before revoking, or not valid yet
         self.reference_number = None
         self.status_code = None
         self.issued_serial = None

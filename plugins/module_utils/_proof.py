@@ -214,7 +214,9 @@ def hold_until_valid(plan, certificate, now, warn):
     start = not_valid_yet(certificate, now)
     if start is None or not plan.superseded:
         return False
-    plan.rotation_pending_until = start
+    plan.proof = RotationProof(serial_hex(certificate), 'login' if plan.decl.type == 'authentication' else 'qr_code_ii',
+                               False, 'certificate %s is valid only from %s' % (serial_hex(certificate), format_datetime(start)),
+                               valid_from=start)
     plan.action = 'pending'
     plan.reason = 'not_valid_yet'
     plan.finished = True
@@ -293,7 +295,7 @@ def kept_unproven(plan, login, params, now, warn):
     """Prove the successor ksef_certificate just installed for `plan`, once, before its predecessors are revoked.
 
     Records plan.proof. Returns False when the predecessors may go; True when they stay because the successor did
-    not prove itself (plan.kept_unproven lists them, the warning says why). A CSR declaration's key is not on the
+    not prove itself (the warning says why). A CSR declaration's key is not on the
     controller: its successor cannot be proven here and its predecessors are revoked as before (proof.proven
     false, with the reason).
     """
@@ -303,6 +305,5 @@ def kept_unproven(plan, login, params, now, warn):
     plan.proof = prove_installed(plan.decl, plan.install_certificate, login, params, now)
     if plan.proof.proven or plan.decl.uses_csr:
         return False
-    plan.kept_unproven = serials
     warn('%s: %s kept active because %s' % (plan.decl.label, ', '.join(serials), plan.proof.reason))
     return True

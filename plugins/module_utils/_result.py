@@ -11,7 +11,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, format_datetime
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining
 
 DIFF_CERTIFICATE_KEYS = ('serial_number', 'status', 'valid_to', 'public_key_sha256')
 
@@ -96,8 +96,6 @@ def plan_result(plan, now, view=None, check_mode=False):
         'already_revoked': list(plan.already_revoked),
         'superseded_login': list(plan.superseded_login),
         'proof': plan.proof.summary() if plan.proof is not None else None,
-        'kept_unproven': list(plan.kept_unproven),
-        'rotation_pending_until': format_datetime(plan.rotation_pending_until),
         'private_key_path': decl.private_key_path,
         'certificate_path': decl.certificate_path,
         'pkcs12_path': decl.pkcs12_path,

@@ -199,9 +199,8 @@ action:
 reason:
   description:
     - Why (single form only, else V(null)) - V(healthy), V(missing), V(key_mismatch), V(renewal_window),
-      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent),
-      V(not_valid_yet) (action V(pending) - the new certificate's validity starts at RV(certificates[].rotation_pending_until);
-      it is not installed and its predecessor stays active until a run after that date).
+      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent), V(not_valid_yet)
+      (action V(pending) - not installed, predecessor kept, until a run after RV(certificates[].proof.valid_from)).
   returned: always
   type: str
   sample: renewal_window
@@ -403,42 +402,11 @@ certificates:
       sample: []
     proof:
       description:
-        - How the new certificate proved itself before its predecessors were revoked (proven rotation); V(null) when
-          nothing was to be revoked.
-        - An V(authentication) certificate logs in once with the new key and certificate (that session is closed);
-          an V(offline) one signs a QR code II string that its certificate verifies (RSASSA-PSS or ECDSA P1363).
+        - The new certificate's proof before any revocation (see O(revoke_superseded)), else V(null) - C(serial_number), C(method)
+          (V(login) or V(qr_code_ii)), C(proven), C(reason) (why not; predecessors kept) and C(valid_from) (a start still ahead).
       type: dict
       returned: always
-      contains:
-        serial_number:
-          description: The new certificate.
-          type: str
-        method:
-          description: V(login) or V(qr_code_ii).
-          type: str
-        proven:
-          description: Whether the proof succeeded. V(false) leaves the predecessors active (RV(certificates[].kept_unproven)).
-          type: bool
-        reason:
-          description: Why it was not proven (V(null) when it was).
-          type: str
-        valid_from:
-          description: Start of the new certificate's validity when it had not started yet.
-          type: str
       sample: {serial_number: 01F2A3B4C5D6E7F9, method: login, proven: true, reason: null, valid_from: null}
-    kept_unproven:
-      description: Superseded serial numbers left active because the new certificate did not prove itself (the run warns why).
-      type: list
-      elements: str
-      returned: always
-      sample: []
-    rotation_pending_until:
-      description:
-        - When the new certificate becomes valid (O(valid_from) ahead) - it is installed, proven and its predecessor revoked
-          by the first run after this date; V(null) otherwise.
-      type: str
-      returned: always
-      sample: null
     certificate_pem:
       description: The certificate in PEM form (V(null) when none is known yet). Never the key.
       type: str
@@ -540,12 +508,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._crypto import s
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._proof import prove_login
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
-    CERTIFICATE_TYPES,
-    DEFAULT_KEY_TYPE,
-    DEFAULT_RENEW_BEFORE_DAYS,
-    KEY_TYPES,
-)
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
 
 def certificate_options(with_defaults):

@@ -801,7 +801,7 @@ def test_a_successor_that_cannot_log_in_keeps_its_predecessor_and_says_why(run, 
     result = run(args)
     entry = result['certificates'][0]
     assert result['action'] == 'renewed' and result['revoked'] == [] and ksef.revocations() == []
-    assert result['superseded'][0]['revoked'] is False and entry['kept_unproven'] == [old_serial]
+    assert result['superseded'][0]['revoked'] is False and result['superseded'][0]['serial_number'] == old_serial
     assert entry['proof']['proven'] is False and '21115' in entry['proof']['reason']
     assert old_serial in ksef.active()
     assert len(run.warnings) == 1 and old_serial in run.warnings[0] and 'kept active because' in run.warnings[0]
@@ -820,7 +820,7 @@ def test_self_renewing_login_valid_only_in_two_days_keeps_the_login_working(run,
     result = run(dict(args, force=True, valid_from=ksef_time(start)), login=login)
     entry = result['certificates'][0]
     assert result['action'] == 'pending' and result['reason'] == 'not_valid_yet' and result['changed'] is True
-    assert entry['rotation_pending_until'] == returned_time(start)
+    assert entry['proof']['valid_from'] == returned_time(start) and entry['proof']['proven'] is False
     assert ksef.revocations() == [] and old_serial in ksef.active() and ksef.proof_logins == []
     assert (tmp_path / 'erp-production.pem').read_bytes() == old_pem
     assert key_fingerprint(tmp_path / 'erp-production.key') == old_key
