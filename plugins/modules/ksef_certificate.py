@@ -200,7 +200,7 @@ reason:
   description:
     - Why (single form only, else V(null)) - V(healthy), V(missing), V(key_mismatch), V(renewal_window),
       V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent), V(not_valid_yet)
-      (action V(pending) - not installed, predecessor kept, until a run after RV(certificates[].proof.valid_from)).
+      (action V(pending) - not installed, predecessor kept, until a run after C(valid_from) in RV(certificates[].proof)).
   returned: always
   type: str
   sample: renewal_window
