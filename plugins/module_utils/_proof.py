@@ -245,6 +245,17 @@ def prove_login(client, connection, signer):
         authenticator.close()
 
 
+def login_prover(api):
+    """signer -> None: a login with `signer` through the API's client and connection options (KsefApi), or the
+    API's own prove_login (a test double); None when the API can do neither."""
+    if hasattr(api, 'prove_login'):
+        return api.prove_login
+    client, authenticator = getattr(api, 'client', None), getattr(api, 'authenticator', None)
+    if client is None or authenticator is None:
+        return None
+    return lambda signer: prove_login(client, authenticator.options, signer)
+
+
 def prove_offline(context, signer, certificate, now):
     text = qr_proof_text(context.base_url, context.context_type, context.context_id, certificate, now)
     link = qr_code_ii_link(text, sign_qr(signer, text.encode('utf-8')))
