@@ -125,6 +125,8 @@ options:
     description:
       - Start of validity requested from KSeF (ISO 8601 date-time), passed through to the enrollment.
       - Only used when the module enrolls; it does not make an existing certificate due.
+      - When it lies ahead of a renewal, the new certificate is installed, proven and the old one revoked only by a run
+        after that moment (RV(certificates[].proof) gives it).
     type: str
   revoke_superseded:
     description:
@@ -145,6 +147,10 @@ options:
         revoked certificate (under AWX/AAP the login comes from a credential). It stays active, the run warns, and
         its serial is in RV(superseded_login). See docs/awx/README.md for the loop that updates the credential
         and then revokes it.
+      - Proven rotation. Nothing is revoked before the new certificate has proven itself - an V(authentication) one by
+        a login with the new pair, an V(offline) one by a QR code II signature its certificate verifies (RSASSA-PSS or
+        ECDSA P1363). If it fails the predecessors stay active (with a warning and RV(certificates[].proof)). The
+        CSR form cannot prove (the key is elsewhere); it revokes as before and says so in RV(certificates[].proof).
     type: bool
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.

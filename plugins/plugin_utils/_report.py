@@ -83,7 +83,7 @@ def _alert(cert, days, declaration, threshold_days, now):
 
 def _note(cert, state, successor):
     if state == 'superseded':
-        if cert['type'] == 'offline':
+        if not _rules.revoke_superseded(cert['type']):
             return ('superseded by %s; stays active until it expires, so QR codes II already issued keep verifying'
                     % successor['serial_number'])
         return 'superseded by %s; still active until it is revoked' % successor['serial_number']
