@@ -34,7 +34,8 @@ PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
     'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'pkcs12_unencrypted',
     'state_path', 'renew_before_days',
-    'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'backup_keep',
+    'force', 'replace_missing_key', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup',
+    'backup_keep',
     'return_content',
     'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
 )
@@ -71,6 +72,7 @@ class Declaration:
         self.state_path = literal_path(options.get('state_path'))
         self.renew_before_days = options.get('renew_before_days')
         self.force = options.get('force')
+        self.replace_missing_key = options.get('replace_missing_key')
         self.valid_from = options.get('valid_from')
         # By type unless given (Authentication revoked, Offline kept for its QR codes II): the rule is _rules'.
         self.revoke_superseded = revoke_superseded_by_rule(self.type, options.get('revoke_superseded'))

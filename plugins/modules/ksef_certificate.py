@@ -536,6 +536,7 @@ def certificate_options(with_defaults):
         state_path=dict(type='str'),
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
+        replace_missing_key=dict(type='bool', default=default(False), no_log=False),
         valid_from=dict(type='str'),
         revoke_superseded=dict(type='bool'),   # None: by type (_rules.revoke_superseded)
         revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default=default('unspecified')),

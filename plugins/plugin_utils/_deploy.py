@@ -220,6 +220,17 @@ INSPECTION_FIELDS = ('key_exists', 'next_key_exists', 'certificate_exists', 'cer
                      'fingerprint_sha256', 'renewal_due')
 
 
+def _every_run(days, listed):
+    """A note when renew_before_days reaches the lifetime KSeF lists: every run would renew (as ksef_certificate warns)."""
+    if not listed or not listed.get('valid_from'):
+        return ''
+    lifetime = _rules.parse_datetime(listed['valid_to']) - _rules.parse_datetime(listed['valid_from'])
+    if days < lifetime.days:
+        return ''
+    return (' (renew_before_days %d is at or above its lifetime of %d days: every run renews it; choose fewer days)'
+            % (days, lifetime.days))
+
+
 def _decide(item, found, active, now):
     """(action, reason) for one key-on-host certificate."""
     days = item['renew_before_days']
@@ -231,12 +242,12 @@ def _decide(item, found, active, now):
     if not found['key_exists'] or not found['certificate_matches_key']:
         return 'enroll', 'the certificate does not match the private key'
     if found['renewal_due']:
-        return 'enroll', 'the certificate expires within %d days' % days
+        return 'enroll', 'the certificate expires within %d days%s' % (days, _every_run(days, active.get(serial)))
     if serial not in active:
         return 'enroll', 'certificate %s is not active in KSeF (revoked, blocked or expired)' % serial
     # KSeF's end of validity wins over the file's when it is earlier (KSeF can shorten it).
     if _rules.renewal_due(active[serial]['valid_to'], now, days):
-        return 'enroll', 'KSeF says certificate %s expires within %d days' % (serial, days)
+        return 'enroll', 'KSeF says certificate %s expires within %d days%s' % (serial, days, _every_run(days, active[serial]))
     return 'keep', 'valid until %s' % active[serial]['valid_to']
 
 

@@ -208,6 +208,18 @@ def test_plan_uses_the_declared_window_and_ksefs_end_of_validity():
     assert skipped['action'] == 'enroll' and skipped['valid_to'] == HEALTHY['valid_to']
 
 
+def test_plan_says_when_renew_before_days_reaches_the_lifetime_ksef_lists():
+    listed = {'certificates': [{'serial_number': SERIAL, 'valid_from': '2026-01-01T00:00:00Z', 'valid_to': '2026-12-01T00:00:00Z'}]}
+    item = dict(ITEM, renew_before_days=334)   # the lifetime: 2026-01-01 .. 2026-12-01 is 334 days
+    planned = FILTERS['ksef_deploy_plan']([inspection(item)], listed, now=NOW)[0]
+    assert planned['action'] == 'enroll'
+    assert planned['reason'] == ('KSeF says certificate 00000000000000AB expires within 334 days (renew_before_days 334 is '
+                                 'at or above its lifetime of 334 days: every run renews it; choose fewer days)')
+    item = dict(ITEM, renew_before_days=333)
+    planned = FILTERS['ksef_deploy_plan']([inspection(item, renewal_due=True)], listed, now=NOW)[0]
+    assert planned['reason'] == 'the certificate expires within 333 days'
+
+
 # --- requests, installs, shared, result, removal ------------------------------------------------
 
 def test_requests_from_the_csr_results():
