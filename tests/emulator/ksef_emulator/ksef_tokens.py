@@ -171,3 +171,10 @@ def revoke_token(emu, operation, reference):
                                % (reference, row['status'])], reference_number=reference)
     emu.store.update('ksef_tokens', 'reference_number', row['reference_number'],
                      {'status': 'Revoking', 'status_due': util.now() + emu.config.processing_delay})
+
+
+def state_dump(emu):
+    """The KSeF tokens for GET /emulator/state (statuses settled; never the secret nor its hash)."""
+    now = util.now()
+    rows = emu.store.all('SELECT * FROM ksef_tokens ORDER BY created, reference_number')
+    return [_item(settle(emu, row, now)) for row in rows]
