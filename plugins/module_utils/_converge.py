@@ -223,7 +223,8 @@ class Converger:
             if ensure is not None:
                 ensure()
         plan = plan_run(self.api, len(enrolling), revocations, issue_delay=INITIAL_ISSUE_DELAY)
-        self.budget = budget_summary(plan, getattr(getattr(self.api, 'client', None), 'limits_source', None))
+        pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
+        self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
                                               % (len(enrolling), revocations)))

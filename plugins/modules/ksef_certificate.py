@@ -518,6 +518,7 @@ def certificate_options(with_defaults):
         certificate_path=dict(type='str'),
         pkcs12_path=dict(type='str'),
         pkcs12_passphrase=dict(type='str', no_log=True),
+        pkcs12_unencrypted=dict(type='bool', default=default(False)),
         state_path=dict(type='str'),
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),

@@ -131,7 +131,7 @@ def test_plan_run_paces_to_the_client_limits_and_counts_calls_already_made():
     assert plan['endpoints'][ENROLL]['last_call_seconds'] == 60.25 and plan['expected_seconds'] == 65.2
     # the query page this run already made fills the minute: its detection pages wait for the next one
     assert plan['endpoints'][QUERY]['last_call_seconds'] >= 60.25
-    summary = budget_summary(plan, api.client.limits_source)
+    summary = budget_summary(plan, api.client.pacer.limits_source)
     assert summary == {'calls': plan['calls'], 'expected_seconds': 65.2, 'fits_hour': True,
                        'limits_source': 'GET /rate-limits'}
 

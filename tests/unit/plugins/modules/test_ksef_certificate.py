@@ -1458,7 +1458,7 @@ def test_an_issued_certificate_without_the_enrolled_public_key_is_never_installe
     run fails naming the enrollment, and no certificate, key or PKCS#12 file is written or replaced."""
     ksef.issue_for_key = ec.generate_private_key(ec.SECP256R1())
     if form == 'key':
-        args = single(tmp_path, pkcs12_path=str(tmp_path / 'erp-production.p12'))
+        args = single(tmp_path, pkcs12_path=str(tmp_path / 'erp-production.p12'), pkcs12_passphrase='bundle secret')
     else:
         args = dict(name='host-app01', type='authentication', certificate_path=str(tmp_path / 'app01.pem'),
                     csr_content=_csr(ec.generate_private_key(ec.SECP256R1())))

@@ -169,3 +169,21 @@ def test_prometheus_text_without_limits_or_subject():
     assert parsed['ksef_certificate_expiry_timestamp_seconds'].samples == []
     assert parsed['ksef_report_alerts'].samples[0].labels == {}
     assert parsed['ksef_report_alerts'].samples[0].value == 0
+
+
+def test_markdown_report_escapes_html_and_cell_breakers():
+    """issue 17, info: a certificate name from KSeF with HTML must not reach the Markdown page raw."""
+    import os
+    import jinja2
+    template_path = os.path.join(os.path.dirname(_report.__file__), '..', '..', 'playbooks', 'templates', 'ksef_report.md.j2')
+    with open(template_path) as handle:
+        template = jinja2.Environment(trim_blocks=True).from_string(handle.read())
+    hostile = '<img src=x onerror=alert(1)>|`x`\n# heading'
+    row = dict(name=hostile, type='Offline', serial_number='01<b>', state='current', valid_to='2030-01-01',
+               days_remaining=10, declared_by=['<i>app1</i>'], note='<script>x</script>', alert='renew <now>')
+    page = template.render(ksef_report=dict(generated_at='now', threshold_days=30, limits=None, alerts=[row],
+                                            certificates=[row]))
+    assert '<' not in page.replace('<!--', '') and '&lt;img src=x onerror=alert(1)&gt;' in page
+    assert '&lt;script&gt;' in page and '&lt;i&gt;app1&lt;/i&gt;' in page
+    table_row = [line for line in page.splitlines() if 'onerror' in line and line.startswith('|')][0]
+    assert table_row.count(' | ') == 7 and "\\|'x'" in table_row and '# heading' in table_row
