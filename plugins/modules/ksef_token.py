@@ -21,9 +21,9 @@ description:
     them, and changes nothing.
   - A new token starts Pending and becomes Active when KSeF has activated it; the module waits for
     that. A revoked token is Revoking, then Revoked; the module waits for that too (O(wait_timeout)).
-  - B(The secret of a new token is returned once, in RV(token).) KSeF never shows it again. Store it in
+  - "B(The secret of a new token is returned once, in RV(token).) KSeF never shows it again. Store it in
     the same play, for example in an Ansible Vault file or an AWX credential. Because the result holds a
-    secret, the module refuses to create a token unless the task has C(no_log: true).
+    secret, the module refuses to create a token unless the task has C(no_log: true)."
   - KSeF cannot change a token's permissions. When the token with the description has other permissions
     than O(permissions), the module fails and changes nothing; revoke it (O(state=absent)) and declare it
     again, then give the integration the new secret.
@@ -123,7 +123,7 @@ token:
   description:
     - The secret of the token this run generated, returned only here and only once; V(null) when no token
       was generated (it existed, check mode, or O(state=absent)).
-    - Store it in the same play; KSeF never shows it again. The task must have C(no_log: true).
+    - "Store it in the same play; KSeF never shows it again. The task must have C(no_log: true)."
   returned: always
   type: str
   sample: null
