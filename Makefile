@@ -34,11 +34,11 @@ INTEGRATION_JOBS ?= 2
 
 .PHONY: help venv collection-link deps-system \
 	sanity sanity-latest sanity-2.16 units units-latest units-all units-2.16 emulator-tests \
-	integration integration-latest integration-2.16 awx-tests lint test emulator clean mutation
+	integration integration-latest integration-2.16 awx-tests lifecycle lint test emulator clean mutation
 
 help:
 	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
-	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl softhsm2 strace when missing (root only)'
+	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl softhsm2 strace faketime when missing (root only)'
 	@echo 'make sanity           ansible-test sanity at both ends (sanity-latest, sanity-2.16)'
 	@echo 'make units            ansible-test units: units-latest (Python 3.9 and 3.13), units-2.16 (its Python 3.11);'
 	@echo '                      units-all: every Python 3.9-3.13'
@@ -46,6 +46,7 @@ help:
 	@echo 'make integration      ansible-test integration against the emulator (integration-latest: all targets,'
 	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
 	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
+	@echo 'make lifecycle        scheduled runs over two simulated certificate lifetimes under libfaketime (own emulator)'
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
@@ -76,11 +77,12 @@ collection-link:
 
 # tool:package pairs; softhsm2 (a PKCS#11 token in software) stands in for a card or HSM in the PKCS#11 tests.
 # strace: tests/unit/plugins/modules/test_file_modes_trace.py traces the key and backup writes (issue 14).
-SYSTEM_TOOLS := shellcheck:shellcheck xmlsec1:xmlsec1 openssl:openssl softhsm2-util:softhsm2 strace:strace
+# faketime (libfaketime): the lifecycle simulation moves the clock of the emulator and of Ansible (make lifecycle).
+SYSTEM_TOOLS := shellcheck:shellcheck xmlsec1:xmlsec1 openssl:openssl softhsm2-util:softhsm2 strace:strace faketime:faketime
 
 deps-system:
 	@missing=; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
-	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1, openssl, softhsm2 and strace are present"; \
+	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1, openssl, softhsm2, strace and faketime are present"; \
 	elif [ "$$(id -u)" != 0 ]; then echo "deps-system: missing:$$missing; not root, skipping (install them with apt-get)"; \
 	else echo "deps-system: installing$$missing"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
@@ -150,6 +152,13 @@ awx-tests: venv
 	$(VPY) -m pytest -q -p no:cacheprovider tests/awx/test_runner.py
 
 # ---------------------------------------------------------------------------------------------
+# Lifecycle: scheduled runs (module path and role path) over two simulated certificate lifetimes, the clock of
+# the emulator and of Ansible moved together by libfaketime (docs/TESTING.md, "The lifecycle simulation").
+
+lifecycle: venv
+	$(VPY) -m pytest -q -p no:cacheprovider tests/lifecycle/test_lifecycle.py
+
+# ---------------------------------------------------------------------------------------------
 # Lint and packaging
 
 lint: venv
@@ -160,7 +169,7 @@ lint: venv
 
 test:
 	tools/run-stages.sh venv deps-system sanity-latest sanity-2.16 units-latest units-2.16 \
-		emulator-tests integration-latest integration-2.16 awx-tests lint
+		emulator-tests integration-latest integration-2.16 awx-tests lifecycle lint
 
 # >>> demo targets (owned by the demo engineer: demo, demo-up, demo-down, demo-clean) >>>
 .PHONY: demo demo-up demo-down demo-clean demo-venv
