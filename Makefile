@@ -46,7 +46,7 @@ help:
 	@echo 'make integration      ansible-test integration against the emulator (integration-latest: all targets,'
 	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
 	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
-	@echo 'make lifecycle        scheduled runs over two simulated certificate lifetimes under libfaketime (own emulator)'
+	@echo 'make lifecycle        scheduled runs through two certificate renewals in simulated time, libfaketime (own emulator)'
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
@@ -162,7 +162,7 @@ $(AWX_COLLECTION_STAMP): requirements/awx-collection.txt tests/awx/awx_collectio
 	touch $@
 
 # ---------------------------------------------------------------------------------------------
-# Lifecycle: scheduled runs (module path and role path) over two simulated certificate lifetimes, the clock of
+# Lifecycle: scheduled runs (module path and role path) through two renewals of every certificate in simulated time, the clock of
 # the emulator and of Ansible moved together by libfaketime (docs/TESTING.md, "The lifecycle simulation").
 
 lifecycle: venv

@@ -44,6 +44,18 @@ def _given(cert, key, default):
     return default if value is None else value
 
 
+def _ruled(cert, key, settings, rule_default):
+    """A per-certificate value, else the host-level ksef_deploy_<key>, else (both null) the collection's rule
+    from _rules, the one ksef_certificate applies: the role restates no default of its own."""
+    return _given(cert, key, _given(settings, 'ksef_deploy_' + key, rule_default))
+
+
+def _revoke_superseded(cert, cert_type, settings):
+    """revoke_superseded resolved with _rules.revoke_superseded: an explicit value wins, null is by type."""
+    explicit = _given(cert, 'revoke_superseded', settings.get('ksef_deploy_revoke_superseded'))
+    return _rules.revoke_superseded(cert_type, None if explicit is None else boolean(explicit))
+
+
 def _file_slug(name, suffix):
     """The name made file-safe, with the type appended unless the name already ends with it."""
     ascii_name = ''.join(_POLISH_TO_ASCII.get(char, char) for char in name)
@@ -79,7 +91,7 @@ def declarations(settings, host):
             'name': name,
             'type': cert_type,
             'key_location': location,
-            'key_type': _given(cert, 'key_type', settings['ksef_deploy_key_type']),
+            'key_type': _ruled(cert, 'key_type', settings, _rules.DEFAULT_KEY_TYPE),
             'key_path': key_path,
             'next_key_path': key_path + '.next',
             'csr_path': key_path + '.next.csr',
@@ -97,8 +109,8 @@ def declarations(settings, host):
             'pkcs12_file_mode': _given(cert, 'pkcs12_file_mode', settings['ksef_deploy_pkcs12_file_mode']),
             'key_dir_mode': _given(cert, 'key_dir_mode', settings['ksef_deploy_key_dir_mode']),
             'certificate_dir_mode': _given(cert, 'certificate_dir_mode', settings['ksef_deploy_certificate_dir_mode']),
-            'renew_before_days': int(_given(cert, 'renew_before_days', settings['ksef_deploy_renew_before_days'])),
-            'revoke_superseded': boolean(_given(cert, 'revoke_superseded', settings['ksef_deploy_revoke_superseded'])),
+            'renew_before_days': int(_ruled(cert, 'renew_before_days', settings, _rules.DEFAULT_RENEW_BEFORE_DAYS)),
+            'revoke_superseded': _revoke_superseded(cert, cert_type, settings),
             'controller_key_dir': controller_dir,
             'controller_key_path': '%s/%s.key' % (controller_dir, slug),
             'controller_certificate_path': '%s/%s.crt' % (controller_dir, slug),
@@ -113,11 +125,11 @@ def declarations(settings, host):
 def _item_problems(item):
     problems = []
     if item['type'] not in TYPES:
-        problems.append('type must be authentication or offline, not %r' % item['type'])
+        problems.append('type must be %s, not %r' % (' or '.join(TYPES), item['type']))
     if item['key_location'] not in KEY_LOCATIONS:
         problems.append('key_location must be host or controller, not %r' % (item['key_location'],))
     if item['key_type'] not in KEY_TYPES:
-        problems.append('key_type must be ec or rsa, not %r' % (item['key_type'],))
+        problems.append('key_type must be %s, not %r' % (' or '.join(KEY_TYPES), item['key_type']))
     if not item['name'] and item['key_location'] == 'controller':
         problems.append('a controller-side certificate needs an explicit name')
     elif not _rules.certificate_name_valid(item['name']):

@@ -20,7 +20,7 @@ import yaml
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 AWX = os.path.join(REPO, 'docs', 'awx')
-PLAYBOOKS = ('provision', 'report', 'revoke')
+PLAYBOOKS = ('provision', 'report', 'revoke', 'migrate_token')
 # AWX's survey question types, and the keys a question must have (awx/api/views/mixin.py survey_spec validation).
 SURVEY_TYPES = ('text', 'textarea', 'password', 'integer', 'float', 'multiplechoice', 'multiselect')
 QUESTION_KEYS = ('question_name', 'variable', 'type', 'required')

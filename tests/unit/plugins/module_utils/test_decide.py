@@ -14,11 +14,13 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+    Decision,
     KsefView,
     decide,
     intent_candidates,
     intent_may_expire,
     known_before_post,
+    wait_deadline,
     wanted_serials,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
@@ -347,3 +349,16 @@ def test_the_csr_form_has_no_key_plan():
     decision = decide(decl, view((record(1), MINE)), Files(), NOW)
     assert (decision.reason, decision.enroll, decision.key_plan, decision.superseded) == (
         'key_mismatch', True, None, ['0000000000000001'])
+
+
+def test_wait_deadline_is_the_one_computation_of_the_wait():
+    assert wait_deadline(declaration(wait=True, wait_timeout=120), 1000.0) == 1120.0
+    assert wait_deadline(declaration(wait=True, wait_timeout=None), 10.0) == 310.0, 'wait_timeout unset: 300 s'
+    assert wait_deadline(declaration(wait=False, wait_timeout=120), 1000.0) is None
+
+
+def test_a_decision_takes_only_its_own_fields():
+    decl = declaration()
+    assert Decision(decl, key_plan='reuse', enroll=True).key_plan == 'reuse'
+    with pytest.raises(AttributeError, match='Decision has no field revoked'):
+        Decision(decl, revoked=['A'])
