@@ -14,6 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+    INTENT_CLOCK_SLACK,
     Decision,
     KsefView,
     decide,
@@ -25,7 +26,9 @@ from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._pending import INTENT_BLOCK_SECONDS
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_key
 
 UTC = datetime.timezone.utc
@@ -362,3 +365,90 @@ def test_a_decision_takes_only_its_own_fields():
     assert Decision(decl, key_plan='reuse', enroll=True).key_plan == 'reuse'
     with pytest.raises(AttributeError, match='Decision has no field revoked'):
         Decision(decl, revoked=['A'])
+
+
+def test_a_fresh_decision_decides_nothing():
+    # Plan.carry_out takes the enrollment fields only when they are not None: the defaults must be None.
+    fresh = Decision(declaration())
+    assert (fresh.action, fresh.reason, fresh.changed, fresh.enroll, fresh.key_plan) == ('none', None, False, False, None)
+    assert (fresh.current_item, fresh.current_certificate, fresh.install_certificate, fresh.install_item) == (None,) * 4
+    assert (fresh.reference_number, fresh.issued_serial, fresh.issued_public_key_sha256, fresh.enroll_key_path,
+            fresh.completion_action) == (None,) * 5
+    assert (fresh.superseded, fresh.to_revoke, fresh.removed_files, fresh.warnings) == ([], [], [], [])
+    assert fresh.discard_record is False
+
+
+def test_a_serial_not_retrieved_has_no_public_key():
+    assert view((record(1), MINE)).public_key_sha256('0000000000000009') is None
+
+
+def test_an_intent_blocks_for_exactly_the_block_time():
+    decl = declaration(record_=intent(0))
+    at_edge = parse_datetime(decl.record['intent_time']) + datetime.timedelta(seconds=INTENT_BLOCK_SECONDS)
+    assert not intent_may_expire(decl, at_edge)
+    assert intent_may_expire(decl, at_edge + datetime.timedelta(microseconds=1))
+
+
+def test_intent_candidates_are_new_and_unknown():
+    decl = declaration(record_=intent(0, known_serials=['0000000000000004'], superseded=['0000000000000005']))
+    edge = record(3)
+    edge.request_date = parse_datetime(decl.record['intent_time']) - INTENT_CLOCK_SLACK
+    ksef = view((record(2, requested_days_ago=1), None),                   # requested before the intent
+                (edge, None),                                              # exactly at intent time - slack
+                (record(4, requested_days_ago=0), None),                   # known before the POST
+                (record(5, requested_days_ago=0), None),                   # superseded by it
+                (record(6, requested_days_ago=0), None))
+    assert sorted(intent_candidates(decl, ksef)) == ['0000000000000003', '0000000000000006']
+
+
+def test_the_csr_form_retrieves_active_and_blocked_candidates_only():
+    decl = declaration(key=None)
+    decl.csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')]))
+                .sign(OTHER_KEY, hashes.SHA256()))
+    ksef = view((record(1), None), (record(2, status='blocked'), None), (record(3, status='revoked'), None),
+                (record(4, status='expired'), None))
+    assert sorted(wanted_serials(decl, ksef)) == ['0000000000000001', '0000000000000002']
+
+
+def test_without_an_active_certificate_the_newest_request_of_the_key_is_current():
+    older = certificate(KEY, 1)
+    newer = certificate(KEY, 2)
+    ksef = view((record(1, status='revoked', requested_days_ago=9), older),
+                (record(2, status='revoked', requested_days_ago=2), newer),
+                (record(3, status='revoked', requested_days_ago=5), certificate(KEY, 3)))
+    decision = decide(declaration(), ksef, Files(), NOW)
+    assert decision.current_item.serial_number == '0000000000000002' and decision.reason == 'revoked'
+
+
+def test_a_certificate_ksef_lists_as_expired_is_renewed_even_before_its_valid_to():
+    decision = decide(declaration(local=MINE), view((record(1, status='expired'), MINE)), Files(), NOW)
+    assert (decision.reason, decision.enroll) == ('expired', True)
+
+
+def test_the_install_check_gets_the_declaration_and_its_current_certificate():
+    seen = []
+
+    class Recording(Files):
+        def need_install(self, decl, certificate):
+            seen.append((decl, certificate))
+            return False
+
+    decl = declaration(local=MINE)
+    decide(decl, view((record(1), MINE)), Recording(), NOW)
+    assert seen == [(decl, MINE)]
+
+
+def test_a_reconciled_intent_installs_with_the_recorded_key_and_fingerprint():
+    decl = declaration(local=MINE, record_=intent(5))
+    ksef = view((record(1), MINE), (record(3, requested_days_ago=0), OTHERS))
+    decision = decide(decl, ksef, Files(), NOW, intent_candidates=['0000000000000003'])
+    assert decision.changed is True and decision.enroll is False
+    assert decision.enroll_key_path == '/k/erp.key.next'
+    assert decision.issued_public_key_sha256 == _crypto.public_key_fingerprint(OTHER_KEY)
+
+
+def test_an_expired_intent_says_why_a_new_enrollment_is_allowed():
+    old = decide(declaration(local=MINE, record_=intent(61)), view((record(1), MINE)), Files(), NOW)
+    assert 'the attempt is older than %d s' % INTENT_BLOCK_SECONDS in old.warnings[0]
+    forced = decide(declaration(local=MINE, record_=intent(5), force=True), view((record(1), MINE)), Files(), NOW)
+    assert 'force is set' in forced.warnings[0] and forced.reason == 'force'
