@@ -300,7 +300,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _host_fil
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import BACKENDS, HostCryptoError
 from ansible_collections.ksef.certificates.plugins.module_utils._host_operations import OPERATIONS, REQUIRED_PATHS, Host
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
 
 def argument_spec():
@@ -311,7 +311,7 @@ def argument_spec():
         csr_path=dict(type='str'),
         certificate_path=dict(type='str'),
         pkcs12_path=dict(type='str'),
-        key_type=dict(type='str', choices=list(KEY_TYPES), default='ec', no_log=False),
+        key_type=dict(type='str', choices=list(KEY_TYPES), default=DEFAULT_KEY_TYPE, no_log=False),
         enrollment_data=dict(type='dict'),
         renew_before_days=dict(type='int', default=DEFAULT_RENEW_BEFORE_DAYS),
         certificate_content=dict(type='str'),
