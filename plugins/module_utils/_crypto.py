@@ -16,7 +16,6 @@ import errno
 import hashlib
 import os
 import re
-import stat
 import time
 import traceback
 

@@ -31,18 +31,15 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
     REQUESTS_IMPORT_ERROR = exc
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
-    KsefApiError,
     KsefError,
     KsefRateLimitError,
     KsefTransportError,
     format_seconds,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._http_answers import (  # noqa: F401 (used by tests)
+from ansible_collections.ksef.certificates.plugins.module_utils._http_answers import (
     MAX_ANSWER_BODY,
     AnswerTooLarge,
     api_error,
-    parse_error_body,
-    parse_retry_after,
     read_body,
     read_limited,
     refused_redirect,

@@ -17,8 +17,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefRateLimitError,
     KsefTransportError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._http import (
-    KsefHttpClient,
+from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
+from ansible_collections.ksef.certificates.plugins.module_utils._http_answers import (
     parse_error_body,
     parse_retry_after,
     sanitize_excerpt,
