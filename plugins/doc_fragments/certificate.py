@@ -121,10 +121,26 @@ options:
         waiting for an unconfirmed earlier enrollment (see B(Crash safety)).
     type: bool
     default: false
+  replace_missing_key:
+    description:
+      - "What to do when the file in O(private_key_path) does not exist while KSeF still lists an active
+        certificate of the exact name and type. Nothing then proves whether that certificate belongs to a key
+        that was lost (for example a key directory that did not survive an AWX/AAP job, whose execution
+        environment keeps no files), and enrolling again on every such run would spend the subject's
+        enrollment quota and leave the old certificates active."
+      - V(false) (the default) fails before anything is sent, saying to put the key back (keep its directory on
+        persistent storage) or to set this option. Check mode predicts the same failure.
+      - V(true) enrolls a new key and certificate and supersedes the active ones (with a warning), as for a
+        key mismatch. O(force) does not imply it.
+      - Does not apply to the CSR form (the key lives where the CSR was made) nor to O(key_backend=pkcs11).
+    type: bool
+    default: false
   valid_from:
     description:
       - Start of validity requested from KSeF (ISO 8601 date-time), passed through to the enrollment.
       - Only used when the module enrolls; it does not make an existing certificate due.
+      - When it lies ahead of a renewal, the new certificate is installed, proven and the old one revoked only by a run
+        after that moment (RV(certificates[].proof) gives it).
     type: str
   revoke_superseded:
     description:
@@ -145,6 +161,10 @@ options:
         revoked certificate (under AWX/AAP the login comes from a credential). It stays active, the run warns, and
         its serial is in RV(superseded_login). See docs/awx/README.md for the loop that updates the credential
         and then revokes it.
+      - Proven rotation. Nothing is revoked before the new certificate has proven itself - an V(authentication) one by
+        a login with the new pair, an V(offline) one by a QR code II signature its certificate verifies (RSASSA-PSS or
+        ECDSA P1363). If it fails the predecessors stay active (with a warning and RV(certificates[].proof)). The
+        CSR form cannot prove (the key is elsewhere); it revokes as before and says so in RV(certificates[].proof).
     type: bool
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.
@@ -267,6 +287,9 @@ options:
         type: int
       force:
         description: See O(force). Defaults to the top-level value.
+        type: bool
+      replace_missing_key:
+        description: See O(replace_missing_key). Defaults to the top-level value.
         type: bool
       valid_from:
         description: See O(valid_from). Defaults to the top-level value.

@@ -75,6 +75,7 @@ extends_documentation_fragment:
   - ksef.certificates.attributes.files
   - ksef.certificates.certificate
   - ksef.certificates.certificate.items
+  - ksef.certificates.rolling
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -191,15 +192,16 @@ action:
     - V(none) nothing to do; V(enrolled) a new certificate was enrolled and installed; V(renewed) an
       existing one was replaced; V(installed) a certificate already in KSeF was written locally (also a
       reconciled lost enrollment); V(pending) KSeF is still processing (see RV(reference_number));
-      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only.
+      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only; V(deferred) due, left to
+      the next run by the hour's call budget; V(blocked) due, no active-certificate slot or enrollment request left (RV(quota)).
   returned: always
   type: str
-  choices: [none, enrolled, renewed, installed, pending, revoked, removed, multiple]
+  choices: [none, enrolled, renewed, installed, pending, revoked, removed, deferred, blocked, multiple]
   sample: enrolled
 reason:
   description:
     - Why (single form only, else V(null)) - V(healthy), V(missing), V(key_mismatch), V(renewal_window),
-      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent).
+      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent), V(not_valid_yet).
   returned: always
   type: str
   sample: renewal_window
@@ -399,6 +401,11 @@ certificates:
       elements: str
       returned: always
       sample: []
+    proof:
+      description: The new certificate's proof before any revocation (see O(revoke_superseded) and O(valid_from)), else V(null).
+      type: dict
+      returned: always
+      sample: {serial_number: 01F2A3B4C5D6E7F9, method: login, proven: true, reason: null, valid_from: null}
     certificate_pem:
       description: The certificate in PEM form (V(null) when none is known yet). Never the key.
       type: str
@@ -472,6 +479,13 @@ budget:
       type: str
       returned: success
       sample: GET /rate-limits
+quota:
+  description: Limits before the run (C(certificate_limit), C(certificates_left), C(enrollment_limit), C(enrollments_left)), the
+    renewal C(waves) (in check mode predicted), C(waves_sent), C(enrollments_needed), C(deferred), C(blocked) (C(reason), C(outage_at)),
+    C(released_offline), and the C(forecast) of the coming renewals (C(active), C(limit), C(peak_active), C(peak_date), C(outages));
+    see O(quota_forecast). V(null) when the run did not read C(GET /certificates/limits).
+  returned: success
+  type: dict
 system_warnings:
   description:
     - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.
@@ -499,7 +513,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._converge import
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import serial_hex
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
 
 def certificate_options(with_defaults):
@@ -508,10 +522,10 @@ def certificate_options(with_defaults):
         return value if with_defaults else None
 
     options = dict(
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         state=dict(type='str', choices=['present', 'absent'], default=default('present')),
         private_key_path=dict(type='str', no_log=False),
-        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default('ec'), no_log=False),
+        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default(DEFAULT_KEY_TYPE), no_log=False),
         private_key_passphrase=dict(type='str', no_log=True),
         csr_path=dict(type='str'),
         csr_content=dict(type='str'),
@@ -522,10 +536,10 @@ def certificate_options(with_defaults):
         state_path=dict(type='str'),
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
+        replace_missing_key=dict(type='bool', default=default(False), no_log=False),
         valid_from=dict(type='str'),
-        revoke_superseded=dict(type='bool'),   # None: by type (Declaration)
-        revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'],
-                               default=default('unspecified')),
+        revoke_superseded=dict(type='bool'),   # None: by type (_rules.revoke_superseded)
+        revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default=default('unspecified')),
         remove_files=dict(type='bool', default=default(False)),
         backup=dict(type='bool', default=default(False)),
         backup_keep=dict(type='int', default=default(_crypto.DEFAULT_BACKUP_KEEP)),
@@ -552,6 +566,7 @@ def argument_spec():
         name=dict(type='str'),
         certificates=dict(type='list', elements='dict', options=item_options),
         lock_timeout=dict(type='int', default=60),
+        quota_forecast=dict(type='bool', default=False), release_offline_predecessors=dict(type='bool', default=False),
     )
     return spec
 
@@ -574,13 +589,8 @@ def run_module(ksef):
 
 
 def main():
-    ksef = KsefModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        add_file_common_args=True,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
-        required_one_of=REQUIRED_ONE_OF,
-    )
+    ksef = KsefModule(argument_spec=argument_spec(), supports_check_mode=True, add_file_common_args=True,
+                      mutually_exclusive=MUTUALLY_EXCLUSIVE, required_one_of=REQUIRED_ONE_OF)
     if not _crypto.HAS_CRYPTOGRAPHY:
         ksef.module.fail_json(msg=missing_required_lib('cryptography'), exception=_crypto.CRYPTOGRAPHY_IMPORT_ERROR)
     ksef.run(run_module)

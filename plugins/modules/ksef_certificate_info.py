@@ -345,7 +345,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._module import K
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_STATUSES, CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, expired, has_control_characters
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, days_remaining, expired, has_control_characters
 
 
 ENROLLMENT_DATA_KEYS = (
@@ -476,7 +476,7 @@ def main():
     argument_spec = dict(
         name=dict(type='str'),
         name_match=dict(type='str', choices=['exact', 'contains'], default='exact'),
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         status=dict(type='list', elements='str', choices=['active', 'blocked', 'revoked', 'expired']),
         serial_numbers=dict(type='list', elements='str'),
         expires_within_days=dict(type='int'),

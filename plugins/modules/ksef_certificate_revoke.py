@@ -211,7 +211,7 @@ system_warnings:
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import has_control_characters
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, has_control_characters
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     CERTIFICATE_TYPES, REVOCATION_REASONS, normalize_serial_numbers, to_api,
 )
@@ -365,7 +365,7 @@ def main():
     argument_spec = dict(
         serial_numbers=dict(type='list', elements='str'),
         name=dict(type='str'),
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default='unspecified'),
     )
     ksef = KsefModule(

@@ -9,17 +9,18 @@ import datetime
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+    Decision,
     KsefView,
-    Plan,
     decide,
     intent_candidates,
     intent_may_expire,
     known_before_post,
+    wait_deadline,
     wanted_serials,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
@@ -155,14 +156,14 @@ def test_active_valid_longest_is_current_among_certificates_of_the_key():
 ])
 def test_decide_absent(pairs, files, remove_files, expected):
     plan = decide(declaration(state='absent', remove_files=remove_files), view(*pairs), files, NOW)
-    assert dict(action=plan.action, reason=plan.reason, revoked=plan.revoked, removed=plan.removed_files,
+    assert dict(action=plan.action, reason=plan.reason, revoked=plan.to_revoke, removed=plan.removed_files,
                 changed=plan.changed) == expected
 
 
 def test_absent_without_a_key_revokes_every_active_exact_match():
     ksef = view((record(1), None), (record(3), None), (record(4, status='expired'), None))
     plan = decide(declaration(key=None, state='absent'), ksef, Files(), NOW)
-    assert plan.revoked == ['0000000000000001', '0000000000000003']
+    assert plan.to_revoke == ['0000000000000001', '0000000000000003']
 
 
 def intent(minutes_ago, **extra):
@@ -177,10 +178,9 @@ def intent(minutes_ago, **extra):
 def test_intent_reconciled_by_public_key():
     decl = declaration(local=MINE, record_=intent(5))
     ksef = view((record(1), MINE), (record(3, requested_days_ago=0), OTHERS))
-    plan = Plan(decl)
-    plan.intent_candidates = intent_candidates(decl, ksef)
-    assert plan.intent_candidates == ['0000000000000003']
-    decide(decl, ksef, Files(), NOW, plan=plan)
+    candidates = intent_candidates(decl, ksef)
+    assert candidates == ['0000000000000003']
+    plan = decide(decl, ksef, Files(), NOW, intent_candidates=candidates)
     assert (plan.action, plan.reason, plan.issued_serial, plan.superseded) == (
         'installed', 'reconciled', '0000000000000003', ['0000000000000001'])
     assert not plan.discard_record
@@ -211,10 +211,15 @@ def test_pending_enrollment_resumes():
     plan = decide(declaration(record_=pending), view(), Files(), NOW)
     assert (plan.action, plan.reason, plan.reference_number, plan.completion_action) == ('pending', 'resumed', 'REF',
                                                                                          'renewed')
-    issued = Plan(declaration(record_=pending))
-    issued.issued_serial = '0000000000000003'
-    decide(issued.decl, view(), Files(), NOW, plan=issued)
-    assert (issued.action, issued.changed) == ('renewed', True)
+    assert plan.changed is False and plan.enroll is False and plan.issued_serial is None
+    assert plan.enroll_key_path == '/k/erp.key.next' and plan.superseded == ['0000000000000001']
+    assert plan.issued_public_key_sha256 == _crypto.public_key_fingerprint(OTHER_KEY)
+    issued = decide(declaration(record_=pending), view(), Files(), NOW, issued_serial='0000000000000003')
+    assert (issued.action, issued.changed, issued.reason) == ('renewed', True, 'resumed')
+    assert issued.enroll_key_path == '/k/erp.key.next' and issued.issued_serial == '0000000000000003'
+    without_action = dict(pending)
+    del without_action['action']
+    assert decide(declaration(record_=without_action), view(), Files(), NOW, issued_serial='3').action == 'enrolled'
 
 
 def test_wanted_serials():
@@ -228,3 +233,132 @@ def test_wanted_serials():
 def test_known_before_post():
     assert known_before_post(None) == set()
     assert known_before_post({'superseded': ['A'], 'known_serials': ['B']}) == {'A', 'B'}
+
+
+def test_a_key_file_that_is_gone_while_its_name_is_active_is_not_replaced_silently():
+    # The controller lost the key (an AWX job's fresh directory): KSeF still lists the active certificate.
+    decl = declaration(key=None, local=None)
+    with pytest.raises(KsefError) as raised:
+        decide(decl, view((record(3), OTHERS)), Files(), NOW)
+    message = str(raised.value)
+    assert 'the private key /k/erp.key does not exist' in message and '0000000000000003' in message
+    assert 'persistent storage' in message and 'replace_missing_key=true' in message and 'Nothing was sent' in message
+
+
+def test_force_does_not_replace_a_missing_key():
+    with pytest.raises(KsefError, match='replace_missing_key'):
+        decide(declaration(key=None, force=True), view((record(3), OTHERS)), Files(), NOW)
+
+
+def test_replace_missing_key_enrolls_a_new_key_and_warns():
+    plan = decide(declaration(key=None, replace_missing_key=True), view((record(3), OTHERS)), Files(), NOW)
+    assert summary(plan) == dict(action='enrolled', reason='key_mismatch', enroll=True, key_plan='generate_in_place',
+                                 superseded=['0000000000000003'], changed=False)
+    assert 'replace_missing_key is set' in plan.warnings[0] and '0000000000000003' in plan.warnings[0]
+
+
+@pytest.mark.parametrize('situation, decl_args, pairs', [
+    ('no active certificate of the name: a first enrollment', dict(key=None), [(record(3, status='revoked'), OTHERS)]),
+    ('the CSR form keeps its key elsewhere', dict(key=None, private_key_path=None, csr_content='x'), [(record(3), OTHERS)]),
+])
+def test_a_missing_key_is_enrolled_when_nothing_active_can_be_its(situation, decl_args, pairs):
+    decl = declaration(**decl_args)
+    if decl.csr_content:
+        decl.csr = _crypto.load_csr(_csr_pem(), source='test')
+    plan = decide(decl, view(*pairs), Files(), NOW)
+    assert plan.enroll and not plan.warnings, situation
+
+
+def _csr_pem():
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(KEY, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode('ascii')
+
+
+@pytest.mark.parametrize('renew_before_days, pairs, local, warned', [
+    # record(...): KSeF's validity from 1 day ago to 700 days ahead, a lifetime of 701 days.
+    (701, [(record(1), None)], MINE, True),
+    (700, [(record(1), None)], MINE, False),
+    (3650, [(record(1), None)], MINE, True),
+    # Before KSeF lists one: the local certificate's lifetime (MINE: 1 day ago .. 700 days ahead).
+    (701, [], MINE, True),
+    (30, [], MINE, False),
+    # Nothing known yet: nothing to compare with.
+    (3650, [], None, False),
+])
+def test_renew_before_days_at_or_above_the_lifetime_warns_that_every_run_renews(renew_before_days, pairs, local, warned):
+    plan = decide(declaration(local=local, renew_before_days=renew_before_days), view(*pairs), Files(), NOW)
+    warnings = [warning for warning in plan.warnings if 'at or above its lifetime' in warning]
+    assert bool(warnings) == warned
+    if warned:
+        assert 'renew_before_days %d is at or above its lifetime of 701 days' % renew_before_days in warnings[0]
+        assert plan.enroll, 'due from its first day'
+
+
+# -- what the mutation run of _decide.py showed untested ---------------------------------------------
+
+def test_candidates_are_the_exact_name_and_type_newest_request_first():
+    ksef = view((record(1, requested_days_ago=5), None), (record(2, requested_days_ago=1), None),
+                (record(3, requested_days_ago=3), None), (record(4, name='erp-auth-2'), None),
+                (record(5, certificate_type='offline'), None))
+    assert [r.serial_number for r in ksef.candidates(declaration())] == [
+        '0000000000000002', '0000000000000003', '0000000000000001']
+    assert ksef.by_serial('0000000000000004').name == 'erp-auth-2' and ksef.by_serial('FFFF') is None
+
+
+def test_absent_names_the_newest_active_match_as_current():
+    ksef = view((record(1, requested_days_ago=5), MINE), (record(3, requested_days_ago=1), OTHERS))
+    decision = decide(declaration(key=None, state='absent'), ksef, Files(), NOW)
+    assert decision.current_item.serial_number == '0000000000000003' and decision.current_certificate is OTHERS
+
+
+@pytest.mark.parametrize('record_args', [dict(name='erp-auth-old'), dict(certificate_type='offline')])
+def test_a_local_certificate_listed_under_another_name_or_type_is_not_the_declared_one(record_args):
+    # The same serial and key, but KSeF lists it under another name (or type): not proven by local files.
+    decl = declaration(local=MINE)
+    ksef = view((record(1, **record_args), MINE))
+    assert wanted_serials(decl, ksef) == []   # no candidate of the exact name and type to retrieve
+    decision = decide(decl, ksef, Files(), NOW)
+    assert (decision.action, decision.reason, decision.enroll) == ('enrolled', 'missing', True)
+    # the key backs a certificate (the local one): never enrolled again as it is
+    assert decision.key_plan == 'generate_next'
+
+
+def test_a_key_that_backs_only_the_local_certificate_is_not_reused():
+    # KSeF lists no certificate of the key (revoked and gone), but the local certificate carries it.
+    decision = decide(declaration(local=MINE), view(), Files(), NOW)
+    assert (decision.reason, decision.key_plan) == ('missing', 'generate_next')
+
+
+def test_a_local_certificate_of_another_key_leaves_the_declared_key_unused():
+    decision = decide(declaration(local=OTHERS), view(), Files(), NOW)
+    assert (decision.reason, decision.key_plan) == ('missing', 'reuse')
+    decision = decide(declaration(key=None, local=OTHERS), view(), Files(), NOW)
+    assert decision.key_plan == 'generate_in_place'
+
+
+def test_a_key_known_to_ksef_without_a_local_certificate_is_not_reused():
+    decision = decide(declaration(), view((record(1, status='revoked'), MINE)), Files(), NOW)
+    assert (decision.reason, decision.key_plan, decision.superseded) == ('revoked', 'generate_next', [])
+
+
+def test_the_csr_form_has_no_key_plan():
+    decl = declaration(key=None)
+    decl.csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')]))
+                .sign(OTHER_KEY, hashes.SHA256()))
+    decision = decide(decl, view((record(1), MINE)), Files(), NOW)
+    assert (decision.reason, decision.enroll, decision.key_plan, decision.superseded) == (
+        'key_mismatch', True, None, ['0000000000000001'])
+
+
+def test_wait_deadline_is_the_one_computation_of_the_wait():
+    assert wait_deadline(declaration(wait=True, wait_timeout=120), 1000.0) == 1120.0
+    assert wait_deadline(declaration(wait=True, wait_timeout=None), 10.0) == 310.0, 'wait_timeout unset: 300 s'
+    assert wait_deadline(declaration(wait=False, wait_timeout=120), 1000.0) is None
+
+
+def test_a_decision_takes_only_its_own_fields():
+    decl = declaration()
+    assert Decision(decl, key_plan='reuse', enroll=True).key_plan == 'reuse'
+    with pytest.raises(AttributeError, match='Decision has no field revoked'):
+        Decision(decl, revoked=['A'])
