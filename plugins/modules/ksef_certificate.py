@@ -74,7 +74,7 @@ extends_documentation_fragment:
   - ksef.certificates.attributes.actiongroup_ksef
   - ksef.certificates.attributes.files
   - ksef.certificates.certificate
-  - ksef.certificates.certificate.items
+  - ksef.certificates.certificate_list
   - ksef.certificates.rolling
   - ansible.builtin.files
 attributes:

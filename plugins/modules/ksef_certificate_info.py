@@ -343,7 +343,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _pem
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES as API_CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, days_remaining, expired, has_control_characters
 
@@ -368,7 +368,7 @@ def plan_query(params):
     if params.get('name'):
         query['name'] = params['name']
     if params.get('type'):
-        query['certificate_type'] = to_api(CERTIFICATE_TYPES, params['type'])
+        query['certificate_type'] = to_api(API_CERTIFICATE_TYPES, params['type'])
     statuses = params.get('status') or []
     if len(set(statuses)) == 1:
         query['status'] = to_api(CERTIFICATE_STATUSES, statuses[0])

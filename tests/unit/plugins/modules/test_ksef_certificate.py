@@ -721,6 +721,8 @@ def test_revoke_superseded_default_by_type_in_the_list_form(run, ksef, clock, tm
 
 def _due_login(run, ksef, clock, tmp_path, **extra):
     args, old_serial, old_key = _enrolled(run, ksef, tmp_path, **extra)
+    # Ten days left of a two-year certificate (a shorter lifetime than renew_before_days draws its own warning).
+    ksef.by_serial(old_serial)['valid_from'] = clock.now() - datetime.timedelta(days=720)
     ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
     return args, old_serial, old_key
 
