@@ -263,6 +263,7 @@ class Simulation:
         self.log = []
         self.undeclared_serial = None
         self.previous_state = {'certificates': []}
+        self.revoked_offline = set()    # reported once
         self.ca_pem = None
         self.module_declared = self._module_declarations()
         self.role_declared = self._role_declarations()
@@ -422,7 +423,7 @@ class Simulation:
             runs = [self.finish(started) for started in (self.run_module_path(clock, with_seal=first),
                                                          self.run_role_path(clock, with_seal=first))]
             state = self.emulator.control('/emulator/state')
-            self.check(when, runs, due, logins, state)
+            self.check(when, clock.now(), runs, due, logins, state)
             self.previous_state = state
         finally:
             self.emulator.stop()
@@ -463,8 +464,8 @@ class Simulation:
             self.ca_pem = pem
         assert pem == self.ca_pem, 'the emulator restarted with another TLS CA: its state file was not reused'
 
-    def check(self, when, runs, due, logins, state):
-        now = when.timestamp()
+    def check(self, when, now, runs, due, logins, state):
+        """`when`: the step's date (the runs started then); `now`: the simulated time after the runs."""
         for run in runs:
             if run.rc != 0 or any(counts['failed'] or counts['unreachable'] for counts in run.recap.values()):
                 self.violation(when, run.failure())
@@ -476,23 +477,25 @@ class Simulation:
                 self.violation(when, '%s: %d active certificates now, peak %d, over the limit %d'
                                % (subject.label, len(active), peak, subject.limit))
             for record in records.values():
-                if record['type'] == 'Offline' and record['status'] in ('Revoked', 'Blocked'):
+                if record['type'] == 'Offline' and record['status'] in ('Revoked', 'Blocked') \
+                        and record['serialNumber'] not in self.revoked_offline:
+                    self.revoked_offline.add(record['serialNumber'])
                     self.violation(when, '%s: Offline certificate %s %s was revoked while valid until %s (reason %s)'
                                    % (subject.label, record['name'], record['serialNumber'], record['validTo'],
                                       record['revocationReason']))
             self.check_login(when, subject, records, logins[subject.label])
             names = [record['name'] for record in records.values()
-                     if iso_epoch(record['requestDate']) >= now - 3600]
+                     if iso_epoch(record['requestDate']) >= when.timestamp() - 60]
             for name in sorted(set(names)):
                 if names.count(name) > 1:
                     self.violation(when, '%s: %s enrolled %d times in one run' % (subject.label, name, names.count(name)))
         for item in self.declared_at(when):
-            self.check_deployed(when, item, state)
+            self.check_deployed(when, now, item, state)
         self.check_undeclared(when, state)
         for run, subject in zip(runs, (self.module, self.role)):
             self.check_no_op(when, run, due[run.label], subject, state)
 
-    def check_deployed(self, when, item, state):
+    def check_deployed(self, when, now, item, state):
         serial = item.deployed_serial()
         if serial is None:
             self.violation(when, '%s: no certificate deployed at %s' % (item.label, item.certificate_path))
@@ -501,11 +504,10 @@ class Simulation:
         if record is None:
             self.violation(when, '%s: deployed serial %s is unknown to KSeF' % (item.label, serial))
             return
-        now = when.timestamp()
         problems = []
         if record['status'] != 'Active':
             problems.append('status %s' % record['status'])
-        if not iso_epoch(record['validFrom']) <= now < iso_epoch(record['validTo']):
+        if not iso_epoch(record['validFrom']) <= now.timestamp() < iso_epoch(record['validTo']):
             problems.append('valid %s to %s' % (record['validFrom'], record['validTo']))
         if (record['name'], record['type']) != (item.name, item.type):
             problems.append('it is %s (%s)' % (record['name'], record['type']))
