@@ -124,8 +124,8 @@ while [ $# -gt 0 ]; do
 done
 
 if ! ls -d "$targets_dir"/*/ >/dev/null 2>&1; then
-    echo "run-integration: no integration targets yet (tests/integration/targets is empty), skipping"
-    exit 0
+    echo "run-integration: no integration target in $targets_dir" >&2
+    exit 1
 fi
 mapfile -t expected < <(resolve_targets "$@")
 if [ ${#expected[@]} -eq 0 ]; then
@@ -149,14 +149,18 @@ echo "run-integration: ${#expected[@]} targets on $jobs worker(s), slowest first
 
 # What every ansible-test run sets up once per user, done here before the workers start, so that
 # they do not race for it: the SSH key pair (as ansible-test makes it) and the get-pip stand-in.
+# Two runs side by side (make test runs integration-latest beside integration-2.16) take a lock for it.
 key="$HOME/.ansible/test/id_rsa"
-if [ ! -f "$key" ] || [ ! -f "$key.pub" ]; then
-    mkdir -p "$(dirname "$key")"
-    rm -f "$key" "$key.pub"
-    ssh-keygen -m PEM -q -t rsa -N '' -f "$key"
-    sed -i -E 's/(BEGIN|END) PRIVATE KEY/\1 RSA PRIVATE KEY/' "$key"
-fi
-"$venv/bin/python" "$repo/tools/seed-get-pip.py"
+mkdir -p "$(dirname "$key")"
+(
+    flock 9
+    if [ ! -f "$key" ] || [ ! -f "$key.pub" ]; then
+        rm -f "$key" "$key.pub"
+        ssh-keygen -m PEM -q -t rsa -N '' -f "$key"
+        sed -i -E 's/(BEGIN|END) PRIVATE KEY/\1 RSA PRIVATE KEY/' "$key"
+    fi
+    "$venv/bin/python" "$repo/tools/seed-get-pip.py"
+) 9>"$HOME/.ansible/test/.setup.lock"
 
 start=$SECONDS
 pids=()
