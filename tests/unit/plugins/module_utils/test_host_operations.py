@@ -418,3 +418,43 @@ def test_directory_refuses_a_file_in_the_way_and_a_bad_mode(make_host, paths):
     with pytest.raises(files.HostFileError, match='octal mode'):
         run(make_host, 'directory', directories=[{'path': str(paths.directory / 'new'), 'mode': 'u=rwx'}])
     assert not os.path.exists(str(paths.directory / 'new'))
+
+
+# --- prepare: the role's one call per host ------------------------------------------------------
+
+def prepare_entry(paths, **changes):
+    entry = {'key_path': paths.key, 'next_key_path': None, 'certificate_path': paths.cert, 'renew_before_days': 30,
+             'key_mode': '0600', 'certificate_mode': '0644', 'owner': None, 'group': None}
+    entry.update(changes)
+    return entry
+
+
+def test_prepare_creates_directories_inspects_and_keeps_the_modes_of_an_installed_pair(make_host, paths, backend):
+    deployed_pair(paths)
+    os.chmod(paths.key, 0o644)
+    new_dir = str(paths.directory / 'new' / 'certs')
+    args = dict(directories=[{'path': new_dir, 'mode': '0755'}], certificates=[prepare_entry(paths)])
+    predicted = run(make_host, 'prepare', check_mode=True, **args)[0]
+    assert predicted['changed'] and predicted['created'] == [str(paths.directory / 'new'), new_dir]
+    assert predicted['certificates'][0]['attributes_changed'] == [paths.key]
+    assert predicted['certificates'][0]['certificate_matches_key'] and mode_of(paths.key) == 0o644
+    assert not os.path.exists(new_dir)
+    done = run(make_host, 'prepare', **args)[0]
+    assert done['changed'] and mode_of(paths.key) == 0o600 and os.path.isdir(new_dir)
+    found = done['certificates'][0]
+    assert found['serial_number'] and found['renewal_due'] is False and found['key_exists']
+    again = run(make_host, 'prepare', **args)[0]
+    assert not again['changed'] and again['created'] == [] and again['certificates'][0]['attributes_changed'] == []
+
+
+def test_prepare_leaves_a_pair_waiting_for_its_next_key_and_a_missing_key_alone(make_host, paths, backend):
+    key = deployed_pair(paths)
+    os.chmod(paths.cert, 0o600)
+    write(paths.next, _crypto.private_key_to_pem(key))  # the certificate carries the .next key: install pending
+    found = run(make_host, 'prepare', certificates=[prepare_entry(paths)])[0]
+    assert not found['changed'] and found['certificates'][0]['certificate_matches_next_key']
+    assert mode_of(paths.cert) == 0o600
+    os.unlink(paths.next)
+    os.unlink(paths.key)
+    missing = run(make_host, 'prepare', certificates=[prepare_entry(paths)])[0]['certificates'][0]
+    assert not missing['key_exists'] and not missing['certificate_matches_key'] and missing['attributes_changed'] == []
