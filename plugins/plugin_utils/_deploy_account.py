@@ -34,7 +34,7 @@ def _ids_by_host(prepared, location):
 
 def _label(item_id):
     name, dummy, cert_type = item_id.rpartition('|')
-    return '"%s" (%s)' % (name, cert_type)
+    return '%s (%s)' % (name, cert_type)
 
 
 def batch(prepared, info, now=None):

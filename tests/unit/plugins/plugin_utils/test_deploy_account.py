@@ -50,7 +50,7 @@ def test_a_name_declared_by_several_hosts_fails_on_each_and_lists_them():
     same = [{'type': 'authentication', 'name': 'one-name-authentication'}]
     decided = _deploy_account.batch({'a': prepared('a', same), 'b': prepared('b', same), 'c': prepared('c')}, INFO, NOW)
     reason = decided['hosts']['a']['failures']['one-name-authentication|authentication']
-    assert reason.endswith('"one-name-authentication" (authentication) is declared by a, b')
+    assert reason.endswith('one-name-authentication (authentication) is declared by a, b')
     assert decided['hosts']['b']['failures'] == decided['hosts']['a']['failures']
     assert decided['hosts']['c']['failures'] == {} and decided['hosts']['a']['plan'] == []
     line = FILTERS['ksef_deploy_account'](prepared('a', same), decided['hosts']['a'])[0]
