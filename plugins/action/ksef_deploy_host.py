@@ -60,7 +60,7 @@ def prepare_args(module_args, settings, host):
 
 def account_result(lines, diffs, diff_mode):
     """changed / failed / diff of the role's account of a host (no module runs)."""
-    result = {'changed': any(line.get('changed') for line in lines or []), 'account': lines or []}
+    result = {'changed': any(line.get('changed') for line in lines or [])}
     failures = [line['failure'] for line in lines or [] if line.get('failed')]
     if failures:
         result.update(failed=True, msg='; '.join(failures))
