@@ -220,7 +220,14 @@ def host_diff(lines, diffs):
             continue
         key = '%s|%s' % (line['name'], line['type'])
         if key in module_entries:
-            old, new = module_entries[key]
+            # The module's entries, with what only the host knows: the paths there (a key-on-host certificate has
+            # none on the controller) and the serial it replaced (the module enrolled for a new key).
+            old, new = (dict(entry) for entry in module_entries[key])
+            for entry in (old, new):
+                if not entry.get('private_key_path'):
+                    entry.update(private_key_path=line['key_path'], certificate_path=line['certificate_path'])
+            if not old.get('serial_number') and line.get('previous_serial_number'):
+                old['serial_number'] = line['previous_serial_number']
         else:
             common = {'name': line['name'], 'type': line['type'], 'private_key_path': line['key_path'],
                       'certificate_path': line['certificate_path']}

@@ -134,13 +134,16 @@ def test_host_diff_passes_the_module_diff_through_or_says_the_serials():
                                      'certificate_path': '/p', 'serial_number': OLD}]},
         'after': {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'private_key_path': '/k',
                                     'certificate_path': '/p', 'serial_number': '(new)'}]}}
-    module = {'before': {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'serial_number': OLD},
+    module = {'before': {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'serial_number': None,
+                                           'private_key_path': None, 'status': None},
                                           {'name': 'other', 'type': 'authentication', 'serial_number': 'Z'}]},
-              'after': {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'serial_number': NEW},
+              'after': {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'serial_number': NEW,
+                                          'private_key_path': None, 'status': 'active'},
                                          {'name': 'other', 'type': 'authentication', 'serial_number': 'Y'}]}}
+    paths = {'private_key_path': '/k', 'certificate_path': '/p'}
     assert _deploy_account.host_diff(lines, [module]) == {
-        'before': {'certificates': [module['before']['certificates'][0]]},
-        'after': {'certificates': [module['after']['certificates'][0]]}}
+        'before': {'certificates': [dict(module['before']['certificates'][0], serial_number=OLD, **paths)]},
+        'after': {'certificates': [dict(module['after']['certificates'][0], **paths)]}}
     assert _deploy_account.host_diff(lines[1:], [module]) is None
 
 
