@@ -523,9 +523,9 @@ def table(results):
             match = re.match(r'scale_(\d+)_enroll$', key)
             if match:
                 per_host = results['role_%d_published' % role_ratio['hosts']]
-                lines.append('enrolling run, %s hosts (limits raised): %.1f s, %.3f s/host (40 hosts at the published '
+                lines.append('enrolling run, %s hosts (limits raised): %.1f s, %.3f s/host (%d hosts at the published '
                              'limits: %.3f s/host)' % (match.group(1), results[key]['seconds'],
-                                                        results[key]['seconds'] / int(match.group(1)),
+                                                        results[key]['seconds'] / int(match.group(1)), role_ratio['hosts'],
                                                         per_host['seconds'] / role_ratio['hosts']))
     if 'time_ratio' in results:
         ratio = results['time_ratio']
