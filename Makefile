@@ -15,7 +15,8 @@ VENV := .venv
 VENV_OLD := .venv-2.16
 VPY := $(VENV)/bin/python
 VPY_OLD := $(VENV_OLD)/bin/python
-# The emulator is installed editable once its project file exists (it is being written).
+# The emulator (tests/emulator) is installed editable into .venv; the wildcard keeps `make venv` usable in a
+# tree without it (the collection tarball leaves tests/emulator out).
 EMULATOR_PROJECT := $(wildcard tests/emulator/pyproject.toml)
 TEST_REQUIREMENTS := tests/unit/requirements.txt tests/integration/requirements.txt
 # Others import the collection through this symlink (pytest, ansible -m); keep it alive.
@@ -32,18 +33,20 @@ EMULATOR_PROCESSING_DELAY ?= 1
 INTEGRATION_JOBS ?= 2
 
 .PHONY: help venv collection-link deps-system \
-	sanity sanity-latest sanity-2.16 units units-latest units-2.16 emulator-tests \
-	integration integration-latest integration-2.16 awx-tests lint test emulator clean mutation
+	sanity sanity-latest sanity-2.16 units units-latest units-all units-2.16 emulator-tests \
+	integration integration-latest integration-2.16 awx-tests lifecycle lint test emulator clean mutation
 
 help:
 	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
-	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl softhsm2 strace when missing (root only)'
+	@echo 'make deps-system      apt-get install shellcheck xmlsec1 openssl softhsm2 strace faketime when missing (root only)'
 	@echo 'make sanity           ansible-test sanity at both ends (sanity-latest, sanity-2.16)'
-	@echo 'make units            ansible-test units: units-latest (Python 3.9-3.13), units-2.16 (its Python 3.11)'
+	@echo 'make units            ansible-test units: units-latest (Python 3.9 and 3.13), units-2.16 (its Python 3.11);'
+	@echo '                      units-all: every Python 3.9-3.13'
 	@echo 'make emulator-tests   pytest tests/emulator/tests'
 	@echo 'make integration      ansible-test integration against the emulator (integration-latest: all targets,'
 	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
 	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
+	@echo 'make lifecycle        scheduled runs over two simulated certificate lifetimes under libfaketime (own emulator)'
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
@@ -74,11 +77,12 @@ collection-link:
 
 # tool:package pairs; softhsm2 (a PKCS#11 token in software) stands in for a card or HSM in the PKCS#11 tests.
 # strace: tests/unit/plugins/modules/test_file_modes_trace.py traces the key and backup writes (issue 14).
-SYSTEM_TOOLS := shellcheck:shellcheck xmlsec1:xmlsec1 openssl:openssl softhsm2-util:softhsm2 strace:strace
+# faketime (libfaketime): the lifecycle simulation moves the clock of the emulator and of Ansible (make lifecycle).
+SYSTEM_TOOLS := shellcheck:shellcheck xmlsec1:xmlsec1 openssl:openssl softhsm2-util:softhsm2 strace:strace faketime:faketime
 
 deps-system:
 	@missing=; for pair in $(SYSTEM_TOOLS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
-	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1, openssl, softhsm2 and strace are present"; \
+	if [ -z "$$missing" ]; then echo "deps-system: shellcheck, xmlsec1, openssl, softhsm2, strace and faketime are present"; \
 	elif [ "$$(id -u)" != 0 ]; then echo "deps-system: missing:$$missing; not root, skipping (install them with apt-get)"; \
 	else echo "deps-system: installing$$missing"; apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
@@ -97,9 +101,19 @@ sanity-2.16: venv
 
 units: units-latest units-2.16
 
-# --venv: ansible-test makes a venv per Python (3.9 ... 3.13 from pyenv) and installs pytest and
-# tests/unit/requirements.txt into it, so the unit tests run on every Python the modules support.
+# --venv: ansible-test makes a venv per Python and installs pytest and tests/unit/requirements.txt into it.
+# `make test` runs the two ends the modules support (UNITS_PYTHONS, 3.9 and 3.13); `make units-all` runs
+# every Python 3.9 ... 3.13 from pyenv (the middle ones cost about 40 s each and have never differed).
+UNITS_PYTHONS ?= 3.9 3.13
 units-latest: venv
+	@case ' $(UNITS_ARGS) ' in *' --python '*) pythons=given;; *) pythons='$(UNITS_PYTHONS)';; esac; rc=0; \
+	for py in $$pythons; do \
+		if [ $$py = given ]; then set -- ; else set -- --python $$py; fi; \
+		echo "units-latest: ansible-test units $$* $(UNITS_ARGS)"; \
+		tools/ansible-test.sh $(VENV) units --venv --color no "$$@" $(UNITS_ARGS) || rc=1; \
+	done; exit $$rc
+
+units-all: venv
 	tools/ansible-test.sh $(VENV) units --venv --color no $(UNITS_ARGS)
 
 # The old end runs on its controller Python only (3.11): the Python spread is covered above, and
@@ -120,9 +134,8 @@ integration-2.16: venv
 # ---------------------------------------------------------------------------------------------
 # Emulator
 
-# pytest's exit status 5 means "no tests collected": fine while the emulator has none yet.
+# pytest's exit status 5 means "no tests collected": an EMULATOR_TEST_ARGS selection that matches nothing.
 emulator-tests: venv
-	@if [ ! -d tests/emulator/tests ]; then echo "emulator-tests: tests/emulator/tests does not exist yet, skipping"; exit 0; fi; \
 	cd tests/emulator && rc=0 && ../../$(VPY) -m pytest -p no:cacheprovider -q $(EMULATOR_TEST_ARGS) tests || rc=$$?; \
 	if [ $$rc = 5 ]; then echo "emulator-tests: no tests collected"; rc=0; fi; exit $$rc
 
@@ -139,6 +152,13 @@ awx-tests: venv
 	$(VPY) -m pytest -q -p no:cacheprovider tests/awx/test_runner.py
 
 # ---------------------------------------------------------------------------------------------
+# Lifecycle: scheduled runs (module path and role path) over two simulated certificate lifetimes, the clock of
+# the emulator and of Ansible moved together by libfaketime (docs/TESTING.md, "The lifecycle simulation").
+
+lifecycle: venv
+	$(VPY) -m pytest -q -p no:cacheprovider tests/lifecycle/test_lifecycle.py
+
+# ---------------------------------------------------------------------------------------------
 # Lint and packaging
 
 lint: venv
@@ -149,7 +169,7 @@ lint: venv
 
 test:
 	tools/run-stages.sh venv deps-system sanity-latest sanity-2.16 units-latest units-2.16 \
-		emulator-tests integration-latest integration-2.16 awx-tests lint
+		emulator-tests integration-latest integration-2.16 awx-tests lifecycle lint
 
 # >>> demo targets (owned by the demo engineer: demo, demo-up, demo-down, demo-clean) >>>
 .PHONY: demo demo-up demo-down demo-clean demo-venv

@@ -27,9 +27,15 @@ Not a test: it prints a table and writes build/bench.json. Steps:
   8. scaling: the role over 200 hosts (--scale-hosts, a context of its own, the certificate endpoints' limits
      raised so that KSeF's hour window does not hide Ansible's share), enrolling, then its no-op and the stat
      play; the per-host seconds against the 40-host rows show whether the cost grows linearly.
+  9. a renewal wave: 95 Authentication certificates of a context of its own (enrolled at raised limits, then
+     moved 10 days before their end with PUT /testdata/certificates/{serial}) renewed in one task at the
+     published limits with 5 free active-certificate slots (KSeF's 100 per NIP): goals zero 429 answers, at most
+     100 active certificates at any moment (from the request log: every accepted enrollment counted from its
+     POST, every accepted revocation from its answer) and 0 s of outage (no certificate revoked before its
+     successor was issued).
 Each enrolling row records the calls per endpoint (emulator records) and the calls per enrollment.
 Run with the project venv: .venv/bin/python tools/bench.py (or make bench); --only-fleet runs only step 6,
---only-role only steps 7 and 8 (--scale-hosts 0 leaves out step 8).
+--only-role only steps 7 and 8 (--scale-hosts 0 leaves out step 8), --only-waves only step 9.
 """
 
 import argparse
@@ -62,6 +68,9 @@ ROLE_RATIO_ROUNDS = 3
 # The role's enrolling task (its one ksef_certificate call for the batch, login to session close) may exceed
 # the enrollment floor by a login, the retrieval and the close; more means it waited on the limits.
 ROLE_SLACK = 15
+# The renewal wave row: certificates due, and KSeF's active-certificate limit per NIP.
+WAVE_CERTIFICATES = 95
+ACTIVE_LIMIT = 100
 PROCESSING_DELAY = 5.0
 READY_TIMEOUT = 60
 PLAYBOOK_TIMEOUT = 1800
@@ -151,8 +160,8 @@ class Bench:
         self.connection = {'api_url': self.emulator.url + '/v2', 'ca_path': self.emulator.ca, 'context_id': nip,
                            'auth_certificate_path': cert, 'auth_private_key_path': key}
 
-    def set_other_limits(self, other):
-        """POST /v2/testdata/rate-limits for this context (a short session of its own)."""
+    def testdata(self, calls):
+        """Make TEST-only calls in a short session of its own: calls(client, token)."""
         # The collection's own client logs in; it is importable through build/collections (make venv).
         if COLLECTIONS not in sys.path:
             sys.path.insert(0, COLLECTIONS)
@@ -163,13 +172,29 @@ class Bench:
                       auth_subject_identifier_type='certificate_subject')
         auth = KsefAuthenticator(client, params)
         try:
-            if other is None:
-                client.request('POST', '/testdata/rate-limits/production', token=auth.access_token())
-            else:
-                client.request('POST', '/testdata/rate-limits', token=auth.access_token(),
-                               json={'rateLimits': {'other': other}})
+            calls(client, auth.access_token())
         finally:
             auth.close()
+
+    def set_other_limits(self, other):
+        """POST /v2/testdata/rate-limits for this context."""
+        def post(client, token):
+            if other is None:
+                client.request('POST', '/testdata/rate-limits/production', token=token)
+            else:
+                client.request('POST', '/testdata/rate-limits', token=token, json={'rateLimits': {'other': other}})
+        self.testdata(post)
+
+    def shorten(self, serials, days):
+        """PUT /v2/testdata/certificates/{serial} {validTo}: the certificates end `days` from now."""
+        valid_to = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)).strftime(
+            '%Y-%m-%dT%H:%M:%SZ')
+
+        def put(client, token):
+            for serial in serials:
+                client.request('PUT', '/testdata/certificates/{serialNumber}', path_params={'serialNumber': serial},
+                               token=token, json={'validTo': valid_to}, expect=(200, 204))
+        self.testdata(put)
 
     def declarations(self, prefix, count):
         return [{'name': '%s-%03d' % (prefix, index),
@@ -221,6 +246,7 @@ class Bench:
             'api_calls': result['api_calls'],
             'changed': result['changed'],
             'actions': sorted(set(result['actions'])),
+            'quota': result.get('quota'),
         })
         return row
 
@@ -265,9 +291,10 @@ class Bench:
     def run(self):
         self.emulator.start()
         try:
-            if not (self.args.only_fleet or self.args.only_role):
+            only = self.args.only_fleet or self.args.only_role or self.args.only_waves
+            if not only:
                 self.first_rows()
-            for count in ([] if self.args.only_role else self.args.fleet_sizes):
+            for count in (self.args.fleet_sizes if self.args.only_fleet or not only else []):
                 log('%d new certificates at the published limits, %.0f s issuing delay (takes minutes)...'
                     % (count, self.args.processing_delay))
                 self.make_signer('fleet-%d' % count)
@@ -276,14 +303,25 @@ class Bench:
                 self.results['enroll_%d_published' % count] = row
                 log('  %.1f s, %d 429, %s certificate calls per enrollment'
                     % (row['seconds'], row['http_429'], row['certificate_calls_per_enrollment']))
-            if not self.args.only_fleet:
+            if self.args.only_role or not only:
                 self.role_rows()
                 if self.args.scale_hosts:
                     self.scale_rows()
+            if self.args.only_waves or not only:
+                self.wave_rows()
         finally:
             self.emulator.stop()
         goals = self.results['goals'] = {}
-        if not (self.args.only_fleet or self.args.only_role):
+        waves = self.results.get('renew_%d_waves' % WAVE_CERTIFICATES)
+        if waves is not None:
+            prefix = 'renew_%d_waves_' % WAVE_CERTIFICATES
+            goals.update({
+                prefix + 'zero_429': waves['http_429'] == 0,
+                prefix + 'peak_active_max_%d' % ACTIVE_LIMIT: waves['peak_active'] <= ACTIVE_LIMIT,
+                prefix + 'outage_0_s': waves['outage_seconds'] == 0,
+                prefix + 'all_renewed': waves['actions'] == ['renewed'],
+            })
+        if not only:
             goals.update({
                 'noop_12_auth_calls_max_6': self.results['noop']['12']['auth_calls'] <= 6,
                 'noop_12_certificate_calls_max_1': self.results['noop']['12']['certificate_calls'] <= 1,
@@ -311,6 +349,36 @@ class Bench:
                     self.results['role_stat_ratio']['ratio'] <= ROLE_STAT_RATIO_MAX,
             })
         return self.results
+
+    def wave_rows(self):
+        """95 Authentication certificates due with 5 free active-certificate slots: one task, published limits."""
+        count = WAVE_CERTIFICATES
+        log('a renewal wave: %d Authentication certificates due, %d free slots, published limits (takes minutes)...'
+            % (count, ACTIVE_LIMIT - count))
+        self.make_signer('waves')
+        declarations = self.declarations('wave', count)
+        self.set_other_limits(RAISED_OTHER)
+        self.converge(declarations)
+        serials = [entry['serialNumber'] for entry in self.emulator.get('/emulator/state')['certificates']
+                   if entry['subjectIdentifier']['value'] == self.connection['context_id'] and entry['status'] == 'Active']
+        self.shorten(serials, 10)
+        self.set_other_limits(None)
+        seq = self.emulator.last_seq()
+        row = self.converge(declarations)
+        records = self.emulator.requests_since(seq)
+        state = [entry for entry in self.emulator.get('/emulator/state')['certificates']
+                 if entry['subjectIdentifier']['value'] == self.connection['context_id']]
+        row.update({
+            'certificates': count,
+            'free_slots': ACTIVE_LIMIT - len(serials),
+            'waves': len((row.get('quota') or {}).get('waves_sent') or []),
+            'peak_active': peak_active(records, len(serials)),
+            'outage_seconds': outage_seconds(records, state),
+            'floor_seconds': round(self.floor_seconds(count), 1),
+        })
+        self.results['renew_%d_waves' % count] = row
+        log('  %.1f s, %d 429, peak %d active, %d waves, outage %s s'
+            % (row['seconds'], row['http_429'], row['peak_active'], row['waves'], row['outage_seconds']))
 
     def bench_inventory(self, label, count):
         """An inventory of count local-connection hosts, each with its own root directory."""
@@ -449,6 +517,38 @@ def span_seconds(records):
     return round((max(times) - min(times)).total_seconds(), 1) if times else None
 
 
+def peak_active(records, active_before):
+    """Most active certificates at once: every accepted enrollment counted from its POST (an upper bound), every
+    accepted revocation from its answer, in the order the emulator received them."""
+    count = peak = active_before
+    for record in records:
+        if record['method'] == 'POST' and record['route'] == '/certificates/enrollments' and record['status'] == 202:
+            count += 1
+        elif record['route'] == '/certificates/{certificateSerialNumber}/revoke' and record['status'] == 204:
+            count -= 1
+        peak = max(peak, count)
+    return peak
+
+
+def outage_seconds(records, state):
+    """Seconds a certificate name had no active certificate: from the revocation of a predecessor to the moment its
+    successor was issued (validFrom), summed over the names (0 when every successor came first)."""
+    revoked_at = {}
+    for record in records:
+        if record['route'] == '/certificates/{certificateSerialNumber}/revoke' and record['status'] == 204:
+            revoked_at[record['path'].rstrip('/').split('/')[-2]] = datetime.datetime.fromisoformat(record['time'])
+    total = 0.0
+    for name in set(entry['name'] for entry in state):
+        entries = [entry for entry in state if entry['name'] == name]
+        successors = [datetime.datetime.fromisoformat(entry['validFrom']) for entry in entries if entry['status'] == 'Active']
+        for entry in entries:
+            if entry['serialNumber'] in revoked_at:
+                issued = min(successors) if successors else None
+                gap = (issued - revoked_at[entry['serialNumber']]).total_seconds() if issued else float('inf')
+                total += max(0.0, gap)
+    return round(total, 1)
+
+
 def calls_of(records):
     """What the emulator recorded for a run: calls per endpoint, by group, 429 answers, calls per enrollment."""
     auth = [r for r in records if (r['route'] or '').startswith('/auth/')]
@@ -484,6 +584,10 @@ def table(results):
         if 'enroll_%d_published' % count in results:
             rows.append(('enroll %d, published limits (10/s 30/min 120/h)' % count,
                          results['enroll_%d_published' % count]))
+    wave_key = 'renew_%d_waves' % WAVE_CERTIFICATES
+    if wave_key in results:
+        rows.append(('renew %d Authentication, %d free slots, published limits'
+                     % (WAVE_CERTIFICATES, results[wave_key]['free_slots']), results[wave_key]))
     for key in sorted(results):
         match = re.match(r'role_(\d+)_published$', key)
         if match:
@@ -501,6 +605,11 @@ def table(results):
         if row.get('enrollments'):
             lines.append('%s, calls per endpoint: %s' % (label, ', '.join(
                 '%s %d' % (endpoint, calls) for endpoint, calls in sorted(row['calls_by_endpoint'].items()))))
+    for label, row in rows:
+        if 'peak_active' in row:
+            lines.append('%s: %d waves, peak %d active certificates (limit %d), outage %s s, floor %s s'
+                         % (label, row['waves'], row['peak_active'], ACTIVE_LIMIT, row['outage_seconds'],
+                            row['floor_seconds']))
     for label, row in rows:
         if 'hosts_changed' in row:
             lines.append('%s: %d of %d hosts changed, %d login(s), %d query page(s), KSeF calls over %s s%s'
@@ -552,6 +661,7 @@ def main():
                         help='sizes of the enrollment rows at the published limits (default %(default)s)')
     parser.add_argument('--only-fleet', action='store_true', help='only the enrollment rows at the published limits')
     parser.add_argument('--only-role', action='store_true', help='only the rows of the role ksef_deploy')
+    parser.add_argument('--only-waves', action='store_true', help='only the renewal-wave row (95 due, 5 free slots)')
     parser.add_argument('--role-hosts', type=int, default=ROLE_HOSTS,
                         help='hosts of the role rows (default %(default)s)')
     parser.add_argument('--scale-hosts', type=int, default=SCALE_HOSTS,

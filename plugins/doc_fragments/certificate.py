@@ -93,8 +93,16 @@ options:
       - Also write a PKCS#12 file with the key and the certificate (mode C(0600)). Needs O(private_key_path).
     type: str
   pkcs12_passphrase:
-    description: Passphrase of the O(pkcs12_path) file; without it the file is not encrypted.
+    description:
+      - Passphrase of the O(pkcs12_path) file (AES-256-CBC, PBKDF2 with HMAC-SHA256, a SHA-256 MAC).
+      - Required with O(pkcs12_path) unless O(pkcs12_unencrypted=true).
     type: str
+  pkcs12_unencrypted:
+    description:
+      - Write the O(pkcs12_path) file without a passphrase, so that anyone who can read it has the private key.
+      - Without this opt-in, O(pkcs12_path) without O(pkcs12_passphrase) fails before any API call.
+    type: bool
+    default: false
   state_path:
     description:
       - JSON file that records an enrollment in flight (see B(Crash safety) above). It holds no secret and
@@ -248,6 +256,9 @@ options:
       pkcs12_passphrase:
         description: See O(pkcs12_passphrase). Defaults to the top-level value.
         type: str
+      pkcs12_unencrypted:
+        description: See O(pkcs12_unencrypted). Defaults to the top-level value.
+        type: bool
       state_path:
         description: See O(state_path).
         type: str

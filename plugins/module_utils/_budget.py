@@ -154,14 +154,19 @@ def endpoint_limits(api, endpoint):
     return dict(limits_for(method, route))
 
 
-def plan_run(api, enrollments, revocations=0, issue_delay=0.0):
-    """The budget of a run's remaining work, counting the calls it already made as made just now."""
+def plan_run(api, enrollments, revocations=0, issue_delay=0.0, waves=1):
+    """The budget of a run's remaining work, counting the calls it already made as made just now.
+
+    `waves`: renewal waves (_waves.py) the enrollments go in; each waits for its certificates to be issued and
+    looks for them (QUERY_ROUNDS_PER_GROUP looks, query pages or status polls) before the next one is sent.
+    """
+    pages = detection_query_pages(enrollments, endpoint_limits(api, ENROLL))
     calls = work_calls(enrollments=enrollments, revocations=revocations,
-                       query_pages=detection_query_pages(enrollments, endpoint_limits(api, ENROLL)))
+                       query_pages=max(pages, QUERY_ROUNDS_PER_GROUP * waves) if enrollments else pages)
     made = getattr(getattr(api, 'client', None), 'calls_by_endpoint', None) or {}
     earlier = dict((endpoint, [0.0] * made[endpoint]) for endpoint in calls if made.get(endpoint))
     return plan_budget(calls, dict((endpoint, endpoint_limits(api, endpoint)) for endpoint in calls),
-                       issue_delay=issue_delay, earlier=earlier)
+                       issue_delay=issue_delay * max(waves, 1), earlier=earlier)
 
 
 def budget_summary(plan, limits_source=None):

@@ -183,6 +183,10 @@ class ConnectionOptions:
                                  'https://api-test.ksef.mf.gov.pl/v2' % self.api_url)
         if self.api_url and not re.match(r'https?://[^/\s]+', self.api_url):
             raise KsefInputError('api_url must be an http(s) URL such as https://api-test.ksef.mf.gov.pl/v2')
+        if self.api_url and ('?' in self.api_url or '#' in self.api_url):
+            # Endpoints are appended to api_url: a query or fragment would be lost or would swallow the path.
+            raise KsefInputError('api_url %s has a query (?) or fragment (#); give the API root alone, such as '
+                                 'https://api-test.ksef.mf.gov.pl/v2' % self.api_url)
         if self.api_url and self.api_url.lower().startswith('http://') and not self.allow_insecure_http:
             raise KsefInputError('api_url %s uses http://, which would send the tokens in clear text; use https://, or '
                                  'set allow_insecure_http=true (KSEF_ALLOW_INSECURE_HTTP) for a local test server'

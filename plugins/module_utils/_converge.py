@@ -32,7 +32,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._budget import (
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     KsefView,
-    Plan,
     decide,
     intent_candidates,
     intent_may_expire,
@@ -44,15 +43,18 @@ from ansible_collections.ksef.certificates.plugins.module_utils._declaration imp
     validate_declaration,
     validate_set,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._enroll import (
-    QUOTA_CERTIFICATES,
-    QUOTA_ENROLLMENTS,
-    Enroller,
-)
+from ansible_collections.ksef.certificates.plugins.module_utils._enroll import Enroller
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import LockSet, PendingStore
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError, build_result
+from ansible_collections.ksef.certificates.plugins.module_utils._rolling import (
+    RollingRenewal,
+    current_validity,
+    forecast_quota,
+    slots_freed,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._scheduler import (
     INITIAL_ISSUE_DELAY,
     EnrollmentScheduler,
@@ -80,7 +82,7 @@ class Converger:
         self.view = KsefView()
         self.installer = Installer(module)
         self.enroller = None
-        self.limits = None
+        self.rolling = None
         self.budget = None
         self.single = params.get('certificates') is None
 
@@ -139,15 +141,18 @@ class Converger:
             if self.check_mode:
                 for plan in enrolling:
                     self.enroller.predict_kept_login(plan)
-            self._plan_budget(enrolling)
-            if enrolling:
-                self._check_limits(len(enrolling))
-                self.enroller.enrollment_data = self.api.enrollment_data()
-                for plan in enrolling:
-                    self._check_csr_subject(plan)
             scheduler = EnrollmentScheduler(self.api, self.enroller, clock=self.clock, sleep=self.sleep,
                                             check_mode=self.check_mode, warn=self.module.warn)
-            scheduler.send_all(self.plans, enrolling)
+            self.rolling = RollingRenewal(self.module, self.api, self.enroller, scheduler, self.now,
+                                          release_offline=self.params.get('release_offline_predecessors'))
+            self._plan_budget(enrolling)
+            if enrolling:
+                waves = self.rolling.start(self.plans, enrolling)
+                if waves.waves:
+                    self.enroller.enrollment_data = self.api.enrollment_data()
+                    self.rolling.run(self.plans, waves, self._check_csr_subject)
+            elif self.params.get('quota_forecast'):
+                self.rolling.read_limits()
             scheduler.wait(self.plans)
             self.enroller.finish()
             for plan in self.plans:
@@ -155,6 +160,8 @@ class Converger:
                     self.enroller.apply_absent(plan)
                 else:
                     self.installer.apply_file_attributes(plan)
+            if enrolling:
+                self.rolling.finish(self.plans)
         except KsefConvergeError as exc:
             if not exc.results:
                 exc.results = self._results()
@@ -203,49 +210,49 @@ class Converger:
 
     def _decide(self, plan):
         """The pure decision, then what it asks of the engine: warnings, a record to discard, a wait deadline."""
-        decide(plan.decl, self.view, self.installer.local_files, self.now(), plan=plan)
-        for warning in plan.warnings:
+        decision = decide(plan.decl, self.view, self.installer.local_files, self.now(), issued_serial=plan.issued_serial,
+                          intent_candidates=plan.intent_candidates)
+        plan.carry_out(decision)
+        for warning in decision.warnings:
             self.module.warn(warning)
-        if plan.discard_record:
+        if decision.discard_record:
             self.enroller.discard_record(plan)
-        if plan.action == 'pending' and plan.decl.wait:
-            plan.deadline = self.clock() + plan.decl.wait_seconds
+        if plan.action == 'pending':
+            plan.start_wait(self.clock())
 
     # -- limits and enrollment data ------------------------------------------------------------
 
     def _plan_budget(self, enrolling):
-        """Effective rate limits, then the call budget; a plan over the hour window fails before anything is sent."""
-        revocations = sum(len(plan.revoked) for plan in self.plans if plan.decl.state == 'absent')
-        revocations += sum(len(plan.superseded) for plan in enrolling if plan.decl.revoke_superseded)
-        if enrolling or revocations:
+        """Effective rate limits, then the call budget: the enrollments (soonest expiry first) that fit the hour go
+        now, the rest wait for a later run; work that cannot start within the hour fails before anything is sent."""
+        absent = sum(len(plan.to_revoke) for plan in self.plans if plan.decl.state == 'absent')
+        expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
+        order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
+        frees = [slots_freed(plan, self.enroller.keeps_login) for plan in order]
+        if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
             ensure = getattr(self.api, 'ensure_rate_limits', None)
             if ensure is not None:
                 ensure()
-        plan = plan_run(self.api, len(enrolling), revocations, issue_delay=INITIAL_ISSUE_DELAY)
-        self.budget = budget_summary(plan, getattr(getattr(self.api, 'client', None), 'limits_source', None))
+        if enrolling:
+            self.rolling.read_limits()      # GET /certificates/limits once: the waves the enrollments need
+
+        def cost(count):
+            waves = self.rolling.wave_count(order[:count]) if count else 1
+            return plan_run(self.api, count, absent + sum(frees[:count]), issue_delay=INITIAL_ISSUE_DELAY, waves=waves)
+
+        count = len(order)
+        plan = cost(count)
+        while not plan['fits_hour'] and count > 1:
+            count -= 1
+            plan = cost(count)
+        pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
+        self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
-                                              % (len(enrolling), revocations)))
-
-    def _check_limits(self, needed):
-        limits = self.api.limits()
-        self.limits = limits
-        enrollment = limits.get('enrollment') or {}
-        certificate = limits.get('certificate') or {}
-        problems = []
-        if enrollment.get('remaining') is not None and enrollment['remaining'] < needed:
-            problems.append('enrollment requests quota (KSeF %d): %s of %s left, %d needed'
-                            % (QUOTA_ENROLLMENTS, enrollment['remaining'], enrollment.get('limit'), needed))
-        if certificate.get('remaining') is not None and certificate['remaining'] < needed:
-            problems.append('active certificates quota (KSeF %d): %s of %s left, %d needed (a renewal holds two '
-                            'certificates until the old one is revoked)'
-                            % (QUOTA_CERTIFICATES, certificate['remaining'], certificate.get('limit'), needed))
-        if not problems and limits.get('canRequest') is False:
-            problems.append('KSeF reports canRequest=false for this subject')
-        if problems:
-            raise KsefError('Cannot enroll %d certificate(s): %s. Revoke unused certificates or wait for the '
-                            'enrollment window; nothing was sent' % (needed, '; '.join(problems)))
+                                              % (len(enrolling), absent + sum(frees))))
+        if count < len(order):
+            self.rolling.max_enrollments = count
 
     def _check_csr_subject(self, plan):
         """KSeF rejects (25003) a CSR whose subject differs from the signer's data: say so before sending."""
@@ -267,4 +274,13 @@ class Converger:
         result = build_result(self.plans, self.single, self.now(), diff=self.module._diff, view=self.view,
                               check_mode=self.check_mode)
         result['budget'] = self.budget or budget_summary(plan_budget({}, {}))
+        result['quota'] = self._quota()
         return result
+
+    def _quota(self):
+        """Limits, waves and forecast of the run; None when the run did not read GET /certificates/limits."""
+        if self.rolling is None or self.rolling.limits is None:
+            return None
+        quota = dict(self.rolling.quota or self.rolling.quota_of(self.rolling.limits))
+        quota['forecast'] = forecast_quota(self.plans, self.rolling.limits, self.view, self.now())
+        return quota

@@ -14,11 +14,9 @@ import binascii
 import datetime
 import errno
 import hashlib
-import inspect
 import os
 import re
 import stat
-import tempfile
 import time
 import traceback
 
@@ -28,6 +26,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefCredentialError,
     KsefInputError,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils import _host_files
 from ansible_collections.ksef.certificates.plugins.module_utils._host_files import sync_directory
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
     PRIVATE_KEY_PEM_LABELS,
@@ -407,7 +406,9 @@ def certificate_summary(cert):
     }
 
 
-PKCS12_KDF_ROUNDS = 20000
+# PBKDF2 iterations of PKCS#12 bundles, the same for both host backends and the controller (the openssl backend
+# used 2,048): strong for a file, yet a bundle is still checked on every run within a fraction of a second.
+PKCS12_KDF_ROUNDS = 50000
 # cryptography 38+ lets the PKCS#12 algorithms be chosen; before, BestAvailableEncryption meant 3DES and SHA-1.
 HAS_PKCS12_BUILDER = HAS_CRYPTOGRAPHY and hasattr(serialization.PrivateFormat, 'PKCS12') and hasattr(pkcs12, 'PBES')
 
@@ -454,61 +455,31 @@ def pkcs12_matches(path, passphrase, key, cert):
 def write_file_atomic(module, path, data, mode, file_args=None):
     """Replace path with data in one rename; the content is never visible with a wider mode than 0600.
 
-    The temporary file is created 0600 in the target directory (mkstemp), filled and synced, given its
-    final mode, and renamed over the target with module.atomic_move. The target's old attributes are
-    not copied (a world-readable old file must not make a new key readable), and the process umask is
-    narrowed during the move because atomic_move widens the mode of new files to 0666 & ~umask.
-    file_args (from module.load_file_common_arguments) are applied afterwards, e.g. owner and group.
+    The write is _host_files.write_atomic, the one private-file writer of the collection: a temporary file
+    created 0600 with O_EXCL|O_NOFOLLOW next to the target, filled, synced and renamed over it through a
+    directory descriptor; a link or non-regular file at path is refused. The mode is widened (a certificate's
+    0644) on the new file's descriptor only once the content is in place. file_args (from
+    module.load_file_common_arguments) are applied afterwards, e.g. owner and group.
     """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise KsefInputError('Directory %s for %s does not exist' % (directory, path))
-    fd, tmp_path = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.tmp', dir=directory)
     try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_path, mode & PRIVATE_KEY_MODE)
-        _private_atomic_move(module, tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-    sync_directory(directory)
-    # Widen to the requested mode only now that the content is in place (keys stay 0600).
-    os.chmod(path, mode)
+        _host_files.write_atomic(path, data, mode & PRIVATE_KEY_MODE)
+        _host_files.ensure_attributes(path, mode)
+    except _host_files.HostFileError as exc:
+        raise KsefInputError(str(exc))
     if file_args:
         module.set_fs_attributes_if_different(file_args, False, expand=False)  # file_args['path'] is literal
 
 
 def move_file_atomic(module, source, path, mode):
-    """Rename an already written file (e.g. a rotated key) over path without widening its mode."""
-    os.chmod(source, mode & PRIVATE_KEY_MODE)
-    _private_atomic_move(module, source, path)
-    sync_directory(os.path.dirname(os.path.abspath(path)))
-    os.chmod(path, mode)
-
-
-def _private_atomic_move(module, source, path):
-    """module.atomic_move without letting it widen the mode of source.
-
-    atomic_move copies the old target's mode onto the new file (always before ansible-core 2.17, unless
-    keep_dest_attrs=False after), and gives a new target 0666 & ~umask. So the old target, which is being
-    replaced anyway, is narrowed first, and the umask is 077 during the move.
-    """
-    if os.path.exists(path):
-        try:
-            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & PRIVATE_KEY_MODE)
-        except OSError:
-            pass
-    kwargs = {}
-    if 'keep_dest_attrs' in inspect.signature(module.atomic_move).parameters:
-        kwargs['keep_dest_attrs'] = False
-    old_umask = os.umask(0o077)
+    """Put an already written file (e.g. a rotated key) at path without widening its mode; source goes."""
     try:
-        module.atomic_move(source, path, **kwargs)
-    finally:
-        os.umask(old_umask)
+        _host_files.move_atomic(source, path, mode & PRIVATE_KEY_MODE)
+        _host_files.ensure_attributes(path, mode)
+    except _host_files.HostFileError as exc:
+        raise KsefInputError(str(exc))
 
 
 def backup_file(path, keep=DEFAULT_BACKUP_KEEP, now=None):

@@ -3,10 +3,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""The decision of ksef_certificate: declaration + KSeF records + local files + now -> plan.
+"""The decision of ksef_certificate: declaration + KSeF records + local files + now -> Decision.
 
 No I/O and no clock read here: `decide()` gets what KSeF said (KsefView), a reader of the local
-files (for the PKCS#12 check and remove_files) and `now`, and returns a Plan. A plan that must forget
+files (for the PKCS#12 check and remove_files) and `now`, and returns a Decision. A plan that must forget
 the enrollment state file says so (`discard_record`); the engine does it.
 
 Identity of a declared certificate in KSeF: exact name, type, and public key equal to the declared key
@@ -50,49 +50,38 @@ class KsefView:
         return _crypto.public_key_fingerprint(certificate.public_key()) if certificate is not None else None
 
 
-class Plan:
-    """What the run decided (and later did) for one declaration."""
+class Decision:
+    """What the run decided for one declaration: decide() fills it once, nothing changes it afterwards.
 
-    def __init__(self, decl):
+    The engine carries it out on a Plan (_plan.py), which keeps what was done apart from what was decided.
+    """
+
+    def __init__(self, decl, **fields):
         self.decl = decl
-        # -- the decision
         self.action = 'none'              # none | installed | enrolled | renewed | pending | revoked | removed
         self.reason = None
-        self.changed = False
+        self.changed = False              # true when the decision alone changes something (install, revoke, remove)
         self.current_item = None          # CertificateRecord of the declared certificate before the run
         self.current_certificate = None   # its X.509 certificate when known
         self.enroll = False
         self.key_plan = None              # 'reuse' | 'generate_in_place' | 'generate_next' (key form only)
-        self.superseded = []
-        self.revoked = []                 # absent: the serials to revoke; then those revoked
-        self.removed_files = []
+        self.superseded = []              # active serials of the name and type that a new certificate replaces
+        self.to_revoke = []               # absent: the serials to revoke
+        self.removed_files = []           # absent with remove_files: the files to remove
+        self.install_certificate = None   # an X.509 certificate already in KSeF to install/return
+        self.install_item = None
         self.discard_record = False       # the state file's record is finished: the engine removes it
         self.warnings = []
-        # -- the enrollment, filled in while the plan is carried out
-        self.enroll_key_path = None
-        self.already_revoked = []         # serials KSeF reported as not active when this run revoked them
-        self.superseded_login = []        # superseded serials left active: this run's login (see _login.py)
+        # -- a recorded enrollment (state file): resumed, or reconciled by its public key
         self.reference_number = None
-        self.status_code = None
         self.issued_serial = None
         self.issued_public_key_sha256 = None
-        self.install_certificate = None   # an X.509 certificate to install/return
-        self.install_item = None
-        self.backup_files = []
-        self.wanted_serials = []
-        self.intent_candidates = []
-        self.deadline = None
-        self.polled_at = None             # controller clock of the last status poll
-        self.sent_clock = None            # controller clock when the enrollment's answer came
-        self.finished = False             # issued certificate retrieved (and installed unless check mode)
+        self.enroll_key_path = None
         self.completion_action = None     # action of a resumed enrollment once it is installed
-        # -- detection (_scheduler.py): query pages first, the status endpoint for what they do not show in time
-        self.next_check = None            # controller clock of the next look for the issued certificate
-        self.last_check = None            # controller clock of the last look (query round or status poll)
-        self.misses = 0                   # looks since it was due that did not show it issued
-        self.by_status = False            # poll GET /certificates/enrollments/{referenceNumber} from now on
-        self.detected_by_query = False    # issued_serial came from a query page (its key is checked at retrieval)
-        self.rejected_serials = set()     # query matches whose public key was not the enrolled one
+        for name, value in fields.items():
+            if not hasattr(self, name):
+                raise AttributeError('Decision has no field %s' % name)
+            setattr(self, name, value)
 
 
 def known_before_post(record):
@@ -173,31 +162,31 @@ def renewal_reason(decl, current, now):
     return None
 
 
-def decide(decl, view, local_files, now, plan=None):
-    """The plan for one declaration.
+def decide(decl, view, local_files, now, issued_serial=None, intent_candidates=()):
+    """The Decision for one declaration.
 
     view: KsefView; local_files: a reader with need_install(decl, certificate) and existing(paths)
     (_install.LocalFiles); now: an aware datetime. The state file's record must be resolved already:
-    `plan` is the plan the engine started while it read a pending enrollment's status (issued_serial,
-    intent_candidates); without one a fresh Plan is made.
+    `issued_serial` is what the status of a pending enrollment gave, `intent_candidates` the serials that may
+    be the certificate of an unconfirmed intent.
     """
-    plan = plan if plan is not None else Plan(decl)
+    decision = Decision(decl, issued_serial=issued_serial)
     if decl.state == 'absent':
-        decide_absent(plan, view, local_files)
-        return plan
+        decide_absent(decision, view, local_files)
+        return decision
     record = decl.record
     if record is not None and record['phase'] == 'pending':
-        decide_resume(plan)
-        return plan
+        decide_resume(decision)
+        return decision
     if record is not None and record['phase'] == 'intent':
-        if decide_intent(plan, view, now):
-            return plan
-    decide_present(plan, view, local_files, now)
-    return plan
+        if decide_intent(decision, view, now, intent_candidates):
+            return decision
+    decide_present(decision, view, local_files, now)
+    return decision
 
 
-def decide_present(plan, view, local_files, now):
-    decl = plan.decl
+def decide_present(decision, view, local_files, now):
+    decl = decision.decl
     candidates = view.candidates(decl)
     actives = [record for record in candidates if record.active]
     fingerprint = decl.declared_public_key_sha256
@@ -210,7 +199,7 @@ def decide_present(plan, view, local_files, now):
                 if view.public_key_sha256(record.serial_number) == fingerprint]
     current = pick_current(ours)
     if current is not None:
-        plan.current_item, plan.current_certificate = current
+        decision.current_item, decision.current_certificate = current
     key_used = bool(ours) or (decl.local_certificate is not None and fingerprint is not None and
                               _crypto.public_key_fingerprint(decl.local_certificate.public_key()) == fingerprint)
     reason = renewal_reason(decl, current, now)
@@ -218,68 +207,73 @@ def decide_present(plan, view, local_files, now):
         reason = 'key_mismatch' if actives else 'missing'
     if reason is None:
         # Healthy in KSeF: write local files that are missing or stale (action installed), else nothing.
-        plan.reason = 'healthy'
-        plan.install_certificate = plan.current_certificate
-        plan.install_item = plan.current_item
-        if local_files.need_install(decl, plan.current_certificate):
-            plan.action = 'installed'
-            plan.changed = True
+        decision.reason = 'healthy'
+        decision.install_certificate = decision.current_certificate
+        decision.install_item = decision.current_item
+        if local_files.need_install(decl, decision.current_certificate):
+            decision.action = 'installed'
+            decision.changed = True
         return
-    plan.reason = reason
-    plan.enroll = True
-    plan.action = 'renewed' if current is not None else 'enrolled'
-    plan.superseded = [record.serial_number for record in actives]
+    decision.reason = reason
+    decision.enroll = True
+    decision.action = 'renewed' if current is not None else 'enrolled'
+    decision.superseded = [record.serial_number for record in actives]
     if decl.uses_csr:
-        plan.key_plan = None
+        decision.key_plan = None
     elif decl.key is None:
-        plan.key_plan = 'generate_in_place'
+        decision.key_plan = 'generate_in_place'
     elif key_used:
-        plan.key_plan = 'generate_next'
+        decision.key_plan = 'generate_next'
     else:
-        plan.key_plan = 'reuse'
+        decision.key_plan = 'reuse'
 
 
-def decide_resume(plan):
+def wait_deadline(decl, clock_now):
+    """The one computation of how long the run waits for an enrollment: clock_now + wait_timeout (wait: true)."""
+    return clock_now + decl.wait_seconds if decl.wait else None
+
+
+def decide_resume(decision):
     """A recorded enrollment: still processing, or issued and waiting to be installed."""
-    record = plan.decl.record
-    plan.reference_number = record['reference_number']
-    plan.superseded = list(record.get('superseded') or [])
-    plan.enroll_key_path = record.get('key_path')
-    plan.issued_public_key_sha256 = record.get('public_key_sha256')
-    plan.completion_action = record.get('action') or 'enrolled'
-    plan.reason = 'resumed'
-    if plan.issued_serial:
-        plan.action = plan.completion_action
-        plan.changed = True
+    record = decision.decl.record
+    decision.reference_number = record['reference_number']
+    decision.superseded = list(record.get('superseded') or [])
+    decision.enroll_key_path = record.get('key_path')
+    decision.issued_public_key_sha256 = record.get('public_key_sha256')
+    decision.completion_action = record.get('action') or 'enrolled'
+    decision.reason = 'resumed'
+    if decision.issued_serial:
+        decision.action = decision.completion_action
+        decision.changed = True
     else:
-        plan.action = 'pending'
+        decision.action = 'pending'
 
 
-def decide_intent(plan, view, now):
+def decide_intent(decision, view, now, candidates):
     """An enrollment may have been sent without its answer being recorded: look for its certificate.
 
-    Returns True when the intent decided the plan; False when it expired (the plan then discards the
+    Returns True when the intent settled the decision; False when it expired (the decision then discards the
     record and the normal rules apply). Raises KsefError while the intent still blocks.
     """
-    decl = plan.decl
+    decl = decision.decl
     record = decl.record
     fingerprint = record.get('public_key_sha256')
-    for serial in plan.intent_candidates:
+    for serial in candidates:
         if view.public_key_sha256(serial) == fingerprint:
-            plan.action = 'installed'
-            plan.reason = 'reconciled'
-            plan.changed = True
-            plan.issued_serial = serial
-            plan.issued_public_key_sha256 = fingerprint
-            plan.enroll_key_path = record.get('key_path')
-            plan.superseded = list(record.get('superseded') or [])
+            decision.action = 'installed'
+            decision.reason = 'reconciled'
+            decision.changed = True
+            decision.issued_serial = serial
+            decision.issued_public_key_sha256 = fingerprint
+            decision.enroll_key_path = record.get('key_path')
+            decision.superseded = list(record.get('superseded') or [])
             return True
     if intent_may_expire(decl, now):
-        plan.warnings.append('No certificate of %s with the public key of the enrollment attempted at %s appeared in '
-                             'KSeF; %s, a new enrollment is allowed'
-                             % (decl.label, record['intent_time'],
-                                'force is set' if decl.force else 'the attempt is older than %d s' % INTENT_BLOCK_SECONDS))
-        plan.discard_record = True
+        decision.warnings.append('No certificate of %s with the public key of the enrollment attempted at %s appeared in '
+                                 'KSeF; %s, a new enrollment is allowed'
+                                 % (decl.label, record['intent_time'],
+                                    'force is set' if decl.force else 'the attempt is older than %d s' % INTENT_BLOCK_SECONDS))
+        decision.discard_record = True
         return False
     raise KsefError('KSeF may still be processing the enrollment of certificate %s sent at %s (its answer was never '
                     'recorded); no certificate with that name, type and public key exists yet. Rerun later, or set '
@@ -287,21 +281,21 @@ def decide_intent(plan, view, now):
                     % (decl.label, record['intent_time'], decl.state_path))
 
 
-def decide_absent(plan, view, local_files):
-    decl = plan.decl
+def decide_absent(decision, view, local_files):
+    decl = decision.decl
     fingerprint = decl.declared_public_key_sha256
     matches = [record for record in view.candidates(decl) if record.active and
                (fingerprint is None or view.public_key_sha256(record.serial_number) == fingerprint)]
-    plan.revoked = [record.serial_number for record in matches]
+    decision.to_revoke = [record.serial_number for record in matches]
     if matches:
-        plan.current_item = matches[0]
-        plan.current_certificate = view.retrieved.get(matches[0].serial_number)
-    plan.reason = 'present' if matches else 'absent'
+        decision.current_item = matches[0]
+        decision.current_certificate = view.retrieved.get(matches[0].serial_number)
+    decision.reason = 'present' if matches else 'absent'
     if decl.remove_files:
-        plan.removed_files = local_files.existing(decl.local_files())
-    if plan.revoked:
-        plan.action = 'revoked'
-        plan.changed = True
-    elif plan.removed_files:
-        plan.action = 'removed'
-        plan.changed = True
+        decision.removed_files = local_files.existing(decl.local_files())
+    if decision.to_revoke:
+        decision.action = 'revoked'
+        decision.changed = True
+    elif decision.removed_files:
+        decision.action = 'removed'
+        decision.changed = True

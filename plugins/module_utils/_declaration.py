@@ -31,7 +31,8 @@ DEFAULT_WAIT_TIMEOUT = 300
 # Options that may be set per certificate (in `certificates` items) and at the top level (defaults).
 PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
-    'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'state_path', 'renew_before_days',
+    'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'pkcs12_unencrypted',
+    'state_path', 'renew_before_days',
     'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'backup_keep',
     'return_content',
     'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
@@ -65,6 +66,7 @@ class Declaration:
         self.certificate_path = literal_path(options.get('certificate_path'))
         self.pkcs12_path = literal_path(options.get('pkcs12_path'))
         self.pkcs12_passphrase = options.get('pkcs12_passphrase')
+        self.pkcs12_unencrypted = options.get('pkcs12_unencrypted')
         self.state_path = literal_path(options.get('state_path'))
         self.renew_before_days = options.get('renew_before_days')
         self.force = options.get('force')
@@ -181,6 +183,10 @@ def validate_declaration(decl):
                              '(the key stays where the CSR was made)' % decl.label)
     if decl.pkcs12_path and not decl.private_key_path:
         raise KsefInputError('Certificate %s: pkcs12_path needs private_key_path (a PKCS#12 file holds the key)'
+                             % decl.label)
+    if decl.pkcs12_path and not decl.pkcs12_passphrase and not decl.pkcs12_unencrypted:
+        raise KsefInputError('Certificate %s: pkcs12_path without pkcs12_passphrase would hold the private key '
+                             'unencrypted; set pkcs12_passphrase, or pkcs12_unencrypted=true if that is intended'
                              % decl.label)
     if decl.pkcs12_path and decl.pkcs12_passphrase and not _crypto.HAS_PKCS12_BUILDER:
         # Checked before any API call: the bundle is written only after the enrollment.

@@ -16,7 +16,11 @@ import time
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import INTENT_CLOCK_SLACK, known_before_post
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+    INTENT_CLOCK_SLACK,
+    known_before_post,
+    wait_deadline,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -243,8 +247,7 @@ class Enroller:
         decl.record = record
         plan.status_code = 100
         plan.sent_clock = self.clock()
-        if decl.wait:
-            plan.deadline = self.clock() + decl.wait_seconds
+        plan.start_wait(plan.sent_clock)
 
     def _forget_unsent(self, plan):
         """KSeF did not take the request: drop the intent (and a .next key made for it)."""
@@ -255,7 +258,7 @@ class Enroller:
         """The POST may have reached KSeF but its answer was lost: look for the certificate, never re-send."""
         decl = plan.decl
         fingerprint = plan.issued_public_key_sha256
-        deadline = self.clock() + (decl.wait_timeout if decl.wait and decl.wait_timeout is not None else 0)
+        deadline = wait_deadline(decl, self.clock()) or self.clock()
         checked = known_before_post(decl.record)
         interval = RECONCILE_POLL_INTERVAL
         while True:
@@ -327,10 +330,9 @@ class Enroller:
         decl = plan.decl
         if self.check_mode:
             return
-        planned, plan.revoked = plan.revoked, []
-        for serial in planned:
+        for serial in plan.to_revoke:
             self.revoke(plan, serial, decl.revocation_reason or 'unspecified')
-        if planned and not plan.revoked and not plan.removed_files:
+        if plan.to_revoke and not plan.revoked and not plan.removed_files:
             # KSeF did not know any of them: nothing changed in this run.
             plan.action = 'none'
             plan.changed = False

@@ -60,14 +60,14 @@ class CryptographyBackend:
         return _crypto.HAS_PKCS12_BUILDER
 
     @staticmethod
-    def _load_key(path):
+    def _load_key(key_data):
         try:
-            return _crypto.load_private_key(path)
+            return _crypto.load_private_key(key_data)
         except KsefError:
             return None
 
-    def key_public_der(self, path):
-        key = self._load_key(path)
+    def key_public_der(self, key_data):
+        key = self._load_key(key_data)
         return None if key is None else _crypto.public_key_der(key.public_key())
 
     def certificate(self, der):
@@ -81,26 +81,27 @@ class CryptographyBackend:
     def generate_key(self, key_type):
         return _crypto.private_key_to_pem(_crypto.generate_private_key(key_type))
 
-    def csr_pem(self, key_path, enrollment_data):
-        key = self._load_key(key_path)
+    def csr_pem(self, key_data, enrollment_data, key_path):
+        key = self._load_key(key_data)
         if key is None:
             raise HostCryptoError('Cannot load the private key %s to sign the CSR' % key_path)
         return der_to_pem(_crypto.build_csr(key, enrollment_data), 'CERTIFICATE REQUEST')
 
-    def pkcs12(self, key_path, certificate_path, name, passphrase):
-        key = self._load_key(key_path)
-        cert = _crypto.read_certificate_file(certificate_path)
+    def pkcs12(self, key_data, certificate_data, name, passphrase, certificate_path):
+        key = self._load_key(key_data)
+        try:
+            cert = _crypto.load_certificate(certificate_data)
+        except ValueError:
+            cert = None
         if key is None or cert is None:
-            raise HostCryptoError('Cannot load %s and %s to build the PKCS#12 bundle' % (key_path, certificate_path))
+            raise HostCryptoError('Cannot load the key and certificate %s to build the PKCS#12 bundle' % certificate_path)
         return _crypto.pkcs12_bundle(name, key, cert, passphrase)
 
-    def pkcs12_contents(self, path, passphrase):
+    def pkcs12_contents(self, data, passphrase):
         """(certificate DER list, public key DER) of the bundle; None when it does not open with passphrase."""
         try:
-            with open(path, 'rb') as handle:
-                data = handle.read()
             key, cert, chain = pkcs12.load_key_and_certificates(data, to_bytes(passphrase, errors='surrogate_or_strict'))
-        except (IOError, OSError, ValueError, TypeError):
+        except (ValueError, TypeError):
             return None
         certificates = [item.public_bytes(serialization.Encoding.DER) for item in ([cert] if cert else []) + list(chain or [])]
         return certificates, (_crypto.public_key_der(key.public_key()) if key is not None else None)
@@ -167,26 +168,47 @@ class OpensslBackend:
             self._path = path
         return self._path
 
-    def _run(self, args, data=None):
-        """(rc, stdout bytes, stderr text) of openssl with these arguments; data goes to its standard input."""
-        rc, out, err = self.module.run_command(
-            [self.command_path()] + list(args), data=data, binary_data=True, encoding=None,
-            expand_user_and_vars=False, environ_update={'LC_ALL': 'C', 'LANG': 'C'})
+    def _run(self, args, data=None, inputs=()):
+        """(rc, stdout bytes, stderr text) of openssl with these arguments; data goes to its standard input.
+
+        Each of `inputs` (bytes read by _host_files from a checked regular file) reaches openssl through a
+        pipe, named in args by its index (an int, replaced by /dev/fd/N): openssl never opens a host path
+        itself, so it cannot be led through a link.
+        """
+        fds = []
+        try:
+            for content in inputs:
+                read_end, write_end = os.pipe()
+                fds.append(read_end)
+                try:
+                    view = memoryview(content)  # at most _host_files.MAX_FILE_SIZE: fits the pipe's buffer
+                    while view:
+                        view = view[os.write(write_end, view):]
+                finally:
+                    os.close(write_end)
+            names = ['/dev/fd/%d' % fd for fd in fds]
+            argv = [self.command_path()] + [names[arg] if isinstance(arg, int) else arg for arg in args]
+            rc, out, err = self.module.run_command(
+                argv, data=data, binary_data=True, encoding=None, expand_user_and_vars=False,
+                environ_update={'LC_ALL': 'C', 'LANG': 'C'}, pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
         return rc, out, to_native(err, errors='surrogate_or_replace')
 
-    def _checked(self, what, args, data=None):
-        rc, out, err = self._run(args, data=data)
+    def _checked(self, what, args, data=None, inputs=()):
+        rc, out, err = self._run(args, data=data, inputs=inputs)
         if rc != 0:
             raise HostCryptoError('openssl could not %s: %s' % (what, _first_line(err)))
         return out
 
-    def key_public_der(self, path):
-        # -passin stdin with an empty line: an encrypted key fails instead of prompting on the terminal.
-        rc, out, dummy_err = self._run(['pkey', '-in', path, '-pubout', '-outform', 'DER', '-passin', 'stdin'], data=b'\n')
+    def key_public_der(self, key_data):
+        # -passin pass: (empty): an encrypted key fails instead of prompting on the terminal.
+        rc, out, dummy_err = self._run(['pkey', '-pubout', '-outform', 'DER', '-passin', 'pass:'], data=key_data)
         return out if rc == 0 and out else None
 
     def _public_der_of_pem(self, key_pem):
-        rc, out, dummy_err = self._run(['pkey', '-pubout', '-outform', 'DER'], data=key_pem)
+        rc, out, dummy_err = self._run(['pkey', '-pubout', '-outform', 'DER', '-passin', 'pass:'], data=key_pem)
         return out if rc == 0 and out else None
 
     def certificate(self, der):
@@ -214,32 +236,35 @@ class OpensslBackend:
             raise HostCryptoError('openssl genpkey did not print a PKCS#8 private key')
         return pem
 
-    def csr_pem(self, key_path, enrollment_data):
+    def csr_pem(self, key_data, enrollment_data, key_path):
         fd, config_path = tempfile.mkstemp(prefix='ksef-req-', suffix='.cnf')
         try:
             with os.fdopen(fd, 'wb') as handle:
                 handle.write(_REQ_CONFIG)
             pem = self._checked('create the CSR for %s' % key_path,
-                                ['req', '-new', '-utf8', '-sha256', '-config', config_path, '-key', key_path,
-                                 '-subj', subject_argument(enrollment_data), '-passin', 'stdin'], data=b'\n')
+                                ['req', '-new', '-utf8', '-sha256', '-config', config_path,
+                                 '-key', 0, '-subj', subject_argument(enrollment_data),
+                                 '-passin', 'pass:'], inputs=[key_data])
         finally:
             os.unlink(config_path)
         if not pem_ders(pem, 'CERTIFICATE REQUEST'):
             raise HostCryptoError('openssl req did not print a CSR for %s' % key_path)
         return pem
 
-    def pkcs12(self, key_path, certificate_path, name, passphrase):
+    def pkcs12(self, key_data, certificate_data, name, passphrase, certificate_path):
         # The passphrase is the first line of standard input; _deploy_checks refuses newlines and the
         # module refuses passphrases longer than openssl reads, so it is passed whole.
+        # The same PBKDF2 iteration count as the cryptography backend (_crypto.PKCS12_KDF_ROUNDS).
         return self._checked('build the PKCS#12 bundle of %s' % certificate_path,
-                             ['pkcs12', '-export', '-inkey', key_path, '-in', certificate_path, '-name', name,
+                             ['pkcs12', '-export', '-inkey', 0, '-in', 1, '-name', name,
                               '-keypbe', 'AES-256-CBC', '-certpbe', 'AES-256-CBC', '-macalg', 'sha256',
-                              '-iter', '2048', '-passout', 'stdin'],
-                             data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n')
+                              '-iter', str(_crypto.PKCS12_KDF_ROUNDS), '-passout', 'stdin'],
+                             data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n',
+                             inputs=[key_data, certificate_data])
 
-    def pkcs12_contents(self, path, passphrase):
-        rc, out, dummy_err = self._run(['pkcs12', '-in', path, '-nodes', '-passin', 'stdin'],
-                                       data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n')
+    def pkcs12_contents(self, data, passphrase):
+        rc, out, dummy_err = self._run(['pkcs12', '-in', 0, '-nodes', '-passin', 'stdin'],
+                                       data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n', inputs=[data])
         if rc != 0:
             return None
         keys = pem_blocks(out, 'PRIVATE KEY')

@@ -88,21 +88,25 @@ class Host:
         return self._backend.name if self._backend is not None else ''
 
     def key_public_der(self, path):
-        return self.backend.key_public_der(path) if _non_empty(path) else None
+        data = files.read_file(path)
+        return self.backend.key_public_der(data) if data else None
 
     def certificate_facts(self, path):
         der = certificate_der(files.read_file(path))
         return self.backend.certificate(der) if der else None
 
     def ensure_attributes(self, path, mode, uid=None, gid=None):
-        """Set mode, owner and group (the module's, unless given) of an existing file; True when they differed."""
+        """Set mode, owner and group (the module's, unless given) of an existing file (on its descriptor, never
+        through a link); True when they differed."""
         uid = self.uid if uid is None else uid
         gid = self.gid if gid is None else gid
-        if not os.path.isfile(path) or not files.attributes_differ(path, mode, uid, gid):
-            return False
-        if not self.check_mode:
-            files.set_attributes(path, mode, uid, gid)
-        return True
+        return files.ensure_attributes(path, mode, uid, gid, check_mode=self.check_mode)
+
+    def warn_writable_directory(self, path):
+        """Warn when the directory of a key can be written by others: they could plant or swap the key."""
+        warning = files.writable_by_others(os.path.dirname(path))
+        if warning:
+            self.module.warn(warning)
 
     def write(self, path, data, mode):
         """Write data unless the file already holds it; then its attributes. True when something changed."""
@@ -114,10 +118,8 @@ class Host:
 
 
 def _non_empty(path):
-    try:
-        return os.path.getsize(path) > 0
-    except OSError:
-        return False
+    info = files.status(path)
+    return info is not None and info.st_size > 0
 
 
 def _pem_bytes(content, what):
@@ -196,17 +198,35 @@ def run_csr(host):
         raise KsefError('Cannot make a CSR from this enrollment data: %s' % '; '.join(problems))
     next_key_path, csr_path = host.path('next_key_path'), host.path('csr_path')
     # A .next key that holds a key is reused: an earlier run may have enrolled it already, and KSeF then holds
-    # a certificate for it that ksef_certificate finds by its public key (instead of enrolling again).
-    generated = host.key_public_der(next_key_path) is None
+    # a certificate for it that ksef_certificate finds by its public key (instead of enrolling again). Only a
+    # private file this module could have written is reused: a key another user planted is never certified.
+    host.warn_writable_directory(next_key_path)
+    generated = _discard_unsafe_next_key(host, next_key_path) or host.key_public_der(next_key_path) is None
     if generated:
         if host.check_mode:
             return dict(changed=True, csr=None, next_key_generated=True)
         key_pem = host.backend.generate_key(host.params['key_type'])
         files.write_atomic(next_key_path, key_pem, files.PRIVATE_MODE, host.uid, host.gid)
-    csr = host.backend.csr_pem(next_key_path, host.params['enrollment_data'])
+        csr = host.backend.csr_pem(key_pem, host.params['enrollment_data'], next_key_path)
+    else:
+        csr = host.backend.csr_pem(files.read_file(next_key_path), host.params['enrollment_data'], next_key_path)
     if not host.check_mode:
         files.write_atomic(csr_path, csr, host.mode('certificate_mode'), host.uid, host.gid)
     return dict(changed=True, csr=csr.decode('ascii'), next_key_generated=generated)
+
+
+def _discard_unsafe_next_key(host, next_key_path):
+    """Remove a .next key that is not a private file of the expected owner (warn); True when it was unsafe."""
+    if files.status(next_key_path) is None:
+        return False
+    problem = files.private_file_problem(next_key_path, host.uid)
+    if problem is None:
+        return False
+    host.module.warn('The next key %s is not reused (%s): another user may have placed it, so a new key is made'
+                     % (next_key_path, problem))
+    if not host.check_mode:
+        files.remove(next_key_path)
+    return True
 
 
 def run_install(host):
@@ -271,8 +291,9 @@ def run_pkcs12(host):
     if reason is None:
         return dict(changed=host.ensure_attributes(pkcs12_path, mode), built=False, reason='current')
     if not host.check_mode:
-        files.write_atomic(pkcs12_path, host.backend.pkcs12(key_path, certificate_path, name, passphrase),
-                           mode, host.uid, host.gid)
+        bundle = host.backend.pkcs12(files.read_file(key_path), files.read_file(certificate_path), name, passphrase,
+                                     certificate_path)
+        files.write_atomic(pkcs12_path, bundle, mode, host.uid, host.gid)
     return dict(changed=True, built=True, reason=reason)
 
 
@@ -283,7 +304,7 @@ def _pkcs12_stale(host, pkcs12_path, passphrase, cert, key_public):
         return 'missing'
     if not pkcs12_algorithms_current(data):
         return 'not AES-256-CBC with PBKDF2 and a SHA-256 MAC'
-    contents = host.backend.pkcs12_contents(pkcs12_path, passphrase)
+    contents = host.backend.pkcs12_contents(data, passphrase)
     if contents is None:
         return 'does not open with the passphrase'
     certificates, bundled_public = contents

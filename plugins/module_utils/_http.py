@@ -7,11 +7,12 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import email.utils
-import json as _json
+import contextlib
 import os
 import re
+import signal
 import socket
+import threading
 import time
 
 try:
@@ -36,13 +37,24 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefTransportError,
     format_seconds,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._http_answers import (  # noqa: F401 (used by tests)
+    MAX_ANSWER_BODY,
+    AnswerTooLarge,
+    api_error,
+    parse_error_body,
+    parse_retry_after,
+    read_body,
+    read_limited,
+    refused_redirect,
+    sanitize_excerpt,
+    success_body,
+    tokens_in,
+    too_large,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._pacing import RatePacer
 
 USER_AGENT = 'ksef.certificates-ansible/0.1.0'
 
-# Error bodies are read up to this size; only a short sanitized excerpt is ever shown.
-MAX_ERROR_BODY = 64 * 1024
-EXCERPT_LENGTH = 200
 # One entry of X-System-Warning: '[code]: message'.
 SYSTEM_WARNING_PATTERN = re.compile(r'^\[(?P<code>[^\]]+)\]:\s*(?P<message>.*)$')
 # Backoff for retries without Retry-After: 1, 2, 4, ... seconds (capped by max_retry_wait).
@@ -55,6 +67,9 @@ TRANSPORT_BACKOFF = (0.25, 0.75)
 # A request that got no answer within `timeout` is sent once more at most (when that is safe), so the
 # total wait is bounded by 2 x timeout plus TRANSPORT_BACKOFF[0].
 TIMEOUT_RETRIES = 1
+# The whole exchange of one attempt (connect, send, the complete answer) must end within this many times
+# `timeout`: a server that trickles its answer is cut off (and not asked again: it is answering, slowly).
+DEADLINE_FACTOR = 1.5
 # Once KSeF has answered in this run, a refused connection is a restart or a failover in progress, not a
 # wrong api_url: it is ridden out for up to this many more retries, RESTART_BACKOFF seconds apart (about
 # 30 s in all), so that a run with an enrollment in flight finishes instead of leaving it for the next run.
@@ -66,99 +81,6 @@ CA_BUNDLE_VARIABLES = ('REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE')
 # else would make requests or http.client raise an exception whose text carries the value (a token).
 _SAFE_HEADER_VALUE = re.compile(r'^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?\Z')
 _TOKEN = re.compile(r'^[\x21-\x7e]+\Z')
-
-
-def sanitize_excerpt(text, limit=EXCERPT_LENGTH):
-    """Return a short single-line excerpt of an unexpected body (HTML tags and control characters removed)."""
-    if isinstance(text, bytes):
-        text = text.decode('utf-8', 'replace')
-    text = re.sub(r'(?is)<(script|style)\b.*?</\1\s*>', ' ', text)
-    text = re.sub(r'<[^>]*>', ' ', text)
-    text = re.sub(r'[\x00-\x1f\x7f]+', ' ', text)
-    text = re.sub(r'\s+', ' ', text).strip()
-    if len(text) > limit:
-        text = text[:limit].rstrip() + '...'
-    return text
-
-
-def parse_retry_after(value, now=None):
-    """Retry-After as seconds (int seconds or an HTTP date), or None."""
-    if value is None:
-        return None
-    value = str(value).strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        seconds = email.utils.mktime_tz(parsed) - (now if now is not None else time.time())
-        return max(0, int(seconds + 0.999))
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _as_list(value):
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value if v is not None]
-    return [str(value)]
-
-
-def parse_error_body(body):
-    """Turn a KSeF error body (dict) into (errors, reference_number, service_code).
-
-    Understands ExceptionResponse, problem details (RFC 7807 variants of KSeF) and the
-    TooManyRequestsResponse / status-style bodies.
-    """
-    errors = []
-    reference_number = None
-    service_code = None
-    if not isinstance(body, dict):
-        return errors, reference_number, service_code
-    exception = body.get('exception')
-    if isinstance(exception, dict):
-        for item in exception.get('exceptionDetailList') or []:
-            if isinstance(item, dict):
-                errors.append({
-                    'code': item.get('exceptionCode'),
-                    'description': item.get('exceptionDescription'),
-                    'details': _as_list(item.get('details')),
-                })
-        reference_number = exception.get('referenceNumber')
-        service_code = exception.get('serviceCode')
-        return errors, reference_number, service_code
-    if 'title' in body or 'detail' in body or 'errors' in body or 'reasonCode' in body:
-        for item in body.get('errors') or []:
-            if isinstance(item, dict):
-                errors.append({
-                    'code': item.get('code'),
-                    'description': item.get('description'),
-                    'details': _as_list(item.get('details')),
-                })
-        if not errors:
-            details = []
-            security = body.get('security')
-            if isinstance(security, dict):
-                for key in sorted(security):
-                    details.append('%s: %s' % (key, security[key]))
-            errors.append({
-                'code': body.get('reasonCode'),
-                'description': body.get('detail') or body.get('title'),
-                'details': details,
-            })
-        service_code = body.get('traceId')
-        reference_number = body.get('referenceNumber')
-        return errors, reference_number, service_code
-    status = body.get('status')
-    if isinstance(status, dict):
-        errors.append({
-            'code': status.get('code'),
-            'description': status.get('description'),
-            'details': _as_list(status.get('details')),
-        })
-    return errors, reference_number, service_code
 
 
 # Texts of TLS errors raised before any request byte was sent: certificate verification (wrong CA,
@@ -190,12 +112,12 @@ class TransportFailure:
 
     kind: 'invalid' (requests refused to build the request: nothing sent), 'resolve', 'refused',
     'unreachable', 'connect_timeout', 'tls_refused' (nothing sent), 'read_timeout', 'broken', 'tls'
-    (the request may have been received). `cause` is a short text built from the error numbers and
+    (the request may have been received), 'too_slow' (an answer that did not end before the deadline). `cause` is a short text built from the error numbers and
     names only, never from the text of a header or URL exception, which may carry a token.
     """
 
     NOT_SENT = frozenset(['invalid', 'resolve', 'refused', 'unreachable', 'connect_timeout', 'tls_refused'])
-    NO_RETRY = frozenset(['invalid', 'tls_refused'])
+    NO_RETRY = frozenset(['invalid', 'tls_refused', 'too_slow'])
     TIMEOUTS = frozenset(['connect_timeout', 'read_timeout'])
 
     def __init__(self, kind, cause):
@@ -273,49 +195,16 @@ def environment_proxies(url):
         return {}
 
 
-def read_limited(response):
-    """The body of an error answer, at most MAX_ERROR_BODY bytes (only an excerpt is ever shown)."""
-    chunks = []
-    size = 0
-    for chunk in response.iter_content(chunk_size=8192):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_ERROR_BODY:
-            break
-    return b''.join(chunks)[:MAX_ERROR_BODY]
-
-
-def decode_json(raw):
-    try:
-        return True, _json.loads(raw.decode('utf-8'))
-    except (ValueError, UnicodeDecodeError):
-        return False, None
-
-
-def success_body(method, endpoint, status, raw, headers):
-    """The decoded JSON of a success answer, None when empty, text when not JSON (an HTML page is an error)."""
-    if not raw or not raw.strip():
-        return None
-    ok, body = decode_json(raw)
-    if ok:
-        return body
-    content_type = headers.get('Content-Type', '')
-    if 'json' in content_type or 'html' in content_type:
-        raise KsefApiError(method, endpoint, status, [{
-            'code': None,
-            'description': 'unexpected response body that is not valid JSON: %s' % sanitize_excerpt(raw),
-            'details': [],
-        }])
-    return raw.decode('utf-8', 'replace')
-
-
 class KsefHttpClient:
     """HTTP client for the KSeF API v2 (one keep-alive requests session)."""
 
     def __init__(self, base_url, timeout=30, validate_certs=True, ca_path=None,
                  max_retries=5, max_retry_wait=60, warn=None, log=None,
-                 sleep=time.sleep, clock=time.monotonic, session=None):
+                 sleep=time.sleep, clock=time.monotonic, session=None, on_secret=None):
         self.base_url = base_url.rstrip('/')
+        # Tokens sent or obtained in this run; on_secret(value) masks one in the module's results (no_log_values).
+        self.secrets = set()
+        self.on_secret = on_secret or (lambda value: None)
         self.timeout = timeout
         self.max_retries = max(0, int(max_retries))
         self.max_retry_wait = max(0, max_retry_wait)
@@ -355,7 +244,7 @@ class KsefHttpClient:
         self._warnings_seen = set()
         self.system_warnings = []         # X-System-Warning entries of this run, once each: {'code', 'text', 'endpoint'}
 
-    # -- pacing (RatePacer) -------------------------------------------------------------------------
+    # -- pacing (RatePacer; its state is read as client.pacer.*) -------------------------------------
     def set_rate_limits(self, rate_limits_response):
         """Use the effective limits KsefApi.rate_limits() read (group "other") instead of the published ones."""
         self.pacer.set_rate_limits(rate_limits_response)
@@ -368,29 +257,12 @@ class KsefHttpClient:
         """Seconds until a request to `endpoint` (route template) can be sent without pacing; 0.0 = now."""
         return self.pacer.seconds_until_slot(method, endpoint)
 
-    @property
-    def other_limits(self):
-        return self.pacer.other_limits
-
-    @property
-    def limits_source(self):
-        return self.pacer.limits_source
-
-    @property
-    def learned_limits(self):
-        return self.pacer.learned_limits
-
-    @property
-    def paced_seconds(self):
-        return self.pacer.paced_seconds
-
-    @property
-    def pacing_margin(self):
-        return self.pacer.margin
-
-    @pacing_margin.setter
-    def pacing_margin(self, value):
-        self.pacer.margin = value
+    # -- secrets ------------------------------------------------------------------------------------
+    def keep_secret(self, value):
+        """A token sent or obtained: masked in every result (no_log_values) and redacted from every message."""
+        if value and value not in self.secrets:
+            self.secrets.add(value)
+            self.on_secret(value)
 
     # -- request ------------------------------------------------------------------------------------
     def build_url(self, endpoint, path_params=None):
@@ -410,102 +282,126 @@ class KsefHttpClient:
         method = method.upper()
         if idempotent is None:
             idempotent = method in ('GET', 'HEAD', 'DELETE', 'PUT', 'OPTIONS')
-        key = '%s %s' % (method, endpoint)
-        url = self.build_url(endpoint, path_params)
         send_headers = {'Accept': 'application/json', 'User-Agent': USER_AGENT}
-        if headers:
-            send_headers.update(headers)
+        send_headers.update(headers or {})
         if token:
+            self.keep_secret(token)
             send_headers['Authorization'] = 'Bearer %s' % token
-
         check_headers(method, endpoint, send_headers, token)
-        proxies = environment_proxies(url)
-
+        url = self.build_url(endpoint, path_params)
+        call = _Call(method, endpoint, idempotent, expect, dict(
+            method=method, url=url, params=params, json=json, data=data, headers=send_headers, timeout=self.timeout,
+            verify=self.verify, proxies=environment_proxies(url), stream=True, allow_redirects=False))
         attempt = 0
-        transport_retries = 0
-        first_sent = None
         while True:
-            window, stamp = self.pacer.pace(key)
-            self.calls += 1
-            self.calls_by_endpoint[key] = self.calls_by_endpoint.get(key, 0) + 1
-            if first_sent is None:
-                first_sent = self.clock()
-            try:
-                response = self.session.request(
-                    method, url, params=params, json=json, data=data, headers=send_headers,
-                    timeout=self.timeout, verify=self.verify, proxies=proxies, stream=True)
+            outcome = self._attempt(call)
+            if outcome.status in expect:
+                body = success_body(method, endpoint, outcome.status, outcome.raw, outcome.headers, self.secrets)
+                for value in tokens_in(body):
+                    self.keep_secret(value)
+                return outcome.status, body
+            wait = self.retry_wait(outcome, attempt)
+            self.retries += 1
+            attempt += 1
+            self.sleep(wait)
+
+    def _attempt(self, call):
+        """Send the call once (paced, within the deadline) and read its answer: an _Outcome."""
+        window, stamp = self.pacer.pace(call.key)
+        self.calls += 1
+        self.calls_by_endpoint[call.key] = self.calls_by_endpoint.get(call.key, 0) + 1
+        if call.first_sent is None:
+            call.first_sent = self.clock()
+        try:
+            with deadline(self.timeout * DEADLINE_FACTOR):
+                response = self.session.request(**call.send)
                 try:
                     # The body is read here, inside the transport error handling: a connection that
                     # breaks while the answer arrives is a lost answer like any other.
                     status = response.status_code
-                    raw = response.content if status in expect else read_limited(response)
+                    limit = MAX_ANSWER_BODY if status in call.expect else None
+                    raw = read_body(response, limit) if limit else read_limited(response)
                 finally:
                     response.close()
-            except requests.exceptions.RequestException as exc:
-                window.settle(stamp, self.clock())
-                failure = TransportFailure.classify(exc)
-                riding_out = failure.kind == 'refused' and self.answered_once
-                if failure.kind in failure.TIMEOUTS:
-                    limit, backoff = TIMEOUT_RETRIES, TRANSPORT_BACKOFF
-                elif riding_out:
-                    limit, backoff = TRANSPORT_RETRIES + RESTART_RETRIES, TRANSPORT_BACKOFF + RESTART_BACKOFF
-                else:
-                    limit, backoff = TRANSPORT_RETRIES, TRANSPORT_BACKOFF
-                if not riding_out or self.max_retries == 0:
-                    # max_retries bounds ordinary retries; a restart is ridden out unless retries are off.
-                    limit = min(self.max_retries, limit)
-                retriable = ((idempotent or not failure.sent) and failure.kind not in failure.NO_RETRY
-                             and transport_retries < limit)
-                if retriable:
-                    wait = min(self.max_retry_wait, backoff[min(transport_retries, len(backoff) - 1)])
-                    self.log('%s: %s; retry %d/%d in %.1f s' % (key, failure.cause, transport_retries + 1, limit, wait))
-                    self.retries += 1
-                    attempt += 1
-                    transport_retries += 1
-                    self.sleep(wait)
-                    continue
-                raise self._transport_error(method, endpoint, failure, attempt + 1, self.clock() - first_sent,
-                                            idempotent)
-            except (ValueError, UnicodeError) as exc:
-                # http.client refuses a header value that slipped past check_headers; its text holds the value.
-                window.settle(stamp, self.clock())
-                raise KsefError('%s %s failed: the request could not be built (%s); it was not sent'
-                                % (method, endpoint, type(exc).__name__))
+        except requests.exceptions.RequestException as exc:
+            window.settle(stamp, self.clock())
+            return _Outcome(call, failure=TransportFailure.classify(exc))
+        except DeadlinePassed:
+            window.settle(stamp, self.clock())
+            self.session.close()  # the half-read connection is not reused
+            return _Outcome(call, failure=TransportFailure('too_slow', 'the answer did not arrive in time'))
+        except (ValueError, UnicodeError) as exc:
+            # http.client refuses a header value that slipped past check_headers; its text holds the value.
+            window.settle(stamp, self.clock())
+            raise KsefError('%s failed: the request could not be built (%s); it was not sent' % (call.key, type(exc).__name__))
+        except AnswerTooLarge:
+            window.settle(stamp, self.clock())
+            raise too_large(call.method, call.endpoint, status, MAX_ANSWER_BODY)
 
-            # KSeF counted the call before it answered: keep it counted from the answer on.
-            answered = self.clock()
-            # An answer after a failed request (a lost enrollment answer the run reconciled) means KSeF
-            # is reachable again: the session close at the end must be sent.
-            self.unreachable = False
-            self.answered_once = True
-            window.settle(stamp, answered)
+        # KSeF counted the call before it answered: keep it counted from the answer on.
+        answered = self.clock()
+        # An answer after a failed request (a lost enrollment answer the run reconciled) means KSeF
+        # is reachable again: the session close at the end must be sent.
+        self.unreachable = False
+        self.answered_once = True
+        window.settle(stamp, answered)
+        self._surface_warnings(response, call.key)
+        if 300 <= status < 400:
+            raise refused_redirect(call.method, call.endpoint, status, response.headers)
+        outcome = _Outcome(call, status, raw, response.headers)
+        if status not in call.expect:
+            outcome.error = api_error(call.method, call.endpoint, status, raw, response.headers, self.base_url,
+                                      self.secrets)
+        if status == 429:
+            self.rate_limited += 1
             stamp = max(stamp, answered)
-            self._surface_warnings(response, '%s %s' % (method, endpoint))
-            if status in expect:
-                return status, success_body(method, endpoint, status, raw, response.headers)
+            window.mark_refused(stamp)
+            self.pacer.learn_from_429(call.key, window, outcome.error.retry_after, stamp)
+        return outcome
 
-            error = self._api_error(method, endpoint, status, raw, response.headers)
-            if status == 429:
-                self.rate_limited += 1
-                window.mark_refused(stamp)
-                self.pacer.learn_from_429(key, window, error.retry_after, stamp)
-                wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
-                if attempt >= self.max_retries or wait > self.max_retry_wait:
-                    raise KsefRateLimitError(method, endpoint, status, error.errors, error.reference_number,
-                                             error.service_code, error.retry_after)
-                self.log('%s: HTTP 429, retry %d/%d in %s s' % (key, attempt + 1, self.max_retries, wait))
-                self.retries += 1
-                attempt += 1
-                self.sleep(wait)
-                continue
-            if status >= 500 and idempotent and attempt < self.max_retries:
-                wait = self._backoff(attempt)
-                self.log('%s: HTTP %s, retry %d/%d in %.1f s' % (key, status, attempt + 1, self.max_retries, wait))
-                self.retries += 1
-                attempt += 1
-                self.sleep(wait)
-                continue
-            raise error
+    def retry_wait(self, outcome, attempt):
+        """The one retry policy: seconds to wait before the call is sent again, or raise the error that ends it.
+
+        - no answer: retried briefly when nothing was sent or the call is idempotent (_transport_wait);
+        - HTTP 429: after Retry-After (or a backoff), while it is within max_retries and max_retry_wait;
+        - HTTP 5xx: idempotent calls only, with a backoff, within max_retries;
+        - anything else ends the call.
+        """
+        call, error = outcome.call, outcome.error
+        if outcome.failure is not None:
+            return self._transport_wait(call, outcome.failure, attempt)
+        if outcome.status == 429:
+            wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
+            if attempt >= self.max_retries or wait > self.max_retry_wait:
+                raise KsefRateLimitError(call.method, call.endpoint, outcome.status, error.errors, error.reference_number,
+                                         error.service_code, error.retry_after)
+            self.log('%s: HTTP 429, retry %d/%d in %s s' % (call.key, attempt + 1, self.max_retries, wait))
+            return wait
+        if outcome.status >= 500 and call.idempotent and attempt < self.max_retries:
+            wait = self._backoff(attempt)
+            self.log('%s: HTTP %s, retry %d/%d in %.1f s' % (call.key, outcome.status, attempt + 1, self.max_retries, wait))
+            return wait
+        raise error
+
+    def _transport_wait(self, call, failure, attempt):
+        riding_out = failure.kind == 'refused' and self.answered_once
+        if failure.kind in failure.TIMEOUTS:
+            limit, backoff = TIMEOUT_RETRIES, TRANSPORT_BACKOFF
+        elif riding_out:
+            limit, backoff = TRANSPORT_RETRIES + RESTART_RETRIES, TRANSPORT_BACKOFF + RESTART_BACKOFF
+        else:
+            limit, backoff = TRANSPORT_RETRIES, TRANSPORT_BACKOFF
+        if not riding_out or self.max_retries == 0:
+            # max_retries bounds ordinary retries; a restart is ridden out unless retries are off.
+            limit = min(self.max_retries, limit)
+        if ((call.idempotent or not failure.sent) and failure.kind not in failure.NO_RETRY
+                and call.transport_retries < limit):
+            wait = min(self.max_retry_wait, backoff[min(call.transport_retries, len(backoff) - 1)])
+            self.log('%s: %s; retry %d/%d in %.1f s' % (call.key, failure.cause, call.transport_retries + 1, limit, wait))
+            call.transport_retries += 1
+            return wait
+        raise self._transport_error(call.method, call.endpoint, failure, attempt + 1, self.clock() - call.first_sent,
+                                    call.idempotent)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _where(self):
@@ -528,6 +424,11 @@ class KsefHttpClient:
             reason = '%s from %s within the %s timeout' % (failure.cause, self._where(), format_seconds(self.timeout))
             hint = ('check that %s is reachable from the controller (firewall, proxy), or raise timeout if it answers '
                     'slowly' % self._where())
+        elif kind == 'too_slow':
+            reason = ('the answer from %s did not arrive within %s (%s x the %s timeout): the server sends it too slowly'
+                      % (self._where(), format_seconds(self.timeout * DEADLINE_FACTOR), DEADLINE_FACTOR,
+                         format_seconds(self.timeout)))
+            hint = 'check the network path to %s, or raise timeout if KSeF answers slowly' % self._where()
         elif kind == 'tls_refused':
             reason = failure.cause
             hint = 'check validate_certs/ca_path'
@@ -556,21 +457,56 @@ class KsefHttpClient:
                                              'endpoint': endpoint})
                 self.warn('KSeF system warning: %s' % text)
 
-    def _api_error(self, method, endpoint, status, raw, headers):
-        ok, body = decode_json(raw) if raw else (False, None)
-        if ok and isinstance(body, dict):
-            errors, reference_number, service_code = parse_error_body(body)
-        else:
-            errors, reference_number, service_code = [], None, None
-        if not errors and raw and raw.strip():
-            errors = [{'code': None, 'description': 'response body: %s' % sanitize_excerpt(raw), 'details': []}]
-        retry_after = parse_retry_after(headers.get('Retry-After'))
-        hint = None
-        if status == 404 and '{' not in endpoint and not any(error.get('code') for error in errors):
-            # A fixed route of the API exists in every KSeF v2 environment: the API root itself is wrong.
-            hint = 'KSeF has this endpoint, so check api_url (%s): it is the API root and ends with the version, ' \
-                   'e.g. https://api-test.ksef.mf.gov.pl/v2' % self.base_url
-            if not re.search(r'/v2$', self.base_url):
-                hint = 'api_url %s does not end with /v2: it is the API root including the version, ' \
-                       'e.g. https://api-test.ksef.mf.gov.pl/v2' % self.base_url
-        return KsefApiError(method, endpoint, status, errors, reference_number, service_code, retry_after, hint=hint)
+
+class _Call:
+    """One logical request: the arguments of session.request, its retry counter and when it was first sent."""
+
+    def __init__(self, method, endpoint, idempotent, expect, send):
+        self.method = method
+        self.endpoint = endpoint
+        self.key = '%s %s' % (method, endpoint)
+        self.idempotent = idempotent
+        self.expect = expect
+        self.send = send
+        self.transport_retries = 0
+        self.first_sent = None
+
+
+class _Outcome:
+    """What one attempt brought: an answer (status, raw body, headers, its KsefApiError) or a transport failure."""
+
+    def __init__(self, call, status=None, raw=b'', headers=None, failure=None):
+        self.call = call
+        self.status = status
+        self.raw = raw
+        self.headers = headers or {}
+        self.failure = failure
+        self.error = None
+
+
+class DeadlinePassed(Exception):
+    """The whole answer did not arrive before the request's deadline (raised by SIGALRM)."""
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Raise DeadlinePassed in the block when it runs longer than seconds.
+
+    requests' timeout bounds each wait for a byte, so a server that trickles one byte at a time could hold a call
+    for ever; the alarm bounds the whole exchange. Signals reach the main thread only (where modules run); in
+    another thread the per-byte timeout alone applies.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, 'setitimer'):
+        yield
+        return
+
+    def expire(dummy_signum, dummy_frame):
+        raise DeadlinePassed()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

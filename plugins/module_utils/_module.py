@@ -57,8 +57,15 @@ class KsefModule:
             self._client = _http.KsefHttpClient(
                 options.base_url, timeout=options.timeout, validate_certs=options.validate_certs,
                 ca_path=options.ca_path, max_retries=options.max_retries,
-                max_retry_wait=options.max_retry_wait, warn=self.module.warn, log=self.module.debug)
+                max_retry_wait=options.max_retry_wait, warn=self.module.warn, log=self.module.debug,
+                on_secret=self._mask)
         return self._client
+
+    def _mask(self, token):
+        """A token the client sent or obtained is masked in the results, except the session ksef_session returns (its
+        result is the tokens; its documentation asks for no_log). Error texts are redacted by the client either way."""
+        if not self.keep_session:
+            self.module.no_log_values.add(token)
 
     @property
     def authenticator(self):

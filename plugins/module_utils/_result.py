@@ -91,8 +91,9 @@ def plan_result(plan, now, view=None, check_mode=False):
         'changed': plan.changed,
         'certificate': plan_summary(plan, now),
         'reference_number': plan.reference_number if plan.action == 'pending' or plan.issued_serial else None,
-        'superseded': superseded_entries(plan, view, check_mode) if decl.state == 'present' else [],
-        'revoked': list(plan.revoked),
+        # a held renewal (deferred, blocked) supersedes nothing in this run
+        'superseded': superseded_entries(plan, view, check_mode) if decl.state == 'present' and plan.held is None else [],
+        'revoked': list(plan.to_revoke if check_mode and decl.state == 'absent' else plan.revoked),
         'already_revoked': list(plan.already_revoked),
         'superseded_login': list(plan.superseded_login),
         'private_key_path': decl.private_key_path,
@@ -132,7 +133,7 @@ def diff_entry(plan, now, after):
         entry.update({'serial_number': '(new)', 'status': 'active', 'valid_to': None,
                       'public_key_sha256': plan.issued_public_key_sha256 or '(new key)'})
     elif decl.state == 'absent':
-        entry.update({'serial_number': None, 'status': 'revoked' if plan.revoked else None, 'valid_to': None,
+        entry.update({'serial_number': None, 'status': 'revoked' if plan.to_revoke else None, 'valid_to': None,
                       'public_key_sha256': None})
     else:
         entry.update(_diff_certificate(summary))

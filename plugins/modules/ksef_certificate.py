@@ -75,6 +75,7 @@ extends_documentation_fragment:
   - ksef.certificates.attributes.files
   - ksef.certificates.certificate
   - ksef.certificates.certificate.items
+  - ksef.certificates.rolling
   - ansible.builtin.files
 attributes:
   check_mode:
@@ -191,10 +192,11 @@ action:
     - V(none) nothing to do; V(enrolled) a new certificate was enrolled and installed; V(renewed) an
       existing one was replaced; V(installed) a certificate already in KSeF was written locally (also a
       reconciled lost enrollment); V(pending) KSeF is still processing (see RV(reference_number));
-      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only.
+      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only; V(deferred) due, left to
+      the next run by the hour's call budget; V(blocked) due, no active-certificate slot or enrollment request left (RV(quota)).
   returned: always
   type: str
-  choices: [none, enrolled, renewed, installed, pending, revoked, removed, multiple]
+  choices: [none, enrolled, renewed, installed, pending, revoked, removed, deferred, blocked, multiple]
   sample: enrolled
 reason:
   description:
@@ -472,6 +474,13 @@ budget:
       type: str
       returned: success
       sample: GET /rate-limits
+quota:
+  description: Limits before the run (C(certificate_limit), C(certificates_left), C(enrollment_limit), C(enrollments_left)), the
+    renewal C(waves) (in check mode predicted), C(waves_sent), C(enrollments_needed), C(deferred), C(blocked) (C(reason), C(outage_at)),
+    C(released_offline), and the C(forecast) of the coming renewals (C(active), C(limit), C(peak_active), C(peak_date), C(outages));
+    see O(quota_forecast). V(null) when the run did not read C(GET /certificates/limits).
+  returned: success
+  type: dict
 system_warnings:
   description:
     - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.
@@ -518,6 +527,7 @@ def certificate_options(with_defaults):
         certificate_path=dict(type='str'),
         pkcs12_path=dict(type='str'),
         pkcs12_passphrase=dict(type='str', no_log=True),
+        pkcs12_unencrypted=dict(type='bool', default=default(False)),
         state_path=dict(type='str'),
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
@@ -551,6 +561,7 @@ def argument_spec():
         name=dict(type='str'),
         certificates=dict(type='list', elements='dict', options=item_options),
         lock_timeout=dict(type='int', default=60),
+        quota_forecast=dict(type='bool', default=False), release_offline_predecessors=dict(type='bool', default=False),
     )
     return spec
 

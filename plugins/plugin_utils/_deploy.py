@@ -179,21 +179,23 @@ def batch_problems(all_items):
 # ---------------------------------------------------------------------------------------------
 
 def directories(items):
-    """The directories of this host's deployed files as [{path, mode, owner, group}], certificate directories
+    """The directories of this host's deployed files as [{path, mode, group}], certificate directories
     first (so a missing parent they share with a key directory is created readable), then those of keys and
-    PKCS#12 bundles. A directory that holds a key is a key directory even when a certificate is there too."""
+    PKCS#12 bundles. A directory that holds a key is a key directory even when a certificate is there too.
+
+    The directories are owned by the connecting user (root), never by ksef_deploy_owner: an owner of the
+    directory could swap the files in it for links between two steps of the role. The group (ksef_deploy_group)
+    lets an application's group reach its files through a mode such as 0750; it cannot write there."""
     key_dirs, cert_dirs = {}, {}
     for item in items:
         for path in [item['key_path']] + ([item['pkcs12_path']] if item['pkcs12'] else []):
             directory = posixpath.dirname(path)
             if directory and directory not in key_dirs:
-                key_dirs[directory] = {'path': directory, 'mode': item['key_dir_mode'], 'owner': item['owner'],
-                                       'group': item['group']}
+                key_dirs[directory] = {'path': directory, 'mode': item['key_dir_mode'], 'group': item['group']}
     for item in items:
         directory = posixpath.dirname(item['certificate_path'])
         if directory and directory not in key_dirs and directory not in cert_dirs:
-            cert_dirs[directory] = {'path': directory, 'mode': item['certificate_dir_mode'], 'owner': item['owner'],
-                                    'group': item['group']}
+            cert_dirs[directory] = {'path': directory, 'mode': item['certificate_dir_mode'], 'group': item['group']}
     return list(cert_dirs.values()) + list(key_dirs.values())
 
 

@@ -25,6 +25,7 @@ import datetime
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._api import LIMITS
+from ansible_collections.ksef.certificates.plugins.module_utils._waves import Renewal, forecast
 
 KSEF_STATUSES = ('active', 'blocked', 'revoked', 'expired')
 STATES = ('current', 'superseded', 'blocked', 'revoked', 'expired')
@@ -91,6 +92,53 @@ def _note(cert, state, successor):
     return ''
 
 
+def quota_forecast(rows, declarations, limits, now):
+    """The coming renewals of the declared certificates against the active-certificate limit (_waves.forecast).
+
+    Each current declared certificate renews when its window opens (an Authentication predecessor is revoked, an
+    Offline one stays active until it expires); a superseded or undeclared active certificate gives its slot
+    back when it expires. None when KSeF gave no limit.
+    """
+    certificate = (limits or {}).get('certificate') or {}
+    if certificate.get('limit') is None or certificate.get('remaining') is None:
+        return None
+    renewals = []
+    releases = []
+    for row in rows:
+        if row['state'] not in ('current', 'superseded'):
+            continue
+        valid_to = _rules.parse_datetime(row['valid_to'])
+        declaration = declarations.get('%s|%s' % (row['name'], row['type']))
+        if row['state'] == 'superseded' or declaration is None:
+            releases.append(valid_to)
+            continue
+        window = declaration['renew_before_days']
+        renew_at = valid_to - datetime.timedelta(days=_rules.DEFAULT_RENEW_BEFORE_DAYS if window is None else window)
+        renewals.append(Renewal('%s/%s' % (row['name'], row['type']), renew_at, valid_to,
+                                1 if row['type'] == 'authentication' else 0))
+    active = certificate['limit'] - certificate['remaining']
+    result = forecast(renewals, active, certificate['limit'], now, releases=releases)
+    outages = [{'certificate': label, 'outage_at': _rules.format_datetime(moment)} for label, moment in result.outages]
+    return {
+        'active': active,
+        'limit': certificate['limit'],
+        'peak_active': result.peak_active,
+        'peak_date': _rules.format_datetime(result.peak_date),
+        'peak_timestamp': int(result.peak_date.timestamp()),
+        'outages': outages,
+        'alert': _quota_alert(outages, certificate['limit']),
+    }
+
+
+def _quota_alert(outages, limit):
+    if not outages:
+        return ''
+    where = ', '.join('%s from %s' % (entry['certificate'], entry['outage_at']) for entry in outages)
+    return ('%d declared certificate(s) cannot be renewed before they expire under the active-certificate limit (%d): '
+            '%s. Raise the limit, revoke unused certificates, or let superseded Offline certificates go earlier '
+            '(release_offline_predecessors)' % (len(outages), limit, where))
+
+
 def build_report(info, declared=None, threshold_days=30, now=None, subject=None):
     """The report dict (JSON-serialisable) of a ksef_certificate_info result and the declarations."""
     if now is None:
@@ -127,6 +175,7 @@ def build_report(info, declared=None, threshold_days=30, now=None, subject=None)
         'subject': subject or '',
         'threshold_days': threshold_days,
         'limits': info.get('limits') or {},
+        'quota': quota_forecast(rows, declarations, info.get('limits'), now),
         'certificates': rows,
         'alerts': [row for row in rows if row['alert']],
     }
@@ -164,6 +213,28 @@ def _number(value):
     if isinstance(value, bool):
         return '1' if value else '0'
     return repr(value) if isinstance(value, float) else str(int(value))
+
+
+def _quota_families(quota, subject):
+    """The forecast of the coming renewals against the active-certificate limit, as gauges."""
+    if not quota:
+        return []
+    peak = _Family('ksef_certificate_quota_forecast_peak',
+                   'Most active certificates the coming renewal waves of the declared certificates reach.')
+    peak.add(subject, quota['peak_active'])
+    peak_at = _Family('ksef_certificate_quota_forecast_peak_timestamp_seconds',
+                      'When the forecast peak of active certificates is first reached, in seconds since the epoch.')
+    peak_at.add(subject, quota['peak_timestamp'])
+    outages = _Family('ksef_certificate_quota_forecast_outages',
+                      'Declared certificates that cannot be renewed before they expire under the active-certificate limit.')
+    outages.add(subject, len(quota['outages']))
+    families = [peak, peak_at, outages]
+    if quota['outages']:
+        first = _Family('ksef_certificate_quota_forecast_first_outage_timestamp_seconds',
+                        'When the first forecast outage begins, in seconds since the epoch.')
+        first.add(subject, min(int(_rules.parse_datetime(entry['outage_at']).timestamp()) for entry in quota['outages']))
+        families.append(first)
+    return families
 
 
 def prometheus_text(report):
@@ -205,6 +276,7 @@ def prometheus_text(report):
         family.add(subject, bool(limits['can_request']))
         families.append(family)
 
+    families += _quota_families(report.get('quota'), subject)
     alerts = _Family('ksef_report_alerts', 'Number of certificates the report alerts on.')
     alerts.add(subject, len(report['alerts']))
     generated = _Family('ksef_report_generated_timestamp_seconds', 'When the report was made, in seconds since the epoch.')

@@ -29,6 +29,9 @@ def build_parser():
     parser.add_argument('--access-token-ttl', type=int, default=900, help='access token lifetime in seconds (default 900)')
     parser.add_argument('--rate-limits', choices=('production', 'off'), default='production',
                         help='enforce KSeF production rate limits (default) or none')
+    parser.add_argument('--certificate-validity-days', type=float, default=730, metavar='DAYS',
+                        help='validity of issued KSeF certificates (default 730, as KSeF); shorter only to simulate '
+                             'many lifetimes quickly (tests/lifecycle)')
     parser.add_argument('--verbose', action='store_true', help='log every request to stderr')
     switches = parser.add_argument_group('switches', 'behaviours of real KSeF, off by default; also changed at run '
                                                      'time with PUT /emulator/switches')
@@ -65,13 +68,16 @@ def main(argv=None):
                         format='%(asctime)s %(name)s %(levelname)s %(message)s')
     if args.processing_delay < 0 or args.auth_processing_delay < 0 or args.access_token_ttl < 1:
         build_parser().error('delays must be >= 0 and --access-token-ttl >= 1')
+    if not args.certificate_validity_days > 0:
+        build_parser().error('--certificate-validity-days must be > 0')
     try:
         switches = switches_from_args(args)
     except SwitchError as exc:
         build_parser().error(str(exc))
     config = Config(state_path=args.state, processing_delay=args.processing_delay,
                     auth_processing_delay=args.auth_processing_delay, access_token_ttl=args.access_token_ttl,
-                    rate_limits=args.rate_limits, record_dir=args.record_dir, switches=switches)
+                    rate_limits=args.rate_limits, record_dir=args.record_dir, switches=switches,
+                    certificate_validity_days=args.certificate_validity_days)
     server = EmulatorServer(config, host=args.host, port=args.port, tls=not args.no_tls,
                             tls_ca_file=args.tls_ca_file, ready_file=args.ready_file)
 

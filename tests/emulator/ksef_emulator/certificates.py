@@ -169,7 +169,7 @@ def _process(emu, enrollment, now):
         return
     serial = _new_unique_serial(emu)
     valid_from = enrollment['valid_from'] if enrollment['valid_from'] is not None else now
-    valid_to = valid_from + ca.CERTIFICATE_VALIDITY.total_seconds()
+    valid_to = valid_from + emu.config.certificate_validity_days * 24 * 3600.0
     cert = emu.keys.issue_ksef_certificate(csr.subject, public_key, serial, enrollment['certificate_type'],
                                            valid_from, valid_to)
     common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -182,6 +182,16 @@ def _process(emu, enrollment, now):
     })
     emu.store.update('enrollments', 'reference_number', enrollment['reference_number'],
                      {'status_code': ENROLLMENT_DONE[0], 'status_description': ENROLLMENT_DONE[1], 'serial_number': serial})
+    _record_active_peak(emu, subject, now)
+
+
+def _record_active_peak(emu, subject, now):
+    """Keep the highest number of active certificates a subject ever held (only an issuance raises it), so a
+    test can assert on the emulator's own record that a run never went over the limit."""
+    active = active_count(emu, subject[0], subject[1], now)
+    row = emu.store.one('SELECT peak FROM active_peaks WHERE subject_type = ? AND subject_value = ?', subject)
+    if row is None or active > row['peak']:
+        emu.store.execute('INSERT OR REPLACE INTO active_peaks VALUES (?, ?, ?, ?)', subject + (active, now))
 
 
 def process_due_enrollments(emu):
@@ -375,6 +385,7 @@ def state_dump(emu):
             'revocationReason': row['revocation_reason'], 'validFrom': util.iso(row['valid_from']),
             'validTo': util.iso(row['valid_to']), 'requestDate': util.iso(row['requested']),
             'enrollmentReferenceNumber': row['enrollment_reference'],
+            'lastUseDate': util.iso(row['last_use']) if row['last_use'] else None,
         })
     enrollments = []
     counts = {}
@@ -387,4 +398,7 @@ def state_dump(emu):
         })
         key = '%s:%s' % (row['subject_type'], row['subject_value'])
         counts[key] = counts.get(key, 0) + 1
-    return {'certificates': certificates, 'enrollments': enrollments, 'enrollmentCounts': counts}
+    peaks = {}
+    for row in emu.store.all('SELECT * FROM active_peaks ORDER BY subject_type, subject_value'):
+        peaks['%s:%s' % (row['subject_type'], row['subject_value'])] = {'peak': row['peak'], 'reached': util.iso(row['reached'])}
+    return {'certificates': certificates, 'enrollments': enrollments, 'enrollmentCounts': counts, 'activePeaks': peaks}

@@ -19,6 +19,8 @@ class Config:
     rate_limits: str = 'production'           # 'production' | 'off'
     record_dir: Optional[str] = None
     switches: dict = field(default_factory=dict)   # starting values of switches.DEFAULTS keys
+    # Validity of issued KSeF certificates; shorter only for simulations of many lifetimes (tests/lifecycle).
+    certificate_validity_days: float = ca.CERTIFICATE_VALIDITY.days
 
 
 class Emulator:
@@ -26,6 +28,8 @@ class Emulator:
         self.config = config or Config()
         if self.config.rate_limits not in ('production', 'off'):
             raise ValueError("rate_limits must be 'production' or 'off'")
+        if not self.config.certificate_validity_days > 0:
+            raise ValueError('certificate_validity_days must be > 0')
         self.store = Store(self.config.state_path)
         self.keys = ca.KeyMaterial(self.store)
         self.limiter = ratelimit.RateLimiter(enabled=self.config.rate_limits == 'production')

@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS permissions (
 CREATE TABLE IF NOT EXISTS subject_limits (
     subject_type TEXT NOT NULL, subject_value TEXT NOT NULL, max_enrollments INTEGER, max_certificates INTEGER,
     PRIMARY KEY (subject_type, subject_value));
+CREATE TABLE IF NOT EXISTS active_peaks (
+    subject_type TEXT NOT NULL, subject_value TEXT NOT NULL, peak INTEGER NOT NULL, reached REAL NOT NULL,
+    PRIMARY KEY (subject_type, subject_value));
 CREATE TABLE IF NOT EXISTS rate_limit_overrides (context_key TEXT PRIMARY KEY, limits TEXT NOT NULL);
 """
 

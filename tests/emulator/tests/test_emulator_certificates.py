@@ -306,3 +306,26 @@ def test_shortened_validity_gives_renewal_window_then_expired(client, seal_sessi
     expired_revoke = client.call('POST', '/certificates/{certificateSerialNumber}/revoke',
                                  {'certificateSerialNumber': serial}, token=token)
     assert exception_codes(expired_revoke) == [25009]
+
+
+def test_certificate_validity_days_and_the_active_peak_record(start_server):
+    """--certificate-validity-days shortens issued certificates (lifecycle simulation); /emulator/state keeps the
+    highest number of active certificates per subject (revocations do not lower it) and the last login use."""
+    server, client = start_server(certificate_validity_days=3)
+    nip, cert, key = new_seal()
+    token = login(client, cert, key, nip)['accessToken']
+    first = enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
+    second = enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
+    client.call('POST', '/certificates/{certificateSerialNumber}/revoke', {'certificateSerialNumber': first},
+                token=token, json={'revocationReason': 'Superseded'})
+    enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
+
+    state = client.control('GET', '/emulator/state').json()
+    peak = state['activePeaks']['Nip:%s' % nip]
+    assert peak['peak'] == 2 and util.parse_iso(peak['reached']) <= time.time()
+    record = [item for item in state['certificates'] if item['serialNumber'] == second][0]
+    validity = util.parse_iso(record['validTo']) - util.parse_iso(record['validFrom'])
+    assert validity == 3 * 24 * 3600 and record['lastUseDate'] is None
+    der = _retrieve(client, token, [second])[0]['certificate']
+    issued = x509.load_der_x509_certificate(base64.b64decode(der))
+    assert issued.not_valid_after_utc - issued.not_valid_before_utc == datetime.timedelta(days=3)

@@ -71,7 +71,7 @@ def test_rate_limits_are_applied_to_pacing():
     script = HttpScript([Exchange('GET', '/rate-limits', reply=limits)])
     api = make_api(script)
     assert api.rate_limits() == limits
-    assert api.client.other_limits == {1: 1, 60: 2, 3600: 3}
+    assert api.client.pacer.other_limits == {1: 1, 60: 2, 3600: 3}
 
 
 def test_enroll_sends_base64_csr_and_is_never_retried():
@@ -185,8 +185,8 @@ def test_ensure_rate_limits_reads_once_and_paces_to_them():
     api.ensure_rate_limits()
     api.ensure_rate_limits()
     script.verify()
-    assert api.client.other_limits == {1: 5, 60: 12, 3600: 120}
-    assert api.client.limits_source == 'GET /rate-limits'
+    assert api.client.pacer.other_limits == {1: 5, 60: 12, 3600: 120}
+    assert api.client.pacer.limits_source == 'GET /rate-limits'
 
 
 def test_ensure_rate_limits_refused_keeps_the_published_limits_and_warns():
@@ -197,7 +197,7 @@ def test_ensure_rate_limits_refused_keeps_the_published_limits_and_warns():
     api.ensure_rate_limits()
     api.ensure_rate_limits()
     script.verify()
-    assert api.client.other_limits == {1: 10, 60: 30, 3600: 120}
+    assert api.client.pacer.other_limits == {1: 10, 60: 30, 3600: 120}
     assert len(warnings) == 1 and 'published KSeF limits' in warnings[0] and 'HTTP 403' in warnings[0]
 
 

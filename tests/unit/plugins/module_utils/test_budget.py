@@ -131,7 +131,7 @@ def test_plan_run_paces_to_the_client_limits_and_counts_calls_already_made():
     assert plan['endpoints'][ENROLL]['last_call_seconds'] == 60.25 and plan['expected_seconds'] == 65.2
     # the query page this run already made fills the minute: its detection pages wait for the next one
     assert plan['endpoints'][QUERY]['last_call_seconds'] >= 60.25
-    summary = budget_summary(plan, api.client.limits_source)
+    summary = budget_summary(plan, api.client.pacer.limits_source)
     assert summary == {'calls': plan['calls'], 'expected_seconds': 65.2, 'fits_hour': True,
                        'limits_source': 'GET /rate-limits'}
 
@@ -142,3 +142,14 @@ def test_plan_run_over_the_hour_budget_counts_what_this_run_already_sent():
     api.client.calls_by_endpoint = {ENROLL: 1}
     plan = plan_run(api, enrollments=120)
     assert not plan['fits_hour'] and plan['over_hour'][0]['endpoint'] == ENROLL
+
+
+def test_plan_run_counts_the_looks_and_issuing_delay_of_each_renewal_wave():
+    api = _Api()
+    one = plan_run(api, enrollments=95, revocations=95, issue_delay=5)
+    nineteen = plan_run(api, enrollments=95, revocations=95, issue_delay=5, waves=19)
+    assert nineteen['calls'][QUERY] == 38 and one['calls'][QUERY] < 38
+    assert nineteen['fits_hour'] and nineteen['expected_seconds'] >= one['expected_seconds'] + 18 * 5
+    # one slot free: 95 waves of one need 190 looks, more than the hour allows
+    assert not plan_run(api, enrollments=95, revocations=95, issue_delay=5, waves=95)['fits_hour']
+    assert plan_run(api, enrollments=0, revocations=3, waves=5)['calls'].get(QUERY) is None

@@ -94,6 +94,8 @@ def base_params(**overrides):
     ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'timeout': 0}, 'timeout must be greater than 0'),
     ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'max_retries': -1}, 'max_retries must not be negative'),
     ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'api_url': 'ftp://x'}, 'api_url must be an http(s) URL'),
+    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'api_url': 'https://k.invalid/v2?x=1'}, 'has a query (?) or fragment'),
+    ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'api_url': 'https://k.invalid/v2#top'}, 'has a query (?) or fragment'),
     ({'ksef_token': 't', 'context_id': certs.TEST_NIP, 'auth_allowed_ips': ['a.b.c.d']}, 'auth_allowed_ips entry'),
 ])
 def test_validate_connection_params_rejects(overrides, message):

@@ -10,6 +10,8 @@ import json
 
 import pytest
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (  # pylint: disable=unused-import
@@ -72,12 +74,26 @@ def test_check_mode_reports_the_expected_calls_and_duration(run, ksef, tmp_path)
     assert 'enroll' not in ksef.names()
 
 
-def test_a_set_over_the_hour_budget_fails_before_anything_is_sent(run, ksef, tmp_path):
+def test_a_set_over_the_hour_budget_sends_what_fits_and_leaves_the_rest_for_a_later_run(run, ksef, tmp_path):
+    ksef.limits_reply = {'canRequest': True, 'enrollment': {'remaining': 300, 'limit': 300},
+                         'certificate': {'remaining': 200, 'limit': 200}}
+    result = run(_many(tmp_path, 121))
+    actions = [entry['action'] for entry in result['certificates']]
+    assert actions == ['enrolled'] * 120 + ['deferred']
+    assert result['quota']['deferred'] == ['fleet-120/authentication (certificates[120])']
+    assert result['budget']['calls']['POST /certificates/enrollments'] == 120 and result['budget']['fits_hour'] is True
+    assert ksef.count('enroll') == 120
+    assert any('1 due certificate(s) wait for a later run' in warning for warning in run.warnings)
+
+
+def test_revocations_over_the_hour_budget_fail_before_anything_is_sent(run, ksef, tmp_path):
+    args = dict(_many(tmp_path, 121), state='absent')
+    for item in args['certificates']:
+        ksef.add_certificate(item['name'], 'authentication', ec.generate_private_key(ec.SECP256R1()))
     with pytest.raises(KsefError) as error:
-        run(_many(tmp_path, 121))
+        run(args)
     assert "does not fit KSeF's hourly rate limit" in str(error.value) and 'Nothing was sent' in str(error.value)
-    assert 'POST /certificates/enrollments needs 121 calls and KSeF allows 120 an hour' in str(error.value)
-    assert ksef.names() == ['query'] and not list(tmp_path.glob('*.key*'))
+    assert ksef.count('revoke') == 0
 
 
 def test_a_no_op_reports_an_empty_budget(run, ksef, tmp_path):

@@ -217,16 +217,17 @@ def test_keys_ksef_refuses_are_rejected(make_key, message):
 # ---------------------------------------------------------------------------------------------
 
 def _observe_moves(module, monkeypatch):
-    """Record the mode of the file being moved in and of the target right after each atomic_move."""
+    """Record the mode of the file being renamed in and of the target right after each rename (the one writer,
+    _host_files.write_atomic, renames through a directory descriptor)."""
     seen = []
-    original = module.atomic_move
+    original = os.rename
 
-    def atomic_move(src, dest, *args, **kwargs):
-        seen.append(('source', stat.S_IMODE(os.stat(src).st_mode)))
+    def rename(src, dest, *args, **kwargs):
+        seen.append(('source', stat.S_IMODE(os.stat(src, dir_fd=kwargs.get('src_dir_fd')).st_mode)))
         original(src, dest, *args, **kwargs)
-        seen.append(('target', stat.S_IMODE(os.stat(dest).st_mode)))
+        seen.append(('target', stat.S_IMODE(os.stat(dest, dir_fd=kwargs.get('dst_dir_fd')).st_mode)))
 
-    monkeypatch.setattr(module, 'atomic_move', atomic_move)
+    monkeypatch.setattr(os, 'rename', rename)
     return seen
 
 

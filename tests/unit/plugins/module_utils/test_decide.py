@@ -15,7 +15,6 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     KsefView,
-    Plan,
     decide,
     intent_candidates,
     intent_may_expire,
@@ -155,14 +154,14 @@ def test_active_valid_longest_is_current_among_certificates_of_the_key():
 ])
 def test_decide_absent(pairs, files, remove_files, expected):
     plan = decide(declaration(state='absent', remove_files=remove_files), view(*pairs), files, NOW)
-    assert dict(action=plan.action, reason=plan.reason, revoked=plan.revoked, removed=plan.removed_files,
+    assert dict(action=plan.action, reason=plan.reason, revoked=plan.to_revoke, removed=plan.removed_files,
                 changed=plan.changed) == expected
 
 
 def test_absent_without_a_key_revokes_every_active_exact_match():
     ksef = view((record(1), None), (record(3), None), (record(4, status='expired'), None))
     plan = decide(declaration(key=None, state='absent'), ksef, Files(), NOW)
-    assert plan.revoked == ['0000000000000001', '0000000000000003']
+    assert plan.to_revoke == ['0000000000000001', '0000000000000003']
 
 
 def intent(minutes_ago, **extra):
@@ -177,10 +176,9 @@ def intent(minutes_ago, **extra):
 def test_intent_reconciled_by_public_key():
     decl = declaration(local=MINE, record_=intent(5))
     ksef = view((record(1), MINE), (record(3, requested_days_ago=0), OTHERS))
-    plan = Plan(decl)
-    plan.intent_candidates = intent_candidates(decl, ksef)
-    assert plan.intent_candidates == ['0000000000000003']
-    decide(decl, ksef, Files(), NOW, plan=plan)
+    candidates = intent_candidates(decl, ksef)
+    assert candidates == ['0000000000000003']
+    plan = decide(decl, ksef, Files(), NOW, intent_candidates=candidates)
     assert (plan.action, plan.reason, plan.issued_serial, plan.superseded) == (
         'installed', 'reconciled', '0000000000000003', ['0000000000000001'])
     assert not plan.discard_record
@@ -211,10 +209,15 @@ def test_pending_enrollment_resumes():
     plan = decide(declaration(record_=pending), view(), Files(), NOW)
     assert (plan.action, plan.reason, plan.reference_number, plan.completion_action) == ('pending', 'resumed', 'REF',
                                                                                          'renewed')
-    issued = Plan(declaration(record_=pending))
-    issued.issued_serial = '0000000000000003'
-    decide(issued.decl, view(), Files(), NOW, plan=issued)
-    assert (issued.action, issued.changed) == ('renewed', True)
+    assert plan.changed is False and plan.enroll is False and plan.issued_serial is None
+    assert plan.enroll_key_path == '/k/erp.key.next' and plan.superseded == ['0000000000000001']
+    assert plan.issued_public_key_sha256 == _crypto.public_key_fingerprint(OTHER_KEY)
+    issued = decide(declaration(record_=pending), view(), Files(), NOW, issued_serial='0000000000000003')
+    assert (issued.action, issued.changed, issued.reason) == ('renewed', True, 'resumed')
+    assert issued.enroll_key_path == '/k/erp.key.next' and issued.issued_serial == '0000000000000003'
+    without_action = dict(pending)
+    del without_action['action']
+    assert decide(declaration(record_=without_action), view(), Files(), NOW, issued_serial='3').action == 'enrolled'
 
 
 def test_wanted_serials():
@@ -228,3 +231,59 @@ def test_wanted_serials():
 def test_known_before_post():
     assert known_before_post(None) == set()
     assert known_before_post({'superseded': ['A'], 'known_serials': ['B']}) == {'A', 'B'}
+
+
+# -- what the mutation run of _decide.py showed untested ---------------------------------------------
+
+def test_candidates_are_the_exact_name_and_type_newest_request_first():
+    ksef = view((record(1, requested_days_ago=5), None), (record(2, requested_days_ago=1), None),
+                (record(3, requested_days_ago=3), None), (record(4, name='erp-auth-2'), None),
+                (record(5, certificate_type='offline'), None))
+    assert [r.serial_number for r in ksef.candidates(declaration())] == [
+        '0000000000000002', '0000000000000003', '0000000000000001']
+    assert ksef.by_serial('0000000000000004').name == 'erp-auth-2' and ksef.by_serial('FFFF') is None
+
+
+def test_absent_names_the_newest_active_match_as_current():
+    ksef = view((record(1, requested_days_ago=5), MINE), (record(3, requested_days_ago=1), OTHERS))
+    decision = decide(declaration(key=None, state='absent'), ksef, Files(), NOW)
+    assert decision.current_item.serial_number == '0000000000000003' and decision.current_certificate is OTHERS
+
+
+@pytest.mark.parametrize('record_args', [dict(name='erp-auth-old'), dict(certificate_type='offline')])
+def test_a_local_certificate_listed_under_another_name_or_type_is_not_the_declared_one(record_args):
+    # The same serial and key, but KSeF lists it under another name (or type): not proven by local files.
+    decl = declaration(local=MINE)
+    ksef = view((record(1, **record_args), MINE))
+    assert wanted_serials(decl, ksef) == []   # no candidate of the exact name and type to retrieve
+    decision = decide(decl, ksef, Files(), NOW)
+    assert (decision.action, decision.reason, decision.enroll) == ('enrolled', 'missing', True)
+    # the key backs a certificate (the local one): never enrolled again as it is
+    assert decision.key_plan == 'generate_next'
+
+
+def test_a_key_that_backs_only_the_local_certificate_is_not_reused():
+    # KSeF lists no certificate of the key (revoked and gone), but the local certificate carries it.
+    decision = decide(declaration(local=MINE), view(), Files(), NOW)
+    assert (decision.reason, decision.key_plan) == ('missing', 'generate_next')
+
+
+def test_a_local_certificate_of_another_key_leaves_the_declared_key_unused():
+    decision = decide(declaration(local=OTHERS), view(), Files(), NOW)
+    assert (decision.reason, decision.key_plan) == ('missing', 'reuse')
+    decision = decide(declaration(key=None, local=OTHERS), view(), Files(), NOW)
+    assert decision.key_plan == 'generate_in_place'
+
+
+def test_a_key_known_to_ksef_without_a_local_certificate_is_not_reused():
+    decision = decide(declaration(), view((record(1, status='revoked'), MINE)), Files(), NOW)
+    assert (decision.reason, decision.key_plan, decision.superseded) == ('revoked', 'generate_next', [])
+
+
+def test_the_csr_form_has_no_key_plan():
+    decl = declaration(key=None)
+    decl.csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')]))
+                .sign(OTHER_KEY, hashes.SHA256()))
+    decision = decide(decl, view((record(1), MINE)), Files(), NOW)
+    assert (decision.reason, decision.enroll, decision.key_plan, decision.superseded) == (
+        'key_mismatch', True, None, ['0000000000000001'])

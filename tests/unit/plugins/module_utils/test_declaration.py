@@ -50,6 +50,7 @@ def test_list_items_take_top_level_values_as_defaults():
     (dict(csr_path='/a'), 'private_key_path or a CSR'),
     (dict(private_key_path=None), 'set private_key_path'),
     (dict(pkcs12_path='/p', private_key_path=None, csr_path='/a'), 'pkcs12_path needs private_key_path'),
+    (dict(pkcs12_path='/p'), 'pkcs12_path without pkcs12_passphrase would hold the private key unencrypted'),
     (dict(renew_before_days=-1), 'renew_before_days must not be negative'),
     (dict(wait_timeout=-1), 'wait_timeout must not be negative'),
     (dict(valid_from='tomorrow'), 'is not an ISO 8601 date-time'),

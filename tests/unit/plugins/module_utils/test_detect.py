@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import KsefView, Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision, KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._detect import (
     detect_issued,
@@ -49,14 +50,13 @@ def _issue(ksef, name, requested, cert_type='authentication'):
     return ksef.issue({'csr': _csr(), 'name': name, 'type': API_TYPE[cert_type], 'sent_at': requested})
 
 
-def _plan(tmp_path, name, cert_type='authentication', intent=START, known=(), superseded=(), record=True):
+def _plan(tmp_path, name, cert_type='authentication', intent=START, known=(), superseded=(), record=True, key_plan=None):
     """A plan waiting for its enrollment: the state file's record of an enrollment POSTed at `intent`."""
     decl = Declaration(dict(name=name, type=cert_type, state='present', private_key_type='ec',
                             private_key_path=str(tmp_path / (name + '.key')),
                             certificate_path=str(tmp_path / (name + '.pem')),
                             state_path=str(tmp_path / (name + '.key.ksef-pending.json')), wait=True))
-    plan = Plan(decl)
-    plan.action, plan.enroll = 'enrolled', True
+    plan = Plan(decl, Decision(decl, action='enrolled', enroll=True, key_plan=key_plan))
     plan.reference_number = '20260301-EH-%s' % name
     plan.status_code = 100
     if record:
@@ -284,8 +284,7 @@ def test_a_match_with_another_key_is_set_aside_not_installed_and_found_by_refere
     module = Module()
     enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
-    plan = _plan(tmp_path, 'erp-auth', record=False)
-    plan.key_plan = 'generate_in_place'
+    plan = _plan(tmp_path, 'erp-auth', record=False, key_plan='generate_in_place')
     plan.decl.store = PendingStore(module, plan.decl.state_path)
     enroller.plans = [plan]
     enroller.send(plan)

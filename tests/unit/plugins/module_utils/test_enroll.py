@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import KsefView, Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision, KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._enroll import Enroller
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
@@ -47,8 +48,7 @@ def setup(tmp_path):
                             private_key_path=str(tmp_path / 'erp.key'), certificate_path=str(tmp_path / 'erp.pem'),
                             state_path=str(tmp_path / 'erp.key.ksef-pending.json'), wait=True, revoke_superseded=True))
     decl.store = PendingStore(module, decl.state_path)
-    plan = Plan(decl)
-    plan.action, plan.key_plan, plan.enroll = 'enrolled', 'generate_in_place', True
+    plan = Plan(decl, Decision(decl, action='enrolled', key_plan='generate_in_place', enroll=True))
     enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
     enroller.plans = [plan]
@@ -154,8 +154,7 @@ def _plans(tmp_path, module, names):
                                 state_path=str(tmp_path / (name + '.key.ksef-pending.json')), wait=True,
                                 revoke_superseded=True))
         decl.store = PendingStore(module, decl.state_path)
-        plan = Plan(decl)
-        plan.action, plan.key_plan, plan.enroll = 'enrolled', 'generate_in_place', True
+        plan = Plan(decl, Decision(decl, action='enrolled', key_plan='generate_in_place', enroll=True))
         plans.append(plan)
     return plans
 

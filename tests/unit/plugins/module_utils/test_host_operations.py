@@ -14,6 +14,7 @@ __metaclass__ = type
 import datetime
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -48,16 +49,21 @@ class FakeModule:
         self.params = dict(DEFAULTS, **params)
         self.check_mode = check_mode
         self.commands = []
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
 
     @staticmethod
     def get_bin_path(name):
         return shutil.which(name)
 
-    def run_command(self, args, data=None, binary_data=False, encoding=None, expand_user_and_vars=True, environ_update=None):
+    def run_command(self, args, data=None, binary_data=False, encoding=None, expand_user_and_vars=True, environ_update=None,
+                    pass_fds=None):
         assert isinstance(args, list) and binary_data and encoding is None and not expand_user_and_vars
         self.commands.append(args)
         process = subprocess.run(args, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env=dict(os.environ, **(environ_update or {})), check=False)
+                                 env=dict(os.environ, **(environ_update or {})), check=False, pass_fds=pass_fds or ())
         return process.returncode, process.stdout, process.stderr
 
 
@@ -418,6 +424,100 @@ def test_directory_refuses_a_file_in_the_way_and_a_bad_mode(make_host, paths):
     with pytest.raises(files.HostFileError, match='octal mode'):
         run(make_host, 'directory', directories=[{'path': str(paths.directory / 'new'), 'mode': 'u=rwx'}])
     assert not os.path.exists(str(paths.directory / 'new'))
+
+
+# --- issue 17: another user's links, FIFOs, devices and keys on the host ----------------------------
+
+
+@pytest.fixture
+def root_only(tmp_path):
+    """A root-only file outside the deployed directory (as /etc/shadow)."""
+    path = tmp_path / 'elsewhere' / 'shadow'
+    path.parent.mkdir()
+    path.write_bytes(b'root:secret\n')
+    os.chmod(str(path), 0o600)
+    return path
+
+
+def untouched(root_only):
+    info = os.stat(str(root_only))
+    return stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == 0 and read(str(root_only)) == b'root:secret\n'
+
+
+@pytest.mark.parametrize('content', [True, False])
+def test_install_never_changes_the_target_of_a_certificate_link(make_host, paths, backend, root_only, content):
+    """Finding 1: the certificate swapped for a link to a root-only file; the run keeps mode and owner."""
+    deployed_pair(paths)
+    pem = read(paths.cert)
+    os.unlink(paths.cert)
+    os.symlink(str(root_only), paths.cert)
+    params = dict(key_path=paths.key, certificate_path=paths.cert, certificate_mode='0644', owner='65534')
+    if content:
+        params['certificate_content'] = pem.decode('ascii')
+    with pytest.raises(files.HostFileError, match='app.crt is a symbolic link'):
+        run(make_host, 'install', **params)
+    assert untouched(root_only) and os.path.islink(paths.cert)
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'device link'])
+def test_info_fails_at_once_on_a_fifo_or_a_device(make_host, paths, backend, kind):
+    """Finding 4: a certificate path that is a FIFO (it would hang) or a link to /dev/zero (it would fill memory)."""
+    deployed_pair(paths)
+    os.unlink(paths.cert)
+    if kind == 'fifo':
+        os.mkfifo(paths.cert)
+    else:
+        os.symlink('/dev/zero', paths.cert)
+    with pytest.raises(files.HostFileError, match='app.crt is a (FIFO|symbolic link)'):
+        run(make_host, 'info', key_path=paths.key, certificate_path=paths.cert)
+
+
+def _plant(paths, how, root_only):
+    planted = ec.generate_private_key(ec.SECP256R1())
+    pem = _crypto.private_key_to_pem(planted)
+    if how == 'link':
+        write(str(root_only.parent / 'planted.key'), pem)
+        os.symlink(str(root_only.parent / 'planted.key'), paths.next)
+    else:
+        write(paths.next, pem, 0o644 if how == 'mode 0644' else 0o600)
+        if how == 'another owner':
+            os.chown(paths.next, 65534, -1)
+        if how == 'group-writable directory':
+            os.chmod(str(paths.directory), 0o770)
+        if how == 'hard link':
+            os.link(paths.next, str(paths.directory / 'second-name'))
+    return _crypto.public_key_der(planted.public_key())
+
+
+@pytest.mark.parametrize('how', ['link', 'mode 0644', 'another owner', 'group-writable directory', 'hard link'])
+def test_csr_never_certifies_a_planted_next_key(make_host, paths, backend, root_only, how):
+    """Finding 3: a .next key another user could have written is discarded; a new key is made and certified."""
+    planted = _plant(paths, how, root_only)
+    result, host = run(make_host, 'csr', key_path=paths.key, enrollment_data=ENROLLMENT_DATA)
+    csr = x509.load_pem_x509_csr(result['csr'].encode('ascii'))
+    assert result['next_key_generated'] is True
+    assert _crypto.public_key_der(csr.public_key()) != planted
+    assert _crypto.public_key_der(csr.public_key()) == public_key_of(paths.next)
+    assert not os.path.islink(paths.next) and mode_of(paths.next) == 0o600 and os.stat(paths.next).st_uid == 0
+    assert any('is not reused' in warning for warning in host.module.warnings), host.module.warnings
+    if how == 'group-writable directory':
+        assert any('writable by its group' in warning for warning in host.module.warnings)
+    assert untouched(root_only)
+
+
+def test_pkcs12_iterations_are_the_same_strong_count_in_both_backends(make_host, paths, backend):
+    """Info item: the openssl backend used 2,048 PBKDF2 iterations, the cryptography backend 20,000."""
+    openssl = shutil.which('openssl')
+    if openssl is None:
+        pytest.skip('no openssl command to read the bundle')
+    deployed_pair(paths)
+    run(make_host, 'pkcs12', **pkcs12_args(paths, passphrase='iteration check'))
+    info = subprocess.run([openssl, 'pkcs12', '-info', '-noout', '-in', paths.p12, '-passin', 'pass:iteration check'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False).stdout
+    # The PBKDF2 counts of the key and the certificates (the MAC's count is cryptography's fixed 2,048 there).
+    counts = re.findall(r'PBES2, PBKDF2, AES-256-CBC, Iteration (\d+)', info)
+    assert len(counts) == 2 and set(int(count) for count in counts) == {_crypto.PKCS12_KDF_ROUNDS}, info
+    assert _crypto.PKCS12_KDF_ROUNDS >= 50000
 
 
 # --- prepare: the role's one call per host ------------------------------------------------------

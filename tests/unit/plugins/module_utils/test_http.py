@@ -101,7 +101,7 @@ def test_pacing_waits_instead_of_exceeding_per_second_and_per_minute_limits():
     for i in range(len(sent_at)):
         window = [t for t in sent_at if sent_at[i] <= t < sent_at[i] + 1]
         assert len(window) <= 10
-    assert client.paced_seconds == pytest.approx(60.25)
+    assert client.pacer.paced_seconds == pytest.approx(60.25)
 
 
 def test_pacing_counts_each_endpoint_separately_and_auth_endpoints_have_60_per_second():
@@ -222,7 +222,7 @@ def test_without_margin_and_answer_stamping_the_same_calls_meet_a_429(monkeypatc
     server = StrictKsef(clock, {1: 10, 60: 12}, _slow_first_call)
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep, max_retries=0)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
-    client.pacing_margin = 0.0
+    client.pacer.margin = 0.0
     monkeypatch.setattr(_pacing.SlidingWindow, 'settle', lambda self, stamp, now: None)
     with pytest.raises(KsefRateLimitError):
         _status_calls(client, 13)
@@ -601,9 +601,9 @@ def test_a_429_teaches_the_minute_limit_so_the_endpoint_and_its_group_meet_no_se
         client.request('POST', '/certificates/retrieve', json={}, idempotent=True)
     assert len(server.refused) == 1 and server.refused[0][3] == 60
     assert client.rate_limited == 1
-    assert client.other_limits == {1: 10, 60: 12, 3600: 120}
-    assert client.limits_source == 'published+429'
-    assert client.learned_limits == [{'endpoint': 'GET /certificates/enrollments/{referenceNumber}', 'window': 60,
+    assert client.pacer.other_limits == {1: 10, 60: 12, 3600: 120}
+    assert client.pacer.limits_source == 'published+429'
+    assert client.pacer.learned_limits == [{'endpoint': 'GET /certificates/enrollments/{referenceNumber}', 'window': 60,
                                       'limit': 12}]
     assert len(warnings) == 1 and 'at most 12 calls per 60 s' in warnings[0]
 
@@ -614,7 +614,7 @@ def test_a_429_teaches_the_second_limit_from_a_one_second_retry_after():
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
     _status_calls(client, 25)
     assert [entry[3] for entry in server.refused] == [1]
-    assert client.other_limits[1] == 5
+    assert client.pacer.other_limits[1] == 5
 
 
 def test_nothing_is_learned_without_retry_after_or_when_this_client_did_not_fill_the_window():
@@ -631,7 +631,7 @@ def test_nothing_is_learned_without_retry_after_or_when_this_client_did_not_fill
     client.request('GET', '/certificates/limits')   # the first call of the window was refused: someone else's calls
     script.verify()
     assert client.rate_limited == 2
-    assert client.learned_limits == [] and client.other_limits == {1: 10, 60: 30, 3600: 120}
+    assert client.pacer.learned_limits == [] and client.pacer.other_limits == {1: 10, 60: 30, 3600: 120}
 
 
 def test_read_limits_keep_what_a_429_taught():
@@ -640,6 +640,6 @@ def test_read_limits_keep_what_a_429_taught():
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
     _status_calls(client, 13)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 30, 'perHour': 100}})
-    assert client.other_limits == {1: 10, 60: 12, 3600: 100}
+    assert client.pacer.other_limits == {1: 10, 60: 12, 3600: 100}
     assert client.limits_for('get', '/certificates/query') == {1: 10, 60: 12, 3600: 100}
     assert client.limits_for('POST', '/auth/challenge') == {1: 60}

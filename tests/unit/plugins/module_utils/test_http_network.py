@@ -458,3 +458,223 @@ def test_a_refused_first_connection_still_fails_fast():
     with pytest.raises(KsefTransportError):
         client.request('GET', '/certificates/limits')
     assert waits == [0.25, 0.75] and client.calls == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 17, findings 5 to 8: a hostile HTTPS server on 127.0.0.1 (a real TLS socket, ssl + http.server)
+# ---------------------------------------------------------------------------------------------
+
+ACCESS_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhY2Nlc3MifQ.QUNDRVNTLVNJR05BVFVSRQ'
+REFRESH_TOKEN = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZWZyZXNoIn0.UkVGUkVTSC1TSUdOQVRVUkU'
+
+
+def _server_certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 (key and certificate PEM files); the client trusts it as ca_path."""
+    import datetime
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    key = certs.make_key('ec')
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'127.0.0.1')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(u'127.0.0.1'))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / 'server.crt', tmp_path / 'server.key'
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def _answer(handler, status, body=b'', headers=()):
+    handler.send_response(status)
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.send_header('Content-Length', str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _hostile_routes():
+    """path -> what the server does; each a finding of the review."""
+    import json
+
+    def redirect(handler):
+        _answer(handler, 307, headers=[('Location', 'http://collector.invalid:8080/steal')])
+
+    def oversized(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Type', 'application/json')
+        handler.end_headers()  # no Content-Length: the body ends when the connection closes
+        chunk = b' ' * 65536
+        try:
+            for dummy_index in range(200):  # 12.5 MiB
+                handler.wfile.write(chunk)
+        except OSError:
+            pass
+        handler.close_connection = True
+
+    def declared_oversized(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Length', str(900 * 1024 * 1024))
+        handler.end_headers()
+        handler.close_connection = True
+
+    def trickle_body(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Type', 'application/json')
+        handler.send_header('Content-Length', '40')
+        handler.end_headers()
+        _trickle(handler, b'{"a": "' + b'x' * 31 + b'"}')
+
+    def trickle_headers(handler):
+        handler.wfile.write(b'HTTP/1.1 200 OK\r\n')
+        _trickle(handler, b'X-Slow: ' + b'y' * 40 + b'\r\n\r\n')
+
+    def nested(handler):
+        _answer(handler, 200, b'[' * 200000 + b']' * 200000, [('Content-Type', 'application/json')])
+
+    def nested_error(handler):
+        _answer(handler, 400, b'{"a":' * 100000 + b'1' + b'}' * 100000, [('Content-Type', 'application/json')])
+
+    def bad_retry_after(handler):
+        _answer(handler, 429, b'{}', [('Content-Type', 'application/json'), ('Retry-After', u'\u00b2'.encode('utf-8').decode('latin-1'))])
+
+    def login(handler):
+        body = {'accessToken': {'token': ACCESS_TOKEN, 'validUntil': '2030-01-01T00:00:00Z'},
+                'refreshToken': {'token': REFRESH_TOKEN, 'validUntil': '2030-01-01T00:00:00Z'}}
+        _answer(handler, 200, json.dumps(body).encode('ascii'), [('Content-Type', 'application/json')])
+
+    def echo(handler):
+        authorization = handler.headers.get('Authorization', '')
+        body = {'exception': {'exceptionDetailList': [{
+            'exceptionCode': 21111, 'exceptionDescription': 'Bad request, header was Authorization: %s' % authorization,
+            'details': [authorization.split(' ')[-1], 'token=%s' % REFRESH_TOKEN]}],
+            'referenceNumber': authorization, 'serviceCode': 'x'}}
+        _answer(handler, 400, json.dumps(body).encode('ascii'), [('Content-Type', 'application/json')])
+
+    return {'/v2/redirect': redirect, '/v2/oversized': oversized, '/v2/declared-oversized': declared_oversized,
+            '/v2/trickle-body': trickle_body, '/v2/trickle-headers': trickle_headers, '/v2/nested': nested,
+            '/v2/nested-error': nested_error, '/v2/bad-retry-after': bad_retry_after, '/v2/login': login,
+            '/v2/echo': echo}
+
+
+def _trickle(handler, data):
+    try:
+        for index in range(len(data)):
+            handler.wfile.write(data[index:index + 1])
+            handler.wfile.flush()
+            time.sleep(0.3)
+    except OSError:
+        pass
+    handler.close_connection = True
+
+
+@pytest.fixture
+def hostile_server(tmp_path):
+    """https://127.0.0.1:PORT/v2 served by _hostile_routes(); yields (base_url, ca_path, requests seen)."""
+    import ssl
+    try:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    except ImportError:  # pragma: no cover
+        pytest.skip('http.server.ThreadingHTTPServer needs Python 3.7')
+    routes = _hostile_routes()
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def log_message(self, *args):
+            pass
+
+        def handle_one_request_for(self):
+            seen.append((self.command, self.path))
+            length = int(self.headers.get('Content-Length') or 0)
+            if length:
+                self.rfile.read(length)
+            routes[self.path.split('?')[0]](self)
+
+        do_GET = do_POST = handle_one_request_for
+
+    cert_path, key_path = _server_certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.1})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield 'https://127.0.0.1:%d/v2' % server.server_address[1], cert_path, seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def hostile_client(hostile_server, **kwargs):
+    base_url, ca_path, dummy_seen = hostile_server
+    secrets = []
+    kwargs.setdefault('timeout', 5)
+    client = KsefHttpClient(base_url, ca_path=ca_path, on_secret=secrets.append, **kwargs)
+    return client, secrets
+
+
+def test_finding_5_a_redirect_is_refused_and_names_the_location_host(hostile_server):
+    client, dummy_secrets = hostile_client(hostile_server)
+    with pytest.raises(KsefApiError) as info:
+        client.request('POST', '/redirect', json={'signed': 'login document'})
+    message = str(info.value)
+    assert 'HTTP 307' in message and 'redirect to collector.invalid' in message and 'not followed' in message
+    # The request went to the server once and never to the Location.
+    assert hostile_server[2] == [('POST', '/v2/redirect')]
+
+
+@pytest.mark.parametrize('path', ['/oversized', '/declared-oversized'])
+def test_finding_6_an_oversized_answer_is_refused(hostile_server, path):
+    client, dummy_secrets = hostile_client(hostile_server)
+    start = time.monotonic()
+    with pytest.raises(KsefApiError, match='larger than 8388608 bytes'):
+        client.request('GET', path)
+    assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize('path', ['/trickle-body', '/trickle-headers'])
+def test_finding_6_a_trickling_server_is_bounded_by_about_twice_the_timeout(hostile_server, path):
+    client, dummy_secrets = hostile_client(hostile_server, timeout=1)
+    error, elapsed = timed(client, 'GET', path)
+    # The server would take 12 s or more; a trickle is cut off at 1.5 x timeout and not asked again.
+    assert elapsed < 2 * 1 + 0.5, elapsed
+    assert 'did not arrive within 1.5 s' in str(error) and 'too slowly' in str(error)
+    assert len(hostile_server[2]) == 1
+
+
+def test_finding_7_nested_json_is_a_clean_error(hostile_server):
+    client, dummy_secrets = hostile_client(hostile_server)
+    with pytest.raises(KsefApiError, match='not valid JSON'):
+        client.request('GET', '/nested')
+    with pytest.raises(KsefApiError, match='HTTP 400'):
+        client.request('GET', '/nested-error')
+
+
+def test_finding_7_a_bad_retry_after_is_a_clean_rate_limit_error(hostile_server):
+    client, dummy_secrets = hostile_client(hostile_server, max_retries=0)
+    with pytest.raises(KsefApiError) as info:
+        client.request('GET', '/bad-retry-after')
+    assert info.value.status == 429 and info.value.retry_after is None
+
+
+def test_finding_8_login_tokens_are_secrets_and_never_in_an_error(hostile_server):
+    client, secrets = hostile_client(hostile_server)
+    status, body = client.request('POST', '/login', json={})
+    assert status == 200 and set(secrets) == {ACCESS_TOKEN, REFRESH_TOKEN}
+    with pytest.raises(KsefApiError) as info:
+        client.request('GET', '/echo', token=ACCESS_TOKEN)
+    shown = repr((str(info.value), info.value.fail_kwargs()))
+    assert ACCESS_TOKEN not in shown and REFRESH_TOKEN not in shown
+    assert 'Authorization: Bearer ********' in shown and 'token=********' in shown

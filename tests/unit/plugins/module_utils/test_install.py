@@ -10,7 +10,8 @@ import stat
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer, LocalFiles
@@ -61,8 +62,8 @@ def mode(path):
 
 def test_generate_in_place_then_install_the_certificate(tmp_path):
     installer = Installer(FileModule())
-    plan = Plan(declaration(tmp_path))
-    plan.key_plan = 'generate_in_place'
+    decl = declaration(tmp_path)
+    plan = Plan(decl, Decision(decl, key_plan='generate_in_place'))
     key, path = installer.generate_key(plan)
     assert path == str(tmp_path / 'erp.key') and mode(path) == 0o600
     certificate = make_seal_certificate(key)
@@ -77,9 +78,9 @@ def test_a_next_key_replaces_the_key_on_install_with_a_backup(tmp_path):
     installer = Installer(FileModule())
     old = make_key('ec', slot=0)
     _crypto.write_private_key(FileModule(), str(tmp_path / 'erp.key'), old)
-    plan = Plan(declaration(tmp_path, backup=True))
+    decl = declaration(tmp_path, backup=True)
+    plan = Plan(decl, Decision(decl, key_plan='generate_next'))
     plan.decl.key = old
-    plan.key_plan = 'generate_next'
     key, path = installer.generate_key(plan)
     assert path == str(tmp_path / 'erp.key.next')
     plan.enroll_key_path = path
@@ -168,8 +169,8 @@ def test_a_certificate_of_another_key_is_never_installed(tmp_path):
 
 def test_a_key_that_appeared_meanwhile_is_never_overwritten(tmp_path):
     (tmp_path / 'erp.key').write_text('someone else')
-    plan = Plan(declaration(tmp_path))
-    plan.key_plan = 'generate_in_place'
+    decl = declaration(tmp_path)
+    plan = Plan(decl, Decision(decl, key_plan='generate_in_place'))
     with pytest.raises(KsefError, match='appeared while this run was preparing'):
         Installer(FileModule()).generate_key(plan)
     assert (tmp_path / 'erp.key').read_text() == 'someone else'
@@ -187,8 +188,7 @@ def test_remove_files_and_the_next_key(tmp_path):
     decl = declaration(tmp_path)
     for name in ('erp.pem', 'erp.key.next'):
         (tmp_path / name).write_text('x')
-    plan = Plan(decl)
-    plan.removed_files = [str(tmp_path / 'erp.pem')]
+    plan = Plan(decl, Decision(decl, removed_files=[str(tmp_path / 'erp.pem')]))
     installer = Installer(FileModule())
     installer.remove_files(plan)
     installer.discard_next_key(decl, {'key_path': str(tmp_path / 'erp.key.next')})

@@ -9,7 +9,8 @@ import pytest
 from cryptography import x509
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import (
     Declaration,
     load_local_material,
@@ -54,8 +55,7 @@ def test_rotation_installs_first_and_deletes_the_old_key_last(token_declaration,
     assert decl.key is None and decl.token_key is None
     installer = Installer(FileModule())
 
-    plan = Plan(decl)
-    plan.key_plan = 'generate_in_place'
+    plan = Plan(decl, Decision(decl, key_plan='generate_in_place'))
     first, first_ref = installer.generate_key(plan)
     assert first_ref == decl.keystore.ref(first)
     first_certificate = issue(decl, first)
@@ -66,8 +66,7 @@ def test_rotation_installs_first_and_deletes_the_old_key_last(token_declaration,
     assert not installer.local_files.need_install(decl, first_certificate)
 
     # Renewal: a new key in the token; until its certificate is installed the old key is the one in use.
-    plan = Plan(decl)
-    plan.key_plan = 'generate_next'
+    plan = Plan(decl, Decision(decl, key_plan='generate_next'))
     second, _second_ref = installer.generate_key(plan)
     load_local_material(decl)  # a crash here: the rerun still sees the old key as current
     assert _crypto.public_key_fingerprint(decl.key) == _crypto.public_key_fingerprint(first.public_key)
@@ -83,13 +82,11 @@ def test_a_key_made_for_an_enrollment_that_never_happened_is_discarded_but_never
     decl = token_declaration
     load_local_material(decl)
     installer = Installer(FileModule())
-    plan = Plan(decl)
-    plan.key_plan = 'generate_in_place'
+    plan = Plan(decl, Decision(decl, key_plan='generate_in_place'))
     current, current_ref = installer.generate_key(plan)
     installer.install(plan, issue(decl, current))
     load_local_material(decl)
-    plan = Plan(decl)
-    plan.key_plan = 'generate_next'
+    plan = Plan(decl, Decision(decl, key_plan='generate_next'))
     _unsent, unsent_ref = installer.generate_key(plan)
     assert len(decl.keystore.token.private_keys('erp-auth')) == 2
     installer.discard_next_key(decl, {'key_path': unsent_ref})

@@ -81,3 +81,23 @@ def test_a_missing_library_of_the_chosen_method_is_named(run_module, monkeypatch
     # A KSeF token login does not need lxml.
     result = run_module(module, {'ksef_token': 'KSEF-TOKEN-VALUE', 'context_id': certs.TEST_NIP})
     assert result.exit_code == 0, result
+
+
+def test_tokens_the_client_sees_are_masked_in_the_result_unless_the_module_returns_the_session(run_module):
+    """issue 17, finding 8: a token obtained at login that an answer or a message repeats is masked by Ansible."""
+    obtained = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJvYnRhaW5lZCJ9.c2ln'
+
+    def work(ksef):
+        ksef.client.keep_secret(obtained)
+        return {'changed': False, 'echo': 'KSeF said %s' % obtained}
+    module, dummy = module_running(work, login=False)
+    result = run_module(module, {'api_url': 'https://127.0.0.1:1/v2'})
+    assert result.exit_code == 0 and obtained not in repr(result)
+    assert result['echo'] == 'KSeF said ********'
+
+    def keeping(ksef):
+        ksef.keep_session = True  # ksef_session: its result is the session's tokens (documented: register with no_log)
+        ksef.client.keep_secret(obtained)
+        return {'changed': True, 'access_token': obtained}
+    module, dummy = module_running(keeping, login=False)
+    assert run_module(module, {'api_url': 'https://127.0.0.1:1/v2'})['access_token'] == obtained

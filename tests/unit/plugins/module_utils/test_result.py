@@ -8,7 +8,8 @@ import datetime
 import re
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision
+from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
@@ -26,10 +27,17 @@ ITEM = {'certificateSerialNumber': '01F2A3B4C5D6E7F8', 'name': 'erp-auth', 'type
 
 
 def plan(name='erp-auth', state='present', **fields):
-    result = Plan(Declaration({'name': name, 'type': 'authentication', 'state': state, 'private_key_path': '/k/' + name}))
+    """A plan whose decision holds the decided fields given and whose outcome holds the others."""
+    decl = Declaration({'name': name, 'type': 'authentication', 'state': state, 'private_key_path': '/k/' + name})
+    decided = dict((key, value) for key, value in fields.items() if key in DECIDED)
+    result = Plan(decl, Decision(decl, **decided))
     for key, value in fields.items():
-        setattr(result, key, value)
+        if key not in DECIDED:
+            setattr(result, key, value)
     return result
+
+
+DECIDED = ('enroll', 'key_plan', 'superseded', 'current_item', 'current_certificate', 'to_revoke', 'removed_files')
 
 
 def test_summary_takes_ksef_dates_in_the_one_return_format():
@@ -52,7 +60,7 @@ def test_single_form_mirrors_its_entry():
 def test_list_form_aggregates_and_diffs():
     renewed = plan('one-cert', action='renewed', reason='renewal_window', enroll=True, changed=True,
                    superseded=['A'], revoked=['A'])
-    revoked = plan('two-cert', state='absent', action='revoked', changed=True, revoked=['B'])
+    revoked = plan('two-cert', state='absent', action='revoked', changed=True, to_revoke=['B'], revoked=['B'])
     output = build_result([renewed, revoked], single=False, now=NOW, diff=True)
     assert (output['action'], output['changed'], output['revoked']) == ('multiple', True, ['A', 'B'])
     assert output['superseded'] == [{'serial_number': 'A', 'type': renewed.decl.type, 'valid_to': None, 'revoked': True}]

@@ -137,6 +137,16 @@ class FakeKsef(CertificateRecords):
         self.server_limits = {}
         self.hits = {}
         self.refused = []
+        # After quota(): limits are counted like KSeF does, enroll() refuses past them (25006/25007), and
+        # peak_active is the most active certificates seen at once.
+        self.max_certificates = None
+        self.max_enrollments = None
+        self.peak_active = 0
+
+    def quota(self, max_certificates, max_enrollments=300):
+        self.max_certificates = max_certificates
+        self.max_enrollments = max_enrollments
+        self.peak_active = len(self.active())
 
     # -- rate limits -------------------------------------------------------------------------
 
@@ -205,6 +215,7 @@ class FakeKsef(CertificateRecords):
             'status': 'Active', 'valid_from': valid_from, 'valid_to': valid_from + datetime.timedelta(days=730),
             'request_date': enrollment['sent_at'], 'der': certificate.public_bytes(serialization.Encoding.DER),
         })
+        self.peak_active = max(self.peak_active, len(self.active()))
         return '%016X' % self._serial
 
     def add_certificate(self, name, cert_type, key, days=700, status='Active'):
@@ -247,7 +258,13 @@ class FakeKsef(CertificateRecords):
 
     def limits(self):
         self.record('limits')
-        return self.limits_reply
+        if self.max_certificates is None:
+            return self.limits_reply
+        certificates_left = max(0, self.max_certificates - len(self.active()))
+        enrollments_left = max(0, self.max_enrollments - len(self.enrollments))
+        return {'canRequest': certificates_left > 0 and enrollments_left > 0,
+                'enrollment': {'remaining': enrollments_left, 'limit': self.max_enrollments},
+                'certificate': {'remaining': certificates_left, 'limit': self.max_certificates}}
 
     def enrollment_data(self):
         self.record('enrollment_data')
@@ -257,6 +274,10 @@ class FakeKsef(CertificateRecords):
         self.record('enroll', certificate_name=name, certificate_type=certificate_type, valid_from=valid_from)
         if self.enroll_error is not None:
             raise self.enroll_error
+        if self.max_enrollments is not None and len(self.enrollments) >= self.max_enrollments:
+            raise KsefApiError('POST', '/certificates/enrollments', 400, errors=[{'code': 25006, 'description': 'Limit'}])
+        if self.max_certificates is not None and len(self.active()) >= self.max_certificates:
+            raise KsefApiError('POST', '/certificates/enrollments', 400, errors=[{'code': 25007, 'description': 'Limit'}])
         csr = x509.load_der_x509_csr(csr_der)
         assert csr.is_signature_valid
         assert _crypto.csr_subject_differences(csr, ENROLLMENT_DATA) == []
@@ -1458,7 +1479,7 @@ def test_an_issued_certificate_without_the_enrolled_public_key_is_never_installe
     run fails naming the enrollment, and no certificate, key or PKCS#12 file is written or replaced."""
     ksef.issue_for_key = ec.generate_private_key(ec.SECP256R1())
     if form == 'key':
-        args = single(tmp_path, pkcs12_path=str(tmp_path / 'erp-production.p12'))
+        args = single(tmp_path, pkcs12_path=str(tmp_path / 'erp-production.p12'), pkcs12_passphrase='bundle secret')
     else:
         args = dict(name='host-app01', type='authentication', certificate_path=str(tmp_path / 'app01.pem'),
                     csr_content=_csr(ec.generate_private_key(ec.SECP256R1())))

@@ -334,7 +334,7 @@ def test_a_legacy_pkcs12_bundle_is_rebuilt_with_current_algorithms(tmp_path):
     installed: the installer writes it again with the current algorithms."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
-    from ansible_collections.ksef.certificates.plugins.module_utils._decide import Plan
+    from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
     from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
     from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
     key = ec.generate_private_key(ec.SECP256R1())

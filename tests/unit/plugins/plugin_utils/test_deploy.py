@@ -135,10 +135,17 @@ def test_directories_certificates_first_and_key_directories_win():
                        'pkcs12_path': '/b/bundles/x.p12', 'key_dir_mode': '0750'},
                       {'type': 'authentication', 'certificate_path': '/etc/ksef/private/a.crt'}])
     assert FILTERS['ksef_deploy_directories'](items) == [
-        {'path': '/etc/ksef/certs', 'mode': '0755', 'owner': '', 'group': ''},
-        {'path': '/etc/ksef/private', 'mode': '0750', 'owner': '', 'group': ''},
-        {'path': '/b/bundles', 'mode': '0750', 'owner': '', 'group': ''},
+        {'path': '/etc/ksef/certs', 'mode': '0755', 'group': ''},
+        {'path': '/etc/ksef/private', 'mode': '0750', 'group': ''},
+        {'path': '/b/bundles', 'mode': '0750', 'group': ''},
     ]
+
+
+def test_directories_are_never_given_the_owner_of_the_files():
+    """issue 17, finding 1: an owner of the key directory could swap the files in it for links."""
+    items = declared([{'type': 'offline', 'owner': 'appuser', 'group': 'app'}])
+    found = FILTERS['ksef_deploy_directories'](items)
+    assert found and all('owner' not in entry and entry['group'] == 'app' for entry in found)
 
 
 # --- plan -------------------------------------------------------------------------------------

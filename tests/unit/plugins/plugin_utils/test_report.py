@@ -169,3 +169,78 @@ def test_prometheus_text_without_limits_or_subject():
     assert parsed['ksef_certificate_expiry_timestamp_seconds'].samples == []
     assert parsed['ksef_report_alerts'].samples[0].labels == {}
     assert parsed['ksef_report_alerts'].samples[0].value == 0
+
+
+def test_markdown_report_escapes_html_and_cell_breakers():
+    """issue 17, info: a certificate name from KSeF with HTML must not reach the Markdown page raw."""
+    import os
+    import jinja2
+    template_path = os.path.join(os.path.dirname(_report.__file__), '..', '..', 'playbooks', 'templates', 'ksef_report.md.j2')
+    with open(template_path) as handle:
+        template = jinja2.Environment(trim_blocks=True).from_string(handle.read())
+    hostile = '<img src=x onerror=alert(1)>|`x`\n# heading'
+    row = dict(name=hostile, type='Offline', serial_number='01<b>', state='current', valid_to='2030-01-01',
+               days_remaining=10, declared_by=['<i>app1</i>'], note='<script>x</script>', alert='renew <now>')
+    page = template.render(ksef_report=dict(generated_at='now', threshold_days=30, limits=None, alerts=[row],
+                                            certificates=[row]))
+    assert '<' not in page.replace('<!--', '') and '&lt;img src=x onerror=alert(1)&gt;' in page
+    assert '&lt;script&gt;' in page and '&lt;i&gt;app1&lt;/i&gt;' in page
+    table_row = [line for line in page.splitlines() if 'onerror' in line and line.startswith('|')][0]
+    assert table_row.count(' | ') == 7 and "\\|'x'" in table_row and '# heading' in table_row
+
+
+# ---------------------------------------------------------------------------------------------
+# quota forecast
+# ---------------------------------------------------------------------------------------------
+
+def _fleet(auth, offline, days=200):
+    certificates = [cert('A%03d' % n, 'auth-%03d' % n, days + n % 3) for n in range(auth)]
+    certificates += [cert('O%03d' % n, 'offl-%03d' % n, days + n % 3, cert_type='offline') for n in range(offline)]
+    declarations = [declared(c['name'], c['type']) for c in certificates]
+    return certificates, declarations
+
+
+def test_the_forecast_gives_the_peak_of_the_coming_renewal_waves_and_its_date():
+    certificates, declarations = _fleet(95, 0)
+    report = _report.build_report({'certificates': certificates, 'limits': dict(LIMITS, certificate={'remaining': 5, 'limit': 100})},
+                                  declarations, now=NOW)
+    quota = report['quota']
+    assert quota['active'] == 95 and quota['limit'] == 100
+    # the earliest renewals (day 170) fill the five free slots: the peak is the limit, no outage
+    assert quota['peak_active'] == 100 and quota['outages'] == [] and quota['alert'] == ''
+    assert quota['peak_date'] == _rules.format_datetime(NOW + datetime.timedelta(days=170))
+    assert quota['peak_timestamp'] == int((NOW + datetime.timedelta(days=170)).timestamp())
+
+
+def test_the_forecast_finds_offline_renewals_that_cannot_happen_before_expiry_months_ahead():
+    certificates, declarations = _fleet(2, 4)
+    report = _report.build_report({'certificates': certificates, 'limits': dict(LIMITS, certificate={'remaining': 1, 'limit': 7})},
+                                  declarations, now=NOW)
+    quota = report['quota']
+    # Day 170: one free slot; auth-000 cycles through it, offl-000 keeps it, offl-003 (same expiry) finds none
+    # before it expires on day 200. Later renewals wait for the slots Offline predecessors give back.
+    assert quota['peak_active'] == 7
+    assert quota['outages'] == [{'certificate': 'offl-003/offline', 'outage_at': _rules.format_datetime(_rules.parse_datetime(at(200)))}]
+    assert 'cannot be renewed before they expire' in quota['alert'] and 'offl-003/offline from' in quota['alert']
+    families = dict((family.name, family) for family in text_string_to_metric_families(_report.prometheus_text(report)))
+    assert families['ksef_certificate_quota_forecast_peak'].samples[0].value == 7
+    assert families['ksef_certificate_quota_forecast_outages'].samples[0].value == 1
+    first = families['ksef_certificate_quota_forecast_first_outage_timestamp_seconds'].samples[0].value
+    assert first == int(_rules.parse_datetime(at(200)).timestamp())
+    assert families['ksef_certificate_quota_forecast_peak_timestamp_seconds'].samples[0].value == quota['peak_timestamp']
+
+
+def test_superseded_and_undeclared_certificates_give_their_slots_back_when_they_expire():
+    certificates, declarations = _fleet(0, 1)
+    certificates.append(cert('S001', 'offl-000', 20, cert_type='offline'))       # superseded, expires first
+    certificates.append(cert('U001', 'nobody', 60))                               # undeclared
+    report = _report.build_report({'certificates': certificates, 'limits': dict(LIMITS, certificate={'remaining': 0, 'limit': 3})},
+                                  declarations, now=NOW)
+    assert report['quota']['outages'] == [] and report['quota']['peak_active'] == 3
+
+
+def test_no_limits_no_forecast_and_no_metric():
+    certificates, declarations = _fleet(1, 0)
+    report = _report.build_report({'certificates': certificates}, declarations, now=NOW)
+    assert report['quota'] is None
+    assert 'ksef_certificate_quota_forecast' not in _report.prometheus_text(report)
