@@ -620,8 +620,8 @@ def table(results):
     role_ratio = results.get('role_stat_ratio')
     if role_ratio is not None:
         lines.append('')
-        lines.append('%-52s %8s %8s %6s %9s' % ('role no-op against a stat play, -f %d' % results['role_forks'],
-                                               'no-op s', 'stat s', 'ratio', 's/host'))
+        title = 'role no-op against a stat play, -f %d' % results['role_forks']
+        lines.append('%-52s %8s %8s %6s %9s' % (title, 'no-op s', 'stat s', 'ratio', 's/host'))
         scale_rows = [(role_ratio['hosts'], role_ratio)] + [
             (results[key]['hosts'], results[key]) for key in sorted(results) if re.match(r'scale_\d+_ratio$', key)]
         for hosts, row in scale_rows:
@@ -632,10 +632,10 @@ def table(results):
             match = re.match(r'scale_(\d+)_enroll$', key)
             if match:
                 per_host = results['role_%d_published' % role_ratio['hosts']]
-                lines.append('enrolling run, %s hosts (limits raised): %.1f s, %.3f s/host (%d hosts at the published '
-                             'limits: %.3f s/host)' % (match.group(1), results[key]['seconds'],
-                                                        results[key]['seconds'] / int(match.group(1)), role_ratio['hosts'],
-                                                        per_host['seconds'] / role_ratio['hosts']))
+                hosts = int(match.group(1))
+                lines.append('enrolling run, %d hosts (limits raised): %.1f s, %.3f s/host (%d hosts at the published '
+                             'limits: %.3f s/host)' % (hosts, results[key]['seconds'], results[key]['seconds'] / hosts,
+                                                       role_ratio['hosts'], per_host['seconds'] / role_ratio['hosts']))
     if 'time_ratio' in results:
         ratio = results['time_ratio']
         lines.append('')

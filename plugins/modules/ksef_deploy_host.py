@@ -64,12 +64,12 @@ options:
       - V(remove) removes O(paths).
       - V(directory) creates the missing ones of O(directories) (and their missing parents, in the same mode); an
         existing directory is left as it is.
-      - V(prepare) is the role's one call per host: it creates the missing O(directories), inspects each of
+      - V(prepare) is the role's one call per host. It creates the missing O(directories), inspects each of
         O(certificates) as V(info) does, and sets the declared mode, owner and group of each installed key and
         certificate (a certificate that carries the public key of its key, with no C(.next) key of its own waiting).
         With O(settings) the action plugin first resolves and checks the role's declarations for this host and
         derives O(directories) and O(certificates) from them.
-      - V(account) runs on the controller only (the action plugin; no module is sent to the host): it reports the
+      - V(account) runs on the controller only (the action plugin; no module is sent to the host). It reports the
         role's account of this host, O(account), as changed, failed with each failing certificate's reason, and
         with the before/after of O(diffs) in diff mode.
     type: str
@@ -193,7 +193,7 @@ options:
         type: str
         required: true
       renew_before_days:
-        description: Reported as RV(certificates[].renewal_due) when the certificate expires within this many days.
+        description: The certificate is reported with C(renewal_due) when it expires within this many days.
         type: int
         default: 30
       key_mode:

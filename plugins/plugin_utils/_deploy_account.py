@@ -51,9 +51,9 @@ def batch(prepared, info, now=None):
             clashes[item_id] = ('A key-on-host certificate must have its own name on each host (the default name '
                                 'includes the host name): %s is declared by %s' % (_label(item_id), ', '.join(sorted(hosts))))
         elif item_id in controller_ids:
+            owners = ', '.join(sorted(controller_ids[item_id]))
             clashes[item_id] = ('A key-on-host certificate must not reuse the name and type of a controller-side '
-                                'certificate: %s is key-on-controller on %s' % (_label(item_id),
-                                                                                  ', '.join(sorted(controller_ids[item_id]))))
+                                'certificate: %s is key-on-controller on %s' % (_label(item_id), owners))
     info = info or {}
     info_failure = ''
     if info.get('failed'):
