@@ -87,12 +87,13 @@ class Host:
     def backend_name(self):
         return self._backend.name if self._backend is not None else ''
 
+    # A file whose directory does not exist (yet: check mode on a first run) is a missing file, as for info.
     def key_public_der(self, path):
-        data = files.read_file(path)
+        data = files.read_file(path) if _non_empty(path) else None
         return self.backend.key_public_der(data) if data else None
 
     def certificate_facts(self, path):
-        der = certificate_der(files.read_file(path))
+        der = certificate_der(files.read_file(path)) if files.status(path) is not None else None
         return self.backend.certificate(der) if der else None
 
     def ensure_attributes(self, path, mode, uid=None, gid=None):

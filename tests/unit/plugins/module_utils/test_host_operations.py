@@ -558,3 +558,14 @@ def test_prepare_leaves_a_pair_waiting_for_its_next_key_and_a_missing_key_alone(
     os.unlink(paths.key)
     missing = run(make_host, 'prepare', certificates=[prepare_entry(paths)])[0]['certificates'][0]
     assert not missing['key_exists'] and not missing['certificate_matches_key'] and missing['attributes_changed'] == []
+
+
+def test_prepare_in_check_mode_before_the_directories_exist(make_host, paths, backend):
+    missing = paths.directory / 'not-yet'
+    entry = prepare_entry(paths, key_path=str(missing / 'private' / 'app.key'),
+                          certificate_path=str(missing / 'certs' / 'app.crt'))
+    predicted = run(make_host, 'prepare', check_mode=True, certificates=[entry],
+                    directories=[{'path': str(missing / 'certs'), 'mode': '0755'}])[0]
+    found = predicted['certificates'][0]
+    assert predicted['changed'] and not found['certificate_parsed'] and not found['key_exists']
+    assert not os.path.exists(str(missing))
