@@ -34,7 +34,7 @@ INTEGRATION_JOBS ?= 2
 
 .PHONY: help venv collection-link deps-system \
 	sanity sanity-latest sanity-2.16 units units-latest units-all units-2.16 emulator-tests \
-	integration integration-latest integration-2.16 awx-tests lifecycle lint test emulator clean mutation
+	integration integration-latest integration-2.16 awx-tests awx-collection lifecycle lint test emulator clean mutation
 
 help:
 	@echo 'make venv             .venv (newest ansible-core) and .venv-2.16 (old end), emulator editable'
@@ -46,7 +46,7 @@ help:
 	@echo 'make integration      ansible-test integration against the emulator (integration-latest: all targets,'
 	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
 	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
-	@echo 'make lifecycle        scheduled runs over two simulated certificate lifetimes under libfaketime (own emulator)'
+	@echo 'make lifecycle        scheduled runs through two certificate renewals in simulated time, libfaketime (own emulator)'
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
@@ -148,11 +148,21 @@ emulator: venv
 # AWX: provision and report through ansible-runner, the credential type's injectors rendered as AWX
 # renders them, against an emulator the test starts itself (tools/with-emulator.sh).
 
-awx-tests: venv
-	$(VPY) -m pytest -q -p no:cacheprovider tests/awx/test_runner.py
+AWX_COLLECTION_STAMP := build/awx-collections/.stamp
+
+awx-tests: venv awx-collection
+	$(VPY) -m pytest -q -p no:cacheprovider tests/awx/test_runner.py tests/awx/test_project.py
+
+# awx.awx (test only) from the `ansible` wheel on PyPI, pinned in requirements/awx-collection.txt: only the
+# collection is extracted, nothing is installed into the venvs.
+awx-collection: $(AWX_COLLECTION_STAMP)
+
+$(AWX_COLLECTION_STAMP): requirements/awx-collection.txt tests/awx/awx_collection.py | venv
+	$(VPY) tests/awx/awx_collection.py requirements/awx-collection.txt build/awx-download build/awx-collections
+	touch $@
 
 # ---------------------------------------------------------------------------------------------
-# Lifecycle: scheduled runs (module path and role path) over two simulated certificate lifetimes, the clock of
+# Lifecycle: scheduled runs (module path and role path) through two renewals of every certificate in simulated time, the clock of
 # the emulator and of Ansible moved together by libfaketime (docs/TESTING.md, "The lifecycle simulation").
 
 lifecycle: venv

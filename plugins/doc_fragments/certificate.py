@@ -121,10 +121,26 @@ options:
         waiting for an unconfirmed earlier enrollment (see B(Crash safety)).
     type: bool
     default: false
+  replace_missing_key:
+    description:
+      - "What to do when the file in O(private_key_path) does not exist while KSeF still lists an active
+        certificate of the exact name and type. Nothing then proves whether that certificate belongs to a key
+        that was lost (for example a key directory that did not survive an AWX/AAP job, whose execution
+        environment keeps no files), and enrolling again on every such run would spend the subject's
+        enrollment quota and leave the old certificates active."
+      - V(false) (the default) fails before anything is sent, saying to put the key back (keep its directory on
+        persistent storage) or to set this option. Check mode predicts the same failure.
+      - V(true) enrolls a new key and certificate and supersedes the active ones (with a warning), as for a
+        key mismatch. O(force) does not imply it.
+      - Does not apply to the CSR form (the key lives where the CSR was made) nor to O(key_backend=pkcs11).
+    type: bool
+    default: false
   valid_from:
     description:
       - Start of validity requested from KSeF (ISO 8601 date-time), passed through to the enrollment.
       - Only used when the module enrolls; it does not make an existing certificate due.
+      - When it lies ahead of a renewal, the new certificate is installed, proven and the old one revoked only by a run
+        after that moment (RV(certificates[].proof) gives it).
     type: str
   revoke_superseded:
     description:
@@ -145,6 +161,10 @@ options:
         revoked certificate (under AWX/AAP the login comes from a credential). It stays active, the run warns, and
         its serial is in RV(superseded_login). See docs/awx/README.md for the loop that updates the credential
         and then revokes it.
+      - Proven rotation. Nothing is revoked before the new certificate has proven itself - an V(authentication) one by
+        a login with the new pair, an V(offline) one by a QR code II signature its certificate verifies (RSASSA-PSS or
+        ECDSA P1363). If it fails the predecessors stay active (with a warning and RV(certificates[].proof)). The
+        CSR form cannot prove (the key is elsewhere); it revokes as before and says so in RV(certificates[].proof).
     type: bool
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.
@@ -190,110 +210,4 @@ options:
     description: Seconds to wait for an enrollment to be processed.
     type: int
     default: 300
-'''
-
-    # The certificates list of ksef.certificates.ksef_certificate: the per-certificate options once per item.
-    ITEMS = r'''
-options:
-  certificates:
-    description:
-      - Manage several certificates in one task (one login, one query for the whole set).
-      - Each item takes the per-certificate options; top-level options act as defaults for the items.
-      - A name and type pair may appear only once, and no two items may share a file.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: See O(name).
-        type: str
-        required: true
-      type:
-        description: See O(type). Defaults to the top-level O(type).
-        type: str
-        choices: [authentication, offline]
-      state:
-        description: See O(state). Defaults to the top-level O(state).
-        type: str
-        choices: [present, absent]
-      private_key_path:
-        description: See O(private_key_path).
-        type: str
-      key_backend:
-        description: See O(key_backend). Defaults to the top-level value.
-        type: str
-        choices: [file, pkcs11]
-      pkcs11_module:
-        description: See O(pkcs11_module). Defaults to the top-level value.
-        type: path
-      pkcs11_token_label:
-        description: See O(pkcs11_token_label). Defaults to the top-level value.
-        type: str
-      pkcs11_pin:
-        description: See O(pkcs11_pin). Defaults to the top-level value.
-        type: str
-      pkcs11_key_label:
-        description: See O(pkcs11_key_label). Defaults to the item's O(certificates[].name).
-        type: str
-      private_key_type:
-        description: See O(private_key_type). Defaults to the top-level value.
-        type: str
-        choices: [ec, rsa]
-      private_key_passphrase:
-        description: See O(private_key_passphrase). Defaults to the top-level value.
-        type: str
-      csr_path:
-        description: See O(csr_path).
-        type: str
-      csr_content:
-        description: See O(csr_content).
-        type: str
-      certificate_path:
-        description: See O(certificate_path).
-        type: str
-      pkcs12_path:
-        description: See O(pkcs12_path).
-        type: str
-      pkcs12_passphrase:
-        description: See O(pkcs12_passphrase). Defaults to the top-level value.
-        type: str
-      pkcs12_unencrypted:
-        description: See O(pkcs12_unencrypted). Defaults to the top-level value.
-        type: bool
-      state_path:
-        description: See O(state_path).
-        type: str
-      renew_before_days:
-        description: See O(renew_before_days). Defaults to the top-level value.
-        type: int
-      force:
-        description: See O(force). Defaults to the top-level value.
-        type: bool
-      valid_from:
-        description: See O(valid_from). Defaults to the top-level value.
-        type: str
-      revoke_superseded:
-        description: See O(revoke_superseded). Defaults to the top-level value, else by type.
-        type: bool
-      revocation_reason:
-        description: See O(revocation_reason). Defaults to the top-level value.
-        type: str
-        choices: [unspecified, superseded, key_compromise]
-      remove_files:
-        description: See O(remove_files). Defaults to the top-level value.
-        type: bool
-      backup:
-        description: See O(backup). Defaults to the top-level value.
-        type: bool
-      backup_keep:
-        description: See O(backup_keep). Defaults to the top-level value.
-        type: int
-      return_content:
-        description: See O(return_content). Defaults to the top-level value.
-        type: bool
-      wait:
-        description: See O(wait). Defaults to the top-level value.
-        type: bool
-      wait_timeout:
-        description: See O(wait_timeout). Defaults to the top-level value.
-        type: int
 '''

@@ -62,6 +62,11 @@ ENROLLMENT_STATUS = Endpoint('GET', '/certificates/enrollments/{referenceNumber}
 RETRIEVE = Endpoint('POST', '/certificates/retrieve')
 QUERY = Endpoint('POST', '/certificates/query')
 REVOKE = Endpoint('POST', '/certificates/{certificateSerialNumber}/revoke')
+# KSeF tokens (SPEC 13.2): generate, list (filters, x-continuation-token), status, revoke.
+TOKENS_GENERATE = Endpoint('POST', '/tokens')
+TOKENS_LIST = Endpoint('GET', '/tokens')
+TOKEN_STATUS = Endpoint('GET', '/tokens/{referenceNumber}')
+TOKEN_REVOKE = Endpoint('DELETE', '/tokens/{referenceNumber}')
 # KSeF's auth/public group: 60 requests per second, no per-minute/hour values (the HTTP client paces by it).
 AUTH_PUBLIC_ENDPOINTS = frozenset(str(endpoint) for endpoint in (
     AUTH_CHALLENGE, AUTH_XADES_SIGNATURE, AUTH_KSEF_TOKEN, AUTH_STATUS, AUTH_TOKEN_REDEEM, AUTH_TOKEN_REFRESH,
@@ -76,6 +81,8 @@ QUERY_PAGE_SIZE = 50
 # Safety stop for paging (50 000 certificates is far above any KSeF limit).
 QUERY_MAX_PAGES = 1000
 ALREADY_REVOKED = 25009
+TOKENS_PAGE_SIZE = 100
+TOKEN_ITEM_FIELDS = ('referenceNumber', 'description', 'status')
 SERIAL_NUMBER_PATTERN = re.compile(r'[0-9A-F]{16}')
 
 
@@ -183,7 +190,57 @@ class KsefAuthApi:
         _send(self.client, SESSION_CLOSE, token=token, expect=(200, 204))
 
 
-class KsefApi(CertificateRecords):
+class KsefTokenCalls:
+    """The /tokens calls of KsefApi (which supplies _call): raw API items, checked for the fields callers index."""
+
+    def token_pages(self, statuses=None, description=None, author=None, author_type=None):
+        """GET /tokens page by page (pageSize 100, newest first), following x-continuation-token: yields item lists."""
+        params = {'pageSize': TOKENS_PAGE_SIZE}
+        if statuses:
+            params['status'] = list(statuses)
+        if description:
+            params['description'] = description
+        if author:
+            params['authorIdentifier'] = author
+        if author_type:
+            params['authorIdentifierType'] = author_type
+        continuation = None
+        for dummy in range(QUERY_MAX_PAGES):
+            headers = {'x-continuation-token': continuation} if continuation else None
+            body = _require_dict(self._call(TOKENS_LIST, params=params, headers=headers, idempotent=True), TOKENS_LIST)
+            tokens = body.get('tokens') or []
+            if not isinstance(tokens, list) or not all(
+                    isinstance(item, dict) and all(isinstance(item.get(f), str) for f in TOKEN_ITEM_FIELDS) for item in tokens):
+                raise _unexpected(TOKENS_LIST, 'tokens is not a list of items with %s' % ', '.join(TOKEN_ITEM_FIELDS))
+            yield tokens
+            continuation = body.get('continuationToken')
+            if not continuation or not tokens:
+                return
+
+    def tokens(self, **filters):
+        """Every token the session may see (see token_pages for the filters)."""
+        return [item for page in self.token_pages(**filters) for item in page]
+
+    def generate_token(self, description, permissions):
+        """POST /tokens (never retried: a second call would make a second token): {'referenceNumber', 'token'}."""
+        body = _require_dict(self._call(TOKENS_GENERATE, json={'description': description, 'permissions': list(permissions)},
+                                        expect=(202,), idempotent=False), TOKENS_GENERATE)
+        if not isinstance(body.get('referenceNumber'), str) or not isinstance(body.get('token'), str):
+            raise _unexpected(TOKENS_GENERATE, 'no referenceNumber or token')
+        return body
+
+    def token_status(self, reference_number):
+        body = _require_dict(self._call(TOKEN_STATUS, path_params={'referenceNumber': reference_number}), TOKEN_STATUS)
+        if not isinstance(body.get('status'), str):
+            raise _unexpected(TOKEN_STATUS, 'no status')
+        return body
+
+    def revoke_token(self, reference_number):
+        """DELETE /tokens/{ref}; safe to repeat after a lost answer (the caller reads the status again)."""
+        self._call(TOKEN_REVOKE, path_params={'referenceNumber': reference_number}, expect=(204, 200), idempotent=True)
+
+
+class KsefApi(CertificateRecords, KsefTokenCalls):
     """KSeF API v2 certificate calls on top of KsefHttpClient and KsefAuthenticator."""
 
     def __init__(self, client, authenticator):

@@ -36,6 +36,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._crypto import (
     public_key_der,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR_CODE_II_PSS_SALT_LENGTH
 
 
 class SignerCredentials:
@@ -63,6 +64,11 @@ class SignerCredentials:
         r_value, s_value = decode_dss_signature(der)
         size = (self.private_key.curve.key_size + 7) // 8
         return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
+
+    def sign_pss(self, data):
+        """RSASSA-PSS SHA-256 (MGF1 SHA-256, salt 32) of data: how an RSA Offline key signs a QR code II."""
+        return self.private_key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=QR_CODE_II_PSS_SALT_LENGTH),
+                                     hashes.SHA256())
 
 
 def _to_bytes(value):

@@ -34,6 +34,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
     pkcs12_algorithms_current,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    DEFAULT_KEY_TYPE,
     KEY_TYPES,
     SUBJECT_LAYOUT,
     format_datetime,
@@ -79,7 +80,7 @@ def _string_type(name):
 # Private keys
 # ---------------------------------------------------------------------------------------------
 
-def generate_private_key(key_type='ec'):
+def generate_private_key(key_type=DEFAULT_KEY_TYPE):
     """A new private key accepted by KSeF: EC on P-256 (default) or RSA 2048."""
     if key_type == 'ec':
         return ec.generate_private_key(ec.SECP256R1())

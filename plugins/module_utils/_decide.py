@@ -200,8 +200,14 @@ def decide_present(decision, view, local_files, now):
     current = pick_current(ours)
     if current is not None:
         decision.current_item, decision.current_certificate = current
+    warning = renew_window_warning(decl, decision.current_item, decl.local_certificate)
+    if warning:
+        decision.warnings.append(warning)
     key_used = bool(ours) or (decl.local_certificate is not None and fingerprint is not None and
                               _crypto.public_key_fingerprint(decl.local_certificate.public_key()) == fingerprint)
+    refusal = missing_key_refusal(decl, actives, decision)
+    if refusal:
+        raise KsefError(refusal)
     reason = renewal_reason(decl, current, now)
     if reason is None and current is None:
         reason = 'key_mismatch' if actives else 'missing'
@@ -226,6 +232,51 @@ def decide_present(decision, view, local_files, now):
         decision.key_plan = 'generate_next'
     else:
         decision.key_plan = 'reuse'
+
+
+def renew_window_warning(decl, record, local_certificate=None):
+    """renew_before_days at or above the certificate's lifetime makes it due from its first day: every run renews.
+
+    The lifetime is KSeF's (the record's validFrom..validTo), else the local certificate's; None when unknown.
+    """
+    if decl.renew_before_days is None:
+        return None
+    if record is not None and record.valid_from is not None:
+        lifetime = record.valid_to - record.valid_from
+    elif local_certificate is not None:
+        lifetime = _crypto.certificate_not_after(local_certificate) - _crypto.certificate_not_before(local_certificate)
+    else:
+        return None
+    if decl.renew_before_days < lifetime.days:
+        return None
+    return ('Certificate %s: renew_before_days %d is at or above its lifetime of %d days, so it is due as soon as it is '
+            'issued and every run renews it (one enrollment request each); choose fewer days (30 is the default)'
+            % (decl.label, decl.renew_before_days, lifetime.days))
+
+
+def missing_key_refusal(decl, actives, decision):
+    """A private key file that is gone while KSeF still lists active certificates of the exact name and type.
+
+    Nothing left on the controller says whether one of them was this key's: if it was, enrolling again would spend
+    one of the subject's enrollment requests on every run whose key directory is not kept (an AWX job starts with
+    an empty one), and leave one more active Offline certificate each time. So it is refused (the message, before
+    anything is sent) unless replace_missing_key allows the replacement (a warning then). None when it does not apply.
+    """
+    if not actives or decl.key is not None or decl.uses_csr or decl.uses_token or not decl.private_key_path:
+        return None
+    serials = ', '.join('%s (valid until %s)' % (record.serial_number, record.valid_to.strftime('%Y-%m-%d'))
+                        for record in actives)
+    if decl.replace_missing_key:
+        decision.warnings.append('Certificate %s: the private key %s does not exist while KSeF lists active %s; '
+                                 'replace_missing_key is set, so a new key is enrolled and the active ones are superseded'
+                                 % (decl.label, decl.private_key_path, serials))
+        return None
+    return ('Certificate %s: the private key %s does not exist, but KSeF still lists active %s of this name and type. '
+            'If that key was lost (an AWX/AAP execution environment keeps no files between jobs), a new enrollment '
+            'would replace it on every run and spend the enrollment quota. Keep the key directory on persistent '
+            'storage and put the key back (docs/awx/README.md, "Keys kept on the controller"), or set '
+            'replace_missing_key=true (role: ksef_deploy_replace_missing_keys) to enroll a replacement once. '
+            'Nothing was sent' % (decl.label, decl.private_key_path, serials))
 
 
 def wait_deadline(decl, clock_now):

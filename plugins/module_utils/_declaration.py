@@ -23,6 +23,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     certificate_name_problem,
     has_control_characters,
     parse_datetime,
+    revoke_superseded as revoke_superseded_by_rule,
 )
 
 NEXT_KEY_SUFFIX = '.next'
@@ -33,7 +34,8 @@ PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
     'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'pkcs12_unencrypted',
     'state_path', 'renew_before_days',
-    'force', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup', 'backup_keep',
+    'force', 'replace_missing_key', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup',
+    'backup_keep',
     'return_content',
     'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
 )
@@ -70,13 +72,10 @@ class Declaration:
         self.state_path = literal_path(options.get('state_path'))
         self.renew_before_days = options.get('renew_before_days')
         self.force = options.get('force')
+        self.replace_missing_key = options.get('replace_missing_key')
         self.valid_from = options.get('valid_from')
-        self.revoke_superseded = options.get('revoke_superseded')
-        if self.revoke_superseded is None:
-            # By type: a superseded Authentication certificate is revoked; an Offline one signed QR codes II on
-            # invoices still in circulation, which are checked against its state when scanned, so it lives out
-            # its validity. An explicit value wins.
-            self.revoke_superseded = self.type == 'authentication'
+        # By type unless given (Authentication revoked, Offline kept for its QR codes II): the rule is _rules'.
+        self.revoke_superseded = revoke_superseded_by_rule(self.type, options.get('revoke_superseded'))
         self.revocation_reason = options.get('revocation_reason')
         self.remove_files = options.get('remove_files')
         self.backup = options.get('backup')

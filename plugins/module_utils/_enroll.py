@@ -15,7 +15,7 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     INTENT_CLOCK_SLACK,
     known_before_post,
@@ -50,6 +50,7 @@ class Enroller:
     def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep, login=None):
         self.module = module
         self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
+        self.prove_login = _proof.login_prover(api)  # signer -> None: a login with a successor's pair
         self.check_mode = module.check_mode
         self.api = api
         self.view = view                   # _decide.KsefView, extended with what this run learns
@@ -178,6 +179,8 @@ class Enroller:
             if plan.action == 'pending':
                 # A resumed enrollment that KSeF finished while this run waited.
                 plan.action = plan.completion_action
+            if _proof.hold_until_valid(plan, certificate, self.now(), self.module.warn):
+                continue
             if self.check_mode:
                 plan.finished = True
                 continue
@@ -315,6 +318,8 @@ class Enroller:
     def revoke_superseded(self, plan):
         if not plan.decl.revoke_superseded:
             return
+        if _proof.kept_unproven(plan, self.prove_login, self.module.params, self.now(), self.module.warn):
+            return  # proven rotation: a predecessor goes only once its successor has done its job
         for serial in plan.superseded:
             if serial == plan.issued_serial:
                 continue

@@ -426,4 +426,3 @@ def private_file_problem(path, uid=None):
         if stat.S_IMODE(folder.st_mode) & 0o022:
             return 'its directory %s is writable by its group or by others' % directory.directory
     return None
-

@@ -69,7 +69,7 @@ TRANSPORT_BACKOFF = (0.25, 0.75)
 TIMEOUT_RETRIES = 1
 # The whole exchange of one attempt (connect, send, the complete answer) must end within this many times
 # `timeout`: a server that trickles its answer is cut off (and not asked again: it is answering, slowly).
-DEADLINE_FACTOR = 1.5
+DEADLINE_FACTOR = 2.0
 # Once KSeF has answered in this run, a refused connection is a restart or a failover in progress, not a
 # wrong api_url: it is ridden out for up to this many more retries, RESTART_BACKOFF seconds apart (about
 # 30 s in all), so that a run with an enrollment in flight finishes instead of leaving it for the next run.
@@ -425,7 +425,7 @@ class KsefHttpClient:
             hint = ('check that %s is reachable from the controller (firewall, proxy), or raise timeout if it answers '
                     'slowly' % self._where())
         elif kind == 'too_slow':
-            reason = ('the answer from %s did not arrive within %s (%s x the %s timeout): the server sends it too slowly'
+            reason = ('the answer from %s did not arrive within %s (%g x the %s timeout): the server sends it too slowly'
                       % (self._where(), format_seconds(self.timeout * DEADLINE_FACTOR), DEADLINE_FACTOR,
                          format_seconds(self.timeout)))
             hint = 'check the network path to %s, or raise timeout if KSeF answers slowly' % self._where()

@@ -15,6 +15,7 @@ import os
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_KEY_TYPE
 
 DEFAULT_CERTIFICATE_MODE = 0o644
 
@@ -154,11 +155,11 @@ class Installer:
         decl = plan.decl
         if decl.uses_token:
             # key_backend pkcs11: a TokenKey, and its reference for the state file.
-            key = decl.token_key if plan.key_plan == 'reuse' else decl.keystore.generate(decl.private_key_type or 'ec')
+            key = decl.token_key if plan.key_plan == 'reuse' else decl.keystore.generate(decl.private_key_type or DEFAULT_KEY_TYPE)
             return key, decl.keystore.ref(key)
         if plan.key_plan == 'reuse':
             return decl.key, decl.private_key_path
-        key = _crypto.generate_private_key(decl.private_key_type or 'ec')
+        key = _crypto.generate_private_key(decl.private_key_type or DEFAULT_KEY_TYPE)
         path = decl.private_key_path if plan.key_plan == 'generate_in_place' else decl.next_key_path
         if plan.key_plan == 'generate_in_place' and os.path.exists(path):
             # Backstop: the key was absent when this run read its files under the lock; something outside

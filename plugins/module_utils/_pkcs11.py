@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYP
 
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import public_key_der
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR_CODE_II_PSS_SALT_LENGTH
 
 PYKCS11_PIP_NAME = 'PyKCS11'
 # DER of the named curve OID prime256v1 (CKA_EC_PARAMS of a P-256 key).
@@ -400,9 +401,14 @@ class Pkcs11Token:
         return dict(zip(('sensitive', 'extractable', 'always_sensitive', 'never_extractable'),
                         (bool(value) for value in values)))
 
-    def sign(self, key, data):
-        """Signature of data: RSA PKCS#1 v1.5 SHA-256, or ECDSA SHA-256 as raw r||s (what XMLDSig wants)."""
-        if key.key_type == 'rsa':
+    def sign(self, key, data, pss=False):
+        """Signature of data: RSA PKCS#1 v1.5 SHA-256 (pss: RSASSA-PSS SHA-256, MGF1 SHA-256, salt 32, the QR
+        code II form), or ECDSA SHA-256 as raw r||s (what XMLDSig and QR codes II want)."""
+        if key.key_type == 'rsa' and pss:
+            mechanism = PyKCS11.RSA_PSS_Mechanism(PyKCS11.CKM_SHA256_RSA_PKCS_PSS, PyKCS11.CKM_SHA256,
+                                                  PyKCS11.CKG_MGF1_SHA256, QR_CODE_II_PSS_SALT_LENGTH)
+            payload = data
+        elif key.key_type == 'rsa':
             mechanism = PyKCS11.Mechanism(PyKCS11.CKM_SHA256_RSA_PKCS, None)
             payload = data
         else:
@@ -487,6 +493,9 @@ class TokenSigner:
 
     def sign(self, data):
         return self.token.sign(self.key, data)
+
+    def sign_pss(self, data):
+        return self.token.sign(self.key, data, pss=True)
 
     def close(self):
         self.token.close()

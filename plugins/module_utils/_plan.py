@@ -30,6 +30,7 @@ class Plan:
         self.revoked = []                 # serials this run revoked
         self.already_revoked = []         # serials KSeF reported as not active when this run revoked them
         self.superseded_login = []        # superseded serials left active: this run's login (see _login.py)
+        self.proof = None                 # _proof.RotationProof of the successor: made before revoking, or not valid yet
         self.backup_files = []
         # -- inputs the engine resolves before deciding (state file, status of a pending enrollment)
         self.wanted_serials = []

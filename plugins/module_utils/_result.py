@@ -96,6 +96,7 @@ def plan_result(plan, now, view=None, check_mode=False):
         'revoked': list(plan.to_revoke if check_mode and decl.state == 'absent' else plan.revoked),
         'already_revoked': list(plan.already_revoked),
         'superseded_login': list(plan.superseded_login),
+        'proof': plan.proof.summary() if plan.proof is not None else None,
         'private_key_path': decl.private_key_path,
         'certificate_path': decl.certificate_path,
         'pkcs12_path': decl.pkcs12_path,

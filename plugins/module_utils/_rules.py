@@ -32,6 +32,8 @@ NAME_RULE_TEXT = ('use %d to %d characters from letters (Polish letters allowed)
 CERTIFICATE_TYPES = ('authentication', 'offline')
 # The private keys KSeF certifies: EC on P-256 or RSA of exactly 2048 bits.
 KEY_TYPES = ('ec', 'rsa')
+# The key type a new key gets when the declaration names none: EC P-256, the one KSeF recommends.
+DEFAULT_KEY_TYPE = 'ec'
 
 
 def certificate_name_valid(name):
@@ -196,6 +198,32 @@ def renewal_due(valid_to, now, renew_before_days=DEFAULT_RENEW_BEFORE_DAYS):
     if renew_before_days is None:
         renew_before_days = DEFAULT_RENEW_BEFORE_DAYS
     return parse_datetime(valid_to) - now <= datetime.timedelta(days=renew_before_days)
+
+
+# ---------------------------------------------------------------------------------------------
+# QR code II (KOD II), what an Offline certificate signs (SPEC 13.1)
+# ---------------------------------------------------------------------------------------------
+
+# An RSA key signs with RSASSA-PSS, SHA-256, MGF1 SHA-256 and a salt of this many bytes; an EC key (P-256)
+# with ECDSA SHA-256 in IEEE P1363 form (r||s).
+QR_CODE_II_PSS_SALT_LENGTH = 32
+
+
+# Whether a certificate's predecessor is revoked once the successor is installed (and proven), by type:
+# an Authentication predecessor is revoked (it frees an active-certificate slot and is of no further use);
+# an Offline predecessor stays Active until it expires, because the QR codes II it signed on invoices in
+# circulation are verified against its state whenever they are scanned (SPEC 12, 13.1).
+REVOKE_SUPERSEDED_BY_TYPE = {'authentication': True, 'offline': False}
+
+
+def revoke_superseded(certificate_type, explicit=None):
+    """True when the predecessor of a renewed `certificate_type` certificate is revoked.
+
+    `explicit` (the user's revoke_superseded: True, False, or None for "by type") wins when given.
+    """
+    if explicit is not None:
+        return explicit
+    return REVOKE_SUPERSEDED_BY_TYPE.get(certificate_type, False)
 
 
 def expired(valid_to, now):

@@ -74,7 +74,7 @@ extends_documentation_fragment:
   - ksef.certificates.attributes.actiongroup_ksef
   - ksef.certificates.attributes.files
   - ksef.certificates.certificate
-  - ksef.certificates.certificate.items
+  - ksef.certificates.certificate_list
   - ksef.certificates.rolling
   - ansible.builtin.files
 attributes:
@@ -201,7 +201,7 @@ action:
 reason:
   description:
     - Why (single form only, else V(null)) - V(healthy), V(missing), V(key_mismatch), V(renewal_window),
-      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent).
+      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent), V(not_valid_yet).
   returned: always
   type: str
   sample: renewal_window
@@ -401,6 +401,11 @@ certificates:
       elements: str
       returned: always
       sample: []
+    proof:
+      description: The new certificate's proof before any revocation (see O(revoke_superseded) and O(valid_from)), else V(null).
+      type: dict
+      returned: always
+      sample: {serial_number: 01F2A3B4C5D6E7F9, method: login, proven: true, reason: null, valid_from: null}
     certificate_pem:
       description: The certificate in PEM form (V(null) when none is known yet). Never the key.
       type: str
@@ -508,7 +513,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._converge import
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import serial_hex
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
 
 def certificate_options(with_defaults):
@@ -517,10 +522,10 @@ def certificate_options(with_defaults):
         return value if with_defaults else None
 
     options = dict(
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         state=dict(type='str', choices=['present', 'absent'], default=default('present')),
         private_key_path=dict(type='str', no_log=False),
-        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default('ec'), no_log=False),
+        private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default(DEFAULT_KEY_TYPE), no_log=False),
         private_key_passphrase=dict(type='str', no_log=True),
         csr_path=dict(type='str'),
         csr_content=dict(type='str'),
@@ -531,10 +536,10 @@ def certificate_options(with_defaults):
         state_path=dict(type='str'),
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
+        replace_missing_key=dict(type='bool', default=default(False), no_log=False),
         valid_from=dict(type='str'),
-        revoke_superseded=dict(type='bool'),   # None: by type (Declaration)
-        revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'],
-                               default=default('unspecified')),
+        revoke_superseded=dict(type='bool'),   # None: by type (_rules.revoke_superseded)
+        revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default=default('unspecified')),
         remove_files=dict(type='bool', default=default(False)),
         backup=dict(type='bool', default=default(False)),
         backup_keep=dict(type='int', default=default(_crypto.DEFAULT_BACKUP_KEEP)),
@@ -584,13 +589,8 @@ def run_module(ksef):
 
 
 def main():
-    ksef = KsefModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-        add_file_common_args=True,
-        mutually_exclusive=MUTUALLY_EXCLUSIVE,
-        required_one_of=REQUIRED_ONE_OF,
-    )
+    ksef = KsefModule(argument_spec=argument_spec(), supports_check_mode=True, add_file_common_args=True,
+                      mutually_exclusive=MUTUALLY_EXCLUSIVE, required_one_of=REQUIRED_ONE_OF)
     if not _crypto.HAS_CRYPTOGRAPHY:
         ksef.module.fail_json(msg=missing_required_lib('cryptography'), exception=_crypto.CRYPTOGRAPHY_IMPORT_ERROR)
     ksef.run(run_module)

@@ -343,9 +343,9 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _pem
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_STATUSES, CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
+    CERTIFICATE_STATUSES, CERTIFICATE_TYPES as API_CERTIFICATE_TYPES, normalize_serial_numbers, snake_item, to_api,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, expired, has_control_characters
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, days_remaining, expired, has_control_characters
 
 
 ENROLLMENT_DATA_KEYS = (
@@ -368,7 +368,7 @@ def plan_query(params):
     if params.get('name'):
         query['name'] = params['name']
     if params.get('type'):
-        query['certificate_type'] = to_api(CERTIFICATE_TYPES, params['type'])
+        query['certificate_type'] = to_api(API_CERTIFICATE_TYPES, params['type'])
     statuses = params.get('status') or []
     if len(set(statuses)) == 1:
         query['status'] = to_api(CERTIFICATE_STATUSES, statuses[0])
@@ -476,7 +476,7 @@ def main():
     argument_spec = dict(
         name=dict(type='str'),
         name_match=dict(type='str', choices=['exact', 'contains'], default='exact'),
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         status=dict(type='list', elements='str', choices=['active', 'blocked', 'revoked', 'expired']),
         serial_numbers=dict(type='list', elements='str'),
         expires_within_days=dict(type='int'),

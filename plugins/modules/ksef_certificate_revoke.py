@@ -211,9 +211,9 @@ system_warnings:
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import has_control_characters
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import CERTIFICATE_TYPES, has_control_characters
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
-    CERTIFICATE_TYPES, REVOCATION_REASONS, normalize_serial_numbers, to_api,
+    CERTIFICATE_TYPES as API_CERTIFICATE_TYPES, REVOCATION_REASONS, normalize_serial_numbers, to_api,
 )
 
 
@@ -289,7 +289,7 @@ def find_selected(api, params):
         return [by_serial[s] for s in serials]
     # By name: KSeF filters names by substring, so keep only exact matches. Not filtered by status
     # on the server so that the non-active matches can be reported as already revoked.
-    found = api.certificate_records(name=params['name'], certificate_type=to_api(CERTIFICATE_TYPES, params['type']))
+    found = api.certificate_records(name=params['name'], certificate_type=to_api(API_CERTIFICATE_TYPES, params['type']))
     selected = {}
     for record in found:
         if record.name == params['name'] and record.type == params['type']:
@@ -365,7 +365,7 @@ def main():
     argument_spec = dict(
         serial_numbers=dict(type='list', elements='str'),
         name=dict(type='str'),
-        type=dict(type='str', choices=['authentication', 'offline']),
+        type=dict(type='str', choices=list(CERTIFICATE_TYPES)),
         reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default='unspecified'),
     )
     ksef = KsefModule(

@@ -238,6 +238,13 @@ options:
 notes:
   - The module is part of the C(ksef.certificates.ksef_deploy) role; it needs Python on the host (3.9 or newer)
     and either C(cryptography) or C(openssl).
+  - It never follows a link it did not make. Files are opened relative to their directory without following a
+    link, checked to be regular files with one link, read up to 64 KiB, and given their mode and owner on the
+    open descriptor. A symbolic link, FIFO, device or hard-linked file at a managed path fails the task with a
+    message that names it; the module does not replace it (remove it, or point the module at the real file).
+  - O(operation=csr) reuses an existing O(next_key_path) only when it is a regular file with mode C(0600), owned
+    by O(owner) (or the connecting user), in a directory owned by that user or the connecting user that its
+    group and others cannot write; otherwise it removes it, warns, and makes a new key.
 seealso:
   - module: ksef.certificates.ksef_certificate
 '''
@@ -373,7 +380,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _host_fil
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import BACKENDS, HostCryptoError
 from ansible_collections.ksef.certificates.plugins.module_utils._host_operations import OPERATIONS, REQUIRED_PATHS, Host
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
 # Done by the action plugin on the controller; the module refuses them.
 CONTROLLER_OPERATIONS = ('account',)
@@ -387,7 +394,7 @@ def argument_spec():
         csr_path=dict(type='str'),
         certificate_path=dict(type='str'),
         pkcs12_path=dict(type='str'),
-        key_type=dict(type='str', choices=list(KEY_TYPES), default='ec', no_log=False),
+        key_type=dict(type='str', choices=list(KEY_TYPES), default=DEFAULT_KEY_TYPE, no_log=False),
         enrollment_data=dict(type='dict'),
         renew_before_days=dict(type='int', default=DEFAULT_RENEW_BEFORE_DAYS),
         certificate_content=dict(type='str'),

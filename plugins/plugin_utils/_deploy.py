@@ -44,6 +44,18 @@ def _given(cert, key, default):
     return default if value is None else value
 
 
+def _ruled(cert, key, settings, rule_default):
+    """A per-certificate value, else the host-level ksef_deploy_<key>, else (both null) the collection's rule
+    from _rules, the one ksef_certificate applies: the role restates no default of its own."""
+    return _given(cert, key, _given(settings, 'ksef_deploy_' + key, rule_default))
+
+
+def _revoke_superseded(cert, cert_type, settings):
+    """revoke_superseded resolved with _rules.revoke_superseded: an explicit value wins, null is by type."""
+    explicit = _given(cert, 'revoke_superseded', settings.get('ksef_deploy_revoke_superseded'))
+    return _rules.revoke_superseded(cert_type, None if explicit is None else boolean(explicit))
+
+
 def _file_slug(name, suffix):
     """The name made file-safe, with the type appended unless the name already ends with it."""
     ascii_name = ''.join(_POLISH_TO_ASCII.get(char, char) for char in name)
@@ -79,7 +91,7 @@ def declarations(settings, host):
             'name': name,
             'type': cert_type,
             'key_location': location,
-            'key_type': _given(cert, 'key_type', settings['ksef_deploy_key_type']),
+            'key_type': _ruled(cert, 'key_type', settings, _rules.DEFAULT_KEY_TYPE),
             'key_path': key_path,
             'next_key_path': key_path + '.next',
             'csr_path': key_path + '.next.csr',
@@ -97,8 +109,8 @@ def declarations(settings, host):
             'pkcs12_file_mode': _given(cert, 'pkcs12_file_mode', settings['ksef_deploy_pkcs12_file_mode']),
             'key_dir_mode': _given(cert, 'key_dir_mode', settings['ksef_deploy_key_dir_mode']),
             'certificate_dir_mode': _given(cert, 'certificate_dir_mode', settings['ksef_deploy_certificate_dir_mode']),
-            'renew_before_days': int(_given(cert, 'renew_before_days', settings['ksef_deploy_renew_before_days'])),
-            'revoke_superseded': boolean(_given(cert, 'revoke_superseded', settings['ksef_deploy_revoke_superseded'])),
+            'renew_before_days': int(_ruled(cert, 'renew_before_days', settings, _rules.DEFAULT_RENEW_BEFORE_DAYS)),
+            'revoke_superseded': _revoke_superseded(cert, cert_type, settings),
             'controller_key_dir': controller_dir,
             'controller_key_path': '%s/%s.key' % (controller_dir, slug),
             'controller_certificate_path': '%s/%s.crt' % (controller_dir, slug),
@@ -113,11 +125,11 @@ def declarations(settings, host):
 def _item_problems(item):
     problems = []
     if item['type'] not in TYPES:
-        problems.append('type must be authentication or offline, not %r' % item['type'])
+        problems.append('type must be %s, not %r' % (' or '.join(TYPES), item['type']))
     if item['key_location'] not in KEY_LOCATIONS:
         problems.append('key_location must be host or controller, not %r' % (item['key_location'],))
     if item['key_type'] not in KEY_TYPES:
-        problems.append('key_type must be ec or rsa, not %r' % (item['key_type'],))
+        problems.append('key_type must be %s, not %r' % (' or '.join(KEY_TYPES), item['key_type']))
     if not item['name'] and item['key_location'] == 'controller':
         problems.append('a controller-side certificate needs an explicit name')
     elif not _rules.certificate_name_valid(item['name']):
@@ -208,6 +220,17 @@ INSPECTION_FIELDS = ('key_exists', 'next_key_exists', 'certificate_exists', 'cer
                      'fingerprint_sha256', 'renewal_due')
 
 
+def _every_run(days, listed):
+    """A note when renew_before_days reaches the lifetime KSeF lists: every run would renew (as ksef_certificate warns)."""
+    if not listed or not listed.get('valid_from'):
+        return ''
+    lifetime = _rules.parse_datetime(listed['valid_to']) - _rules.parse_datetime(listed['valid_from'])
+    if days < lifetime.days:
+        return ''
+    return (' (renew_before_days %d is at or above its lifetime of %d days: every run renews it; choose fewer days)'
+            % (days, lifetime.days))
+
+
 def _decide(item, found, active, now):
     """(action, reason) for one key-on-host certificate."""
     days = item['renew_before_days']
@@ -221,12 +244,12 @@ def _decide(item, found, active, now):
     if not found['certificate_matches_key']:
         return 'enroll', 'the certificate does not match the private key'
     if found['renewal_due']:
-        return 'enroll', 'the certificate expires within %d days' % days
+        return 'enroll', 'the certificate expires within %d days%s' % (days, _every_run(days, active.get(serial)))
     if serial not in active:
         return 'enroll', 'certificate %s is not active in KSeF (revoked, blocked or expired)' % serial
     # KSeF's end of validity wins over the file's when it is earlier (KSeF can shorten it).
     if _rules.renewal_due(active[serial]['valid_to'], now, days):
-        return 'enroll', 'KSeF says certificate %s expires within %d days' % (serial, days)
+        return 'enroll', 'KSeF says certificate %s expires within %d days%s' % (serial, days, _every_run(days, active[serial]))
     return 'keep', 'valid until %s' % active[serial]['valid_to']
 
 

@@ -26,6 +26,7 @@ import datetime
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._api import LIMITS
 from ansible_collections.ksef.certificates.plugins.module_utils._waves import Renewal, forecast
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _token_report
 
 KSEF_STATUSES = ('active', 'blocked', 'revoked', 'expired')
 STATES = ('current', 'superseded', 'blocked', 'revoked', 'expired')
@@ -83,7 +84,7 @@ def _alert(cert, days, declaration, threshold_days, now):
 
 def _note(cert, state, successor):
     if state == 'superseded':
-        if cert['type'] == 'offline':
+        if not _rules.revoke_superseded(cert['type']):
             return ('superseded by %s; stays active until it expires, so QR codes II already issued keep verifying'
                     % successor['serial_number'])
         return 'superseded by %s; still active until it is revoked' % successor['serial_number']
@@ -282,4 +283,8 @@ def prometheus_text(report):
     generated = _Family('ksef_report_generated_timestamp_seconds', 'When the report was made, in seconds since the epoch.')
     generated.add(subject, report['generated_timestamp'])
     families += [alerts, generated]
-    return '\n'.join(line for family in families for line in family.lines()) + '\n'
+    text = '\n'.join(line for family in families for line in family.lines()) + '\n'
+    if report.get('tokens'):
+        # The KSeF token section (report.yml adds it): its own metric families, after the certificates'.
+        text += _token_report.token_prometheus_text(report['tokens'], report.get('subject') or '')
+    return text

@@ -10,7 +10,15 @@ playbooks that import the collection's, and the KSeF credential injected from do
 2. The self-renewing login: the credential now carries that KSeF certificate and key (as AWX injects
    them: temporary files). A run that renews it keeps the superseded one active and says why.
 3. The same renewal with the login read from the declared files installs the new pair, then revokes.
-Run: .venv/bin/python -m pytest tests/awx/test_runner.py (starts its own emulator, about 30 s).
+4. With ksef_login_credential_name and a controller credential, the renewal writes the new pair into the AWX
+   credential through the real awx.awx.credential module (against fake_controller.py, which records the calls),
+   keeping the inputs it does not change, then revokes the superseded certificate.
+5. A controller-kept shared certificate whose key directory is not persistent (inside each job's private data
+   directory): the second job, checked and real, fails with what to do and never enrolls again; the revoke
+   playbook then runs with the answers of docs/awx/surveys/revoke.json.
+The project playbooks are docs/awx/project's. The Prometheus file goes to a node_exporter textfile directory on
+an inventory host (ksef_report_prometheus_host).
+Run: make awx-tests (installs awx.awx for test 4, starts its own emulator, about 60 s).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -18,6 +26,7 @@ __metaclass__ = type
 import base64
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -33,9 +42,13 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 sys.path.insert(0, os.path.dirname(__file__))
 import awx_injectors  # noqa: E402 pylint: disable=wrong-import-position
+import fake_controller  # noqa: E402 pylint: disable=wrong-import-position
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 COLLECTIONS = os.path.join(REPO, 'build', 'collections')
+# awx.awx, taken from the `ansible` package on PyPI by `make awx-collection` (tests/awx/awx_collection.py).
+AWX_COLLECTIONS = os.path.join(REPO, 'build', 'awx-collections')
+PROJECT = os.path.join(REPO, 'docs', 'awx', 'project')
 VENV_BIN = os.path.dirname(sys.executable)
 LOGIN_NAME = 'awx-login'
 
@@ -117,6 +130,11 @@ class AwxJob:
             'ksef_deploy_controller_key_dir': self.controller_dir,
             'ksef_deploy_certificates': [{'name': LOGIN_NAME, 'type': 'authentication', 'key_location': 'controller',
                                           'renew_before_days': 30}],
+        }, 'metrics.example': {
+            # The host running node_exporter: the report writes its .prom file there (local here, as the test has
+            # one machine; the play reaches it by delegation like any inventory host).
+            'ansible_connection': 'local',
+            'ansible_python_interpreter': sys.executable,
         }}}}))
 
     @property
@@ -141,31 +159,35 @@ class AwxJob:
         inputs.update(signer)
         return inputs
 
-    def run(self, playbook, credential_inputs=None, env=None, extravars=None):
-        """ansible-runner with the credential's rendered env (and files in <private data dir>/env)."""
+    def run(self, playbook, credential_inputs=None, env=None, extravars=None, inventory=None, check=False,
+            expect_failure=False, job_extravars=None):
+        """ansible-runner with the credential's rendered env (and files in <private data dir>/env), the project of
+        docs/awx/project. job_extravars(private_data_dir) adds extra vars that name the job's own directory."""
         envvars = {
-            # What the execution environment provides: the collection; the seals are self-signed TEST ones.
-            'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS,
+            # What the execution environment provides: the collection (and awx.awx); the seals are self-signed TEST ones.
+            'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS + os.pathsep + AWX_COLLECTIONS,
             'PATH': VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
             'KSEF_VERIFY_CERTIFICATE_CHAIN': 'false',
             'ANSIBLE_NOCOLOR': '1',
         }
         self.runs += 1
         private_data_dir = self.root / ('job-%d' % self.runs)
-        project = private_data_dir / 'project'
-        project.mkdir(parents=True)
-        for name in ('provision', 'report'):
-            (project / ('%s.yml' % name)).write_text(
-                '- name: KSeF %s\n  ansible.builtin.import_playbook: ksef.certificates.%s\n' % (name, name))
+        private_data_dir.mkdir(parents=True)
+        shutil.copytree(PROJECT, str(private_data_dir / 'project'))
         if credential_inputs is not None:
             rendered = awx_injectors.render(self.credential_type, credential_inputs, str(private_data_dir))
             envvars.update(rendered['env'])
         envvars.update(env or {})
         extravars = dict(extravars or {}, ksef_provision_summary_path=self.summary_path)
-        result = ansible_runner.run(private_data_dir=str(private_data_dir), playbook=playbook, inventory=str(self.inventory),
-                                    envvars=envvars, extravars=extravars, quiet=True)
+        extravars.update(job_extravars(private_data_dir) if job_extravars else {})
+        result = ansible_runner.run(private_data_dir=str(private_data_dir), playbook=playbook,
+                                    inventory=str(inventory or self.inventory), envvars=envvars, extravars=extravars,
+                                    cmdline='--check' if check else None, quiet=True)
         output = result.stdout.read()
-        assert result.status == 'successful' and result.rc == 0, output[-4000:]
+        if expect_failure:
+            assert result.status == 'failed' and result.rc != 0, output[-4000:]
+        else:
+            assert result.status == 'successful' and result.rc == 0, output[-4000:]
         return result, output
 
 
@@ -206,9 +228,19 @@ def test_1_pkcs12_credential_provisions_and_the_report_writes_prometheus_metrics
     assert 'renewed while this run logged in with it' not in dummy
 
     report_dir = tmp_path / 'report'
-    job.run('report.yml', inputs, extravars={'ksef_report_dir': str(report_dir)})
-    text = (report_dir / 'ksef-certificates.prom').read_text()
-    assert not (report_dir / 'ksef-certificates.prom.tmp').exists()
+    textfile_dir = tmp_path / 'node_exporter' / 'textfile'
+    textfile_dir.mkdir(parents=True)
+    result, dummy = job.run('report.yml', inputs, extravars={
+        'ksef_report_dir': str(report_dir), 'ksef_report_prometheus_host': 'metrics.example',
+        'ksef_report_prometheus_path': str(textfile_dir / 'ksef.prom')})
+    # Written on the node_exporter host of the inventory (by delegation), through a temp file and a rename.
+    written = [event['event_data'] for event in result.events if event['event'] == 'runner_on_ok'
+               and event['event_data']['task'].startswith(('Write the Prometheus metrics', 'Put the Prometheus metrics'))]
+    assert [data['host'] for data in written] == ['localhost', 'localhost']
+    assert [data['res']['_ansible_delegated_vars']['ansible_delegated_host'] for data in written] == ['metrics.example'] * 2
+    assert not (report_dir / 'ksef-certificates.prom').exists()
+    text = (textfile_dir / 'ksef.prom').read_text()
+    assert os.listdir(str(textfile_dir)) == ['ksef.prom']
     families = dict((family.name, family) for family in text_string_to_metric_families(text))
     expiry, = families['ksef_certificate_expiry_timestamp_seconds'].samples
     assert expiry.labels == {'subject': subject['nip'], 'name': LOGIN_NAME, 'type': 'authentication',
@@ -261,3 +293,96 @@ def test_3_renewing_the_login_from_the_declared_files_installs_then_revokes(job,
     assert newest not in active and after[newest]['status'] == 'Active'
     assert all(after[serial]['status'] == 'Revoked' and after[serial]['revocationReason'] == 'Superseded'
                for serial in active)
+
+
+@pytest.fixture(scope='module')
+def awx_collection():
+    if not os.path.exists(os.path.join(AWX_COLLECTIONS, 'ansible_collections', 'awx', 'awx', 'plugins', 'modules',
+                                       'credential.py')):
+        pytest.fail('build/awx-collections has no awx.awx: run `make awx-collection` (make awx-tests does)')
+
+
+def test_4_the_renewed_login_goes_into_the_awx_credential_keeping_its_other_inputs(
+        job, subject, emulator, awx_collection, tmp_path):
+    before = certificates_of(emulator, subject['nip'])
+    first = pem_serial(job.login_certificate_path)
+    with open(job.login_certificate_path) as cert_file, open(job.login_key_path) as key_file:
+        inputs = job.inputs(auth_certificate=cert_file.read(), auth_private_key=key_file.read())
+    # The credential as AWX stores it: the inputs this job was injected with, and one more to show it is kept.
+    stored = dict(inputs, auth_passphrase='')
+    with fake_controller.FakeController(tmp_path, job.credential_type, 'KSeF login', stored) as controller:
+        dummy, output = job.run('provision.yml', inputs, extravars={'ksef_login_credential_name': 'KSeF login'}, env={
+            # What a "Red Hat Ansible Automation Platform" credential injects.
+            'CONTROLLER_HOST': controller.url, 'CONTROLLER_USERNAME': 'ksef-bot', 'CONTROLLER_PASSWORD': 'bot-password',
+            'CONTROLLER_VERIFY_SSL': 'false'})
+    assert 'Updating the AWX/AAP credential KSeF login, then revoking it' in ' '.join(output.split())
+    second = pem_serial(job.login_certificate_path)
+    assert second != first and login_entry(job)['action'] == 'renewed'
+
+    calls = [call for call in controller.calls if not call['path'].startswith('/api/v2/tokens/')]
+    # The lookup reads the credential (name and type), the module resolves the type and finds it, then one PATCH.
+    assert calls[0]['method'] == 'GET' and calls[0]['path'] == '/api/v2/credentials/'
+    assert calls[0]['query'] == {'name': 'KSeF login', 'credential_type__name': 'KSeF (certificate login)'}
+    assert [(call['method'], call['path']) for call in calls[1:]] == [
+        ('GET', '/api/v2/credential_types/'), ('GET', '/api/v2/credentials/'), ('PATCH', '/api/v2/credentials/5/')]
+    assert calls[1]['query'] == {'name': 'KSeF (certificate login)'}
+    assert calls[2]['query'] == {'credential_type': '7', 'name': 'KSeF login'}
+    assert all(call['authorization'] == 'Bearer' for call in calls)
+    with open(job.login_certificate_path) as cert_file, open(job.login_key_path) as key_file:
+        new_certificate, new_key = cert_file.read(), key_file.read()
+    expected_inputs = dict(stored, auth_certificate=new_certificate, auth_private_key=new_key)
+    # The private key is a secret: the API shows it as $encrypted$ and the update sends it back only as the new key.
+    assert calls[3]['body'] == {'name': 'KSeF login', 'credential_type': 7, 'inputs': expected_inputs}
+    assert controller.credentials[0]['inputs'] == expected_inputs
+    for name in ('environment', 'api_url', 'api_ca', 'context_type', 'context_id'):
+        assert calls[3]['body']['inputs'][name] == stored[name]
+    # Only then the superseded login certificate is revoked.
+    after = certificates_of(emulator, subject['nip'])
+    assert before[first]['status'] == 'Active' and after[first]['status'] == 'Revoked'
+    assert after[second]['status'] == 'Active'
+
+
+def test_5_a_controller_key_directory_that_is_not_kept_never_enrolls_again(emulator, subject, tmp_path):
+    """As AWX runs it: each job has a fresh private data directory, and the key directory is inside it."""
+    shared = AwxJob(tmp_path, emulator, subject['nip'])
+    inventory = tmp_path / 'pos-inventory.yml'
+    inventory.write_text(yaml.safe_dump({'all': {'hosts': {'pos.example': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+        'ksef_deploy_key_dir': str(tmp_path / 'pos' / 'private'), 'ksef_deploy_certificate_dir': str(tmp_path / 'pos' / 'certs'),
+        'ksef_deploy_certificates': [{'name': 'awx-shared-offline', 'type': 'offline', 'key_location': 'controller'}],
+    }}}}))
+    inputs = shared.inputs(auth_pkcs12=subject['pkcs12_b64'], auth_passphrase=subject['passphrase'])
+
+    def in_the_job(private_data_dir):
+        return {'ksef_deploy_controller_key_dir': str(private_data_dir / 'artifacts' / 'ksef-keys')}
+
+    def shared_records():
+        return [cert for cert in certificates_of(emulator, subject['nip']).values() if cert['name'] == 'awx-shared-offline']
+
+    shared.run('provision.yml', inputs, inventory=inventory, job_extravars=in_the_job)
+    (record,) = shared_records()
+    assert record['status'] == 'Active'
+    assert (tmp_path / 'pos' / 'certs' / 'awx-shared-offline.crt').exists()
+
+    # The next job's directory is empty: check mode predicts the refusal, the real job refuses; nothing is sent.
+    for check in (True, False):
+        dummy, output = shared.run('provision.yml', inputs, inventory=inventory, job_extravars=in_the_job, check=check,
+                                   expect_failure=True)
+        text = ' '.join(output.split())
+        assert 'awx-shared-offline.key does not exist, but KSeF still lists active %s' % record['serialNumber'] in text
+        assert 'persistent storage' in text and 'ksef_deploy_replace_missing_keys' in text
+        assert 'it would be enrolled' not in text and 'failed=1' in text
+    assert shared_records() == [record]
+    enrollments = [entry for entry in emulator_state(emulator)['enrollments']
+                   if entry['name'] == 'awx-shared-offline' and entry['subjectIdentifier']['value'] == subject['nip']]
+    assert len(enrollments) == 1, enrollments
+
+    # The revoke job template, answered as its survey asks (a survey answer is text; empty answers are '').
+    with open(os.path.join(REPO, 'docs', 'awx', 'surveys', 'revoke.json'), encoding='utf-8') as handle:
+        survey = json.load(handle)
+    answers = dict((question['variable'], question.get('default', '')) for question in survey['spec'])
+    answers.update(ksef_revoke_name='awx-shared-offline', ksef_revoke_type='offline', ksef_revoke_hosts='pos.example')
+    shared.run('revoke.yml', inputs, inventory=inventory, extravars=answers)
+    (record,) = shared_records()
+    assert record['status'] == 'Revoked'
+    assert not (tmp_path / 'pos' / 'certs' / 'awx-shared-offline.crt').exists()

@@ -68,7 +68,7 @@ def main(argv=None):
                         format='%(asctime)s %(name)s %(levelname)s %(message)s')
     if args.processing_delay < 0 or args.auth_processing_delay < 0 or args.access_token_ttl < 1:
         build_parser().error('delays must be >= 0 and --access-token-ttl >= 1')
-    if not args.certificate_validity_days > 0:
+    if args.certificate_validity_days <= 0:
         build_parser().error('--certificate-validity-days must be > 0')
     try:
         switches = switches_from_args(args)

@@ -435,7 +435,9 @@ def create_app(emu):
     @app.get('/emulator/state')
     def state():
         certificates.process_due_enrollments(emu)
-        return jsonify(certificates.state_dump(emu))
+        dump = certificates.state_dump(emu)
+        dump['ksefTokens'] = ksef_tokens.state_dump(emu)
+        return jsonify(dump)
 
     @app.get('/emulator/ca')
     def ca_certificates():

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from . import identity, tokens, util, xades_verify
+from . import identity, ksef_tokens, tokens, util, xades_verify
 from .errors import ApiError, Forbidden, Gone, Unauthorized, validation_error
 
 CHALLENGE_LIFETIME = 600.0            # 10 minutes
@@ -76,15 +76,21 @@ def _context_nip(context_type, context_value):
     return None
 
 
+def is_owner(emu, subject_type, subject_value, context_type, context_value):
+    """Owner of the context: subject NIP = context NIP, or a PESEL linked to it by /testdata/person."""
+    nip = _context_nip(context_type, context_value)
+    if nip is None:
+        return False
+    if subject_type == 'Nip' and subject_value == nip:
+        return True
+    return subject_type == 'Pesel' and emu.store.one('SELECT 1 FROM persons WHERE nip = ? AND pesel = ?',
+                                                     (nip, subject_value)) is not None
+
+
 def has_permission(emu, subject_type, subject_value, context_type, context_value):
     """Owner (subject NIP = context NIP, or a PESEL linked to it by /testdata/person) or a testdata grant."""
-    nip = _context_nip(context_type, context_value)
-    if nip is not None:
-        if subject_type == 'Nip' and subject_value == nip:
-            return True
-        if subject_type == 'Pesel' and emu.store.one('SELECT 1 FROM persons WHERE nip = ? AND pesel = ?',
-                                                     (nip, subject_value)):
-            return True
+    if is_owner(emu, subject_type, subject_value, context_type, context_value):
+        return True
     grant = emu.store.one('SELECT 1 FROM permissions WHERE context_type = ? AND context_value = ? '
                           'AND authorized_type = ? AND authorized_value = ?',
                           (context_type, context_value, subject_type, subject_value))
@@ -263,12 +269,13 @@ def start_ksef_token(emu, body):
         token, timestamp = '', ''
         status = _failed(450, 'Nie można odszyfrować tokenu (RSA-OAEP SHA-256).')
     if status[0] == 200:
-        token_row = emu.store.one('SELECT * FROM ksef_tokens WHERE token_sha256 = ?', (_token_sha256(token),))
+        token_row = ksef_tokens.settle(emu, emu.store.one('SELECT * FROM ksef_tokens WHERE token_sha256 = ?',
+                                                          (_token_sha256(token),)), now)
         if token_row is None:
             status = _failed(450, 'Nieprawidłowy token.')
         elif timestamp != str(challenge_ms):
             status = _failed(450, 'Nieprawidłowy czas tokena.')
-        elif token_row['status'] == 'Revoked':
+        elif token_row['status'] in ('Revoking', 'Revoked'):
             status = _failed(450, 'Token unieważniony.')
         elif token_row['status'] != 'Active':
             status = _failed(450, 'Token nieaktywny.')
@@ -364,7 +371,8 @@ def authentication_status(emu, req, reference):
 def _ksef_token_revoked(emu, operation):
     if not operation['ksef_token_reference']:
         return False
-    row = emu.store.one('SELECT status FROM ksef_tokens WHERE reference_number = ?', (operation['ksef_token_reference'],))
+    row = ksef_tokens.settle(emu, emu.store.one('SELECT * FROM ksef_tokens WHERE reference_number = ?',
+                                                (operation['ksef_token_reference'],)))
     return row is None or row['status'] != 'Active'
 
 

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
-from . import auth, ca, csrcheck, identity, util
+from . import auth, csrcheck, identity, util
 from .errors import ApiError, Forbidden, Gone, validation_error
 
 # (enrollment requests, active certificates) per subject identifier type (SPEC 7, since 2026-03).

@@ -28,7 +28,7 @@ class Emulator:
         self.config = config or Config()
         if self.config.rate_limits not in ('production', 'off'):
             raise ValueError("rate_limits must be 'production' or 'off'")
-        if not self.config.certificate_validity_days > 0:
+        if self.config.certificate_validity_days <= 0:
             raise ValueError('certificate_validity_days must be > 0')
         self.store = Store(self.config.state_path)
         self.keys = ca.KeyMaterial(self.store)

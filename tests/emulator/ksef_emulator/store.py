@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS auth_operations (
 CREATE TABLE IF NOT EXISTS ksef_tokens (
     reference_number TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, context_type TEXT NOT NULL,
     context_value TEXT NOT NULL, author_type TEXT NOT NULL, author_value TEXT NOT NULL, permissions TEXT NOT NULL,
-    description TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL, last_use REAL);
+    description TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL, last_use REAL,
+    status_due REAL);
 CREATE TABLE IF NOT EXISTS enrollments (
     reference_number TEXT PRIMARY KEY, subject_type TEXT NOT NULL, subject_value TEXT NOT NULL,
     name TEXT NOT NULL, certificate_type TEXT NOT NULL, csr_der BLOB NOT NULL, valid_from REAL,
@@ -83,6 +84,10 @@ class Store:
         if path:
             self._db.execute('PRAGMA journal_mode=WAL')
         self._db.executescript(SCHEMA)
+        # A state file written before tokens had timed statuses gets the column (the demo keeps its state).
+        token_columns = [row[1] for row in self._db.execute('PRAGMA table_info(ksef_tokens)')]
+        if 'status_due' not in token_columns:
+            self._db.execute('ALTER TABLE ksef_tokens ADD COLUMN status_due REAL')
         self._depth = 0
 
     @contextlib.contextmanager

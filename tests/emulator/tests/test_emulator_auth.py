@@ -202,6 +202,17 @@ def _token_login(client, nip, token, public_key_id=None, shift_ms=0):
     return client.call('POST', '/auth/ksef-token', json=body)
 
 
+def wait_for_token_status(client, access, reference, status, timeout=10):
+    """Poll GET /tokens/{ref} until the token has `status`; the token's body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.call('GET', '/tokens/{referenceNumber}', {'referenceNumber': reference}, token=access).json()
+        if body['status'] == status or time.monotonic() > deadline:
+            assert body['status'] == status
+            return body
+        time.sleep(0.1)
+
+
 def test_ksef_token_flow(client):
     nip, cert, key = new_seal()
     xades_tokens = login(client, cert, key, nip)
@@ -212,6 +223,7 @@ def test_ksef_token_flow(client):
     reference = generated.json()['referenceNumber']
     listed = client.call('GET', '/tokens', token=xades_tokens['accessToken']).json()
     assert [t['referenceNumber'] for t in listed['tokens']] == [reference]
+    wait_for_token_status(client, xades_tokens['accessToken'], reference, 'Active')
 
     init = _token_login(client, nip, ksef_token)
     assert init.status_code == 202
@@ -235,9 +247,7 @@ def test_ksef_token_flow(client):
                        token=xades_tokens['accessToken']).status_code == 204
     revoked = _token_login(client, nip, ksef_token)
     assert wait_for_auth(client, revoked.json())['status']['code'] == 450
-    info = client.call('GET', '/tokens/{referenceNumber}', {'referenceNumber': reference},
-                       token=xades_tokens['accessToken']).json()
-    assert info['status'] == 'Revoked'
+    wait_for_token_status(client, xades_tokens['accessToken'], reference, 'Revoked')
 
 
 def test_error_formats_and_system_warning_echo(client):

@@ -9,16 +9,18 @@ import datetime
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+    Decision,
     KsefView,
     decide,
     intent_candidates,
     intent_may_expire,
     known_before_post,
+    wait_deadline,
     wanted_serials,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
@@ -233,6 +235,66 @@ def test_known_before_post():
     assert known_before_post({'superseded': ['A'], 'known_serials': ['B']}) == {'A', 'B'}
 
 
+def test_a_key_file_that_is_gone_while_its_name_is_active_is_not_replaced_silently():
+    # The controller lost the key (an AWX job's fresh directory): KSeF still lists the active certificate.
+    decl = declaration(key=None, local=None)
+    with pytest.raises(KsefError) as raised:
+        decide(decl, view((record(3), OTHERS)), Files(), NOW)
+    message = str(raised.value)
+    assert 'the private key /k/erp.key does not exist' in message and '0000000000000003' in message
+    assert 'persistent storage' in message and 'replace_missing_key=true' in message and 'Nothing was sent' in message
+
+
+def test_force_does_not_replace_a_missing_key():
+    with pytest.raises(KsefError, match='replace_missing_key'):
+        decide(declaration(key=None, force=True), view((record(3), OTHERS)), Files(), NOW)
+
+
+def test_replace_missing_key_enrolls_a_new_key_and_warns():
+    plan = decide(declaration(key=None, replace_missing_key=True), view((record(3), OTHERS)), Files(), NOW)
+    assert summary(plan) == dict(action='enrolled', reason='key_mismatch', enroll=True, key_plan='generate_in_place',
+                                 superseded=['0000000000000003'], changed=False)
+    assert 'replace_missing_key is set' in plan.warnings[0] and '0000000000000003' in plan.warnings[0]
+
+
+@pytest.mark.parametrize('situation, decl_args, pairs', [
+    ('no active certificate of the name: a first enrollment', dict(key=None), [(record(3, status='revoked'), OTHERS)]),
+    ('the CSR form keeps its key elsewhere', dict(key=None, private_key_path=None, csr_content='x'), [(record(3), OTHERS)]),
+])
+def test_a_missing_key_is_enrolled_when_nothing_active_can_be_its(situation, decl_args, pairs):
+    decl = declaration(**decl_args)
+    if decl.csr_content:
+        decl.csr = _crypto.load_csr(_csr_pem(), source='test')
+    plan = decide(decl, view(*pairs), Files(), NOW)
+    assert plan.enroll and not plan.warnings, situation
+
+
+def _csr_pem():
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Firma')])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(KEY, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode('ascii')
+
+
+@pytest.mark.parametrize('renew_before_days, pairs, local, warned', [
+    # record(...): KSeF's validity from 1 day ago to 700 days ahead, a lifetime of 701 days.
+    (701, [(record(1), None)], MINE, True),
+    (700, [(record(1), None)], MINE, False),
+    (3650, [(record(1), None)], MINE, True),
+    # Before KSeF lists one: the local certificate's lifetime (MINE: 1 day ago .. 700 days ahead).
+    (701, [], MINE, True),
+    (30, [], MINE, False),
+    # Nothing known yet: nothing to compare with.
+    (3650, [], None, False),
+])
+def test_renew_before_days_at_or_above_the_lifetime_warns_that_every_run_renews(renew_before_days, pairs, local, warned):
+    plan = decide(declaration(local=local, renew_before_days=renew_before_days), view(*pairs), Files(), NOW)
+    warnings = [warning for warning in plan.warnings if 'at or above its lifetime' in warning]
+    assert bool(warnings) == warned
+    if warned:
+        assert 'renew_before_days %d is at or above its lifetime of 701 days' % renew_before_days in warnings[0]
+        assert plan.enroll, 'due from its first day'
+
+
 # -- what the mutation run of _decide.py showed untested ---------------------------------------------
 
 def test_candidates_are_the_exact_name_and_type_newest_request_first():
@@ -287,3 +349,16 @@ def test_the_csr_form_has_no_key_plan():
     decision = decide(decl, view((record(1), MINE)), Files(), NOW)
     assert (decision.reason, decision.enroll, decision.key_plan, decision.superseded) == (
         'key_mismatch', True, None, ['0000000000000001'])
+
+
+def test_wait_deadline_is_the_one_computation_of_the_wait():
+    assert wait_deadline(declaration(wait=True, wait_timeout=120), 1000.0) == 1120.0
+    assert wait_deadline(declaration(wait=True, wait_timeout=None), 10.0) == 310.0, 'wait_timeout unset: 300 s'
+    assert wait_deadline(declaration(wait=False, wait_timeout=120), 1000.0) is None
+
+
+def test_a_decision_takes_only_its_own_fields():
+    decl = declaration()
+    assert Decision(decl, key_plan='reuse', enroll=True).key_plan == 'reuse'
+    with pytest.raises(AttributeError, match='Decision has no field revoked'):
+        Decision(decl, revoked=['A'])

@@ -604,7 +604,7 @@ def test_a_429_teaches_the_minute_limit_so_the_endpoint_and_its_group_meet_no_se
     assert client.pacer.other_limits == {1: 10, 60: 12, 3600: 120}
     assert client.pacer.limits_source == 'published+429'
     assert client.pacer.learned_limits == [{'endpoint': 'GET /certificates/enrollments/{referenceNumber}', 'window': 60,
-                                      'limit': 12}]
+                                            'limit': 12}]
     assert len(warnings) == 1 and 'at most 12 calls per 60 s' in warnings[0]
 
 

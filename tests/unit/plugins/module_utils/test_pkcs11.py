@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import signed_auth_token_request
@@ -53,6 +53,25 @@ def test_generated_key_is_sensitive_not_extractable_and_signs(token, key_type):
         key.public_key.verify(signature, b'payload', padding.PKCS1v15(), hashes.SHA256())
     found = token.private_key('ksef-auth')
     assert spki(found.public_key) == spki(key.public_key)
+
+
+@pytest.mark.parametrize('key_type', ['ec', 'rsa'])
+def test_a_token_key_signs_a_qr_code_ii_that_its_certificate_verifies(token, key_type):
+    # Proven rotation of a PKCS#11 Offline key: RSASSA-PSS (SHA-256, MGF1, salt 32) or ECDSA P1363, inside the token.
+    key = token.generate_key_pair('offline-qr', key_type)
+    certificate = x509.load_pem_x509_certificate(certs.issue_certificate(key.public_key).encode('ascii'))
+    signer = _pkcs11.TokenSigner(token, key, certificate)
+    signature = _proof.sign_qr(signer, b'qr-test.ksef.mf.gov.pl/certificate/Nip/1111111111')
+    if key_type == 'rsa':
+        key.public_key.verify(signature, b'qr-test.ksef.mf.gov.pl/certificate/Nip/1111111111',
+                              padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
+    else:
+        assert len(signature) == 64
+        key.public_key.verify(_pkcs11.signature_value('ec', signature), b'qr-test.ksef.mf.gov.pl/certificate/Nip/1111111111',
+                              ec.ECDSA(hashes.SHA256()))
+    context = _proof.QrContext('https://api-test.ksef.mf.gov.pl/v2', 'nip', certs.TEST_NIP)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert _proof.prove_successor('offline', signer, certificate, None, context, now).proven
 
 
 @pytest.mark.parametrize('key_type', ['ec', 'rsa'])

@@ -188,3 +188,29 @@ def test_a_wave_is_as_large_as_the_slots_the_waves_before_it_left():
     # Three slots: o1 keeps one for good, so after the first wave two are left for each later wave.
     plan = plan_waves([offline('o1', 1)] + [auth('a%d' % n, 2 + n) for n in range(6)], 3)
     assert plan.waves == [['o1', 'a0', 'a1'], ['a2', 'a3'], ['a4', 'a5']]
+
+
+def test_renewals_that_cycle_take_nothing_from_the_room_of_keepers():
+    plan = plan_waves([auth('a1', 1), auth('a2', 2), offline('o1', 3)], 3)
+    assert plan.waves == [['a1', 'a2', 'o1']]
+
+
+def test_forecast_gives_a_slot_of_the_day_to_the_renewal_that_expires_first():
+    # Same renewal day, one free slot: b-soon (expires day 35) renews; a-late waits for b-soon's predecessor.
+    renewals = [Renewal('a-late', day(5), day(36), 0), Renewal('b-soon', day(5), day(35), 0)]
+    result = forecast(renewals, 1, 2, NOW)
+    assert result.outages == []
+
+
+def test_forecast_a_revoked_authentication_predecessor_gives_back_no_second_slot():
+    # a renews on day 1 and its predecessor is revoked at once: its end (day 30) frees nothing more later.
+    renewals = [Renewal('a', day(1), day(30), 1), Renewal('n1', day(40), None, 0), Renewal('n2', day(40), None, 0)]
+    result = forecast(renewals, 1, 2, NOW)
+    assert result.outages == [('n2', NOW)]
+    assert result.peak_active == 2 and result.peak_date == day(1)
+
+
+def test_forecast_a_release_gives_back_exactly_one_slot():
+    renewals = [Renewal('n1', day(20), None, 0), Renewal('n2', day(20), None, 0)]
+    result = forecast(renewals, 3, 3, NOW, releases=[day(10)])
+    assert result.outages == [('n2', NOW)]

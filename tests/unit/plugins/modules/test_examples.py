@@ -24,6 +24,8 @@ from ansible_collections.ksef.certificates.plugins.modules import (
     ksef_certificate_info,
     ksef_certificate_revoke,
     ksef_session,
+    ksef_token,
+    ksef_token_info,
 )
 
 MODULES = {
@@ -31,6 +33,8 @@ MODULES = {
     'ksef_certificate_info': ksef_certificate_info,
     'ksef_certificate_revoke': ksef_certificate_revoke,
     'ksef_session': ksef_session,
+    'ksef_token': ksef_token,
+    'ksef_token_info': ksef_token_info,
 }
 FQCN = 'ksef.certificates.'
 GROUP = 'group/ksef.certificates.ksef'

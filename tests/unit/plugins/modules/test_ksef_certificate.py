@@ -16,12 +16,13 @@ import pytest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto, _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
@@ -137,6 +138,7 @@ class FakeKsef(CertificateRecords):
         self.server_limits = {}
         self.hits = {}
         self.refused = []
+        self.proof_logins = []          # serials of the successors that logged in before a revocation
         # After quota(): limits are counted like KSeF does, enroll() refuses past them (25006/25007), and
         # peak_active is the most active certificates seen at once.
         self.max_certificates = None
@@ -203,7 +205,7 @@ class FakeKsef(CertificateRecords):
                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
                          encipher_only=False, decipher_only=False)
         self._serial += 1
-        valid_from = self.clock.now()
+        valid_from = enrollment.get('valid_from') or self.clock.now()
         certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca_name)
                        .public_key(self.issue_for_key.public_key() if self.issue_for_key is not None
                                    else csr.public_key()).serial_number(self._serial)
@@ -285,6 +287,7 @@ class FakeKsef(CertificateRecords):
         self.enrollments[reference] = {
             'name': name, 'type': API_TYPES[certificate_type], 'csr': csr, 'serial': None,
             'sent_at': self.clock.now(), 'ready_at': self.clock.now() + datetime.timedelta(seconds=self.processing_seconds),
+            'valid_from': _rules.parse_datetime(valid_from) if valid_from else None,
         }
         self.process()
         if self.lose_enroll_response is not None:
@@ -313,6 +316,25 @@ class FakeKsef(CertificateRecords):
             return False
         entry['status'] = 'Revoked'
         return True
+
+    def prove_login(self, signer):
+        """A login with a successor's pair, judged as KSeF does: a known Active certificate whose validity has
+        started (else 21115), signed by the certificate's key (checked here with cryptography)."""
+        serial = _crypto.serial_hex(signer.certificate)
+        entry = next((c for c in self.certificates if c['serial'] == serial), None)
+        if entry is None or entry['status'] != 'Active' or entry['valid_from'] > self.clock.now():
+            raise KsefApiError('POST', '/auth/xades-signature', 400,
+                               errors=[{'code': 21115, 'description': 'Nieprawidlowy certyfikat'}])
+        data = b'<AuthTokenRequest/>'
+        signature = signer.sign(data)
+        public_key = signer.certificate.public_key()
+        if isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            half = len(signature) // 2
+            public_key.verify(encode_dss_signature(int.from_bytes(signature[:half], 'big'),
+                                                   int.from_bytes(signature[half:], 'big')), data, ec.ECDSA(hashes.SHA256()))
+        self.proof_logins.append(serial)
 
     # -- assertions helpers ------------------------------------------------------------------
 
@@ -699,6 +721,8 @@ def test_revoke_superseded_default_by_type_in_the_list_form(run, ksef, clock, tm
 
 def _due_login(run, ksef, clock, tmp_path, **extra):
     args, old_serial, old_key = _enrolled(run, ksef, tmp_path, **extra)
+    # Ten days left of a two-year certificate (a shorter lifetime than renew_before_days draws its own warning).
+    ksef.by_serial(old_serial)['valid_from'] = clock.now() - datetime.timedelta(days=720)
     ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
     return args, old_serial, old_key
 
@@ -765,6 +789,81 @@ def test_login_with_another_certificate_revokes_the_superseded_one(run, ksef, cl
     args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
     result = run(args, login=LoginCertificate('0123456789ABCDEF'))
     assert result['revoked'] == [old_serial] and result['superseded_login'] == [] and run.warnings == []
+
+
+# ---------------------------------------------------------------------------------------------
+# proven rotation: a predecessor goes only once its successor has logged in / signed a QR code II
+# ---------------------------------------------------------------------------------------------
+
+def test_renewal_logs_in_with_the_successor_before_revoking(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+    result = run(args)
+    new_serial = result['certificate']['serial_number']
+    assert ksef.proof_logins == [new_serial] and ksef.revocations() == [(old_serial, 'Superseded')]
+    assert result['certificates'][0]['proof'] == {'serial_number': new_serial, 'method': 'login', 'proven': True,
+                                                  'reason': None, 'valid_from': None}
+
+
+@pytest.mark.parametrize('key_type', ['ec', 'rsa'])
+def test_offline_successor_signs_a_qr_code_ii_before_an_explicit_revocation(run, ksef, clock, tmp_path, key_type):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, cert_type='offline', private_key_type=key_type,
+                                         revoke_superseded=True)
+    result = run(args)
+    assert result['certificates'][0]['proof']['method'] == 'qr_code_ii'
+    assert result['certificates'][0]['proof']['proven'] is True
+    assert ksef.revocations() == [(old_serial, 'Superseded')] and ksef.proof_logins == []
+
+
+def test_a_successor_that_cannot_log_in_keeps_its_predecessor_and_says_why(run, ksef, clock, tmp_path, monkeypatch):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+
+    def refuse(signer):
+        raise KsefApiError('POST', '/auth/xades-signature', 400, errors=[{'code': 21115, 'description': 'Invalid certificate'}])
+    monkeypatch.setattr(ksef, 'prove_login', refuse)
+    run.warnings.clear()
+    result = run(args)
+    entry = result['certificates'][0]
+    assert result['action'] == 'renewed' and result['revoked'] == [] and ksef.revocations() == []
+    assert result['superseded'][0]['revoked'] is False and result['superseded'][0]['serial_number'] == old_serial
+    assert entry['proof']['proven'] is False and '21115' in entry['proof']['reason']
+    assert old_serial in ksef.active()
+    assert len(run.warnings) == 1 and old_serial in run.warnings[0] and 'kept active because' in run.warnings[0]
+    assert '21115' in run.warnings[0]
+
+
+def test_self_renewing_login_valid_only_in_two_days_keeps_the_login_working(run, ksef, clock, tmp_path):
+    """force with valid_from two days ahead: the successor is not installed where the next login reads it and the
+    login certificate stays active; the first run after valid_from installs it, logs in with it, then revokes."""
+    args, old_serial, old_key = _enrolled(run, ksef, tmp_path)
+    login = LoginCertificate(old_serial, certificate_path=str(tmp_path / 'erp-production.pem'),
+                             private_key_path=str(tmp_path / 'erp-production.key'))
+    old_pem = (tmp_path / 'erp-production.pem').read_bytes()
+    start = (clock.now() + datetime.timedelta(days=2)).replace(microsecond=0)
+    run.warnings.clear()
+    result = run(dict(args, force=True, valid_from=ksef_time(start)), login=login)
+    entry = result['certificates'][0]
+    assert result['action'] == 'pending' and result['reason'] == 'not_valid_yet' and result['changed'] is True
+    assert entry['proof']['valid_from'] == returned_time(start) and entry['proof']['proven'] is False
+    assert ksef.revocations() == [] and old_serial in ksef.active() and ksef.proof_logins == []
+    assert (tmp_path / 'erp-production.pem').read_bytes() == old_pem
+    assert key_fingerprint(tmp_path / 'erp-production.key') == old_key
+    assert len(run.warnings) == 1 and 'valid only from %s' % returned_time(start) in run.warnings[0]
+    # A day later the next login still reads the old, active pair; the run waits and sends nothing.
+    clock.advance(days=1)
+    predicted = run(args, login=login, check_mode=True)
+    assert predicted['action'] == 'pending' and predicted['changed'] is False
+    waiting = run(args, login=login)
+    assert waiting['action'] == 'pending' and waiting['changed'] is False
+    assert only_writes(ksef.names()) == [] and old_serial in ksef.active()
+    assert (tmp_path / 'erp-production.pem').read_bytes() == old_pem
+    # Once valid: installed, proven by a login with the new pair, then the old login certificate is revoked.
+    clock.advance(days=1, minutes=1)
+    done = run(args, login=login)
+    new_serial = done['certificate']['serial_number']
+    assert done['action'] == 'renewed' and ksef.proof_logins == [new_serial]
+    assert ksef.revocations() == [(old_serial, 'Superseded')] and ksef.count('enroll') == 0
+    assert '%016X' % assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem').serial_number == new_serial
+    assert run(args, login=login)['action'] == 'none'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1403,6 +1502,9 @@ def test_csr_renewal_enrolls_the_same_csr_again(run, ksef, clock, tmp_path):
     ksef.by_serial(old)['valid_to'] = clock.now() + datetime.timedelta(days=1)
     result = run(args)
     assert result['action'] == 'renewed' and ksef.revocations() == [(old, 'Superseded')]
+    # The CSR's key is elsewhere: nothing could be proven here, and the result says so.
+    proof = result['certificates'][0]['proof']
+    assert proof['proven'] is False and 'a CSR was given' in proof['reason'] and ksef.proof_logins == []
     assert _crypto.public_key_fingerprint(cert_of(tmp_path / 'app01.pem').public_key()) == \
         _crypto.public_key_fingerprint(key)
     assert run(args)['action'] == 'none'

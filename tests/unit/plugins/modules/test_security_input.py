@@ -220,6 +220,25 @@ def test_api_url_with_whitespace_or_control_characters_is_refused(url):
 # Backups (finding 2, module side): 0600, never through backup_local, kept to backup_keep
 # ---------------------------------------------------------------------------------------------
 
+def _proof_login_exchanges():
+    """The successor's proof before the predecessor is revoked: a login with the new pair, then its session closed."""
+    proof_token = 'header.eyJleHAiOjQxMDI0NDQ4MDB9.proof'
+    return [
+        Exchange('POST', '/auth/challenge', reply={'challenge': '20260301-CR-0123456789-ABCDEF0123-4A',
+                                                   'timestamp': '2026-03-01T12:00:00Z', 'timestampMs': 1}),
+        Exchange('POST', '/auth/xades-signature', status=202,
+                 reply={'referenceNumber': '20260301-AU-0123456789-ABCDEF0123-4B',
+                        'authenticationToken': {'token': 'operation', 'validUntil': '2026-03-01T12:15:00Z'}}),
+        Exchange('GET', '/auth/{referenceNumber}', token='operation',
+                 reply={'startDate': '2026-03-01T12:00:00Z', 'authenticationMethod': 'Token',
+                        'status': {'code': 200, 'description': 'OK'}}),
+        Exchange('POST', '/auth/token/redeem', token='operation',
+                 reply={'accessToken': {'token': proof_token, 'validUntil': '2030-01-01T12:15:00Z'},
+                        'refreshToken': {'token': proof_token + 'r', 'validUntil': '2030-01-08T12:00:00Z'}}),
+        Exchange('DELETE', '/auth/sessions/current', token=proof_token, status=204),
+    ]
+
+
 def test_main_backup_is_0600_and_backup_keep_prunes(run_module, monkeypatch, tmp_path):
     """A renewal (the certificate expired) with backup: true under umask 0: the key, its backup and the certificate backup are 0600, and
     only backup_keep backups of each file remain."""
@@ -259,6 +278,7 @@ def test_main_backup_is_0600_and_backup_keep_prunes(run_module, monkeypatch, tmp
                  reply={'referenceNumber': '20260301-EH-1B6C9EB000-4B15D3AEB9-89', 'timestamp': '2026-03-01T12:00:00Z'}),
         status,
         retrieve,
+    ] + _proof_login_exchanges() + [
         Exchange('POST', '/certificates/{certificateSerialNumber}/revoke', token=ACCESS_TOKEN, status=204),
     ]).install(monkeypatch)
     old_umask = os.umask(0)

@@ -20,7 +20,7 @@ FILTERS = FilterModule().filters()
 SETTINGS = {
     'ksef_deploy_certificates': [],
     'ksef_deploy_key_location': 'host',
-    'ksef_deploy_key_type': 'ec',
+    'ksef_deploy_key_type': None,
     'ksef_deploy_controller_key_dir': '',
     'ksef_deploy_key_dir': '/etc/ksef/private',
     'ksef_deploy_certificate_dir': '/etc/ksef/certs',
@@ -32,8 +32,8 @@ SETTINGS = {
     'ksef_deploy_key_dir_mode': '0700',
     'ksef_deploy_certificate_dir_mode': '0755',
     'ksef_deploy_formats': ['pem'],
-    'ksef_deploy_renew_before_days': 30,
-    'ksef_deploy_revoke_superseded': True,
+    'ksef_deploy_renew_before_days': None,
+    'ksef_deploy_revoke_superseded': None,
 }
 
 
@@ -59,6 +59,19 @@ def test_key_on_host_defaults_carry_the_host_name():
     assert item['certificate_path'] == '/etc/ksef/certs/app1-example-com-authentication.crt'
     assert item['renew_before_days'] == 30 and item['revoke_superseded'] is True
     assert item['pkcs12'] is False and item['pkcs12_passphrase_set'] is False
+
+
+def test_role_defaults_are_the_collection_rules():
+    # The role's defaults are null: _rules decides, as for ksef_certificate (Offline predecessors stay Active).
+    auth, offline = declared([{'type': 'authentication'}, {'type': 'offline'}])
+    assert auth['key_type'] == 'ec' and auth['renew_before_days'] == 30
+    assert auth['revoke_superseded'] is True and offline['revoke_superseded'] is False
+
+
+def test_revoke_superseded_given_wins_over_the_type_rule():
+    auth, offline = declared([{'type': 'authentication', 'revoke_superseded': False}, {'type': 'offline'}],
+                             ksef_deploy_revoke_superseded='yes')
+    assert auth['revoke_superseded'] is False and offline['revoke_superseded'] is True
 
 
 def test_long_host_names_are_trimmed_to_the_ksef_limit():
@@ -195,6 +208,18 @@ def test_plan_uses_the_declared_window_and_ksefs_end_of_validity():
     assert skipped['action'] == 'enroll' and skipped['valid_to'] == HEALTHY['valid_to']
 
 
+def test_plan_says_when_renew_before_days_reaches_the_lifetime_ksef_lists():
+    listed = {'certificates': [{'serial_number': SERIAL, 'valid_from': '2026-01-01T00:00:00Z', 'valid_to': '2026-12-01T00:00:00Z'}]}
+    item = dict(ITEM, renew_before_days=334)   # the lifetime: 2026-01-01 .. 2026-12-01 is 334 days
+    planned = FILTERS['ksef_deploy_plan']([inspection(item)], listed, now=NOW)[0]
+    assert planned['action'] == 'enroll'
+    assert planned['reason'] == ('KSeF says certificate 00000000000000AB expires within 334 days (renew_before_days 334 is '
+                                 'at or above its lifetime of 334 days: every run renews it; choose fewer days)')
+    item = dict(ITEM, renew_before_days=333)
+    planned = FILTERS['ksef_deploy_plan']([inspection(item, renewal_due=True)], listed, now=NOW)[0]
+    assert planned['reason'] == 'the certificate expires within 333 days'
+
+
 # --- requests, installs, shared, result, removal ------------------------------------------------
 
 def test_requests_from_the_csr_results():
@@ -234,7 +259,7 @@ def test_shared_requests_one_per_name_and_type():
              declared([dict(common, renew_before_days=7)], host='b', ksef_deploy_controller_key_dir='/c'))
     assert FILTERS['ksef_deploy_shared_requests'](items) == [{
         'name': 'shared one', 'type': 'offline', 'private_key_path': '/c/shared-one-offline.key', 'private_key_type': 'ec',
-        'certificate_path': '/c/shared-one-offline.crt', 'renew_before_days': 30, 'revoke_superseded': True}]
+        'certificate_path': '/c/shared-one-offline.crt', 'renew_before_days': 30, 'revoke_superseded': False}]
 
 
 def test_result_lines():

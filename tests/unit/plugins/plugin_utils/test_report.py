@@ -189,6 +189,21 @@ def test_markdown_report_escapes_html_and_cell_breakers():
     assert table_row.count(' | ') == 7 and "\\|'x'" in table_row and '# heading' in table_row
 
 
+def test_prometheus_temp_file_has_a_unique_name():
+    """issue 17, info: a fixed <path>.tmp let two report runs at once write into the same file."""
+    import os
+    import yaml
+    playbook_path = os.path.join(os.path.dirname(_report.__file__), '..', '..', 'playbooks', 'report.yml')
+    with open(playbook_path) as handle:
+        tasks = [task for play in yaml.safe_load(handle) for task in play.get('tasks', [])]
+    names = [task['name'] for task in tasks]
+    temp = tasks[names.index('Make a unique temp file for the Prometheus metrics')]['ansible.builtin.tempfile']
+    write = tasks[names.index('Write the Prometheus metrics (temp file)')]['ansible.builtin.copy']
+    move = tasks[names.index('Put the Prometheus metrics in place (rename)')]['ansible.builtin.command']
+    assert temp['state'] == 'file' and temp['path'] == '{{ _ksef_report_paths.prometheus | dirname }}'
+    assert write['dest'] == move['argv'][2] == '{{ _ksef_report_prometheus_tmp.path }}'
+
+
 # ---------------------------------------------------------------------------------------------
 # quota forecast
 # ---------------------------------------------------------------------------------------------
