@@ -21,8 +21,13 @@ Not a test: it prints a table and writes build/bench.json. Steps:
      certificate directories, one key-on-host Authentication certificate each) with -f 10, at the published
      limits in a context of its own (tools/bench_role.yml): goals zero 429 answers and a wall time near the
      floor (40 POSTs at 30 a minute, about 65 s); then the same play again: changed=0, one login and one
-     query page for the batch.
-  8. a renewal wave: 95 Authentication certificates of a context of its own (enrolled at raised limits, then
+     query page for the batch; then, in the same run and interleaved, 3 no-op runs of the role and 3 runs of a
+     play that stats each host's key and certificate (tools/bench_role_stat.yml), with -f 10: goal the
+     ratio of their medians at most 2.0;
+  8. scaling: the role over 200 hosts (--scale-hosts, a context of its own, the certificate endpoints' limits
+     raised so that KSeF's hour window does not hide Ansible's share), enrolling, then its no-op and the stat
+     play; the per-host seconds against the 40-host rows show whether the cost grows linearly.
+  9. a renewal wave: 95 Authentication certificates of a context of its own (enrolled at raised limits, then
      moved 10 days before their end with PUT /testdata/certificates/{serial}) renewed in one task at the
      published limits with 5 free active-certificate slots (KSeF's 100 per NIP): goals zero 429 answers, at most
      100 active certificates at any moment (from the request log: every accepted enrollment counted from its
@@ -30,7 +35,7 @@ Not a test: it prints a table and writes build/bench.json. Steps:
      successor was issued).
 Each enrolling row records the calls per endpoint (emulator records) and the calls per enrollment.
 Run with the project venv: .venv/bin/python tools/bench.py (or make bench); --only-fleet runs only step 6,
---only-role only step 7, --only-waves only step 8.
+--only-role only steps 7 and 8 (--scale-hosts 0 leaves out step 8), --only-waves only step 9.
 """
 
 import argparse
@@ -56,6 +61,10 @@ LIMITED_OTHER = {'perSecond': 5, 'perMinute': 12, 'perHour': 120}
 FLEET_SIZES = (50, 100)
 ROLE_HOSTS = 40
 ROLE_FORKS = 10
+SCALE_HOSTS = 200
+# The role's daily no-op against a plain play that stats the same key and certificate files, same hosts, same -f.
+ROLE_STAT_RATIO_MAX = 2.0
+ROLE_RATIO_ROUNDS = 3
 # The role's enrolling task (its one ksef_certificate call for the batch, login to session close) may exceed
 # the enrollment floor by a login, the retrieval and the close; more means it waited on the limits.
 ROLE_SLACK = 15
@@ -241,6 +250,12 @@ class Bench:
         })
         return row
 
+    def stat_hosts(self, inventory):
+        """One run of the plain stat play over the bench inventory with -f ROLE_FORKS: wall time."""
+        elapsed, _output, _result = self.ansible_playbook(
+            'bench_role_stat.yml', {}, ['-i', inventory, '-f', str(self.args.role_forks)])
+        return round(elapsed, 2)
+
     def deploy(self, inventory):
         """One run of the role over the bench inventory with -f ROLE_FORKS: wall time, calls, changed hosts."""
         seq = self.emulator.last_seq()
@@ -276,7 +291,7 @@ class Bench:
     def run(self):
         self.emulator.start()
         try:
-            only = self.args.only_fleet or self.args.only_role or self.args.only_waves
+            only = self.args.only_fleet or self.args.only_role or self.args.only_waves or self.args.only_scale
             if not only:
                 self.first_rows()
             for count in (self.args.fleet_sizes if self.args.only_fleet or not only else []):
@@ -290,6 +305,8 @@ class Bench:
                     % (row['seconds'], row['http_429'], row['certificate_calls_per_enrollment']))
             if self.args.only_role or not only:
                 self.role_rows()
+            if (self.args.only_role or self.args.only_scale or not only) and self.args.scale_hosts:
+                self.scale_rows()
             if self.args.only_waves or not only:
                 self.wave_rows()
         finally:
@@ -328,6 +345,8 @@ class Bench:
                     (role['enrolling_task_seconds'] or 0) <= role['floor_seconds'] + ROLE_SLACK,
                 prefix + 'again_changed_0': again['hosts_changed'] == 0,
                 prefix + 'again_max_1_login_1_query_page': again['logins'] <= 1 and again['query_pages'] <= 1,
+                prefix + 'noop_over_stat_max_%.1f' % ROLE_STAT_RATIO_MAX:
+                    self.results['role_stat_ratio']['ratio'] <= ROLE_STAT_RATIO_MAX,
             })
         return self.results
 
@@ -361,25 +380,49 @@ class Bench:
         log('  %.1f s, %d 429, peak %d active, %d waves, outage %s s'
             % (row['seconds'], row['http_429'], row['peak_active'], row['waves'], row['outage_seconds']))
 
-    def role_rows(self):
-        """The role over ROLE_HOSTS local hosts with -f ROLE_FORKS (a context of its own), then the same play again."""
-        count = self.args.role_hosts
-        log('the role ksef_deploy over %d hosts, -f %d, key on the host, published limits (takes minutes)...'
-            % (count, self.args.role_forks))
-        self.make_signer('role-%d' % count)
-        root = os.path.join(self.work, 'role-hosts')
+    def bench_inventory(self, label, count):
+        """An inventory of count local-connection hosts, each with its own root directory."""
+        root = os.path.join(self.work, label + '-hosts')
         hosts = ['bench-%03d.example' % index for index in range(count)]
-        inventory = os.path.join(self.work, 'role-inventory.ini')
+        inventory = os.path.join(self.work, label + '-inventory.ini')
         with open(inventory, 'w') as handle:
             handle.write('[ksef_bench_hosts]\n')
             for host in hosts:
                 handle.write('%s ansible_connection=local host_root=%s\n' % (host, os.path.join(root, host)))
+        return root, hosts, inventory
+
+    def enroll_hosts(self, label, count):
+        """The role's first (enrolling) run over count new hosts; checks every host's key and certificate."""
+        root, hosts, inventory = self.bench_inventory(label, count)
         first = self.deploy(inventory)
         first['floor_seconds'] = round(self.floor_seconds(count), 1)
         missing = [host for host in hosts if not self.deployed_files(os.path.join(root, host))]
         if first['enrollments'] != count or missing:
             raise SystemExit('bench: the role enrolled %d certificates for %d hosts; without key and certificate: %s'
                              % (first['enrollments'], count, ', '.join(missing) or '-'))
+        return first, inventory
+
+    def noop_against_stat(self, inventory, rounds):
+        """The role's no-op and the stat play, interleaved in this run (medians): their seconds and ratio."""
+        noop_runs, stat_runs = [], []
+        for _round in range(rounds):
+            stat_runs.append(self.stat_hosts(inventory))
+            run = self.deploy(inventory)
+            if run['hosts_changed']:
+                raise SystemExit('bench: the no-op run of the role changed %d hosts' % run['hosts_changed'])
+            noop_runs.append(run['seconds'])
+        noop, stat = statistics.median(noop_runs), statistics.median(stat_runs)
+        return {'role_noop_seconds': round(noop, 2), 'stat_seconds': round(stat, 2), 'ratio': round(noop / stat, 2),
+                'role_noop_runs': noop_runs, 'stat_runs': stat_runs, 'load_average': [round(value, 2) for value in os.getloadavg()]}
+
+    def role_rows(self):
+        """The role over ROLE_HOSTS local hosts with -f ROLE_FORKS (a context of its own), then the same play again,
+        then its no-op against the stat play of the same files."""
+        count = self.args.role_hosts
+        log('the role ksef_deploy over %d hosts, -f %d, key on the host, published limits (takes minutes)...'
+            % (count, self.args.role_forks))
+        self.make_signer('role-%d' % count)
+        first, inventory = self.enroll_hosts('role', count)
         self.results['role_%d_published' % count] = first
         log('  %.1f s, %d 429, %d logins, %s certificate calls per enrollment'
             % (first['seconds'], first['http_429'], first['logins'], first['certificate_calls_per_enrollment']))
@@ -388,6 +431,35 @@ class Bench:
         self.results['role_%d_again' % count] = again
         log('  %.1f s, %d hosts changed, %d logins, %d query pages'
             % (again['seconds'], again['hosts_changed'], again['logins'], again['query_pages']))
+        log('the no-op against a play that stats the same key and certificate files (%d rounds, interleaved)...'
+            % ROLE_RATIO_ROUNDS)
+        ratio = self.noop_against_stat(inventory, ROLE_RATIO_ROUNDS)
+        ratio['hosts'] = count
+        self.results['role_stat_ratio'] = ratio
+        log('  no-op %.1f s, stat %.1f s: ratio %.2f (load %s)'
+            % (ratio['role_noop_seconds'], ratio['stat_seconds'], ratio['ratio'], ratio['load_average']))
+
+    def scale_rows(self):
+        """The role over SCALE_HOSTS hosts: enrolling (certificate limits raised), its no-op and the stat play."""
+        count = self.args.scale_hosts
+        log('the role ksef_deploy over %d hosts, -f %d, certificate limits raised (takes minutes)...'
+            % (count, self.args.role_forks))
+        self.make_signer('scale-%d' % count)
+        self.set_other_limits(RAISED_OTHER)
+        # KSeF keeps at most 100 active certificates per NIP (300 enrollments): raised for this context (TEST).
+        self.testdata(lambda client, token: client.request(
+            'POST', '/testdata/limits/subject/certificate', token=token, expect=(200, 204),
+            json={'subjectIdentifierType': 'Nip', 'enrollment': {'maxEnrollments': count * 3},
+                  'certificate': {'maxCertificates': count * 2}}))
+        first, inventory = self.enroll_hosts('scale', count)
+        first['floor_seconds'] = None
+        self.results['scale_%d_enroll' % count] = first
+        log('  enrolling %.1f s, %d 429' % (first['seconds'], first['http_429']))
+        ratio = self.noop_against_stat(inventory, 1)
+        ratio['hosts'] = count
+        self.results['scale_%d_ratio' % count] = ratio
+        log('  no-op %.1f s, stat %.1f s: ratio %.2f (load %s)'
+            % (ratio['role_noop_seconds'], ratio['stat_seconds'], ratio['ratio'], ratio['load_average']))
 
     @staticmethod
     def deployed_files(host_root):
@@ -550,6 +622,23 @@ def table(results):
                             row['ksef_seconds'], ', the enrolling task %s s (floor %s s)'
                             % (row['enrolling_task_seconds'], row['floor_seconds'])
                             if row.get('enrolling_task_seconds') else ''))
+    role_ratio = results.get('role_stat_ratio')
+    scale_rows = ([(role_ratio['hosts'], role_ratio)] if role_ratio else []) + [
+        (results[key]['hosts'], results[key]) for key in sorted(results) if re.match(r'scale_\d+_ratio$', key)]
+    if scale_rows:
+        lines.append('')
+        title = 'role no-op against a stat play, -f %d' % results['role_forks']
+        lines.append('%-52s %8s %8s %6s %9s' % (title, 'no-op s', 'stat s', 'ratio', 's/host'))
+        for hosts, row in scale_rows:
+            lines.append('%-52s %8.1f %8.1f %6.2f %9.3f' % ('%d hosts (load %s)' % (hosts, ' '.join(
+                '%.1f' % value for value in row['load_average'])), row['role_noop_seconds'], row['stat_seconds'],
+                row['ratio'], row['role_noop_seconds'] / hosts))
+    for key in sorted(results):
+        match = re.match(r'scale_(\d+)_enroll$', key)
+        if match:
+            hosts = int(match.group(1))
+            lines.append('enrolling run, %d hosts (certificate limits raised): %.1f s, %.3f s/host'
+                         % (hosts, results[key]['seconds'], results[key]['seconds'] / hosts))
     if 'time_ratio' in results:
         ratio = results['time_ratio']
         lines.append('')
@@ -575,9 +664,12 @@ def main():
                         help='sizes of the enrollment rows at the published limits (default %(default)s)')
     parser.add_argument('--only-fleet', action='store_true', help='only the enrollment rows at the published limits')
     parser.add_argument('--only-role', action='store_true', help='only the rows of the role ksef_deploy')
+    parser.add_argument('--only-scale', action='store_true', help='only the scaling rows of the role (--scale-hosts)')
     parser.add_argument('--only-waves', action='store_true', help='only the renewal-wave row (95 due, 5 free slots)')
     parser.add_argument('--role-hosts', type=int, default=ROLE_HOSTS,
                         help='hosts of the role rows (default %(default)s)')
+    parser.add_argument('--scale-hosts', type=int, default=SCALE_HOSTS,
+                        help='hosts of the scaling rows of the role (default %(default)s; 0 leaves them out)')
     parser.add_argument('--role-forks', type=int, default=ROLE_FORKS,
                         help='ansible-playbook -f of the role rows (default %(default)s)')
     args = parser.parse_args()

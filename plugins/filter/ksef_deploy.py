@@ -1,7 +1,8 @@
 # Copyright (c) ksef.certificates contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Filters of the ksef_deploy role (documented in the ksef_deploy_*.yml files); the logic is plugin_utils/_deploy.py."""
+"""Filters of the ksef_deploy role (documented in the ksef_deploy_*.yml files); the logic is plugin_utils/_deploy.py
+and plugin_utils/_deploy_account.py."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -9,7 +10,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_account
 
 
 def _filter(function):
@@ -37,4 +38,7 @@ class FilterModule:
             'ksef_deploy_shared_requests': _filter(_deploy.shared_requests),
             'ksef_deploy_result': _filter(_deploy.result),
             'ksef_deploy_remove_selection': _filter(_deploy.remove_selection),
+            'ksef_deploy_batch': _filter(_deploy_account.batch),
+            'ksef_deploy_account': _filter(_deploy_account.account),
+            'ksef_deploy_summary': _filter(_deploy_account.summary),
         }

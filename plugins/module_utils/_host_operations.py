@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""The operations of the host-side module ksef_deploy_host (info, csr, install, pkcs12, remove, directory).
+"""The operations of the host-side module ksef_deploy_host (info, csr, install, pkcs12, remove, directory, prepare).
 
 Each takes a Host (the module's parameters with literal, checked paths and the backend chosen on first use)
 and returns the module's result. Check mode is decided here: every change is predicted, none is made.
@@ -87,18 +87,21 @@ class Host:
     def backend_name(self):
         return self._backend.name if self._backend is not None else ''
 
+    # A file whose directory does not exist (yet: check mode on a first run) is a missing file, as for info.
     def key_public_der(self, path):
-        data = files.read_file(path)
+        data = files.read_file(path) if _non_empty(path) else None
         return self.backend.key_public_der(data) if data else None
 
     def certificate_facts(self, path):
-        der = certificate_der(files.read_file(path))
+        der = certificate_der(files.read_file(path)) if files.status(path) is not None else None
         return self.backend.certificate(der) if der else None
 
-    def ensure_attributes(self, path, mode):
-        """Set mode, owner and group of an existing file (on its descriptor, never through a link); True when
-        they differed."""
-        return files.ensure_attributes(path, mode, self.uid, self.gid, check_mode=self.check_mode)
+    def ensure_attributes(self, path, mode, uid=None, gid=None):
+        """Set mode, owner and group (the module's, unless given) of an existing file (on its descriptor, never
+        through a link); True when they differed."""
+        uid = self.uid if uid is None else uid
+        gid = self.gid if gid is None else gid
+        return files.ensure_attributes(path, mode, uid, gid, check_mode=self.check_mode)
 
     def warn_writable_directory(self, path):
         """Warn when the directory of a key can be written by others: they could plant or swap the key."""
@@ -136,9 +139,8 @@ def _is_ascii(text):
     return True
 
 
-def run_info(host):
-    key_path, next_key_path = host.path('key_path'), host.path('next_key_path')
-    certificate_path = host.path('certificate_path')
+def inspect_certificate(host, key_path, next_key_path, certificate_path, renew_before_days):
+    """What a deployed key, its .next key and certificate are (changes nothing)."""
     cert = host.certificate_facts(certificate_path)
     result = dict(
         key_exists=_non_empty(key_path),
@@ -156,10 +158,39 @@ def run_info(host):
             serial_number=cert.serial_number,
             valid_to=format_datetime(cert.valid_to),
             fingerprint_sha256=hashlib.sha256(cert.der).hexdigest(),
-            renewal_due=renewal_due(cert.valid_to, datetime.datetime.now(datetime.timezone.utc),
-                                    host.params['renew_before_days']),
+            renewal_due=renewal_due(cert.valid_to, datetime.datetime.now(datetime.timezone.utc), renew_before_days),
         )
-    return dict(changed=False, **result)
+    return result
+
+
+def run_info(host):
+    found = inspect_certificate(host, host.path('key_path'), host.path('next_key_path'), host.path('certificate_path'),
+                                host.params['renew_before_days'])
+    return dict(changed=False, **found)
+
+
+def run_prepare(host):
+    """The role's one call per host: create the missing directories, inspect every key-on-host certificate, and
+    keep the declared mode, owner and group of each installed pair (a certificate that carries its key's public
+    key and has no .next key of its own waiting); changed when a directory or an attribute was (or would be) set."""
+    result = run_directory(host)
+    inspected = []
+    for entry in host.params['certificates']:
+        key_path = host.literal_path(entry['key_path'], 'certificates.key_path')
+        next_key_path = host.literal_path(entry.get('next_key_path') or key_path + '.next', 'certificates.next_key_path')
+        certificate_path = host.literal_path(entry['certificate_path'], 'certificates.certificate_path')
+        found = inspect_certificate(host, key_path, next_key_path, certificate_path, entry['renew_before_days'])
+        found['attributes_changed'] = []
+        installed = found['certificate_matches_key'] and not found['certificate_matches_next_key']
+        if installed:
+            uid, gid = files.resolve_owner(entry.get('owner')), files.resolve_group(entry.get('group'))
+            for path, option in ((certificate_path, 'certificate_mode'), (key_path, 'key_mode')):
+                mode = files.parse_mode(entry[option], 'certificates.' + option)
+                if host.ensure_attributes(path, mode, uid, gid):
+                    found['attributes_changed'].append(path)
+        inspected.append(found)
+    changed = result['changed'] or any(found['attributes_changed'] for found in inspected)
+    return dict(changed=changed, created=result['created'], certificates=inspected)
 
 
 def run_csr(host):
@@ -311,4 +342,5 @@ OPERATIONS = {
     'pkcs12': run_pkcs12,
     'remove': run_remove,
     'directory': run_directory,
+    'prepare': run_prepare,
 }

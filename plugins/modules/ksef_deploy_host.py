@@ -14,7 +14,8 @@ description:
   - Runs on a managed host and does there what the C(ksef.certificates.ksef_deploy) role needs, without a shell;
     it can inspect the deployed key, C(.next) key and certificate (O(operation=info)), make a new key and its CSR from KSeF
     enrollment data (O(operation=csr)), install a certificate and key (O(operation=install)), build a PKCS#12 bundle
-    (O(operation=pkcs12)), remove files (O(operation=remove)) and create missing directories (O(operation=directory)).
+    (O(operation=pkcs12)), remove files (O(operation=remove)) and create missing directories (O(operation=directory)),
+    or do the role's whole daily check in one call (O(operation=prepare)).
   - "Backends: the Python library C(cryptography) (38 or newer) when the host has it, else the C(openssl) command
     line (1.1.1 or newer), run with an argument list: no shell, no variable expansion; passphrases and private keys
     reach openssl on its standard input, never on its command line or in its environment."
@@ -39,7 +40,10 @@ attributes:
       - Reports what would change and changes nothing; O(operation=csr) returns no CSR in check mode when it would have to
         make the key.
   diff_mode:
-    support: none
+    support: partial
+    details:
+      - O(operation=account) passes the before/after of O(diffs) (M(ksef.certificates.ksef_certificate)) through for
+        this host's certificates, or says before/after serial numbers where no module diff is at hand (check mode).
   idempotent:
     support: partial
     details:
@@ -60,9 +64,17 @@ options:
       - V(remove) removes O(paths).
       - V(directory) creates the missing ones of O(directories) (and their missing parents, in the same mode); an
         existing directory is left as it is.
+      - V(prepare) is the role's one call per host. It creates the missing O(directories), inspects each of
+        O(certificates) as V(info) does, and sets the declared mode, owner and group of each installed key and
+        certificate (a certificate that carries the public key of its key, with no C(.next) key of its own waiting).
+        With O(settings) the action plugin first resolves and checks the role's declarations for this host and
+        derives O(directories) and O(certificates) from them.
+      - V(account) runs on the controller only (the action plugin; no module is sent to the host). It reports the
+        role's account of this host, O(account), as changed, failed with each failing certificate's reason, and
+        with the before/after of O(diffs) in diff mode.
     type: str
     required: true
-    choices: [info, csr, install, pkcs12, remove, directory]
+    choices: [info, csr, install, pkcs12, remove, directory, prepare, account]
   key_path:
     description: The deployed private key. Required for O(operation=info), O(operation=install) and O(operation=pkcs12).
     type: str
@@ -163,6 +175,57 @@ options:
       group:
         description: Group of the created directories.
         type: str
+  certificates:
+    description: The key-on-host certificates O(operation=prepare) inspects and keeps the modes of.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      key_path:
+        description: The deployed private key.
+        type: str
+        required: true
+      next_key_path:
+        description: The next private key; default C(<key_path>.next).
+        type: str
+      certificate_path:
+        description: The deployed certificate.
+        type: str
+        required: true
+      renew_before_days:
+        description: The certificate is reported with C(renewal_due) when it expires within this many days.
+        type: int
+        default: 30
+      key_mode:
+        description: Octal mode of the installed key.
+        type: raw
+        default: '0600'
+      certificate_mode:
+        description: Octal mode of the installed certificate.
+        type: raw
+        default: '0644'
+      owner:
+        description: Owner of the installed key and certificate; empty keeps the file's.
+        type: str
+      group:
+        description: Group of the installed key and certificate; empty keeps the file's.
+        type: str
+  settings:
+    description:
+      - The C(ksef_deploy_*) settings of the C(ksef.certificates.ksef_deploy) role as this host sees them, for
+        O(operation=prepare); read by the action plugin on the controller, which fails with one line per broken
+        rule when a declaration is invalid.
+    type: dict
+  account:
+    description: The role's C(ksef_deploy_result) lines of this host, for O(operation=account) (controller only).
+    type: list
+    elements: dict
+  diffs:
+    description:
+      - Diff results of M(ksef.certificates.ksef_certificate) calls, for O(operation=account); the entries of this
+        host's certificates are passed through in diff mode.
+    type: list
+    elements: dict
   backend:
     description: V(auto) uses C(cryptography) when the host has it (38 or newer), else the openssl command line.
     type: str
@@ -288,10 +351,27 @@ removed:
   type: list
   elements: str
 created:
-  description: The directories O(operation=directory) created (or would create).
-  returned: operation is directory
+  description: The directories O(operation=directory) or O(operation=prepare) created (or would create).
+  returned: operation is directory or prepare
   type: list
   elements: str
+certificates:
+  description:
+    - One entry per O(certificates) (O(operation=prepare)), with the keys O(operation=info) returns (RV(key_exists)
+      to RV(renewal_due)) and C(attributes_changed), the files whose mode, owner or group was (or would be) set.
+  returned: operation is prepare
+  type: list
+  elements: dict
+declarations:
+  description: This host's resolved certificate declarations, without PKCS#12 passphrases (O(operation=prepare) with O(settings)).
+  returned: operation is prepare with settings
+  type: list
+  elements: dict
+inspections:
+  description: The key-on-host declarations, each with what O(operation=prepare) found (as a registered loop of O(operation=info)).
+  returned: operation is prepare with settings
+  type: list
+  elements: dict
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -302,10 +382,13 @@ from ansible_collections.ksef.certificates.plugins.module_utils._host_backend im
 from ansible_collections.ksef.certificates.plugins.module_utils._host_operations import OPERATIONS, REQUIRED_PATHS, Host
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
 
+# Done by the action plugin on the controller; the module refuses them.
+CONTROLLER_OPERATIONS = ('account',)
+
 
 def argument_spec():
     return dict(
-        operation=dict(type='str', required=True, choices=list(OPERATIONS)),
+        operation=dict(type='str', required=True, choices=list(OPERATIONS) + list(CONTROLLER_OPERATIONS)),
         key_path=dict(type='str', no_log=False),
         next_key_path=dict(type='str', no_log=False),
         csr_path=dict(type='str'),
@@ -333,6 +416,19 @@ def argument_spec():
             owner=dict(type='str'),
             group=dict(type='str'),
         )),
+        certificates=dict(type='list', elements='dict', default=[], options=dict(
+            key_path=dict(type='str', required=True, no_log=False),
+            next_key_path=dict(type='str', no_log=False),
+            certificate_path=dict(type='str', required=True),
+            renew_before_days=dict(type='int', default=DEFAULT_RENEW_BEFORE_DAYS),
+            key_mode=dict(type='raw', default='0600', no_log=False),
+            certificate_mode=dict(type='raw', default='0644'),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+        )),
+        settings=dict(type='dict'),
+        account=dict(type='list', elements='dict'),
+        diffs=dict(type='list', elements='dict'),
         backend=dict(type='str', choices=list(BACKENDS), default='auto'),
         openssl_path=dict(type='str', default='openssl'),
     )
@@ -345,6 +441,9 @@ def main():
     try:
         if module.params.get('key_src') or module.params.get('certificate_src'):
             raise KsefError('key_src and certificate_src are read on the controller by the action plugin '
+                            'ksef.certificates.ksef_deploy_host; call the module by that name')
+        if operation in CONTROLLER_OPERATIONS or module.params.get('settings') is not None:
+            raise KsefError('operation=account and settings are handled on the controller by the action plugin '
                             'ksef.certificates.ksef_deploy_host; call the module by that name')
         host = Host(module)
         if operation in REQUIRED_PATHS:

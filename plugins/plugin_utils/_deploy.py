@@ -239,7 +239,9 @@ def _decide(item, found, active, now):
         return 'install', 'the new key and its certificate are not installed yet'
     if not found['certificate_parsed']:
         return 'enroll', 'no readable certificate'
-    if not found['key_exists'] or not found['certificate_matches_key']:
+    if not found['key_exists']:
+        return 'enroll', 'the private key %s is missing' % item['key_path']
+    if not found['certificate_matches_key']:
         return 'enroll', 'the certificate does not match the private key'
     if found['renewal_due']:
         return 'enroll', 'the certificate expires within %d days%s' % (days, _every_run(days, active.get(serial)))
@@ -308,7 +310,9 @@ def installs(planned, enrolled):
         elif ksef_action == 'none':
             ksef_action = 'installed'
         entry = dict(item)
-        entry.update(certificate_pem=result.get('certificate_pem') or '', ksef_action=ksef_action,
+        pem = result.get('certificate_pem') or ''
+        # An enrolled certificate that did not come back is not installed: its host fails (_deploy_account).
+        entry.update(certificate_pem=pem, ksef_action=ksef_action, installable=bool(pem) or item['action'] == 'install',
                      serial_number=certificate.get('serial_number', item['serial_number']),
                      valid_to=certificate.get('valid_to', item['valid_to']),
                      superseded=result.get('superseded') or [])

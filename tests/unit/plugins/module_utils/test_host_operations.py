@@ -518,3 +518,54 @@ def test_pkcs12_iterations_are_the_same_strong_count_in_both_backends(make_host,
     counts = re.findall(r'PBES2, PBKDF2, AES-256-CBC, Iteration (\d+)', info)
     assert len(counts) == 2 and set(int(count) for count in counts) == {_crypto.PKCS12_KDF_ROUNDS}, info
     assert _crypto.PKCS12_KDF_ROUNDS >= 50000
+
+
+# --- prepare: the role's one call per host ------------------------------------------------------
+
+def prepare_entry(paths, **changes):
+    entry = {'key_path': paths.key, 'next_key_path': None, 'certificate_path': paths.cert, 'renew_before_days': 30,
+             'key_mode': '0600', 'certificate_mode': '0644', 'owner': None, 'group': None}
+    entry.update(changes)
+    return entry
+
+
+def test_prepare_creates_directories_inspects_and_keeps_the_modes_of_an_installed_pair(make_host, paths, backend):
+    deployed_pair(paths)
+    os.chmod(paths.key, 0o644)
+    new_dir = str(paths.directory / 'new' / 'certs')
+    args = dict(directories=[{'path': new_dir, 'mode': '0755'}], certificates=[prepare_entry(paths)])
+    predicted = run(make_host, 'prepare', check_mode=True, **args)[0]
+    assert predicted['changed'] and predicted['created'] == [str(paths.directory / 'new'), new_dir]
+    assert predicted['certificates'][0]['attributes_changed'] == [paths.key]
+    assert predicted['certificates'][0]['certificate_matches_key'] and mode_of(paths.key) == 0o644
+    assert not os.path.exists(new_dir)
+    done = run(make_host, 'prepare', **args)[0]
+    assert done['changed'] and mode_of(paths.key) == 0o600 and os.path.isdir(new_dir)
+    found = done['certificates'][0]
+    assert found['serial_number'] and found['renewal_due'] is False and found['key_exists']
+    again = run(make_host, 'prepare', **args)[0]
+    assert not again['changed'] and again['created'] == [] and again['certificates'][0]['attributes_changed'] == []
+
+
+def test_prepare_leaves_a_pair_waiting_for_its_next_key_and_a_missing_key_alone(make_host, paths, backend):
+    key = deployed_pair(paths)
+    os.chmod(paths.cert, 0o600)
+    write(paths.next, _crypto.private_key_to_pem(key))  # the certificate carries the .next key: install pending
+    found = run(make_host, 'prepare', certificates=[prepare_entry(paths)])[0]
+    assert not found['changed'] and found['certificates'][0]['certificate_matches_next_key']
+    assert mode_of(paths.cert) == 0o600
+    os.unlink(paths.next)
+    os.unlink(paths.key)
+    missing = run(make_host, 'prepare', certificates=[prepare_entry(paths)])[0]['certificates'][0]
+    assert not missing['key_exists'] and not missing['certificate_matches_key'] and missing['attributes_changed'] == []
+
+
+def test_prepare_in_check_mode_before_the_directories_exist(make_host, paths, backend):
+    missing = paths.directory / 'not-yet'
+    entry = prepare_entry(paths, key_path=str(missing / 'private' / 'app.key'),
+                          certificate_path=str(missing / 'certs' / 'app.crt'))
+    predicted = run(make_host, 'prepare', check_mode=True, certificates=[entry],
+                    directories=[{'path': str(missing / 'certs'), 'mode': '0755'}])[0]
+    found = predicted['certificates'][0]
+    assert predicted['changed'] and not found['certificate_parsed'] and not found['key_exists']
+    assert not os.path.exists(str(missing))

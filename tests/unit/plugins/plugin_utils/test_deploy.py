@@ -185,7 +185,7 @@ ITEM = declared([{'type': 'authentication'}])[0]
     ({'next_key_exists': True, 'certificate_matches_next_key': True, 'certificate_matches_key': False}, info(),
      'install', 'the new key and its certificate are not installed yet'),
     ({'certificate_parsed': False}, info(), 'enroll', 'no readable certificate'),
-    ({'key_exists': False}, info(), 'enroll', 'the certificate does not match the private key'),
+    ({'key_exists': False}, info(), 'enroll', 'the private key /etc/ksef/private/app1-example-com-authentication.key is missing'),
     ({'certificate_matches_key': False}, info(), 'enroll', 'the certificate does not match the private key'),
     ({'renewal_due': True}, info(), 'enroll', 'the certificate expires within 30 days'),
     ({}, {'certificates': []}, 'enroll', 'certificate 00000000000000AB is not active in KSeF (revoked, blocked or expired)'),

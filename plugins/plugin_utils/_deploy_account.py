@@ -1,0 +1,240 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# This plugin_utils is PRIVATE and for internal use of the ksef.certificates collection only.
+"""The ksef_deploy role at fleet scale: the decisions for a whole play batch at once, and the account of each host.
+
+- batch(): from what each host's one ksef_deploy_host call (operation=prepare) found and the one query of the
+  subject's active certificates, the plan of every host of the batch (plugin_utils/_deploy.plan), and what
+  fails where: a key-on-host name declared by several hosts fails on each of them and lists them; a query that
+  failed fails every host that needed it, each with the reason;
+- account(): ksef_deploy_result, one line per declared certificate with its serial, action, each superseded
+  serial with `revoked`, valid until, whether it changed or failed, and the sentence the role prints (in check
+  mode: what it would do);
+- summary(): those sentences for the whole batch, printed once by the controller;
+- host_diff(): the before/after of this host's certificates for diff mode (the module's, passed through).
+"""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
+
+_DONE = ('enrolled', 'renewed', 'installed')
+
+
+def _ids_by_host(prepared, location):
+    found = {}
+    for host, result in prepared.items():
+        for item in result.get('declarations') or []:
+            if item['key_location'] == location:
+                found.setdefault(item['id'], []).append(host)
+    return found
+
+
+def _label(item_id):
+    name, dummy, cert_type = item_id.rpartition('|')
+    return '%s (%s)' % (name, cert_type)
+
+
+def batch(prepared, info, now=None):
+    """{hosts: {host: {plan, failures}}, counts of enroll/install/controller/pkcs12 items in the batch}.
+
+    prepared: {host: the registered result of ksef_deploy_host operation=prepare with settings};
+    info: the registered ksef_certificate_info result (skipped when no host keeps its key).
+    """
+    host_ids = _ids_by_host(prepared, 'host')
+    controller_ids = _ids_by_host(prepared, 'controller')
+    clashes = {}
+    for item_id, hosts in host_ids.items():
+        if len(hosts) > 1:
+            clashes[item_id] = ('A key-on-host certificate must have its own name on each host (the default name '
+                                'includes the host name): %s is declared by %s' % (_label(item_id), ', '.join(sorted(hosts))))
+        elif item_id in controller_ids:
+            owners = ', '.join(sorted(controller_ids[item_id]))
+            clashes[item_id] = ('A key-on-host certificate must not reuse the name and type of a controller-side '
+                                'certificate: %s is key-on-controller on %s' % (_label(item_id), owners))
+    info = info or {}
+    info_failure = ''
+    if info.get('failed'):
+        info_failure = "Cannot read the subject's certificates in KSeF: %s" % (info.get('msg') or 'unknown error')
+    hosts = {}
+    counts = {'enroll': 0, 'install': 0, 'controller': 0, 'pkcs12': 0}
+    for host, result in prepared.items():
+        failures = {}
+        usable = []
+        for inspection in result.get('inspections') or []:
+            item_id = inspection['item']['id']
+            if item_id in clashes:
+                failures[item_id] = clashes[item_id]
+            elif info_failure:
+                failures[item_id] = info_failure
+            else:
+                usable.append(inspection)
+        plan = _deploy.plan(usable, info, now)
+        for entry in plan:
+            if entry['action'] in counts:
+                counts[entry['action']] += 1
+        for item in result.get('declarations') or []:
+            counts['controller'] += item['key_location'] == 'controller'
+            counts['pkcs12'] += bool(item['pkcs12'])
+        hosts[host] = {'plan': plan, 'failures': failures}
+    return dict(counts, hosts=hosts)
+
+
+def _revoked_by_default(item):
+    """Whether ksef_certificate revokes the superseded certificate (null: by type, Authentication only)."""
+    value = item.get('revoke_superseded')
+    return item['type'] == 'authentication' if value is None else bool(value)
+
+
+def _superseded(entries):
+    return [{'serial_number': entry.get('serial_number') or '', 'valid_to': entry.get('valid_to') or '',
+             'revoked': bool(entry.get('revoked'))} for entry in entries or []]
+
+
+def _by_id(module_result):
+    return dict(('%s|%s' % (cert['name'], cert['type']), cert) for cert in (module_result or {}).get('certificates') or [])
+
+
+def _host_line(item, entry, issued, enrolled, check_mode):
+    """action, reason, serial, valid_to, previous serial, superseded, failure of a key-on-host certificate."""
+    previous = entry['probe'].get('serial_number') or ''
+    line = {'action': 'unchanged', 'reason': entry['reason'], 'serial_number': previous,
+            'valid_to': entry['valid_to'], 'previous_serial_number': previous, 'superseded': [], 'failure': ''}
+    if entry['action'] == 'keep':
+        return line
+    if entry['action'] == 'install':
+        line['action'] = 'installed'
+        return line
+    line['action'] = 'renewed' if entry['probe'].get('certificate_parsed') and previous else 'enrolled'
+    if check_mode:
+        line['serial_number'], line['valid_to'] = '', ''
+        if line['action'] == 'renewed':
+            line['superseded'] = [{'serial_number': previous, 'valid_to': entry['valid_to'],
+                                   'revoked': _revoked_by_default(item)}]
+        return line
+    result = issued.get(item['id'])
+    if not result or not result.get('certificate_pem'):
+        why = (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
+        line['failure'] = ('KSeF returned no certificate for %s (%s): %s; rerun to resume, the key %s is kept'
+                           % (item['name'], item['type'], why, item['next_key_path']))
+        line['action'] = 'failed'
+        return line
+    if result.get('action') == 'none':
+        line['action'] = 'installed'
+    certificate = result.get('certificate') or {}
+    line.update(serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
+                superseded=_superseded(result.get('superseded')))
+    return line
+
+
+def _controller_line(item, result, shared, check_mode):
+    """The same for a controller-side certificate, from the batch's ksef_certificate call."""
+    line = {'action': 'unchanged', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
+            'superseded': [], 'failure': ''}
+    if (shared or {}).get('failed') and result is None:
+        line.update(action='failed', failure='The controller-side certificate %s (%s) could not be converged: %s'
+                    % (item['name'], item['type'], shared.get('msg') or 'unknown error'))
+        return line
+    if result is None:
+        if check_mode:
+            line.update(action='enrolled', reason='the controller directory %s does not exist yet'
+                        % item['controller_key_dir'])
+        return line
+    certificate = result.get('certificate') or {}
+    superseded = _superseded(result.get('superseded'))
+    action = result.get('action') or 'unknown'
+    line.update(action='unchanged' if action == 'none' else action, reason=result.get('reason') or '',
+                serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
+                superseded=superseded,
+                previous_serial_number=superseded[0]['serial_number'] if superseded else certificate.get('serial_number', ''))
+    return line
+
+
+def _sentence(host, item, line, check_mode):
+    where = '%s: %s (%s, key on %s)' % (host, item['name'], item['type'], item['key_location'])
+    action, reason = line['action'], line['reason']
+    because = ', because %s' % reason if reason else ''
+    if action == 'failed':
+        return '%s: FAILED: %s' % (where, line['failure'])
+    if check_mode and action in _DONE:
+        if action == 'renewed':
+            what = 'would renew serial %s with a new key and certificate' % line['previous_serial_number']
+            if item['key_location'] == 'controller':
+                what = 'would renew serial %s and copy the new key and certificate from the controller' % (
+                    line['previous_serial_number'] or '-')
+        elif action == 'installed':
+            what = 'would install the new key and its certificate, serial %s' % (line['serial_number'] or '-')
+        else:
+            what = 'would enroll a new key and certificate'
+        revoked = ''.join('; would %s serial %s' % ('revoke' if old['revoked'] else 'keep active the superseded',
+                                                    old['serial_number']) for old in line['superseded'])
+        return '%s: %s%s%s' % (where, what, because, revoked)
+    text = '%s: %s; serial %s, valid until %s' % (where, action, line['serial_number'] or '-', line['valid_to'] or '-')
+    for old in line['superseded']:
+        text += '; superseded %s %s' % (old['serial_number'], 'revoked' if old['revoked'] else 'left active')
+    return text + '; ' + item['certificate_path']
+
+
+def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, host=''):
+    """ksef_deploy_result of one host: one line per declaration, in declaration order."""
+    plan = dict((entry['id'], entry) for entry in (host_batch or {}).get('plan') or [])
+    failures = (host_batch or {}).get('failures') or {}
+    issued, shared_results = _by_id(enrolled), _by_id(shared)
+    lines = []
+    for item in (prepared or {}).get('declarations') or []:
+        if item['id'] in failures:
+            line = {'action': 'failed', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
+                    'superseded': [], 'failure': failures[item['id']]}
+        elif item['key_location'] == 'host':
+            line = _host_line(item, plan[item['id']], issued, enrolled, check_mode)
+        else:
+            line = _controller_line(item, shared_results.get(item['id']), shared, check_mode)
+        line.update(name=item['name'], type=item['type'], key_location=item['key_location'],
+                    key_path=item['key_path'], certificate_path=item['certificate_path'],
+                    pkcs12_path=item['pkcs12_path'] if item['pkcs12'] else '',
+                    changed=line['action'] in _DONE, failed=line['action'] == 'failed', check_mode=bool(check_mode))
+        line['message'] = _sentence(host or item['host'], item, line, check_mode)
+        lines.append(line)
+    return lines
+
+
+def summary(results):
+    """The sentences of every host's ksef_deploy_result, for the controller's one summary."""
+    return [line['message'] for lines in results or [] for line in lines or []]
+
+
+def host_diff(lines, diffs):
+    """{before, after} of this host's changed certificates: the entries of the ksef_certificate diffs (list form)
+    for their names and types, or serial numbers where no module diff is at hand (check mode); None without change."""
+    module_entries = {}
+    for diff in diffs or []:
+        before = ((diff or {}).get('before') or {}).get('certificates') or []
+        after = ((diff or {}).get('after') or {}).get('certificates') or []
+        for old, new in zip(before, after):
+            module_entries['%s|%s' % (old.get('name'), old.get('type'))] = (old, new)
+    before, after = [], []
+    for line in lines or []:
+        if not line.get('changed'):
+            continue
+        key = '%s|%s' % (line['name'], line['type'])
+        if key in module_entries:
+            # The module's entries, with what only the host knows: the paths there (a key-on-host certificate has
+            # none on the controller) and the serial it replaced (the module enrolled for a new key).
+            old, new = (dict(entry) for entry in module_entries[key])
+            for entry in (old, new):
+                if not entry.get('private_key_path'):
+                    entry.update(private_key_path=line['key_path'], certificate_path=line['certificate_path'])
+            if not old.get('serial_number') and line.get('previous_serial_number'):
+                old['serial_number'] = line['previous_serial_number']
+        else:
+            common = {'name': line['name'], 'type': line['type'], 'private_key_path': line['key_path'],
+                      'certificate_path': line['certificate_path']}
+            old = dict(common, serial_number=line['previous_serial_number'] or None)
+            new = dict(common, serial_number=line['serial_number'] or '(new)')
+        before.append(old)
+        after.append(new)
+    if not before:
+        return None
+    return {'before': {'certificates': before}, 'after': {'certificates': after}}
