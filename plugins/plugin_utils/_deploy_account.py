@@ -133,14 +133,16 @@ def _controller_line(item, result, shared, check_mode):
     """The same for a controller-side certificate, from the batch's ksef_certificate call."""
     line = {'action': 'unchanged', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
             'superseded': [], 'failure': ''}
-    if (shared or {}).get('failed') and result is None:
-        line.update(action='failed', failure='The controller-side certificate %s (%s) could not be converged: %s'
-                    % (item['name'], item['type'], shared.get('msg') or 'unknown error'))
-        return line
     if result is None:
-        if check_mode:
+        # The task registers with failed_when: false, which resets `failed`: a run that was not skipped and
+        # returned nothing for this certificate failed (its msg says why).
+        ran = bool(shared) and not shared.get('skipped')
+        if check_mode and not ran:
             line.update(action='enrolled', reason='the controller directory %s does not exist yet'
                         % item['controller_key_dir'])
+            return line
+        line.update(action='failed', failure='The controller-side certificate %s (%s) could not be converged: %s'
+                    % (item['name'], item['type'], (shared or {}).get('msg') or 'ksef_certificate returned nothing for it'))
         return line
     certificate = result.get('certificate') or {}
     superseded = _superseded(result.get('superseded'))

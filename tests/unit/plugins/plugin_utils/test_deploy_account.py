@@ -123,6 +123,13 @@ def test_controller_side_lines():
     assert renew['message'].endswith('would keep active the superseded serial %s' % OLD)
     failed = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, {'failed': True, 'msg': 'boom'}, False, 'a')[0]
     assert failed['failed'] and failed['failure'].endswith('could not be converged: boom')
+    # The role registers the call with failed_when: false, which resets `failed`: the refusal still fails the host.
+    refused = {'failed': False, 'failed_when_result': False, 'msg': 'the private key /c/k does not exist, but KSeF still lists'}
+    for check_mode in (False, True):
+        line = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, refused, check_mode, 'a')[0]
+        assert line['failed'] and line['failure'].endswith('could not be converged: ' + refused['msg'])
+    skipped = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, {'skipped': True}, True, 'a')[0]
+    assert skipped['action'] == 'enrolled' and not skipped['failed']
 
 
 def test_host_diff_passes_the_module_diff_through_or_says_the_serials():
