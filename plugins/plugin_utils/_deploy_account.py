@@ -133,10 +133,12 @@ def _controller_line(item, result, shared, check_mode):
     """The same for a controller-side certificate, from the batch's ksef_certificate call."""
     line = {'action': 'unchanged', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
             'superseded': [], 'failure': ''}
-    if result is None:
-        # The task registers with failed_when: false, which resets `failed`: a run that was not skipped and
-        # returned nothing for this certificate failed (its msg says why).
-        ran = bool(shared) and not shared.get('skipped')
+    # The task registers with failed_when: false, which resets `failed`: a call that ran and has a msg failed (a
+    # successful ksef_certificate returns none). Its certificates list then still names every item, without a
+    # certificate where the item was not converged.
+    ran = bool(shared) and not shared.get('skipped')
+    failed_call = ran and ('msg' in shared or bool(shared.get('failed')))
+    if result is None or (failed_call and not (result.get('certificate') or {}).get('serial_number')):
         if check_mode and not ran:
             line.update(action='enrolled', reason='the controller directory %s does not exist yet'
                         % item['controller_key_dir'])

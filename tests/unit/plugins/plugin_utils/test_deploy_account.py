@@ -128,6 +128,10 @@ def test_controller_side_lines():
     for check_mode in (False, True):
         line = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, refused, check_mode, 'a')[0]
         assert line['failed'] and line['failure'].endswith('could not be converged: ' + refused['msg'])
+    # A failed call still lists the item (action none, no certificate): it failed all the same.
+    listed = dict(refused, certificates=[{'name': 'shared one', 'type': 'offline', 'action': 'none', 'certificate': None}])
+    line = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, listed, False, 'a')[0]
+    assert line['failed'] and line['failure'].endswith('could not be converged: ' + refused['msg'])
     skipped = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, {'skipped': True}, True, 'a')[0]
     assert skipped['action'] == 'enrolled' and not skipped['failed']
 
