@@ -89,7 +89,8 @@ class Host:
 
     # A file whose directory does not exist (yet: check mode on a first run) is a missing file, as for info.
     def key_public_der(self, path):
-        data = files.read_file(path) if _non_empty(path) else None
+        # read_file refuses what is not a regular file (a FIFO, a device, a link) by name; an empty file is no key.
+        data = files.read_file(path) if files.status(path) is not None else None
         return self.backend.key_public_der(data) if data else None
 
     def certificate_facts(self, path):
@@ -175,22 +176,34 @@ def run_prepare(host):
     key and has no .next key of its own waiting); changed when a directory or an attribute was (or would be) set."""
     result = run_directory(host)
     inspected = []
+    # A refused file (a link, a FIFO, ...) of one certificate does not hide another's: every one is inspected and
+    # the host fails once, naming them all.
+    problems = []
     for entry in host.params['certificates']:
-        key_path = host.literal_path(entry['key_path'], 'certificates.key_path')
-        next_key_path = host.literal_path(entry.get('next_key_path') or key_path + '.next', 'certificates.next_key_path')
-        certificate_path = host.literal_path(entry['certificate_path'], 'certificates.certificate_path')
-        found = inspect_certificate(host, key_path, next_key_path, certificate_path, entry['renew_before_days'])
-        found['attributes_changed'] = []
-        installed = found['certificate_matches_key'] and not found['certificate_matches_next_key']
-        if installed:
-            uid, gid = files.resolve_owner(entry.get('owner')), files.resolve_group(entry.get('group'))
-            for path, option in ((certificate_path, 'certificate_mode'), (key_path, 'key_mode')):
-                mode = files.parse_mode(entry[option], 'certificates.' + option)
-                if host.ensure_attributes(path, mode, uid, gid):
-                    found['attributes_changed'].append(path)
-        inspected.append(found)
+        try:
+            inspected.append(_prepare_one(host, entry))
+        except (KsefError, files.HostFileError) as exc:
+            problems.append(str(exc))
+    if problems:
+        raise KsefError('; '.join(problems))
     changed = result['changed'] or any(found['attributes_changed'] for found in inspected)
     return dict(changed=changed, created=result['created'], certificates=inspected)
+
+
+def _prepare_one(host, entry):
+    key_path = host.literal_path(entry['key_path'], 'certificates.key_path')
+    next_key_path = host.literal_path(entry.get('next_key_path') or key_path + '.next', 'certificates.next_key_path')
+    certificate_path = host.literal_path(entry['certificate_path'], 'certificates.certificate_path')
+    found = inspect_certificate(host, key_path, next_key_path, certificate_path, entry['renew_before_days'])
+    found['attributes_changed'] = []
+    installed = found['certificate_matches_key'] and not found['certificate_matches_next_key']
+    if installed:
+        uid, gid = files.resolve_owner(entry.get('owner')), files.resolve_group(entry.get('group'))
+        for path, option in ((certificate_path, 'certificate_mode'), (key_path, 'key_mode')):
+            mode = files.parse_mode(entry[option], 'certificates.' + option)
+            if host.ensure_attributes(path, mode, uid, gid):
+                found['attributes_changed'].append(path)
+    return found
 
 
 def run_csr(host):

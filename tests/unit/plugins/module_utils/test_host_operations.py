@@ -569,3 +569,23 @@ def test_prepare_in_check_mode_before_the_directories_exist(make_host, paths, ba
     found = predicted['certificates'][0]
     assert predicted['changed'] and not found['certificate_parsed'] and not found['key_exists']
     assert not os.path.exists(str(missing))
+
+
+def test_prepare_names_every_refused_file_and_still_keeps_the_modes_of_the_others(make_host, paths, backend):
+    """A link at one certificate's path and a FIFO at another's key: the host fails once, naming both; the healthy
+    pair between them still gets its mode back."""
+    deployed_pair(paths)
+    os.chmod(paths.key, 0o644)
+    link = str(paths.directory / 'linked.crt')
+    os.symlink(paths.cert, link)
+    fifo = str(paths.directory / 'fifo.key')
+    os.mkfifo(fifo, 0o600)
+    shutil.copyfile(paths.cert, str(paths.directory / 'fifo.crt'))
+    entries = [prepare_entry(paths, key_path=str(paths.directory / 'other.key'), certificate_path=link),
+               prepare_entry(paths),
+               prepare_entry(paths, key_path=fifo, certificate_path=str(paths.directory / 'fifo.crt'))]
+    with pytest.raises(KsefError) as refused:
+        run(make_host, 'prepare', certificates=entries)
+    message = str(refused.value)
+    assert (link + ' is a symbolic link') in message and (fifo + ' is a FIFO') in message
+    assert mode_of(paths.key) == 0o600
