@@ -133,6 +133,8 @@ if [ ${#expected[@]} -eq 0 ]; then
     exit 1
 fi
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+# No worker (and no emulator) without a target to take.
+[ "$jobs" -le ${#expected[@]} ] || jobs=${#expected[@]}
 [ "$jobs" -le ${#expected[@]} ] || jobs=${#expected[@]}
 
 # Each run gets its own directory (queue, and per worker: mirror, emulator, credentials), so that two
