@@ -18,6 +18,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
 
 _DONE = ('enrolled', 'renewed', 'installed')
@@ -82,12 +83,6 @@ def batch(prepared, info, now=None):
     return dict(counts, hosts=hosts)
 
 
-def _revoked_by_default(item):
-    """Whether ksef_certificate revokes the superseded certificate (null: by type, Authentication only)."""
-    value = item.get('revoke_superseded')
-    return item['type'] == 'authentication' if value is None else bool(value)
-
-
 def _superseded(entries):
     return [{'serial_number': entry.get('serial_number') or '', 'valid_to': entry.get('valid_to') or '',
              'revoked': bool(entry.get('revoked'))} for entry in entries or []]
@@ -112,7 +107,7 @@ def _host_line(item, entry, issued, enrolled, check_mode):
         line['serial_number'], line['valid_to'] = '', ''
         if line['action'] == 'renewed':
             line['superseded'] = [{'serial_number': previous, 'valid_to': entry['valid_to'],
-                                   'revoked': _revoked_by_default(item)}]
+                                   'revoked': _rules.revoke_superseded(item['type'], item.get('revoke_superseded'))}]
         return line
     result = issued.get(item['id'])
     if not result or not result.get('certificate_pem'):
