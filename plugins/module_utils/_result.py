@@ -11,7 +11,7 @@ from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, format_datetime
 
 DIFF_CERTIFICATE_KEYS = ('serial_number', 'status', 'valid_to', 'public_key_sha256')
 
@@ -68,15 +68,23 @@ def superseded_entries(plan, view=None, check_mode=False):
     """Each superseded serial with its validity end (as KSeF listed it) and whether this run revoked it (in check
     mode: would revoke it). A superseded Offline certificate stays active by default (revoke_superseded)."""
     entries = []
-    for serial in plan.superseded:
+    for serial in list(plan.superseded) + list(plan.decision.kept_predecessors):
         record = view.by_serial(serial) if view is not None else None
         revoked = serial in plan.revoked or serial in plan.already_revoked or (
-            check_mode and plan.decl.revoke_superseded and serial != plan.issued_serial
+            check_mode and plan.decl.revoke_superseded and serial in plan.superseded and serial != plan.issued_serial
             and serial not in plan.superseded_login)
         entries.append({'serial_number': serial, 'type': plan.decl.type,
                         'valid_to': record.module_fields().get('valid_to') if record is not None else None,
                         'revoked': bool(revoked)})
     return entries
+
+
+def hold_summary(plan):
+    """A due enrollment the run held (_rolling.py): deferred or blocked, why, and the dates; None otherwise."""
+    if plan.held is None:
+        return None
+    return {'state': plan.held, 'reason': plan.hold_reason, 'outage_at': format_datetime(plan.outage_at),
+            'retry_at': format_datetime(plan.retry_at), 'message': plan.hold_note}
 
 
 def plan_result(plan, now, view=None, check_mode=False):
@@ -97,6 +105,7 @@ def plan_result(plan, now, view=None, check_mode=False):
         'already_revoked': list(plan.already_revoked),
         'superseded_login': list(plan.superseded_login),
         'proof': plan.proof.summary() if plan.proof is not None else None,
+        'hold': hold_summary(plan),
         'private_key_path': decl.private_key_path,
         'certificate_path': decl.certificate_path,
         'pkcs12_path': decl.pkcs12_path,
@@ -159,6 +168,7 @@ def build_result(plans, single, now, diff=False, view=None, check_mode=False):
             'already_revoked': entry['already_revoked'],
             'superseded_login': entry['superseded_login'],
             'backup_files': entry['backup_files'],
+            'hold': entry['hold'],
             'certificates': results,
         }
         if 'certificate_pem' in entry:

@@ -22,6 +22,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
 
 _DONE = ('enrolled', 'renewed', 'installed')
+# A due renewal that ksef_certificate held within KSeF's limits (its `hold`): the certificate in use stays.
+_HELD = ('deferred', 'blocked')
 
 
 def _ids_by_host(prepared, location):
@@ -110,8 +112,14 @@ def _host_line(item, entry, issued, enrolled, check_mode):
                                    'revoked': _rules.revoke_superseded(item['type'], item.get('revoke_superseded'))}]
         return line
     result = issued.get(item['id'])
+    hold = (result or {}).get('hold')
+    if hold and hold.get('state') in _HELD and hold.get('outage_at'):
+        # Held while its certificate still works: not a failure; the .next key and CSR wait for the run that sends it.
+        line.update(action=hold['state'], reason='%s; %s' % (entry['reason'], hold.get('message') or hold['state']),
+                    outage_at=hold['outage_at'], retry_at=hold.get('retry_at') or '')
+        return line
     if not result or not result.get('certificate_pem'):
-        why = (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
+        why = (hold or {}).get('message') or (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
         line['failure'] = ('KSeF returned no certificate for %s (%s): %s; rerun to resume, the key %s is kept'
                            % (item['name'], item['type'], why, item['next_key_path']))
         line['action'] = 'failed'
@@ -144,7 +152,11 @@ def _controller_line(item, result, shared, check_mode):
     certificate = result.get('certificate') or {}
     superseded = _superseded(result.get('superseded'))
     action = result.get('action') or 'unknown'
-    line.update(action='unchanged' if action == 'none' else action, reason=result.get('reason') or '',
+    hold = result.get('hold') or {}
+    if action in _HELD:
+        line.update(outage_at=hold.get('outage_at') or '', retry_at=hold.get('retry_at') or '')
+    line.update(action='unchanged' if action == 'none' else action,
+                reason='; '.join(text for text in (result.get('reason'), hold.get('message')) if text),
                 serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
                 superseded=superseded,
                 previous_serial_number=superseded[0]['serial_number'] if superseded else certificate.get('serial_number', ''))
@@ -157,6 +169,12 @@ def _sentence(host, item, line, check_mode):
     because = ', because %s' % reason if reason else ''
     if action == 'failed':
         return '%s: FAILED: %s' % (where, line['failure'])
+    if action in _HELD:
+        text = '%s: %s, serial %s stays in use (valid until %s): %s' % (
+            where, action, line['serial_number'] or '-', line['valid_to'] or '-', reason)
+        if item['key_location'] == 'host':
+            text += '; the new key %s is kept for that run' % item['next_key_path']
+        return text
     if check_mode and action in _DONE:
         if action == 'renewed':
             what = 'would renew serial %s with a new key and certificate' % line['previous_serial_number']
@@ -190,10 +208,14 @@ def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, 
             line = _host_line(item, plan[item['id']], issued, enrolled, check_mode)
         else:
             line = _controller_line(item, shared_results.get(item['id']), shared, check_mode)
+        line.setdefault('outage_at', '')
+        line.setdefault('retry_at', '')
         line.update(name=item['name'], type=item['type'], key_location=item['key_location'],
                     key_path=item['key_path'], certificate_path=item['certificate_path'],
                     pkcs12_path=item['pkcs12_path'] if item['pkcs12'] else '',
-                    changed=line['action'] in _DONE, failed=line['action'] == 'failed', check_mode=bool(check_mode))
+                    # revoked: a predecessor an earlier run kept, revoked once its successor proved itself
+                    changed=line['action'] in _DONE + ('revoked',), failed=line['action'] == 'failed',
+                    check_mode=bool(check_mode))
         line['message'] = _sentence(host or item['host'], item, line, check_mode)
         lines.append(line)
     return lines
