@@ -16,16 +16,16 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.ksef.certificates.plugins.module_utils._enroll import QUOTA_CERTIFICATES, QUOTA_ENROLLMENTS
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import QUOTA_CERTIFICATES, QUOTA_ENROLLMENTS
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     DEFAULT_RENEW_BEFORE_DAYS,
     expired,
     format_datetime,
     parse_datetime,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._waves import Due, Renewal, WavePlan, forecast, plan_waves
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.waves import Due, Renewal, WavePlan, forecast, plan_waves
 
 # The window of KSeF's hourly rate limits: enrollments the hour's call budget leaves out can go one hour later.
 BUDGET_WINDOW = datetime.timedelta(hours=1)
