@@ -22,7 +22,8 @@ __metaclass__ = type
 import datetime
 import time
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import (
     budget_summary,

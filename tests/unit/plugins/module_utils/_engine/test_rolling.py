@@ -10,7 +10,7 @@ import datetime
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._rolling import slots_freed
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import slots_freed
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (  # pylint: disable=unused-import
     FakeKsef,
     Run,
