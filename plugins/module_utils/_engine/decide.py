@@ -192,12 +192,10 @@ def decide_present(decision, view, local_files, now):
     actives = [record for record in candidates if record.active]
     fingerprint = decl.declared_public_key_sha256
     known = known_current(decl, view)
-    ours = []
-    if known is not None:
-        ours = [known]
-    elif fingerprint is not None:
-        ours = [(record, view.retrieved[record.serial_number]) for record in candidates
-                if view.public_key_sha256(record.serial_number) == fingerprint]
+    # The declared key's certificates: the one local files prove, else those KSeF holds for the key (none without one).
+    ours = [known] if known is not None else [
+        (record, view.retrieved[record.serial_number]) for record in candidates
+        if fingerprint is not None and view.public_key_sha256(record.serial_number) == fingerprint]
     current = pick_current(ours)
     if current is not None:
         decision.current_item, decision.current_certificate = current

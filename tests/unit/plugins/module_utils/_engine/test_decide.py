@@ -342,6 +342,20 @@ def test_renew_before_days_at_or_above_the_lifetime_warns_that_every_run_renews(
 
 # -- what the mutation run of _decide.py showed untested ---------------------------------------------
 
+def test_the_lifetime_ksef_lists_wins_over_the_local_certificate_for_the_every_run_warning():
+    """KSeF can shorten a certificate: its validFrom..validTo (21 days here) is the lifetime that counts, not the
+    701 days of the local file."""
+    plan = decide(declaration(local=MINE, renew_before_days=30), view((record(1, days=20), None)), Files(), NOW)
+    assert [warning for warning in plan.warnings if 'at or above its lifetime of 21 days' in warning]
+
+
+def test_without_a_key_nothing_in_ksef_is_the_declared_certificate():
+    """No key yet (a missing key replaced): no certificate KSeF holds is ours, even one whose key was not read."""
+    plan = decide(declaration(key=None, replace_missing_key=True), view((record(1), None), (record(3), OTHERS)), Files(), NOW)
+    assert plan.current_item is None and plan.action == 'enrolled' and plan.key_plan == 'generate_in_place'
+
+
+
 def test_candidates_are_the_exact_name_and_type_newest_request_first():
     ksef = view((record(1, requested_days_ago=5), None), (record(2, requested_days_ago=1), None),
                 (record(3, requested_days_ago=3), None), (record(4, name='erp-auth-2'), None),
