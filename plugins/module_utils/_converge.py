@@ -231,9 +231,7 @@ class Converger:
         frees = [slots_freed(plan, self.enroller.keeps_login) for plan in order]
         if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
-            ensure = getattr(self.api, 'ensure_rate_limits', None)
-            if ensure is not None:
-                ensure()
+            self.api.ensure_rate_limits()
         if enrolling:
             self.rolling.read_limits()      # GET /certificates/limits once: the waves the enrollments need
 
@@ -246,8 +244,7 @@ class Converger:
         while not plan['fits_hour'] and count > 1:
             count -= 1
             plan = cost(count)
-        pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
-        self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
+        self.budget = budget_summary(plan, self.api.limits_source())
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
                                               % (len(enrolling), absent + sum(frees))))

@@ -50,7 +50,7 @@ class Enroller:
     def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep, login=None):
         self.module = module
         self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
-        self.prove_login = _proof.login_prover(api)  # signer -> None: a login with a successor's pair
+        self.prove_login = api.prove_login  # signer -> None: a login with a successor's pair
         self.check_mode = module.check_mode
         self.api = api
         self.view = view                   # _decide.KsefView, extended with what this run learns

@@ -108,10 +108,7 @@ class EnrollmentScheduler:
     # -- one decision --------------------------------------------------------------------------
 
     def seconds_until_slot(self, endpoint):
-        probe = getattr(self.api, 'seconds_until_slot', None)
-        if probe is None:
-            return 0.0
-        return probe(*endpoint)
+        return self.api.seconds_until_slot(*endpoint)
 
     def _waiting(self, plans):
         """Enrollments being waited for: sent (or resumed), not issued, and not yet looked at after their deadline."""
