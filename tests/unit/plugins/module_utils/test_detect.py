@@ -26,8 +26,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pending import 
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_api import make_api
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_enroll import Module, PagedKsef
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_enroll import Module
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     ENROLLMENT_DATA,
     START,
     FakeClock,
@@ -178,8 +178,7 @@ def test_nothing_to_look_for_costs_no_call(tmp_path):
 # -- several plans, pages ------------------------------------------------------------------------
 
 def test_several_plans_are_found_in_one_page_each_with_its_own_certificate(tmp_path):
-    ksef = PagedKsef(FakeClock())
-    ksef.page_size = 50
+    ksef = FakeKsef(FakeClock(), page_size=50)
     plans = [_plan(tmp_path, name) for name in ('fleet-a', 'fleet-b', 'fleet-c')]
     serial_c = _issue(ksef, 'fleet-c', START + MINUTE)
     _issue(ksef, 'fleet-x', START + 2 * MINUTE)
@@ -196,7 +195,7 @@ def test_several_plans_are_found_in_one_page_each_with_its_own_certificate(tmp_p
 
 
 def test_paging_stops_at_max_pages(tmp_path):
-    ksef = PagedKsef(FakeClock())      # 2 certificates a page
+    ksef = FakeKsef(FakeClock(), page_size=2)
     plan = _plan(tmp_path, 'fleet-a')
     own = _issue(ksef, 'fleet-a', START + MINUTE)
     for index in range(4):             # listed by the name filter 'fleet-a', requested after it: pages 1 and 2
@@ -209,7 +208,7 @@ def test_paging_stops_at_max_pages(tmp_path):
 
 
 def test_paging_stops_when_every_plan_is_found(tmp_path):
-    ksef = PagedKsef(FakeClock())
+    ksef = FakeKsef(FakeClock(), page_size=2)
     plans = [_plan(tmp_path, 'fleet-a'), _plan(tmp_path, 'fleet-b')]
     for index in range(6):             # requested after the intents too, so only the finds end the round
         _issue(ksef, 'fleet-x%d' % index, START + datetime.timedelta(seconds=index + 1))
@@ -220,7 +219,7 @@ def test_paging_stops_when_every_plan_is_found(tmp_path):
 
 
 def test_paging_stops_at_a_page_reaching_before_the_oldest_intent(tmp_path):
-    ksef = PagedKsef(FakeClock())
+    ksef = FakeKsef(FakeClock(), page_size=2)
     early = _plan(tmp_path, 'fleet-a', intent=START)
     late = _plan(tmp_path, 'fleet-b', intent=START + datetime.timedelta(hours=1))
     for index in range(6):             # a day old

@@ -23,7 +23,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._install import 
 from ansible_collections.ksef.certificates.plugins.module_utils._pending import PendingStore
 from ansible_collections.ksef.certificates.plugins.module_utils._records import EnrollmentStatus
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     ENROLLMENT_DATA,
     FakeClock,
     FakeKsef,
@@ -132,19 +132,6 @@ def test_revoke_sorts_revoked_from_unknown(setup):
 
 # -- detection by query pages ---------------------------------------------------------------------
 
-class PagedKsef(FakeKsef):
-    """FakeKsef answering POST /certificates/query page by page (`page_size` items), one recorded call a page."""
-
-    page_size = 2
-
-    def query_pages(self, name=None, certificate_type=None):
-        items = FakeKsef.query(self, name=name, certificate_type=certificate_type)
-        self.calls.pop()   # FakeKsef.query recorded one call for the whole answer: count pages instead
-        for start in range(0, max(len(items), 1), self.page_size):
-            self.record('query', name_filter=name, certificate_type=certificate_type)
-            yield items[start:start + self.page_size]
-
-
 def _plans(tmp_path, module, names):
     plans = []
     for name in names:
@@ -162,7 +149,7 @@ def _plans(tmp_path, module, names):
 @pytest.fixture
 def fleet(tmp_path):
     clock = FakeClock()
-    ksef = PagedKsef(clock, processing_seconds=5)
+    ksef = FakeKsef(clock, processing_seconds=5, page_size=2)
     module = Module()
     enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
