@@ -209,11 +209,12 @@ class FakeKsef(CertificateRecords):
         return {'other': {'perSecond': limits[1], 'perMinute': limits[60], 'perHour': limits[3600]}}
 
     def _rate_limit(self, call):
-        if self.pacing_client is None:
-            return
         endpoint = ENDPOINTS[call]
-        self.pacing_client.request(endpoint.method, endpoint.route,
-                                   path_params={'referenceNumber': 'R', 'certificateSerialNumber': 'S'})
+        if self.pacing_client is not None:
+            self.pacing_client.request(endpoint.method, endpoint.route,
+                                       path_params={'referenceNumber': 'R', 'certificateSerialNumber': 'S'})
+        if not self.server_limits:
+            return
         now = self.clock.monotonic()
         hits = self.hits.setdefault(call, [])
         for window, limit in self.server_limits.items():

@@ -189,6 +189,22 @@ def test_ensure_rate_limits_reads_once_and_paces_to_them():
     assert api.client.pacer.limits_source == 'GET /rate-limits'
 
 
+def test_the_run_reads_its_limits_and_call_counts_from_the_gateway():
+    limits = {'other': {'perSecond': 5, 'perMinute': 12, 'perHour': 120}}
+    script = HttpScript([
+        Exchange('GET', '/certificates/limits', token=TOKEN, reply={'canRequest': True}),
+        Exchange('GET', '/rate-limits', token=TOKEN, reply=limits),
+    ])
+    api = make_api(script)
+    assert api.limits_for(_api.ENROLL) == {1: 10, 60: 30, 3600: 120} and api.limits_source() == 'published'
+    assert api.limits_for(str(_api.AUTH_CHALLENGE)) == {1: 60}, 'the auth/public group has limits of its own'
+    api.limits()
+    api.ensure_rate_limits()
+    script.verify()
+    assert api.limits_for(str(_api.ENROLL)) == {1: 5, 60: 12, 3600: 120} and api.limits_source() == 'GET /rate-limits'
+    assert api.calls_by_endpoint() == {'GET /certificates/limits': 1, 'GET /rate-limits': 1}
+
+
 def test_ensure_rate_limits_refused_keeps_the_published_limits_and_warns():
     warnings = []
     script = HttpScript([Exchange('GET', '/rate-limits', status=403, reply={'title': 'Forbidden', 'status': 403})])
