@@ -350,7 +350,7 @@ class FakeKsef(CertificateRecords):
         offset = 0
         while True:
             # Each page is a request of its own, answered from what KSeF holds when it arrives.
-            self.record('query', name_filter=name, certificate_type=certificate_type, status=status,
+            self.record('query', name=name, certificate_type=certificate_type, status=status,
                         serial_number=serial_number, expires_after=expires_after)
             found = [c for c in self.certificates
                      if (name is None or name in c['name']) and

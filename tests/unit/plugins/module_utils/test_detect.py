@@ -105,7 +105,7 @@ def test_only_the_exact_name_and_type_match_and_a_set_aside_serial_never_does(tm
     assert (other_type.issued_serial, other_type.detected_by_query, other_type.status_code) == (None, False, 100)
     assert [record.serial_number for record in view.records] == [own], 'only the match joins the view'
     # Two types waited for: no type filter; the names' common prefix as KSeF's contains-filter.
-    assert ksef.calls[0][1]['name_filter'] == 'erp-' and ksef.calls[0][1]['certificate_type'] is None
+    assert ksef.calls[0][1]['name'] == 'erp-' and ksef.calls[0][1]['certificate_type'] is None
 
 
 def test_a_certificate_known_before_the_post_is_not_the_enrollments(tmp_path):
@@ -139,7 +139,7 @@ def test_a_certificate_requested_before_the_intent_minus_the_slack_is_not_the_en
     at_the_edge = _issue(ksef, 'erp-auth', START - SLACK)
     assert detect_issued(ksef, KsefView(), [plan], [plan], max_pages=5) == [plan]
     assert plan.issued_serial == at_the_edge
-    assert (ksef.calls[-1][1]['name_filter'], ksef.calls[-1][1]['certificate_type']) == ('erp-auth', 'authentication')
+    assert (ksef.calls[-1][1]['name'], ksef.calls[-1][1]['certificate_type']) == ('erp-auth', 'authentication')
 
 
 def test_each_plan_is_matched_by_its_own_intent_time(tmp_path):
@@ -189,7 +189,7 @@ def test_several_plans_are_found_in_one_page_each_with_its_own_certificate(tmp_p
     assert found == [plans[1], plans[0], plans[2]], 'in the order the page lists them, newest first'
     assert [plan.issued_serial for plan in plans] == [serial_a, serial_b, serial_c]
     assert all(plan.detected_by_query and plan.status_code == 200 for plan in plans)
-    assert ksef.names() == ['query'] and ksef.calls[0][1]['name_filter'] == 'fleet-'
+    assert ksef.names() == ['query'] and ksef.calls[0][1]['name'] == 'fleet-'
     assert ksef.calls[0][1]['certificate_type'] == 'authentication', 'one type waited for: filtered by it'
     assert sorted(record.serial_number for record in view.records) == sorted([serial_a, serial_b, serial_c])
 

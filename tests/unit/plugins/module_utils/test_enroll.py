@@ -168,7 +168,7 @@ def test_detect_finds_issued_enrollments_on_the_newest_page_without_status_calls
     del ksef.calls[:]
     assert enroller.detect(plans, max_pages=5) == plans
     # The two newest certificates are the two enrolled: one page of 2, no status call, the names' common prefix
-    assert ksef.names() == ['query'] and ksef.calls[0][1]['name_filter'] == 'fleet-'
+    assert ksef.names() == ['query'] and ksef.calls[0][1]['name'] == 'fleet-'
     assert all(plan.detected_by_query and plan.status_code == 200 for plan in plans)
     enroller.finish()
     assert all(plan.finished for plan in plans)
