@@ -206,21 +206,3 @@ class HttpScript:
         """Fail when a request did not match or scripted exchanges were left unused."""
         assert not self.failures, 'HTTP script failures: %s' % self.failures
         assert not self.remaining, 'scripted exchanges not used: %r' % self.remaining
-
-
-class FakeClock:
-    """Monotonic clock plus sleep for pacing/polling tests: sleeping advances time instantly."""
-
-    def __init__(self, start=1000.0):
-        self.now = start
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def advance(self, seconds):
-        self.now += seconds

@@ -32,11 +32,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefTransportError,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
-    Exchange,
-    FakeClock,
-    HttpScript,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 TOKEN = 'ACCESS'
 SERIALS = ['%016X' % i for i in range(1, 24)]

@@ -23,11 +23,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._http_answers im
     parse_retry_after,
     sanitize_excerpt,
 )
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
-    Exchange,
-    FakeClock,
-    HttpScript,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 BASE = 'https://ksef.invalid/v2'
 
@@ -256,7 +253,7 @@ def test_seconds_until_slot_matches_pacing_at_the_window_edge():
 
 def test_refused_and_failed_calls_count_against_the_window():
     """KSeF does not count a refused call; the client does (over-counting only costs waiting)."""
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     script = HttpScript([
         Exchange('GET', '/certificates/limits', status=429, reply_headers={'Retry-After': '1'}),
         Exchange('GET', '/certificates/limits', exc=requests.exceptions.ConnectionError('reset')),
