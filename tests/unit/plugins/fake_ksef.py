@@ -556,6 +556,11 @@ def snapshot(directory):
     return files
 
 
+def mode(path):
+    """The permission bits of a file."""
+    return stat.S_IMODE(os.stat(str(path)).st_mode)
+
+
 def cert_of(path):
     with open(str(path), 'rb') as handle:
         return x509.load_pem_x509_certificate(handle.read())

@@ -10,7 +10,6 @@ import datetime
 import fcntl
 import json
 import os
-import stat
 
 import pytest
 
@@ -36,6 +35,7 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     cert_of,
     existing_pair,
     ksef_time,
+    mode,
     query_exchange,
     rate_limits_exchange,
     single,
@@ -51,10 +51,6 @@ def serials(superseded):
 def returned_time(value):
     """The one form the modules return date-times in: UTC, whole seconds, '+00:00'."""
     return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S') + '+00:00'
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(str(path)).st_mode)
 
 
 def key_fingerprint(path, passphrase=None):

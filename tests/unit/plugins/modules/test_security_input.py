@@ -10,7 +10,6 @@ __metaclass__ = type
 import base64
 import os
 import shutil
-import stat
 import subprocess
 
 import pytest
@@ -33,6 +32,7 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     FakeClock,
     FakeKsef,
     existing_pair,
+    mode,
     query_exchange,
     rate_limits_exchange,
     single,
@@ -52,10 +52,6 @@ class _Token:
     @staticmethod
     def access_token():
         return ACCESS_TOKEN
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(str(path)).st_mode)
 
 
 # ---------------------------------------------------------------------------------------------
