@@ -31,7 +31,7 @@ from cryptography.x509.oid import NameOID
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _api, _crypto, _rules
-from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._pacing import OTHER_LIMITS

@@ -17,7 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import converge as _converge
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,

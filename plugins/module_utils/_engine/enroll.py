@@ -15,20 +15,21 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import (
     INTENT_CLOCK_SLACK,
     known_before_post,
     wait_deadline,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._detect import detect_issued, release_foreign_match
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
     KsefTransportError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import format_time, intent_record
-from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import format_time, intent_record
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 
 # A lost enrollment answer is reconciled by querying for the certificate: first after 5 s, then twice as
 # long each time up to 60 s, so that a lost answer costs a handful of query calls of the 120 an hour,
