@@ -189,7 +189,7 @@ def test_filters_combine():
 
 def test_limits_are_returned_in_snake_case():
     api = fake_ksef([], limits={'canRequest': True, 'enrollment': {'remaining': 298, 'limit': 300},
-                                  'certificate': {'remaining': 5, 'limit': 6}})
+                                'certificate': {'remaining': 5, 'limit': 6}})
     result = info.gather_info(api, params(include_limits=True), NOW)
     assert result['limits'] == {'can_request': True, 'enrollment': {'remaining': 298, 'limit': 300},
                                 'certificate': {'remaining': 5, 'limit': 6}}
@@ -198,8 +198,8 @@ def test_limits_are_returned_in_snake_case():
 
 def test_enrollment_data_keeps_values_verbatim_and_every_key():
     api = fake_ksef([], enrollment_data={'commonName': 'Zażółć Gęślą', 'countryName': 'PL',
-                                           'givenName': 'Zażółć', 'surname': 'Gęślą',
-                                           'serialNumber': 'PNOPL-02070803628', 'organizationName': None})
+                                         'givenName': 'Zażółć', 'surname': 'Gęślą',
+                                         'serialNumber': 'PNOPL-02070803628', 'organizationName': None})
     result = info.gather_info(api, params(include_enrollment_data=True), NOW)
     assert result['enrollment_data'] == {
         'common_name': 'Zażółć Gęślą', 'country_name': 'PL', 'given_name': 'Zażółć', 'surname': 'Gęślą',
