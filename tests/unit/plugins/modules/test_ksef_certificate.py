@@ -517,13 +517,8 @@ def test_absent_revokes_then_is_unchanged(run, ksef, tmp_path):
 
 def test_absent_serial_unknown_to_ksef_on_revoke_is_not_reported_as_revoked(run, ksef, tmp_path):
     args, serial, dummy = _enrolled(run, ksef, tmp_path)
-
-    def unknown(serial_number, reason=None):
-        ksef.record('revoke', serial=serial_number, reason=reason)
-        raise KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 400,
-                           errors=[{'code': 25008, 'description': 'Certificate not found'}])
-
-    ksef.revoke = unknown
+    ksef.revoke_errors[serial] = KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 400,
+                                              errors=[{'code': 25008, 'description': 'Certificate not found'}])
     result = run(dict(args, state='absent'))
     assert result['revoked'] == [] and result['already_revoked'] == [serial]
     assert result['certificates'][0]['already_revoked'] == [serial]
@@ -535,13 +530,7 @@ def test_superseded_certificate_no_longer_active_when_revoked_is_reported_as_rev
     # own revoke whose answer was lost and which the client repeated).
     args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
     ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
-    original = ksef.revoke
-
-    def revoked_first_by_someone_else(serial_number, reason=None):
-        ksef.by_serial(serial_number)['status'] = 'Revoked'
-        return original(serial_number, reason)   # False: KSeF answers 25009
-
-    ksef.revoke = revoked_first_by_someone_else
+    ksef.revoked_elsewhere.add(old_serial)      # revoked first by someone else: KSeF answers 25009
     result = run(args)
     assert result['action'] == 'renewed' and result['changed'] is True
     assert serials(result['superseded']) == [old_serial]
