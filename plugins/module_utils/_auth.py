@@ -193,7 +193,7 @@ class KsefAuthenticator:
         if not self._opened:
             return
         self._opened = False
-        if getattr(self.client, 'unreachable', False):
+        if self.client.unreachable:
             # KSeF did not answer a request of this run: ending the session would only wait for it again.
             self.client.warn('the KSeF session (reference number %s) was not ended because KSeF did not answer; '
                              'it ends by itself when its access token expires' % self.reference_number)

@@ -57,8 +57,9 @@ def test_no_class_over_300_lines():
     assert not too_long, too_long
 
 
-# getattr(api, ...), hasattr(self.api, ...), getattr(getattr(api, 'client'), ...): a probe of the gateway object.
-API_PROBE = re.compile(r'\b(getattr|hasattr)\(\s*(getattr\(\s*)?(self\.)?_?(api|ksef|gateway)\b')
+# getattr(api, ...), hasattr(self.api, ...), getattr(getattr(api, 'client'), ...), getattr(self.client, ...): a probe
+# of the gateway object or of its HTTP client.
+API_PROBE = re.compile(r'\b(getattr|hasattr)\(\s*(getattr\(\s*)?(self\.)?_?(api|ksef|gateway|client)\b')
 
 
 def api_probes(text):
@@ -69,6 +70,7 @@ def test_the_probe_pattern_finds_what_issue_22_removed():
     assert api_probes("limits_for = getattr(getattr(api, 'client', None), 'limits_for', None)")
     assert api_probes("    if hasattr(api, 'prove_login'):")
     assert api_probes("probe = getattr(self.api, 'seconds_until_slot', None)")
+    assert api_probes("        if getattr(self.client, 'unreachable', False):")
     assert not api_probes("value = getattr(cert, 'not_valid_before_utc', None)")
     assert not api_probes("limits = api.limits_for(endpoint)")
 
