@@ -34,7 +34,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _api, _cr
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
-from ansible_collections.ksef.certificates.plugins.module_utils._pacing import OTHER_LIMITS
+from ansible_collections.ksef.certificates.plugins.module_utils._pacing import AUTH_PUBLIC_LIMITS, OTHER_LIMITS
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate
 from ansible_collections.ksef.certificates.tests.unit.conftest import module_args
@@ -229,7 +229,7 @@ class FakeKsef(CertificateRecords):
     def limits_for(self, endpoint):
         if self.pacing_client is not None:
             return self.pacing_client.limits_for(*str(endpoint).split(' ', 1))
-        return dict(OTHER_LIMITS)
+        return dict(AUTH_PUBLIC_LIMITS if str(endpoint) in _api.AUTH_PUBLIC_ENDPOINTS else OTHER_LIMITS)
 
     def limits_source(self):
         if self.pacing_client is not None:

@@ -51,6 +51,7 @@ def test_query_filters_like_ksef_and_pages_newest_first(ksef, clock):
 
 def test_limits_and_calls_are_counted_per_endpoint_of_a_run(ksef):
     assert ksef.limits_for('POST /certificates/enrollments') == {1: 10, 60: 30, 3600: 120}
+    assert ksef.limits_for('POST /auth/challenge') == {1: 60}
     assert ksef.limits_source() == 'published' and ksef.seconds_until_slot('POST', '/certificates/enrollments') == 0.0
     ksef.ensure_rate_limits()
     ksef.ensure_rate_limits()
