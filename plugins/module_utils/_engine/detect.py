@@ -16,7 +16,7 @@ __metaclass__ = type
 import datetime
 import os
 
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import INTENT_CLOCK_SLACK, known_before_post
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, known_before_post
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)

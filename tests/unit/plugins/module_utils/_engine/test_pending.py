@@ -12,7 +12,7 @@ import os
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import ControllerLock, LockSet
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import ControllerLock, LockSet
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import FakeClock
 
 

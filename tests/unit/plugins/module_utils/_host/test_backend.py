@@ -9,7 +9,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_backend
+from ansible_collections.ksef.certificates.plugins.module_utils._host import backend as _host_backend
 
 UTC = datetime.timezone.utc
 

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _deploy_checks
+from ansible_collections.ksef.certificates.plugins.module_utils._host import checks as _deploy_checks
 
 
 @pytest.mark.parametrize('value, problem', [

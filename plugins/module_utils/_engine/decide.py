@@ -19,7 +19,7 @@ import datetime
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import INTENT_BLOCK_SECONDS
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import INTENT_BLOCK_SECONDS
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import expired, parse_datetime, renewal_due, renews_every_run
 
 # Controller and KSeF clocks may differ: look this far before the recorded intent time.

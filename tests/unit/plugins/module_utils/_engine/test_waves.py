@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.ksef.certificates.plugins.module_utils._waves import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.waves import (
     Due,
     Renewal,
     expiry_order,

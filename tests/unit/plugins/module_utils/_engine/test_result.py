@@ -8,12 +8,12 @@ import datetime
 import re
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision
-from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
-from ansible_collections.ksef.certificates.plugins.module_utils._result import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import (
     KsefConvergeError,
     build_result,
     certificate_summary,

@@ -6,8 +6,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _declaration
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import declaration as _declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import (
     PER_CERTIFICATE_OPTIONS,
     Declaration,
     load_local_material,

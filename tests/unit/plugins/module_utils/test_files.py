@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_files as files
+from ansible_collections.ksef.certificates.plugins.module_utils import _files as files
 
 
 def mode_of(path):

@@ -19,16 +19,17 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import INTENT_CLOCK_SLACK, known_before_post
-from ansible_collections.ksef.certificates.plugins.module_utils._detect import detect_issued, release_foreign_match
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, known_before_post
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
     KsefTransportError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import format_time, intent_record
-from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import format_time, intent_record
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 
 QUOTA_ENROLLMENTS = 25006
 QUOTA_CERTIFICATES = 25007

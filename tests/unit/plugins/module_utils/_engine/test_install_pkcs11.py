@@ -9,20 +9,20 @@ import pytest
 from cryptography import x509
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _der
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision
-from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import (
     Declaration,
     load_local_material,
     validate_declaration,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
     softhsm,  # noqa: F401 - the fixture
 )
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_install import FileModule
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')
 _pkcs11_keystore = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11_keystore')

@@ -12,21 +12,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision, KsefView
-from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
-from ansible_collections.ksef.certificates.plugins.module_utils._detect import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision, KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.detect import (
     detect_issued,
     release_foreign_match,
     requested_after,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._enroll import Enroller
-from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import PendingStore, format_time, intent_record
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import Enroller
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import PendingStore, format_time, intent_record
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_api import make_api
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_enroll import Module, PagedKsef
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_enroll import Module, PagedKsef
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
     ENROLLMENT_DATA,
     START,

@@ -6,7 +6,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils._budget import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import (
     ENROLL,
     ENROLLMENT_DATA,
     LIMITS,

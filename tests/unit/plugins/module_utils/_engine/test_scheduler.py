@@ -8,7 +8,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefTransportError
-from ansible_collections.ksef.certificates.plugins.module_utils._scheduler import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.scheduler import (
     ENROLL_ENDPOINT,
     INITIAL_ISSUE_DELAY,
     STATUS_AFTER_SECONDS,

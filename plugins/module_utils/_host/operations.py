@@ -15,8 +15,8 @@ import datetime
 import hashlib
 import os
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_files as files
-from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks import (
+from ansible_collections.ksef.certificates.plugins.module_utils import _files as files
+from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import (
     CONTROL_CHARACTERS,
     OPENSSL_PASSPHRASE_MAX_BYTES,
     enrollment_data_problems,
@@ -24,7 +24,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks i
     text_problem,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import select_backend
+from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import select_backend
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, renewal_due
 

@@ -10,11 +10,11 @@ import stat
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision
-from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer, LocalFiles
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer, LocalFiles
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_key, make_seal_certificate
 
 

@@ -17,7 +17,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _pkcs11, _pkcs11_keystore
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import default_state_path
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import default_state_path
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     CERTIFICATE_TYPES as CERTIFICATE_TYPE_CHOICES,
     certificate_name_problem,

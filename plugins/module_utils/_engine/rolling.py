@@ -16,15 +16,15 @@ __metaclass__ = type
 
 import datetime
 
-from ansible_collections.ksef.certificates.plugins.module_utils._enroll import QUOTA_CERTIFICATES, QUOTA_ENROLLMENTS
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import QUOTA_CERTIFICATES, QUOTA_ENROLLMENTS
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     DEFAULT_RENEW_BEFORE_DAYS,
     expired,
     format_datetime,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._waves import Due, Renewal, WavePlan, forecast, plan_waves
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.waves import Due, Renewal, WavePlan, forecast, plan_waves
 
 ADVICE = ('raise the subject\'s active-certificate limit (KSeF allows 100 per NIP; more on a justified request), '
           'revoke certificates nobody uses (ksef_certificate_revoke), or let superseded Offline certificates go '

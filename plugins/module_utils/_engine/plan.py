@@ -13,7 +13,7 @@ this run revoked.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision, wait_deadline
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision, wait_deadline
 
 
 class Plan:

@@ -14,16 +14,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import Decision, KsefView
-from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
-from ansible_collections.ksef.certificates.plugins.module_utils._enroll import Enroller
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision, KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import Enroller
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import PendingStore
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import PendingStore
 from ansible_collections.ksef.certificates.plugins.module_utils._records import EnrollmentStatus
-from ansible_collections.ksef.certificates.plugins.module_utils._scheduler import EnrollmentScheduler
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.scheduler import EnrollmentScheduler
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_install import FileModule
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
     ENROLLMENT_DATA,
     FakeClock,

@@ -24,38 +24,38 @@ import time
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA
-from ansible_collections.ksef.certificates.plugins.module_utils._budget import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import (
     budget_summary,
     over_hour_message,
     plan_budget,
     plan_run,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import (
     KsefView,
     decide,
     intent_candidates,
     intent_may_expire,
     wanted_serials,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import (
     load_local_material,
     merge_declarations,
     validate_declaration,
     validate_set,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._enroll import Enroller
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import Enroller
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
-from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import LockSet, PendingStore
-from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-from ansible_collections.ksef.certificates.plugins.module_utils._result import KsefConvergeError, build_result
-from ansible_collections.ksef.certificates.plugins.module_utils._rolling import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import LockSet, PendingStore
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError, build_result
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import (
     RollingRenewal,
     current_validity,
     forecast_quota,
     slots_freed,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._scheduler import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.scheduler import (
     INITIAL_ISSUE_DELAY,
     EnrollmentScheduler,
 )

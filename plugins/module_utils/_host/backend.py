@@ -171,7 +171,7 @@ class OpensslBackend:
     def _run(self, args, data=None, inputs=()):
         """(rc, stdout bytes, stderr text) of openssl with these arguments; data goes to its standard input.
 
-        Each of `inputs` (bytes read by _host_files from a checked regular file) reaches openssl through a
+        Each of `inputs` (bytes read by _files from a checked regular file) reaches openssl through a
         pipe, named in args by its index (an int, replaced by /dev/fd/N): openssl never opens a host path
         itself, so it cannot be led through a link.
         """
@@ -181,7 +181,7 @@ class OpensslBackend:
                 read_end, write_end = os.pipe()
                 fds.append(read_end)
                 try:
-                    view = memoryview(content)  # at most _host_files.MAX_FILE_SIZE: fits the pipe's buffer
+                    view = memoryview(content)  # at most _files.MAX_FILE_SIZE: fits the pipe's buffer
                     while view:
                         view = view[os.write(write_end, view):]
                 finally:

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_files as files
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_operations as operations
-from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks import OPENSSL_PASSPHRASE_MAX_BYTES
+from ansible_collections.ksef.certificates.plugins.module_utils import _files as files
+from ansible_collections.ksef.certificates.plugins.module_utils._host import operations
+from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import OPENSSL_PASSPHRASE_MAX_BYTES
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.modules.ksef_deploy_host import argument_spec

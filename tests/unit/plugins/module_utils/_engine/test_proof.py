@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _proof
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import (
     INTENT_CLOCK_SLACK,
     Decision,
     KsefView,
@@ -24,9 +24,9 @@ from ansible_collections.ksef.certificates.plugins.module_utils._decide import (
     wait_deadline,
     wanted_serials,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._pending import INTENT_BLOCK_SECONDS
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import INTENT_BLOCK_SECONDS
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_key
