@@ -177,28 +177,12 @@ class EnrollmentScheduler:
                 return True, None
             delays.append(retrieve_wait)
         lost = [plan for plan in plans if plan.lost_answer is not None]
-        if lost:
-            due = min(lost, key=self._next_check)
-            if self._next_check(due) <= now:
-                query_wait = self.seconds_until_slot(QUERY_ENDPOINT)
-                if query_wait <= 0:
-                    self._look_for_lost(due)
-                    return True, None
-                delays.append(query_wait)
-            else:
-                delays.append(self._next_check(due) - now)
+        if lost and self._first_due(lost, QUERY_ENDPOINT, self._look_for_lost, now, delays):
+            return True, None
         by_status = [plan for plan in waiting if self._by_status(plan, waiting)]
         by_query = [plan for plan in waiting if not self._by_status(plan, waiting)]
-        if by_status:
-            due = min(by_status, key=self._next_check)
-            if self._next_check(due) <= now:
-                status_wait = self.seconds_until_slot(STATUS_ENDPOINT)
-                if status_wait <= 0:
-                    self._poll(due)
-                    return True, None
-                delays.append(status_wait)
-            else:
-                delays.append(self._next_check(due) - now)
+        if by_status and self._first_due(by_status, STATUS_ENDPOINT, self._poll, now, delays):
+            return True, None
         if by_query:
             round_at = self._round_at(by_query)
             if round_at <= now:
@@ -210,6 +194,19 @@ class EnrollmentScheduler:
             else:
                 delays.append(round_at - now)
         return False, (max(min(delays), 0.0) if delays else None)
+
+    def _first_due(self, plans, endpoint, look, now, delays):
+        """look(plan) for the plan whose look is due first, when its endpoint has a slot (True); else the wait joins delays."""
+        due = min(plans, key=self._next_check)
+        if self._next_check(due) > now:
+            delays.append(self._next_check(due) - now)
+            return False
+        wait = self.seconds_until_slot(endpoint)
+        if wait > 0:
+            delays.append(wait)
+            return False
+        look(due)
+        return True
 
     def _round_at(self, plans):
         """When the next query round goes: when the first plan is due, or up to GROUP_SECONDS later for the
