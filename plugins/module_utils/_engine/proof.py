@@ -31,7 +31,6 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
     HAS_CRYPTOGRAPHY = True
 except ImportError:  # pragma: no cover - ksef_certificate reports the missing library before any proof
     HAS_CRYPTOGRAPHY = False
@@ -39,6 +38,7 @@ except ImportError:  # pragma: no cover - ksef_certificate reports the missing l
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import DEFAULT_CONTEXT_TYPE, base_url
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import certificate_not_before, serial_hex
+from ansible_collections.ksef.certificates.plugins.module_utils._der import signature_value
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import TokenSigner
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR_CODE_II_PSS_SALT_LENGTH, format_datetime
@@ -127,9 +127,7 @@ def verify_qr_signature(certificate, text, signature):
             if len(signature) != 2 * P256_FIELD_BYTES:
                 raise ProofFailed('the ECDSA signature is %d bytes, not the %d of IEEE P1363 r||s on P-256'
                                   % (len(signature), 2 * P256_FIELD_BYTES))
-            der = encode_dss_signature(int.from_bytes(signature[:P256_FIELD_BYTES], 'big'),
-                                       int.from_bytes(signature[P256_FIELD_BYTES:], 'big'))
-            public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(signature_value('ec', signature), data, ec.ECDSA(hashes.SHA256()))
         else:
             raise ProofFailed('the certificate key is neither RSA nor EC')
     except InvalidSignature:

@@ -281,7 +281,7 @@ def test_a_match_with_another_key_is_set_aside_not_installed_and_found_by_refere
     clock = FakeClock()
     ksef = FakeKsef(clock, processing_seconds=5)
     module = Module()
-    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
+    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
     plan = _plan(tmp_path, 'erp-auth', record=False, key_plan='generate_in_place')
     plan.decl.store = PendingStore(module, plan.decl.state_path)

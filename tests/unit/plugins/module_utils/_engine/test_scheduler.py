@@ -33,6 +33,7 @@ class Plan:
         self.last_check = None
         self.misses = 0
         self.by_status = False
+        self.lost_answer = None
 
 
 class Worker:
