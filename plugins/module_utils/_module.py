@@ -69,6 +69,10 @@ class KsefModule:
 
     @property
     def authenticator(self):
+        return self.load_authenticator()
+
+    def load_authenticator(self):
+        """The authenticator, made on first use: the signer material is loaded (and checked) here."""
         if self._authenticator is None:
             options = self.connection_options
             if options.auth is None:
@@ -107,7 +111,7 @@ class KsefModule:
         for warning in self.options.transport_warnings():
             self.module.warn(warning)
         if login:
-            self.authenticator  # pylint: disable=pointless-statement
+            self.load_authenticator()
 
     def close(self):
         """End the session this run opened (unless keep_session); errors become warnings."""
