@@ -75,6 +75,7 @@ def test_unit_tests_mirror_module_utils():
 # Issue 22: the public functions and methods of these module_utils files carry type hints (CONTRIBUTING.md, "Code").
 ANNOTATED = [
     '_errors.py', '_pem.py', '_records.py', '_rules.py',
+    '_http.py', '_http_answers.py', '_pacing.py',
 ]
 
 
