@@ -77,6 +77,8 @@ ANNOTATED = [
     '_errors.py', '_pem.py', '_records.py', '_rules.py',
     '_http.py', '_http_answers.py', '_pacing.py',
     '_files.py', '_connection.py', '_module.py', '_tokens.py', '_login.py',
+    '_auth_method_base.py', '_auth_method_access_token.py', '_auth_method_ksef_token.py', '_auth_method_pkcs11.py',
+    '_auth_method_xades.py', '_auth_methods.py', '_credentials.py',
 ]
 
 
