@@ -79,6 +79,8 @@ ANNOTATED = [
     '_files.py', '_connection.py', '_module.py', '_tokens.py', '_login.py',
     '_auth_method_base.py', '_auth_method_access_token.py', '_auth_method_ksef_token.py', '_auth_method_pkcs11.py',
     '_auth_method_xades.py', '_auth_methods.py', '_credentials.py',
+    '_engine/waves.py', '_engine/declaration.py', '_engine/detect.py', '_engine/scheduler.py', '_engine/result.py',
+    '_engine/install.py', '_engine/pending.py', '_host/checks.py',
 ]
 
 
