@@ -38,6 +38,7 @@ __metaclass__ = type
 import collections
 import math
 import time
+from typing import Any, Callable, List, Optional
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     ENROLL_ENDPOINT,
@@ -46,7 +47,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     RETRIEVE_CHUNK as RETRIEVE_BATCH,
     RETRIEVE_ENDPOINT,
     STATUS_ENDPOINT,
+    Endpoint,
+    KsefApi,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefTransportError
 
 QUERY_ENDPOINT = QUERY
@@ -73,7 +77,10 @@ LOST_ANSWER_MAX_GAP = 60
 class EnrollmentScheduler:
     """Sends every planned enrollment once, in order, and waits for them, using rate-limit waits for other work."""
 
-    def __init__(self, api, worker, clock=time.monotonic, sleep=time.sleep, check_mode=False, warn=None):
+    # worker: any object with send, detect, poll and finish (the module docstring); the Enroller in a run.
+    def __init__(self, api: KsefApi, worker: Any, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, check_mode: bool = False,
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         self.api = api
         self.worker = worker
         self.clock = clock
@@ -89,7 +96,7 @@ class EnrollmentScheduler:
 
     # -- the two phases ------------------------------------------------------------------------
 
-    def send_all(self, plans, enrolling):
+    def send_all(self, plans: List[Plan], enrolling: List[Plan]) -> None:
         """Send every planned enrollment, each exactly once, in order.
 
         While the enrollment endpoint has no free rate-limit slot (KsefApi.seconds_until_slot), the time
@@ -104,7 +111,7 @@ class EnrollmentScheduler:
             if plan.lost_answer is not None:
                 self._until_idle([plan], sending=True)   # found, or the error once its wait ends
 
-    def wait(self, plans):
+    def wait(self, plans: List[Plan]) -> None:
         """Look for the waiting enrollments until each is issued (and retrieved) or its wait_timeout ends."""
         if not self.check_mode:
             self._until_idle(plans, sending=False)
@@ -129,7 +136,7 @@ class EnrollmentScheduler:
 
     # -- one decision --------------------------------------------------------------------------
 
-    def seconds_until_slot(self, endpoint):
+    def seconds_until_slot(self, endpoint: Endpoint) -> float:
         return self.api.seconds_until_slot(*endpoint)
 
     def _waiting(self, plans):

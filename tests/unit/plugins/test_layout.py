@@ -99,3 +99,58 @@ def test_unit_tests_mirror_module_utils():
         if not os.path.isfile(wanted):
             missing.append(os.path.relpath(wanted, os.path.dirname(tests)))
     assert not missing, missing
+
+
+# Issue 22: the public functions and methods of these module_utils files carry type hints (CONTRIBUTING.md, "Code").
+ANNOTATED = [
+    '_errors.py', '_pem.py', '_records.py', '_rules.py',
+    '_http.py', '_http_answers.py', '_pacing.py',
+    '_files.py', '_connection.py', '_module.py', '_tokens.py', '_login.py',
+    '_auth_method_base.py', '_auth_method_access_token.py', '_auth_method_ksef_token.py', '_auth_method_pkcs11.py',
+    '_auth_method_xades.py', '_auth_methods.py', '_credentials.py',
+    '_engine/waves.py', '_engine/declaration.py', '_engine/detect.py', '_engine/scheduler.py', '_engine/result.py',
+    '_engine/install.py', '_engine/pending.py', '_host/checks.py',
+]
+
+
+def unannotated(path):
+    """'name(line): what is missing' for each public function, public method of a public class, and __init__ whose
+    parameters (but self/cls) or return value (but __init__'s) have no annotation."""
+    with open(path) as handle:
+        tree = ast.parse(handle.read())
+    functions = [(None, node) for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and not node.name.startswith('_'):
+            functions.extend((node, item) for item in node.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    for owner, function in functions:
+        if function.name.startswith('_') and function.name != '__init__':
+            continue
+        arguments = function.args
+        positional = arguments.posonlyargs + arguments.args
+        static = any(isinstance(decorator, ast.Name) and decorator.id == 'staticmethod' for decorator in function.decorator_list)
+        if owner is not None and not static:
+            positional = positional[1:]
+        every = positional + arguments.kwonlyargs + [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+        missing = [arg.arg for arg in every if arg.annotation is None]
+        if function.returns is None and function.name != '__init__':
+            missing.append('return')
+        if missing:
+            name = '%s.%s' % (owner.name, function.name) if owner is not None else function.name
+            yield '%s(%d): %s' % (name, function.lineno, ', '.join(missing))
+
+
+def test_unannotated_finds_what_lacks_hints(tmp_path):
+    sample = tmp_path / 'sample.py'
+    sample.write_text('def public(a, b: int) -> int:\n    return b\n\n\ndef _private(a):\n    return a\n\n\n'
+                      'class Thing:\n    def __init__(self, x):\n        self.x = x\n\n'
+                      '    def done(self, y: str) -> None:\n        pass\n\n'
+                      '    @staticmethod\n    def make(*values):\n        return values\n\n\n'
+                      'class _Hidden:\n    def shown(self, z):\n        return z\n')
+    assert list(unannotated(str(sample))) == ['public(1): a', 'Thing.__init__(10): x', 'Thing.make(17): values, return']
+
+
+def test_public_module_utils_functions_are_annotated():
+    module_utils = os.path.join(PLUGINS, 'module_utils')
+    missing = ['%s %s' % (name, problem) for name in ANNOTATED
+               for problem in unannotated(os.path.join(module_utils, name))]
+    assert not missing, missing

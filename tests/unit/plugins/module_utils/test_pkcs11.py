@@ -23,9 +23,9 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils impor
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
     make_seal_in_token,
-    softhsm,  # noqa: F401 - the fixture
+    softhsm_fixture,  # noqa: F401 - registers the fixture 'softhsm'
     spki,
-    token,  # noqa: F401 - the fixture
+    token_fixture,  # noqa: F401 - registers the fixture 'token'
 )
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')

@@ -20,7 +20,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.install 
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
-    softhsm,  # noqa: F401 - the fixture
+    softhsm_fixture,  # noqa: F401 - registers the fixture 'softhsm'
 )
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_install import FileModule
 
