@@ -1,0 +1,214 @@
+# Copyright (c) ksef.certificates contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Rolling renewal through the engine, against the fake KSeF that counts its limits like KSeF does."""
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+
+import pytest
+
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+
+
+def fleet(tmp_path, auth=0, offline=0, extra=()):
+    items = [dict(name='auth-%03d' % n, type='authentication') for n in range(auth)]
+    items += [dict(name='offl-%03d' % n, type='offline') for n in range(offline)]
+    items += [dict(name=name, type=cert_type) for name, cert_type in extra]
+    for item in items:
+        item.update(private_key_path=str(tmp_path / (item['name'] + '.key')),
+                    certificate_path=str(tmp_path / (item['name'] + '.pem')))
+    return dict(certificates=items)
+
+
+def make_due(ksef, clock, days=lambda index: 10 + index % 5, names=None):
+    """Move the active certificates (of `names`, or all) into the renewal window; returns their serials."""
+    due = []
+    for index, entry in enumerate(sorted(ksef.certificates, key=lambda c: c['name'])):
+        if entry['status'] == 'Active' and (names is None or entry['name'] in names):
+            entry['valid_to'] = clock.now() + datetime.timedelta(days=days(index))
+            due.append(entry['serial'])
+    return due
+
+
+def status_of(ksef, serials):
+    return sorted(set(ksef.by_serial(serial)['status'] for serial in serials))
+
+
+def test_a_fleet_over_half_the_limit_renews_in_waves_in_one_run(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=9)
+    run(args)
+    old = make_due(ksef, clock)
+    ksef.quota(max_certificates=12)
+
+    predicted = run(args, check_mode=True)
+    assert predicted['quota']['waves'] == [
+        ['auth-000/authentication (certificates[0])', 'auth-005/authentication (certificates[5])',
+         'auth-001/authentication (certificates[1])'],
+        ['auth-006/authentication (certificates[6])', 'auth-002/authentication (certificates[2])',
+         'auth-007/authentication (certificates[7])'],
+        ['auth-003/authentication (certificates[3])', 'auth-008/authentication (certificates[8])',
+         'auth-004/authentication (certificates[4])']]
+    assert predicted['quota']['certificates_left'] == 3 and predicted['quota']['blocked'] == []
+    assert predicted['quota']['forecast']['peak_active'] == 12
+    assert [entry['action'] for entry in predicted['certificates']] == ['renewed'] * 9
+    assert 'enroll' not in ksef.names()
+
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['renewed'] * 9
+    assert len(result['quota']['waves_sent']) == 3
+    assert status_of(ksef, old) == ['Revoked']
+    assert len(ksef.active()) == 9 and ksef.peak_active == 12
+    # each wave's revocations come before the next wave's enrollments
+    writes = [name for name in ksef.names() if name in ('enroll', 'revoke')]
+    assert writes == ['enroll'] * 3 + ['revoke'] * 3 + ['enroll'] * 3 + ['revoke'] * 3 + ['enroll'] * 3 + ['revoke'] * 3
+
+    assert run(args, check_mode=True)['changed'] is False
+    assert run(args)['changed'] is False
+
+
+def test_offline_renewals_keep_their_predecessors_and_their_slots(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=4, offline=2)
+    run(args)
+    old = make_due(ksef, clock)
+    old_offline = [serial for serial in old if ksef.by_serial(serial)['type'] == 'Offline']
+    ksef.quota(max_certificates=9)
+
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['renewed'] * 6
+    assert status_of(ksef, old_offline) == ['Active']
+    assert ksef.peak_active <= 9 and len(ksef.active()) == 8
+    superseded = dict((entry['serial_number'], entry['revoked']) for entry in result['superseded'])
+    assert [superseded[serial] for serial in old_offline] == [False, False]
+
+
+def test_a_renewal_without_a_slot_is_held_with_its_outage_date_while_the_rest_progresses(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=2, offline=3)
+    run(args)
+    make_due(ksef, clock, days=lambda index: 10 + index)
+    ksef.quota(max_certificates=7)      # 5 active, 2 free: one Offline keeps a slot, one slot cycles
+
+    result = run(args)
+    actions = dict((entry['name'], entry['action']) for entry in result['certificates'])
+    assert actions == {'auth-000': 'renewed', 'auth-001': 'renewed', 'offl-000': 'renewed', 'offl-001': 'renewed',
+                       'offl-002': 'blocked'}
+    blocked = result['quota']['blocked']
+    assert [entry['certificate'] for entry in blocked] == ['offl-002/offline (certificates[4])']
+    assert [entry['superseded'] for entry in result['certificates'] if entry['name'] == 'offl-002'] == [[]]
+    assert blocked[0]['reason'] == 'certificate_quota'
+    offl_002 = [c for c in ksef.certificates if c['name'] == 'offl-002'][0]
+    assert blocked[0]['outage_at'] == offl_002['valid_to'].strftime('%Y-%m-%dT%H:%M:%S+00:00')
+    assert any('offl-002/offline' in warning and 'cannot be renewed now' in warning and 'raise the subject' in warning
+               for warning in run.warnings)
+    assert ksef.peak_active <= 7
+    # offl-000's predecessor expires before offl-002 does and gives its slot back: the forecast sees no outage
+    assert result['quota']['forecast']['outages'] == []
+
+
+def test_a_missing_certificate_without_a_slot_fails_after_the_rest_is_done(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=3)
+    run(args)
+    make_due(ksef, clock)
+    ksef.quota(max_certificates=4)
+    args['certificates'].extend(fleet(tmp_path, extra=[('new-one', 'offline'), ('new-two', 'offline')])['certificates'])
+    with pytest.raises(KsefError) as error:
+        run(args)
+    # one slot: the renewals cycle through it, then new-one keeps it; nothing is left for new-two
+    assert 'Cannot enroll 1 certificate(s) that have no valid certificate: new-two/offline' in str(error.value)
+    assert 'Everything else in the set was done' in str(error.value)
+    results = error.value.results
+    assert [entry['action'] for entry in results] == ['renewed', 'renewed', 'renewed', 'enrolled', 'blocked']
+    assert ksef.peak_active == 4 and len(ksef.active()) == 4
+
+    del args['certificates'][3:]
+    make_due(ksef, clock, names=['auth-000'])
+    with pytest.raises(KsefError) as error:
+        run(dict(args, certificates=args['certificates'] + fleet(tmp_path, extra=[('new-two', 'offline')])['certificates']))
+    assert 'nothing was sent' in str(error.value) and ksef.count('enroll') == 0
+
+
+def test_the_hour_budget_spreads_the_renewals_over_runs(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=6)
+    run(args)
+    make_due(ksef, clock)
+    ksef.quota(max_certificates=8)
+    ksef.limit_rate(per_minute=30, per_hour=6)
+
+    first = run(args)
+    # 6 calls an hour per endpoint: four renewals in two waves (two looks each, after the run's query) fit, six do not
+    actions = [entry['action'] for entry in first['certificates']]
+    assert actions.count('renewed') == 4 and actions.count('deferred') == 2
+    assert first['quota']['deferred'] == [entry['name'] + '/authentication (certificates[%d])' % index
+                                          for index, entry in enumerate(first['certificates'])
+                                          if entry['action'] == 'deferred']
+    assert any('wait for a later run' in warning for warning in run.warnings)
+    assert ksef.refused == []
+
+    clock.advance(hours=1, seconds=5)
+    hits = ksef.hits
+    ksef.limit_rate(per_minute=30, per_hour=6)      # the next run's own client; KSeF's counters stay
+    ksef.hits = hits
+    second = run(args)
+    assert sorted(entry['action'] for entry in second['certificates']) == ['none'] * 4 + ['renewed'] * 2
+    assert ksef.refused == [] and ksef.peak_active <= 8
+
+
+def test_the_enrollment_request_quota_is_said_before_sending(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=4)
+    run(args)
+    make_due(ksef, clock)
+    ksef.quota(max_certificates=100, max_enrollments=len(ksef.enrollments) + 2)
+
+    predicted = run(args, check_mode=True)
+    assert predicted['quota']['enrollments_left'] == 2 and predicted['quota']['enrollments_needed'] == 2
+    assert [entry['reason'] for entry in predicted['quota']['blocked']] == ['enrollment_quota'] * 2
+    result = run(args)
+    assert sorted(entry['action'] for entry in result['certificates']) == ['blocked', 'blocked', 'renewed', 'renewed']
+    assert ksef.count('enroll') == 2
+    assert any('no enrollment request is left' in warning for warning in run.warnings)
+
+
+def test_quota_forecast_on_a_no_op_reads_the_limits_once(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=2, offline=1)
+    run(args)
+    ksef.quota(max_certificates=3)
+    assert run(args)['quota'] is None
+    result = run(dict(args, quota_forecast=True), check_mode=True)
+    assert ksef.names() == ['query', 'limits']
+    forecast = result['quota']['forecast']
+    # In about 700 days the Offline renewal keeps its predecessor: nothing is left for the Authentication ones.
+    assert forecast['active'] == 3 and forecast['limit'] == 3
+    assert [entry['certificate'] for entry in forecast['outages']] == [
+        'auth-000/authentication (certificates[0])', 'auth-001/authentication (certificates[1])',
+        'offl-000/offline (certificates[2])']
+
+
+def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=1, offline=2)
+    run(args)
+    offline_names = ['offl-000', 'offl-001']
+    first_offline = make_due(ksef, clock, names=offline_names, days=lambda index: 5 + index)
+    run(args)       # renewed; the Offline predecessors stay active
+    assert status_of(ksef, first_offline) == ['Active'] and len(ksef.active()) == 5
+    old_auth = make_due(ksef, clock, names=['auth-000'])
+    ksef.quota(max_certificates=5)
+
+    held = run(args)
+    assert held['certificates'][0]['action'] == 'blocked' and held['quota']['released_offline'] == []
+    assert any('release_offline_predecessors: true' in warning for warning in run.warnings)
+
+    args['release_offline_predecessors'] = True
+    soonest = sorted(first_offline, key=lambda serial: ksef.by_serial(serial)['valid_to'])[0]
+    predicted = run(args, check_mode=True)
+    assert predicted['quota']['released_offline'] == [soonest]
+    assert predicted['certificates'][0]['action'] == 'renewed' and 'revoke' not in ksef.names()
+    result = run(args)
+    assert result['quota']['released_offline'] == [soonest]
+    assert ksef.by_serial(soonest)['status'] == 'Revoked'
+    assert result['certificates'][0]['action'] == 'renewed' and status_of(ksef, old_auth) == ['Revoked']
+    assert ksef.peak_active <= 5
+    # the declared Offline certificates themselves are untouched
+    assert [entry['action'] for entry in result['certificates'][1:]] == ['none', 'none']
+    assert all(ksef.by_serial(entry['certificate']['serial_number'])['status'] == 'Active'
+               for entry in result['certificates'][1:])
