@@ -65,3 +65,14 @@ class XadesAuthMethod(AuthMethod):
             self.credentials, challenge['challenge'], connection.context_type, connection.context_id,
             connection.subject_identifier_type, connection.allowed_ips)
         return gateway.xades_signature(document, connection.verify_certificate_chain)
+
+
+class SignerXadesAuthMethod(XadesAuthMethod):
+    """The XAdES login with a signer already in hand (a successor's key and certificate, or a token key)."""
+
+    def __init__(self, signer: Any) -> None:
+        XadesAuthMethod.__init__(self, {})
+        self.credentials = signer
+
+    def prepare(self) -> None:
+        """The signer was loaded by the caller."""

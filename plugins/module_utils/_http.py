@@ -51,7 +51,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._http_answers im
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._pacing import RatePacer
 
-USER_AGENT = 'ksef.certificates-ansible/0.1.0'
+# The collection's version in code, once: galaxy.yml's `version` (tests/unit/plugins/test_versions.py keeps the two
+# and every version_added in step). Modules run without galaxy.yml, so it cannot be read at run time.
+COLLECTION_VERSION = '0.1.0'
+USER_AGENT = 'ksef.certificates-ansible/%s' % COLLECTION_VERSION
 
 # One entry of X-System-Warning: '[code]: message'.
 SYSTEM_WARNING_PATTERN = re.compile(r'^\[(?P<code>[^\]]+)\]:\s*(?P<message>.*)$')

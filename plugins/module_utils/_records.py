@@ -194,8 +194,7 @@ class EnrollmentStatus:
 class CertificateRecords:
     """The record-returning calls, on top of the raw ones (query, retrieve, enrollment_status).
 
-    KsefApi inherits it; so can a test double that speaks the raw interface, which keeps the
-    conversion in this one place.
+    KsefApi inherits it (as does the unit tests' fake KSeF), which keeps the conversion in this one place.
     """
 
     def certificate_records(self, name: Optional[str] = None, certificate_type: Optional[str] = None, status: Optional[str] = None,
@@ -208,13 +207,9 @@ class CertificateRecords:
     def certificate_record_pages(self, name: Optional[str] = None, certificate_type: Optional[str] = None) -> Iterator[List[CertificateRecord]]:
         """POST /certificates/query page by page (newest request first) as lists of CertificateRecords.
 
-        Stop iterating to stop paging. A double without query_pages() answers the whole query as one page.
+        Stop iterating to stop paging.
         """
-        pages = getattr(self, 'query_pages', None)
-        if pages is None:
-            yield [CertificateRecord.from_api(item) for item in self.query(name=name, certificate_type=certificate_type)]
-            return
-        for items in pages(name=name, certificate_type=certificate_type):
+        for items in self.query_pages(name=name, certificate_type=certificate_type):
             yield [CertificateRecord.from_api(item) for item in items]
 
     def retrieve_certificates(self, serial_numbers: Sequence[str]) -> List[RetrievedCertificate]:

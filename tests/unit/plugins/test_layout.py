@@ -2,12 +2,14 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Issue 9's size limits, kept: no file under plugins/ over 600 lines, no class over 300 lines; the unit tests mirror
-module_utils file for file."""
+module_utils file for file. Issue 22: production code calls the gateway (KsefApi) plainly, never probing it for a
+method or attribute."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ast
 import os
+import re
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _api
 
@@ -53,6 +55,33 @@ def test_no_class_over_300_lines():
     too_long = ['%s %s: %d lines' % (os.path.relpath(path, PLUGINS), name, length)
                 for path in python_files() for name, length in class_lengths(path) if length > MAX_CLASS_LINES]
     assert not too_long, too_long
+
+
+# getattr(api, ...), hasattr(self.api, ...), getattr(getattr(api, 'client'), ...), getattr(self.client, ...): a probe
+# of the gateway object or of its HTTP client.
+API_PROBE = re.compile(r'\b(getattr|hasattr)\(\s*(getattr\(\s*)?(self\.)?_?(api|ksef|gateway|client)\b')
+
+
+def api_probes(text):
+    return [line.strip() for line in text.splitlines() if API_PROBE.search(line)]
+
+
+def test_the_probe_pattern_finds_what_issue_22_removed():
+    assert api_probes("limits_for = getattr(getattr(api, 'client', None), 'limits_for', None)")
+    assert api_probes("    if hasattr(api, 'prove_login'):")
+    assert api_probes("probe = getattr(self.api, 'seconds_until_slot', None)")
+    assert api_probes("        if getattr(self.client, 'unreachable', False):")
+    assert not api_probes("value = getattr(cert, 'not_valid_before_utc', None)")
+    assert not api_probes("limits = api.limits_for(endpoint)")
+
+
+def test_production_code_never_probes_the_gateway():
+    """KsefApi has every method the engine and the modules call (the fake KSeF of the unit tests too: test_fake_ksef)."""
+    probes = []
+    for path in python_files():
+        with open(path) as handle:
+            probes.extend('%s: %s' % (os.path.relpath(path, PLUGINS), line) for line in api_probes(handle.read()))
+    assert not probes, probes
 
 
 def test_unit_tests_mirror_module_utils():

@@ -93,7 +93,7 @@ def spki(public_key):
 def make_seal_in_token(token, label, key_type, nip=None):  # pylint: disable=redefined-outer-name
     """A non-extractable seal key made in the token with its self-signed TEST seal certificate stored next to it."""
     from cryptography import x509
-    from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import sign_with_swapped_key
+    from ansible_collections.ksef.certificates.plugins.module_utils._der import sign_with_swapped_key
     from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 
     key = token.generate_key_pair(label, key_type)
