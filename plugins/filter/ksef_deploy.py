@@ -42,4 +42,5 @@ class FilterModule:
             'ksef_deploy_batch': _filter(_deploy_account.batch),
             'ksef_deploy_account': _filter(_deploy_account.account),
             'ksef_deploy_summary': _filter(_deploy_account.summary),
+            'ksef_deploy_batch_values': _filter(_deploy_account.batch_values),
         }

@@ -13,7 +13,8 @@
   serial with `revoked`, valid until, whether it changed or failed, and the sentence the role prints (in check
   mode: what it would do);
 - summary(): those sentences for the whole batch, printed once by the controller;
-- host_diff(): the before/after of this host's certificates for diff mode (the module's, passed through).
+- host_diff(): the before/after of this host's certificates for diff mode (the module's, passed through);
+- batch_values(): one variable of every host of the batch, read across hosts (the role's only hostvars lookup).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -22,6 +23,16 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
 
 _DONE = ('enrolled', 'renewed', 'installed')
+
+
+def batch_values(hosts, hostvars, name, by_host=False):
+    """The value of the variable `name` of each host of `hosts` (ansible_play_batch), in that order.
+
+    A host without the variable (its step was skipped, or it failed before it) is left out. by_host: a dict
+    host -> value instead of the list.
+    """
+    found = [(host, hostvars[host][name]) for host in hosts if name in hostvars[host]]
+    return dict(found) if by_host else [value for dummy, value in found]
 
 
 def _ids_by_host(prepared, location):
