@@ -23,7 +23,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefInputError,
     KsefTransportError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._records import (  # pylint: disable=unused-import; re-exported for the modules
+from ansible_collections.ksef.certificates.plugins.module_utils._records import (  # pylint: disable=unused-import; re-exported for the modules  # noqa: F401
     CERTIFICATE_STATUSES,
     CERTIFICATE_TYPES,
     REVOCATION_REASONS,
@@ -260,6 +260,25 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
     def seconds_until_slot(self, method, endpoint):
         """Seconds until the client would send a request to `endpoint` (route template) without pacing."""
         return self.client.seconds_until_slot(method, endpoint)
+
+    def limits_for(self, endpoint):
+        """{window seconds: calls} the client paces `endpoint` ('METHOD /route') to: published, read from GET
+        /rate-limits, or learned from a 429."""
+        method, route = str(endpoint).split(' ', 1)
+        return self.client.limits_for(method, route)
+
+    def limits_source(self):
+        """Where the limits of limits_for() come from: 'published', 'GET /rate-limits', with '+429' once a 429 taught more."""
+        return self.client.pacer.limits_source
+
+    def calls_by_endpoint(self):
+        """{'METHOD /route': requests sent} by this run's client so far (every attempt counts, as KSeF counts them)."""
+        return dict(self.client.calls_by_endpoint)
+
+    def prove_login(self, signer):
+        """Log in with `signer` (a successor's key and certificate) as its certificate's owner and end that session:
+        the proof of an Authentication successor (_proof). KsefError when KSeF refuses the login."""
+        self.authenticator.login_once_as(signer)
 
     def rate_limits(self):
         """GET /rate-limits; the effective limits are also applied to the client's pacing."""

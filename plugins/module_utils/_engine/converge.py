@@ -131,7 +131,7 @@ class Converger:
                 self._check_record_matches(decl)
             self.view.records = self.api.certificate_records(**self._query_filter())
             self.enroller = Enroller(self.module, self.api, self.view, self.installer, self.now, clock=self.clock,
-                                     sleep=self.sleep, login=self.login)
+                                     login=self.login)
             self.enroller.plans = self.plans
             for plan in self.plans:
                 self._collect_needs(plan)
@@ -141,7 +141,7 @@ class Converger:
             enrolling = [plan for plan in self.plans if plan.enroll]
             if self.check_mode:
                 for plan in enrolling:
-                    self.enroller.predict_kept_login(plan)
+                    self.enroller.revoker.predict_kept_login(plan)
             scheduler = EnrollmentScheduler(self.api, self.enroller, clock=self.clock, sleep=self.sleep,
                                             check_mode=self.check_mode, warn=self.module.warn)
             self.rolling = RollingRenewal(self.module, self.api, self.enroller, scheduler, self.now,
@@ -158,7 +158,7 @@ class Converger:
             self.enroller.finish()
             for plan in self.plans:
                 if plan.decl.state == 'absent':
-                    self.enroller.apply_absent(plan)
+                    self.enroller.revoker.apply_absent(plan)
                 else:
                     self.installer.apply_file_attributes(plan)
                     self._finish_rotation(plan)
@@ -197,7 +197,7 @@ class Converger:
             plan.wanted_serials.extend(wanted_serials(decl, self.view))
             return
         if decl.record and decl.record['phase'] == 'pending':
-            self.enroller.read_pending_status(plan)
+            self.enroller.statuses.read_pending(plan)
             if plan.issued_serial:
                 plan.wanted_serials.append(plan.issued_serial)
                 return
@@ -218,7 +218,7 @@ class Converger:
         for warning in decision.warnings:
             self.module.warn(warning)
         if decision.discard_record:
-            self.enroller.discard_record(plan)
+            self.enroller.statuses.discard_record(plan)
         if plan.action == 'pending':
             plan.start_wait(self.clock())
 
@@ -231,12 +231,10 @@ class Converger:
             len(plan.decision.kept_predecessors) for plan in self.plans)
         expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
         order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
-        frees = [slots_freed(plan, self.enroller.keeps_login, self.now()) for plan in order]
+        frees = [slots_freed(plan, self.enroller.revoker.keeps_login, self.now()) for plan in order]
         if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
-            ensure = getattr(self.api, 'ensure_rate_limits', None)
-            if ensure is not None:
-                ensure()
+            self.api.ensure_rate_limits()
         if enrolling:
             self.rolling.read_limits()      # GET /certificates/limits once: the waves the enrollments need
 
@@ -249,8 +247,7 @@ class Converger:
         while not plan['fits_hour'] and count > 1:
             count -= 1
             plan = cost(count)
-        pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
-        self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
+        self.budget = budget_summary(plan, self.api.limits_source())
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
                                               % (len(enrolling), absent + sum(frees))))
@@ -262,7 +259,7 @@ class Converger:
         then revoke them (never this run's login while the new pair is not where the next login reads it).
 
         Check mode proves nothing and predicts the revocation unless the certificate is not valid yet."""
-        serials = [serial for serial in plan.decision.kept_predecessors if not self.enroller.keeps_login(plan, serial)]
+        serials = [serial for serial in plan.decision.kept_predecessors if not self.enroller.revoker.keeps_login(plan, serial)]
         certificate = plan.current_certificate
         if not serials or certificate is None:
             return
@@ -271,14 +268,14 @@ class Converger:
                 plan.revoked.extend(serials)
                 plan.changed = True
             return
-        plan.proof = _proof.prove_installed(plan.decl, certificate, self.enroller.prove_login, self.module.params,
+        plan.proof = _proof.prove_installed(plan.decl, certificate, self.enroller.revoker.prove_login, self.module.params,
                                             self.now())
         if not plan.proof.proven:
             self.module.warn('%s: %s still kept active because %s' % (plan.decl.label, ', '.join(serials),
                                                                      plan.proof.reason))
             return
         for serial in serials:
-            self.enroller.revoke(plan, serial, 'superseded')
+            self.enroller.revoker.revoke(plan, serial, 'superseded')
         plan.changed = True
         if plan.action == 'none':
             plan.action, plan.reason = 'revoked', 'proven'

@@ -29,12 +29,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pem import cert
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, renewal_due
 
 PATH_OPTIONS = ('key_path', 'next_key_path', 'csr_path', 'certificate_path', 'pkcs12_path')
-REQUIRED_PATHS = {
-    'info': ('key_path', 'certificate_path'),
-    'csr': ('key_path',),
-    'install': ('key_path', 'certificate_path'),
-    'pkcs12': ('key_path', 'certificate_path', 'pkcs12_path'),
-}
 
 
 class Host:

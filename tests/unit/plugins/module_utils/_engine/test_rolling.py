@@ -11,13 +11,6 @@ import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import slots_freed
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (  # pylint: disable=unused-import
-    FakeKsef,
-    Run,
-    clock,
-    ksef,
-    run,
-)
 
 
 def fleet(tmp_path, auth=0, offline=0, extra=()):
