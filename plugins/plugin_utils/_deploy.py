@@ -28,6 +28,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks import passphrase_problem, text_problem
+from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy_proof import predecessors
 
 TYPES = _rules.CERTIFICATE_TYPES
 KEY_LOCATIONS = ('host', 'controller')
@@ -217,7 +218,7 @@ def directories(items):
 
 INSPECTION_FIELDS = ('key_exists', 'next_key_exists', 'certificate_exists', 'certificate_parsed',
                      'certificate_matches_key', 'certificate_matches_next_key', 'serial_number', 'valid_to',
-                     'fingerprint_sha256', 'renewal_due')
+                     'fingerprint_sha256', 'renewal_due', 'certificate_pem')
 
 
 def _every_run(days, listed):
@@ -254,7 +255,11 @@ def _decide(item, found, active, now):
 
 
 def plan(inspections, info, now=None):
-    """install | keep | enroll per key-on-host certificate.
+    """install | keep | prove | enroll per key-on-host certificate.
+
+    prove: the deployed certificate is kept, but an older certificate of its name and type is still active and the
+    declaration revokes superseded ones: an earlier run could not prove the successor (or stopped before it
+    revoked); this run proves it through the host and revokes the predecessors then (_deploy_proof).
 
     inspections: the registered loop results of ksef_deploy_host operation=info (each with its item);
     info: the registered ksef_certificate_info result (active certificates), or nothing when it was skipped.
@@ -269,10 +274,15 @@ def plan(inspections, info, now=None):
         found = dict((field, result.get(field)) for field in INSPECTION_FIELDS)
         action, reason = _decide(item, found, active, now)
         serial = found['serial_number'] or ''
+        older = predecessors(item, serial, active.values()) if action in ('keep', 'install') else []
+        if action == 'keep' and older and item['revoke_superseded']:
+            action = 'prove'
+            reason = ('superseded %s still active: the deployed certificate %s is proven before %s revoked'
+                      % (', '.join(old['serial_number'] for old in older), serial, 'it is' if len(older) == 1 else 'they are'))
         entry = dict(item)
         entry.update(action=action, reason=reason, serial_number=serial,
                      valid_to=active[serial]['valid_to'] if serial in active else (found['valid_to'] or ''),
-                     probe=found)
+                     probe=found, predecessors=older)
         decided.append(entry)
     return decided
 
@@ -284,8 +294,10 @@ def requests(csr_results):
         if not result.get('csr'):
             continue
         item = result['item']
+        # The key is on the host: ksef_certificate cannot prove the new certificate, so it revokes nothing; the role
+        # revokes the predecessors once the host has proven the successor (_deploy_proof).
         made.append({'name': item['name'], 'type': item['type'], 'csr_content': result['csr'],
-                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': item['revoke_superseded']})
+                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': False})
     return made
 
 
