@@ -324,7 +324,11 @@ def installs(planned, enrolled):
         entry = dict(item)
         pem = result.get('certificate_pem') or ''
         # An enrolled certificate that did not come back is not installed: its host fails (_deploy_account).
-        entry.update(certificate_pem=pem, ksef_action=ksef_action, installable=bool(pem) or item['action'] == 'install',
+        # A certificate not valid yet (ksef_certificate: pending, not_valid_yet) is not installed where the host's
+        # applications read it: the .next key waits, and the first run after its start installs and proves it.
+        held = ksef_action == 'pending'
+        entry.update(certificate_pem=pem, ksef_action=ksef_action,
+                     installable=(bool(pem) and not held) or item['action'] == 'install',
                      serial_number=certificate.get('serial_number', item['serial_number']),
                      valid_to=certificate.get('valid_to', item['valid_to']),
                      superseded=result.get('superseded') or [])

@@ -123,6 +123,16 @@ def _host_line(item, entry, issued, enrolled, check_mode, host, proofs):
                                    'revoked': _rules.revoke_superseded(item['type'], item.get('revoke_superseded'))}]
         return line
     result = issued.get(item['id'])
+    if result and result.get('action') == 'pending' and (result.get('proof') or {}).get('valid_from'):
+        # Issued, but valid only later: not installed, nothing proven, the predecessor stays (with the date).
+        certificate = result.get('certificate') or {}
+        line.update(action='pending', reason='%s; the first run after that installs it, proves it and revokes %s'
+                    % (result['proof']['reason'], previous or 'the predecessor'),
+                    serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
+                    proof=result['proof'], changed=bool(result.get('changed')),
+                    superseded=[dict(old, revoked=False) for old in _superseded(result.get('superseded'))
+                                if old['serial_number'] != certificate.get('serial_number')])
+        return line
     if not result or not result.get('certificate_pem'):
         why = (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
         line['failure'] = ('KSeF returned no certificate for %s (%s): %s; rerun to resume, the key %s is kept'
@@ -218,7 +228,8 @@ def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, 
         line.update(name=item['name'], type=item['type'], key_location=item['key_location'],
                     key_path=item['key_path'], certificate_path=item['certificate_path'],
                     pkcs12_path=item['pkcs12_path'] if item['pkcs12'] else '',
-                    changed=line['action'] in _DONE, failed=line['action'] == 'failed', check_mode=bool(check_mode))
+                    changed=line.pop('changed') if 'changed' in line else line['action'] in _DONE,
+                    failed=line['action'] == 'failed', check_mode=bool(check_mode))
         line['message'] = _sentence(host or item['host'], item, line, check_mode)
         lines.append(line)
     return lines

@@ -65,7 +65,8 @@ def rotations(batch, enrolled, hosts):
         for entry in ((batch or {}).get('hosts') or {}).get(host, {}).get('plan') or []:
             if entry['action'] == 'enroll':
                 result = issued.get(entry['id']) or {}
-                pem = result.get('certificate_pem') or ''
+                # pending: valid only later, so not installed (_deploy.installs) and nothing to prove yet.
+                pem = result.get('certificate_pem') or '' if result.get('action') != 'pending' else ''
                 serial = (result.get('certificate') or {}).get('serial_number') or ''
                 older = [{'serial_number': old['serial_number'], 'valid_to': old.get('valid_to') or ''}
                          for old in result.get('superseded') or [] if old['serial_number'] != serial]

@@ -143,3 +143,22 @@ def test_a_renewal_proves_the_issued_certificate_and_revokes_only_what_its_type_
     assert [(line['action'], [old['revoked'] for old in line['superseded']]) for line in lines] == [
         ('renewed', [True]), ('renewed', [False])]
     assert 'proven by a QR code II; superseded %s left active' % OLDER in lines[1]['message']
+
+
+def test_a_successor_valid_only_later_is_not_installed_nor_proven_and_the_account_says_when():
+    host = prepared('a', renewal_due=True)
+    batch = _deploy_account.batch({'a': host}, {'certificates': [listed(OLD, '2026-01-01T00:00:00+00:00')]}, NOW)
+    why = 'certificate %s is valid only from 2026-06-03T12:00:00+00:00' % NEW
+    enrolled = {'certificates': [
+        {'name': 'a-authentication', 'type': 'authentication', 'action': 'pending', 'reason': 'not_valid_yet',
+         'changed': True, 'certificate_pem': PEM, 'certificate': {'serial_number': NEW, 'valid_to': '2028-01-01T00:00:00+00:00'},
+         'superseded': [{'serial_number': OLD, 'valid_to': '2026-12-01T00:00:00+00:00', 'revoked': False}],
+         'proof': {'serial_number': NEW, 'method': 'login', 'proven': False, 'reason': why,
+                   'valid_from': '2026-06-03T12:00:00+00:00'}}]}
+    assert [item['installable'] for item in FILTERS['ksef_deploy_installs'](batch['hosts']['a']['plan'], enrolled)] == [False]
+    assert FILTERS['ksef_deploy_proof_requests'](batch, enrolled, ['a']) == []
+    line = FILTERS['ksef_deploy_account'](host, batch['hosts']['a'], enrolled, {}, False, 'a', {})[0]
+    assert (line['action'], line['changed'], line['failed']) == ('pending', True, False)
+    assert line['superseded'] == [{'serial_number': OLD, 'valid_to': '2026-12-01T00:00:00+00:00', 'revoked': False}]
+    assert line['reason'].startswith(why + '; the first run after that installs it, proves it and revokes %s' % OLD)
+    assert '; not proven: %s; superseded %s left active' % (why, OLD) in line['message']
