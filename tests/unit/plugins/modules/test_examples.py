@@ -22,6 +22,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _module
 from ansible_collections.ksef.certificates.plugins.modules import (
     ksef_certificate,
     ksef_certificate_info,
+    ksef_certificate_proof,
     ksef_certificate_revoke,
     ksef_session,
     ksef_token,
@@ -31,6 +32,7 @@ from ansible_collections.ksef.certificates.plugins.modules import (
 MODULES = {
     'ksef_certificate': ksef_certificate,
     'ksef_certificate_info': ksef_certificate_info,
+    'ksef_certificate_proof': ksef_certificate_proof,
     'ksef_certificate_revoke': ksef_certificate_revoke,
     'ksef_session': ksef_session,
     'ksef_token': ksef_token,
