@@ -50,7 +50,7 @@ help:
 	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
-	@echo '                      MUTATION_PATHS=plugins/module_utils/_rules.py narrows it)'
+	@echo '                      MUTATION_PATHS=plugins/module_utils/_engine/decide.py narrows it)'
 	@echo 'make emulator         run the emulator in the foreground on https://127.0.0.1:8443/v2'
 	@echo 'make demo             provision three local demo hosts against the emulator (demo-clean: start over)'
 	@echo 'make demo-up          keep the demo emulator running, write build/demo/env.sh (demo-down: stop it)'

@@ -140,7 +140,7 @@ class KsefAuthenticator:
     def complete_login(self, init):
         """The second half of a login whose start was sent (init: KSeF's answer to it, referenceNumber and
         authenticationToken): poll the auth operation to status 200, redeem the tokens. A login signed elsewhere
-        (a key kept on a managed host, _remote_proof.py) sends its start itself and ends here."""
+        (a key kept on a managed host, _engine/remote_proof.py) sends its start itself and ends here."""
         self.reference_number = init.get('referenceNumber')
         operation_token = (init.get('authenticationToken') or {}).get('token')
         self._wait_for_authentication(operation_token)

@@ -25,8 +25,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefCredentialError,
     KsefInputError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_files
-from ansible_collections.ksef.certificates.plugins.module_utils._host_files import sync_directory
+from ansible_collections.ksef.certificates.plugins.module_utils import _files
+from ansible_collections.ksef.certificates.plugins.module_utils._files import sync_directory
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import (
     PRIVATE_KEY_PEM_LABELS,
     pem_blocks,
@@ -455,7 +455,7 @@ def pkcs12_matches(path, passphrase, key, cert):
 def write_file_atomic(module, path, data, mode, file_args=None):
     """Replace path with data in one rename; the content is never visible with a wider mode than 0600.
 
-    The write is _host_files.write_atomic, the one private-file writer of the collection: a temporary file
+    The write is _files.write_atomic, the one private-file writer of the collection: a temporary file
     created 0600 with O_EXCL|O_NOFOLLOW next to the target, filled, synced and renamed over it through a
     directory descriptor; a link or non-regular file at path is refused. The mode is widened (a certificate's
     0644) on the new file's descriptor only once the content is in place. file_args (from
@@ -465,9 +465,9 @@ def write_file_atomic(module, path, data, mode, file_args=None):
     if not os.path.isdir(directory):
         raise KsefInputError('Directory %s for %s does not exist' % (directory, path))
     try:
-        _host_files.write_atomic(path, data, mode & PRIVATE_KEY_MODE)
-        _host_files.ensure_attributes(path, mode)
-    except _host_files.HostFileError as exc:
+        _files.write_atomic(path, data, mode & PRIVATE_KEY_MODE)
+        _files.ensure_attributes(path, mode)
+    except _files.HostFileError as exc:
         raise KsefInputError(str(exc))
     if file_args:
         module.set_fs_attributes_if_different(file_args, False, expand=False)  # file_args['path'] is literal
@@ -476,9 +476,9 @@ def write_file_atomic(module, path, data, mode, file_args=None):
 def move_file_atomic(module, source, path, mode):
     """Put an already written file (e.g. a rotated key) at path without widening its mode; source goes."""
     try:
-        _host_files.move_atomic(source, path, mode & PRIVATE_KEY_MODE)
-        _host_files.ensure_attributes(path, mode)
-    except _host_files.HostFileError as exc:
+        _files.move_atomic(source, path, mode & PRIVATE_KEY_MODE)
+        _files.ensure_attributes(path, mode)
+    except _files.HostFileError as exc:
         raise KsefInputError(str(exc))
 
 

@@ -509,7 +509,7 @@ system_warnings:
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
-from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import serial_hex
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._module import KsefModule

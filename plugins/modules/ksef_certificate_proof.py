@@ -188,7 +188,8 @@ import datetime
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _proof, _remote_proof
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import remote_proof as _remote_proof
 from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import validate_context
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError

@@ -416,10 +416,10 @@ inspections:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _host_files as files
+from ansible_collections.ksef.certificates.plugins.module_utils import _files as files
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._host_backend import BACKENDS, HostCryptoError
-from ansible_collections.ksef.certificates.plugins.module_utils._host_operations import OPERATIONS, REQUIRED_PATHS, Host
+from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import BACKENDS, HostCryptoError
+from ansible_collections.ksef.certificates.plugins.module_utils._host.operations import OPERATIONS, REQUIRED_PATHS, Host
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     DEFAULT_KEY_TYPE,
     DEFAULT_RENEW_BEFORE_DAYS,

@@ -15,7 +15,7 @@
 - result(): ksef_deploy_result; remove_selection(): the revoke playbook's choice of files to remove.
 
 The certificate name rule and the renewal rule come from module_utils/_rules.py; the checks of text values
-from module_utils/_deploy_checks.py (used by the host module too).
+from module_utils/_host/checks.py (used by the host module too).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -27,7 +27,7 @@ import re
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
-from ansible_collections.ksef.certificates.plugins.module_utils._deploy_checks import passphrase_problem, text_problem
+from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import passphrase_problem, text_problem
 from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy_proof import predecessors
 
 TYPES = _rules.CERTIFICATE_TYPES

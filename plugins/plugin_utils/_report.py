@@ -25,7 +25,7 @@ import datetime
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._api import LIMITS
-from ansible_collections.ksef.certificates.plugins.module_utils._waves import Renewal, forecast
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.waves import Renewal, forecast
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _token_report
 
 KSEF_STATUSES = ('active', 'blocked', 'revoked', 'expired')

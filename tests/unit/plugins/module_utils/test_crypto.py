@@ -218,7 +218,7 @@ def test_keys_ksef_refuses_are_rejected(make_key, message):
 
 def _observe_moves(module, monkeypatch):
     """Record the mode of the file being renamed in and of the target right after each rename (the one writer,
-    _host_files.write_atomic, renames through a directory descriptor)."""
+    _files.write_atomic, renames through a directory descriptor)."""
     seen = []
     original = os.rename
 

@@ -14,7 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _proof
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import signed_auth_token_request

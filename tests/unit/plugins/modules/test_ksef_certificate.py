@@ -22,8 +22,9 @@ from cryptography.x509.oid import NameOID
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _converge, _crypto, _rules
-from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _rules
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import converge as _converge
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from ansible.module_utils import basic
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _host_backend
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._host import backend as _host_backend
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.modules import ksef_deploy_host
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import issue_certificate

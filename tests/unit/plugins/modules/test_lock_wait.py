@@ -15,7 +15,7 @@ import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils._converge import Converger
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate
 from ansible_collections.ksef.certificates.tests.unit.conftest import module_args
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (

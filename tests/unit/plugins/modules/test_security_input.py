@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi, normalize_serial_numbers
-from ansible_collections.ksef.certificates.plugins.module_utils._declaration import Declaration, validate_declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration, validate_declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import validate_connection_params, validate_context
@@ -354,9 +354,9 @@ def test_a_legacy_pkcs12_bundle_is_rebuilt_with_current_algorithms(tmp_path):
     installed: the installer writes it again with the current algorithms."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.serialization import pkcs12
-    from ansible_collections.ksef.certificates.plugins.module_utils._plan import Plan
-    from ansible_collections.ksef.certificates.plugins.module_utils._install import Installer
-    from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_install import FileModule
+    from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+    from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
+    from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_install import FileModule
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = make_seal_certificate(key)
     legacy = (serialization.PrivateFormat.PKCS12.encryption_builder()
