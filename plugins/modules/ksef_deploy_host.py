@@ -16,7 +16,7 @@ description:
     enrollment data (O(operation=csr)), install a certificate and key (O(operation=install)), build a PKCS#12 bundle
     (O(operation=pkcs12)), remove files (O(operation=remove)) and create missing directories (O(operation=directory)),
     or do the role's whole daily check in one call (O(operation=prepare)).
-  - O(operation=sign) signs bytes the controller gives with the deployed key, which never leaves the host: the
+  - O(operation=sign) signs bytes the controller gives with the deployed key, which never leaves the host. The
     controller (M(ksef.certificates.ksef_certificate_proof)) builds a XAdES login or a QR code II string with the new
     certificate, the host signs only those bytes, and the controller checks the signature with the certificate.
   - "Backends: the Python library C(cryptography) (38 or newer) when the host has it, else the C(openssl) command
