@@ -182,6 +182,28 @@ proofs:
       proven: true
       reason: null
       valid_from: null
+api_calls:
+  description: Number of HTTP requests the module sent to KSeF (login and retries included).
+  returned: always
+  type: int
+  sample: 7
+system_warnings:
+  description:
+    - KSeF's C(X-System-Warning) entries of this run, each once (see O(system_warnings)); empty when there were none.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    code:
+      description: Warning code, e.g. C(sig-001); V(null) when KSeF sent a text without a code.
+      type: str
+    text:
+      description: Warning text.
+      type: str
+    endpoint:
+      description: The request that got the warning.
+      type: str
+  sample: [{code: sig-001, text: Format podpisu niezgodny z akceptowanymi profilami XAdES, endpoint: POST /auth/xades-signature}]
 '''
 
 import datetime
