@@ -28,7 +28,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import passphrase_problem, text_problem
-from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy_proof import predecessors
+from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy_proof import actives_of, predecessors
 
 TYPES = _rules.CERTIFICATE_TYPES
 KEY_LOCATIONS = ('host', 'controller')
@@ -274,7 +274,10 @@ def plan(inspections, info, now=None):
         found = dict((field, result.get(field)) for field in INSPECTION_FIELDS)
         action, reason = _decide(item, found, active, now)
         serial = found['serial_number'] or ''
-        older = predecessors(item, serial, active.values()) if action in ('keep', 'install') else []
+        if action == 'enroll':
+            older = actives_of(item, active.values())
+        else:
+            older = predecessors(item, serial, active.values()) if action in ('keep', 'install') else []
         if action == 'keep' and older and item['revoke_superseded']:
             action = 'prove'
             reason = ('superseded %s still active: the deployed certificate %s is proven before %s revoked'

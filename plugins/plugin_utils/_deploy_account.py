@@ -144,9 +144,7 @@ def _host_line(item, entry, issued, enrolled, check_mode, host, proofs):
     certificate = result.get('certificate') or {}
     line.update(serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''))
     # ksef_certificate revoked none of them (the key is here, not on the controller): the proof decides.
-    older = [old for old in _superseded(result.get('superseded')) if old['serial_number'] != line['serial_number']]
-    return _proven(line, host, item, [{'serial_number': old['serial_number'], 'valid_to': old['valid_to']} for old in older],
-                   proofs, check_mode)
+    return _proven(line, host, item, _deploy_proof.superseded_by(entry, result, line['serial_number']), proofs, check_mode)
 
 
 def _controller_line(item, result, shared, check_mode):

@@ -37,12 +37,29 @@ def predecessors(item, serial, active):
         return []
     older = []
     for cert in active or []:
-        if cert['name'] != item['name'] or cert['type'] != item['type'] or cert['serial_number'].upper() == serial.upper():
+        if cert.get('name') != item['name'] or cert.get('type') != item['type'] or cert['serial_number'].upper() == serial.upper():
             continue
         requested = _requested(cert)
         if requested is not None and requested < _requested(deployed):
             older.append({'serial_number': cert['serial_number'].upper(), 'valid_to': cert.get('valid_to') or ''})
     return older
+
+
+def actives_of(item, active):
+    """[{serial_number, valid_to}] of every active certificate of the item's name and type: what a renewal enrolled
+    now supersedes (the new one is not among them yet; a certificate KSeF issued earlier for the same key, held
+    while it was not valid, may be, and is left out once its serial is known)."""
+    return [{'serial_number': cert['serial_number'].upper(), 'valid_to': cert.get('valid_to') or ''}
+            for cert in active or [] if cert.get('name') == item['name'] and cert.get('type') == item['type']]
+
+
+def superseded_by(entry, result, serial):
+    """The predecessors of the certificate `serial` ksef_certificate returned (`result`) for the plan entry: those it
+    lists as superseded, or, when it returned a certificate issued earlier for the host's key (action none: it
+    supersedes nothing in KSeF's eyes), the active certificates of the name and type the plan saw."""
+    listed = result.get('superseded') or entry.get('predecessors') or []
+    return [{'serial_number': old['serial_number'], 'valid_to': old.get('valid_to') or ''}
+            for old in listed if old['serial_number'] != serial]
 
 
 def _issued(enrolled):
@@ -68,8 +85,7 @@ def rotations(batch, enrolled, hosts):
                 # pending: valid only later, so not installed (_deploy.installs) and nothing to prove yet.
                 pem = result.get('certificate_pem') or '' if result.get('action') != 'pending' else ''
                 serial = (result.get('certificate') or {}).get('serial_number') or ''
-                older = [{'serial_number': old['serial_number'], 'valid_to': old.get('valid_to') or ''}
-                         for old in result.get('superseded') or [] if old['serial_number'] != serial]
+                older = superseded_by(entry, result, serial)
             elif entry['action'] in ('install', 'prove'):
                 pem = entry['probe'].get('certificate_pem') or ''
                 serial = entry['probe'].get('serial_number') or ''

@@ -162,3 +162,23 @@ def test_a_successor_valid_only_later_is_not_installed_nor_proven_and_the_accoun
     assert line['superseded'] == [{'serial_number': OLD, 'valid_to': '2026-12-01T00:00:00+00:00', 'revoked': False}]
     assert line['reason'].startswith(why + '; the first run after that installs it, proves it and revokes %s' % OLD)
     assert '; not proven: %s; superseded %s left active' % (why, OLD) in line['message']
+
+
+def test_a_certificate_issued_earlier_for_the_hosts_key_supersedes_the_deployed_one():
+    """The run after a successor that was not valid yet: ksef_certificate returns it (action none, superseding
+    nothing in its eyes); the host installs it, proves it and revokes the deployed one in the same run."""
+    host = prepared('a', renewal_due=True)
+    info = {'certificates': [listed(OLD, '2026-01-01T00:00:00+00:00'), listed(NEW, '2026-05-01T00:00:00+00:00')]}
+    batch = _deploy_account.batch({'a': host}, info, NOW)
+    enrolled = {'certificates': [
+        {'name': 'a-authentication', 'type': 'authentication', 'action': 'none', 'certificate_pem': PEM, 'superseded': [],
+         'certificate': {'serial_number': NEW, 'valid_to': '2028-01-01T00:00:00+00:00'}}]}
+    assert FILTERS['ksef_deploy_proof_requests'](batch, enrolled, ['a']) == [
+        {'id': 'a|a-authentication|authentication', 'type': 'authentication', 'certificate': PEM}]
+    finished = {'proofs': [{'id': 'a|a-authentication|authentication', 'proven': True, 'method': 'login',
+                            'serial_number': NEW, 'reason': None, 'valid_from': None}]}
+    assert FILTERS['ksef_deploy_revocations'](batch, enrolled, finished, ['a']) == [OLD]
+    line = FILTERS['ksef_deploy_account'](host, batch['hosts']['a'], enrolled, {}, False, 'a',
+                                          {'finished': finished, 'revoked': {'revoked': [OLD]}})[0]
+    assert line['action'] == 'installed' and line['serial_number'] == NEW
+    assert line['superseded'] == [{'serial_number': OLD, 'valid_to': '2027-01-01T00:00:00+00:00', 'revoked': True}]
