@@ -135,7 +135,6 @@ fi
 [ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
 # No worker (and no emulator) without a target to take.
 [ "$jobs" -le ${#expected[@]} ] || jobs=${#expected[@]}
-[ "$jobs" -le ${#expected[@]} ] || jobs=${#expected[@]}
 
 # Each run gets its own directory (queue, and per worker: mirror, emulator, credentials), so that two
 # people running integration tests in one work tree do not share an emulator or a config. Kept when

@@ -13,7 +13,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_account, _deploy_proof
 
 
-def _filter(function):
+def _filter(function, name=None):
     """Turn bad input into an AnsibleFilterError that names the filter (and never dumps the input)."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -21,13 +21,14 @@ def _filter(function):
             return function(*args, **kwargs)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise AnsibleFilterError('ksef.certificates.ksef_deploy_%s: unexpected input (%s: %s)'
-                                     % (function.__name__, type(exc).__name__, exc))
+                                     % (name or function.__name__, type(exc).__name__, exc))
     return wrapper
 
 
 class FilterModule:
     def filters(self):
         return {
+            'ksef_deploy_id': _filter(_deploy.deploy_id, 'id'),
             'ksef_deploy_declarations': _filter(_deploy.declarations),
             'ksef_deploy_problems': _filter(_deploy.problems),
             'ksef_deploy_batch_problems': _filter(_deploy.batch_problems),
@@ -41,6 +42,7 @@ class FilterModule:
             'ksef_deploy_batch': _filter(_deploy_account.batch),
             'ksef_deploy_account': _filter(_deploy_account.account),
             'ksef_deploy_summary': _filter(_deploy_account.summary),
+            'ksef_deploy_batch_values': _filter(_deploy_account.batch_values),
             'ksef_deploy_proof_requests': _filter(_deploy_proof.proof_requests),
             'ksef_deploy_host_signing': _filter(_deploy_proof.host_signing),
             'ksef_deploy_signed_proofs': _filter(_deploy_proof.signed_proofs),

@@ -261,6 +261,25 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
         """Seconds until the client would send a request to `endpoint` (route template) without pacing."""
         return self.client.seconds_until_slot(method, endpoint)
 
+    def limits_for(self, endpoint):
+        """{window seconds: calls} the client paces `endpoint` ('METHOD /route') to: published, read from GET
+        /rate-limits, or learned from a 429."""
+        method, route = str(endpoint).split(' ', 1)
+        return self.client.limits_for(method, route)
+
+    def limits_source(self):
+        """Where the limits of limits_for() come from: 'published', 'GET /rate-limits', with '+429' once a 429 taught more."""
+        return self.client.pacer.limits_source
+
+    def calls_by_endpoint(self):
+        """{'METHOD /route': requests sent} by this run's client so far (every attempt counts, as KSeF counts them)."""
+        return dict(self.client.calls_by_endpoint)
+
+    def prove_login(self, signer):
+        """Log in with `signer` (a successor's key and certificate) as its certificate's owner and end that session:
+        the proof of an Authentication successor (_proof). KsefError when KSeF refuses the login."""
+        self.authenticator.login_once_as(signer)
+
     def rate_limits(self):
         """GET /rate-limits; the effective limits are also applied to the client's pacing."""
         body = self._call(RATE_LIMITS) or {}

@@ -8,11 +8,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import copy
 import datetime
 import json
 import time
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_TOKEN_REDEEM, KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_xades import SignerXadesAuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -147,6 +149,24 @@ class KsefAuthenticator:
         self._store_tokens(self.gateway.redeem(operation_token))
         self._opened = True
 
+    def login_once_as(self, signer):
+        """Log in with `signer` (another key and certificate, e.g. a successor's) through this client and connection,
+        as the owner of its certificate, then end that session; KsefError when KSeF refuses the login.
+
+        The subject is read from the certificate (certificate_subject): a KSeF certificate carries the NIP or
+        PESEL of its owner, while a fingerprint-based login would need permissions granted to the new fingerprint.
+        This session's tokens are left as they are.
+        """
+        options = copy.copy(self.options)
+        options.auth = SignerXadesAuthMethod(signer)
+        options.subject_identifier_type = 'certificate_subject'
+        other = KsefAuthenticator(self.client, options, poll_interval=self.poll_interval, poll_timeout=self.poll_timeout,
+                                  wall_clock=self.wall_clock)
+        try:
+            other.login()
+        finally:
+            other.close()
+
     def refresh(self):
         """New access token from the refresh token (log in again when the refresh token is not accepted)."""
         if not self._refresh_token:
@@ -178,7 +198,7 @@ class KsefAuthenticator:
         if not self._opened:
             return
         self._opened = False
-        if getattr(self.client, 'unreachable', False):
+        if self.client.unreachable:
             # KSeF did not answer a request of this run: ending the session would only wait for it again.
             self.client.warn('the KSeF session (reference number %s) was not ended because KSeF did not answer; '
                              'it ends by itself when its access token expires' % self.reference_number)

@@ -7,7 +7,13 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import TYPE_CHECKING, Any, Dict, Mapping, NoReturn, Optional
+
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod, check_token
+
+if TYPE_CHECKING:  # for the hints only: _connection imports the methods (a cycle at run time)
+    from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 
 
 class AccessTokenAuthMethod(AuthMethod):
@@ -16,16 +22,16 @@ class AccessTokenAuthMethod(AuthMethod):
     LOGS_IN = False
 
     @classmethod
-    def applies(cls, params):
+    def applies(cls, params: Mapping[str, Any]) -> bool:
         return bool(params.get('access_token'))
 
     @property
-    def token(self):
+    def token(self) -> Optional[str]:
         return self.options['access_token']
 
     @classmethod
-    def check_given(cls, params):
+    def check_given(cls, params: Mapping[str, Any]) -> None:
         check_token('access_token', params.get('access_token'))
 
-    def start(self, gateway, challenge, connection, now):
+    def start(self, gateway: KsefAuthApi, challenge: Dict[str, Any], connection: 'ConnectionOptions', now: float) -> NoReturn:
         raise AssertionError('an access token is used as is; there is no login to start')  # pragma: no cover

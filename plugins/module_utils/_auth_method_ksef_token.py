@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import base64
 import datetime
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 try:
     from cryptography import x509
@@ -18,17 +19,20 @@ except ImportError:  # pragma: no cover - reported through required_libraries()
     pass
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _credentials
-from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_CHALLENGE, PUBLIC_KEY_CERTIFICATES
-from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod, check_token
+from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_CHALLENGE, PUBLIC_KEY_CERTIFICATES, KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod, RequiredLibrary, check_token
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime_or_none
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import CONTEXT_ELEMENTS, classify_allowed_ips
+
+if TYPE_CHECKING:  # for the hints only: _connection imports the methods (a cycle at run time)
+    from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 
 TOKEN_ENCRYPTION_USAGE = 'KsefTokenEncryption'
 UNKNOWN_PUBLIC_KEY = 21470
 
 
-def choose_token_encryption_key(entries, now):
+def choose_token_encryption_key(entries: Optional[List[Dict[str, Any]]], now: datetime.datetime) -> Optional[Dict[str, Any]]:
     """The currently valid KsefTokenEncryption certificate with the latest validFrom (or None)."""
     best = None
     best_from = None
@@ -44,7 +48,7 @@ def choose_token_encryption_key(entries, now):
     return best
 
 
-def encrypt_ksef_token(certificate_b64, ksef_token, timestamp_ms):
+def encrypt_ksef_token(certificate_b64: str, ksef_token: str, timestamp_ms: int) -> str:
     """RSA-OAEP (SHA-256, MGF1-SHA-256) of '<token>|<timestampMs>', Base64."""
     certificate = x509.load_der_x509_certificate(base64.b64decode(certificate_b64))
     plaintext = ('%s|%d' % (ksef_token, int(timestamp_ms))).encode('utf-8')
@@ -53,7 +57,7 @@ def encrypt_ksef_token(certificate_b64, ksef_token, timestamp_ms):
     return base64.b64encode(ciphertext).decode('ascii')
 
 
-def challenge_ms(challenge):
+def challenge_ms(challenge: Mapping[str, Any]) -> int:
     """The challenge's time in milliseconds: timestampMs, else the ISO timestamp."""
     if challenge.get('timestampMs') is not None:
         return int(challenge['timestampMs'])
@@ -69,17 +73,17 @@ class KsefTokenAuthMethod(AuthMethod):
     OPTIONS = {'ksef_token': dict(type='str', no_log=True)}
 
     @classmethod
-    def applies(cls, params):
+    def applies(cls, params: Mapping[str, Any]) -> bool:
         return bool(params.get('ksef_token'))
 
     @classmethod
-    def check_given(cls, params):
+    def check_given(cls, params: Mapping[str, Any]) -> None:
         check_token('ksef_token', params.get('ksef_token'))
 
-    def required_libraries(self):
+    def required_libraries(self) -> List[RequiredLibrary]:
         return [('cryptography', _credentials.HAS_CRYPTOGRAPHY, _credentials.CRYPTOGRAPHY_IMPORT_ERROR)]
 
-    def start(self, gateway, challenge, connection, now):
+    def start(self, gateway: KsefAuthApi, challenge: Dict[str, Any], connection: 'ConnectionOptions', now: float) -> Dict[str, Any]:
         timestamp_ms = challenge_ms(challenge)
         body = {
             'challenge': challenge['challenge'],

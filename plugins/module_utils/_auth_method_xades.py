@@ -7,8 +7,14 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping
+
 from ansible_collections.ksef.certificates.plugins.module_utils import _credentials, _xades
-from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod, RequiredLibrary
+
+if TYPE_CHECKING:  # for the hints only: _connection imports the methods (a cycle at run time)
+    from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 
 # The signer certificate options; a PKCS#11 login (_auth_method_pkcs11.py) takes the certificate from them too.
 CERTIFICATE_OPTIONS = {
@@ -18,32 +24,33 @@ CERTIFICATE_OPTIONS = {
 }
 
 
-def has_certificate(params):
+def has_certificate(params: Mapping[str, Any]) -> bool:
     return bool(params.get('auth_certificate_path') or params.get('auth_certificate_content'))
 
 
-def has_private_key(params):
+def has_private_key(params: Mapping[str, Any]) -> bool:
     return bool(params.get('auth_private_key_path') or params.get('auth_private_key_content'))
 
 
 class XadesAuthMethod(AuthMethod):
     """Sign KSeF's AuthTokenRequest (XAdES) with the signer's key; KSeF checks the certificate."""
     NAME = 'xades'
-    OPTIONS = dict(CERTIFICATE_OPTIONS, **{
-        'auth_private_key_path': dict(type='path', no_log=False),
-        'auth_private_key_content': dict(type='str', no_log=True),
-        'auth_passphrase': dict(type='str', no_log=True),
-    })
+    OPTIONS = dict(
+        CERTIFICATE_OPTIONS,
+        auth_private_key_path=dict(type='path', no_log=False),
+        auth_private_key_content=dict(type='str', no_log=True),
+        auth_passphrase=dict(type='str', no_log=True),
+    )
 
     @classmethod
-    def applies(cls, params):
+    def applies(cls, params: Mapping[str, Any]) -> bool:
         return has_certificate(params)
 
-    def required_libraries(self):
+    def required_libraries(self) -> List[RequiredLibrary]:
         return [('cryptography', _credentials.HAS_CRYPTOGRAPHY, _credentials.CRYPTOGRAPHY_IMPORT_ERROR),
                 ('lxml', _xades.HAS_LXML, _xades.LXML_IMPORT_ERROR)]
 
-    def prepare(self):
+    def prepare(self) -> None:
         # Loading here reports credential problems before any API call.
         self.credentials = _credentials.load_signer_credentials(
             certificate_path=self.options['auth_certificate_path'],
@@ -53,8 +60,19 @@ class XadesAuthMethod(AuthMethod):
             passphrase=self.options['auth_passphrase'],
         )
 
-    def start(self, gateway, challenge, connection, now):
+    def start(self, gateway: KsefAuthApi, challenge: Dict[str, Any], connection: 'ConnectionOptions', now: float) -> Dict[str, Any]:
         document = _xades.signed_auth_token_request(
             self.credentials, challenge['challenge'], connection.context_type, connection.context_id,
             connection.subject_identifier_type, connection.allowed_ips)
         return gateway.xades_signature(document, connection.verify_certificate_chain)
+
+
+class SignerXadesAuthMethod(XadesAuthMethod):
+    """The XAdES login with a signer already in hand (a successor's key and certificate, or a token key)."""
+
+    def __init__(self, signer: Any) -> None:
+        XadesAuthMethod.__init__(self, {})
+        self.credentials = signer
+
+    def prepare(self) -> None:
+        """The signer was loaded by the caller."""

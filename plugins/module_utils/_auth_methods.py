@@ -7,7 +7,10 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Mapping
+
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_access_token import AccessTokenAuthMethod
+from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_ksef_token import KsefTokenAuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_pkcs11 import Pkcs11AuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_xades import (
@@ -32,14 +35,14 @@ def _auth_options():
 AUTH_OPTIONS = _auth_options()
 
 
-def check_given_options(params):
+def check_given_options(params: Mapping[str, Any]) -> None:
     """Each method checks the options of it that are given, used or not (a token must never reach a header
     malformed); KsefInputError on the first problem."""
     for method in AUTH_METHODS:
         method.check_given(params)
 
 
-def select_auth_method(params):
+def select_auth_method(params: Mapping[str, Any]) -> AuthMethod:
     """The method the options ask for, validated; KsefInputError when none fits or its options do not."""
     if not params.get('access_token') and has_private_key(params) and not has_certificate(params):
         raise KsefInputError('a signer private key was given without its certificate: set auth_certificate_path or '

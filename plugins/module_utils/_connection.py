@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import os
 import re
+from typing import Any, Dict, List, Mapping, Optional
 
 from ansible.module_utils.basic import AnsibleFallbackNotFound
 
@@ -45,7 +46,7 @@ NIP_VAT_UE_PATTERN = re.compile(r'([1-9]((\d[1-9])|([1-9]\d))\d{7})-[A-Z]{2}[A-Z
 PEPPOL_ID_PATTERN = re.compile(r'P[A-Z]{2}[0-9]{6}')
 
 
-def nonempty_env_fallback(*names):
+def nonempty_env_fallback(*names: str) -> str:
     """env_fallback that treats an empty variable as unset: AWX/AAP env injectors render an optional credential
     input that was left empty as '' (docs/awx/credential-type.yml)."""
     for name in names:
@@ -58,7 +59,7 @@ def _env(name):
     return (nonempty_env_fallback, [name])
 
 
-def ksef_argument_spec():
+def ksef_argument_spec() -> Dict[str, Dict[str, Any]]:
     """The connection/authentication options shared by every KSeF module (doc fragment ksef.certificates.connection)."""
     spec = dict(
         environment=dict(type='str', choices=['test', 'demo', 'prod'], fallback=_env('KSEF_ENVIRONMENT')),
@@ -95,7 +96,7 @@ KSEF_MUTUALLY_EXCLUSIVE = [
 ]
 
 
-def nip_is_valid(nip):
+def nip_is_valid(nip: Optional[str]) -> bool:
     """Pattern of the XSD plus the NIP checksum (weights 6,5,7,2,3,4,5,6,7; sum mod 11 = last digit)."""
     if not nip or not NIP_PATTERN.fullmatch(nip):
         return False
@@ -103,7 +104,7 @@ def nip_is_valid(nip):
     return checksum != 10 and checksum == int(nip[9])
 
 
-def validate_context(context_type, context_id):
+def validate_context(context_type: str, context_id: str) -> None:
     """Raise KsefInputError when context_id does not fit context_type."""
     if context_type == 'nip':
         if not nip_is_valid(context_id):
@@ -123,7 +124,7 @@ def validate_context(context_type, context_id):
         raise KsefInputError('context_type must be one of %s, got %r' % (', '.join(CONTEXT_TYPE_CHOICES), context_type))
 
 
-def base_url(params):
+def base_url(params: Mapping[str, Any]) -> str:
     if params.get('api_url'):
         return params['api_url'].rstrip('/')
     return BASE_URLS[params.get('environment') or DEFAULT_ENVIRONMENT]
@@ -136,7 +137,7 @@ def _default(params, name, value):
 class ConnectionOptions:
     """The connection options of one run, typed and validated once (ConnectionOptions.from_params)."""
 
-    def __init__(self, params):
+    def __init__(self, params: Mapping[str, Any]) -> None:
         self.base_url = base_url(params)
         self.environment = params.get('environment')
         self.api_url = params.get('api_url')
@@ -160,18 +161,18 @@ class ConnectionOptions:
         self.auth = None
 
     @property
-    def context(self):
+    def context(self) -> str:
         """'<context_type> <context_id>', as messages name the context."""
         return '%s %s' % (self.context_type, self.context_id)
 
     @classmethod
-    def from_params(cls, params, login=True):
+    def from_params(cls, params: Mapping[str, Any], login: bool = True) -> 'ConnectionOptions':
         """The options of `params` (module params or a plain dict), checked; KsefInputError on the first problem."""
         options = cls(params)
         options.validate(params, login=login)
         return options
 
-    def validate(self, params, login=True):
+    def validate(self, params: Mapping[str, Any], login: bool = True) -> None:
         """Checks of option combinations that need no API call (the credential files are read at login)."""
         if self.timeout is not None and self.timeout <= 0:
             raise KsefInputError('timeout must be greater than 0')
@@ -202,7 +203,7 @@ class ConnectionOptions:
                 raise KsefInputError('context_id is required to log in (the identifier of the context to act in)')
             validate_context(self.context_type, self.context_id)
 
-    def transport_warnings(self):
+    def transport_warnings(self) -> List[str]:
         """Warnings about a connection that does not protect the tokens (http://, no certificate verification)."""
         if self.base_url.lower().startswith('http://'):
             return ['api_url %s uses plain http (allow_insecure_http): tokens travel in clear text; use this only '
@@ -220,10 +221,10 @@ class ConnectionOptions:
         return []
 
 
-def validate_connection_params(params, login=True):
+def validate_connection_params(params: Mapping[str, Any], login: bool = True) -> ConnectionOptions:
     """ConnectionOptions.from_params under the name the modules' tests know; returns the options."""
     return ConnectionOptions.from_params(params, login=login)
 
 
-def transport_warnings(params):
+def transport_warnings(params: Mapping[str, Any]) -> List[str]:
     return ConnectionOptions(params).transport_warnings()

@@ -15,6 +15,7 @@ __metaclass__ = type
 import base64
 import binascii
 import re
+from typing import Optional, Sequence, Union
 
 try:
     from cryptography import x509
@@ -42,20 +43,21 @@ from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR
 class SignerCredentials:
     """A signer certificate with its private key (and any extra certificates of the bundle)."""
 
-    def __init__(self, certificate, private_key, extra_certificates=None):
+    def __init__(self, certificate: 'x509.Certificate', private_key: 'Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]',
+                 extra_certificates: 'Optional[Sequence[x509.Certificate]]' = None) -> None:
         self.certificate = certificate
         self.private_key = private_key
         self.extra_certificates = list(extra_certificates or [])
 
     @property
-    def key_type(self):
+    def key_type(self) -> str:
         return 'rsa' if isinstance(self.private_key, rsa.RSAPrivateKey) else 'ec'
 
     @property
-    def certificate_der(self):
+    def certificate_der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
-    def sign(self, data):
+    def sign(self, data: bytes) -> bytes:
         """XMLDSig signature value of data: RSA PKCS#1 v1.5 SHA-256, or ECDSA SHA-256 as raw r||s."""
         if isinstance(self.private_key, rsa.RSAPrivateKey):
             return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -65,7 +67,7 @@ class SignerCredentials:
         size = (self.private_key.curve.key_size + 7) // 8
         return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
 
-    def sign_pss(self, data):
+    def sign_pss(self, data: bytes) -> bytes:
         """RSASSA-PSS SHA-256 (MGF1 SHA-256, salt 32) of data: how an RSA Offline key signs a QR code II."""
         return self.private_key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=QR_CODE_II_PSS_SALT_LENGTH),
                                      hashes.SHA256())
@@ -181,8 +183,9 @@ def _check_key(credentials):
     return credentials
 
 
-def load_signer_credentials(certificate_path=None, certificate_content=None, private_key_path=None,
-                            private_key_content=None, passphrase=None):
+def load_signer_credentials(certificate_path: Optional[str] = None, certificate_content: Optional[str] = None,
+                            private_key_path: Optional[str] = None, private_key_content: Optional[str] = None,
+                            passphrase: Optional[str] = None) -> SignerCredentials:
     """Load and check the signer material; raise KsefCredentialError with a safe message."""
     if not HAS_CRYPTOGRAPHY:
         raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')
@@ -231,7 +234,8 @@ def load_signer_credentials(certificate_path=None, certificate_content=None, pri
     return _check_key(SignerCredentials(signer, key, extra))
 
 
-def load_token_signer(module_path, token_label, key_label, pin, certificate_path=None, certificate_content=None):
+def load_token_signer(module_path: str, token_label: str, key_label: str, pin: str, certificate_path: Optional[str] = None,
+                      certificate_content: Optional[str] = None) -> '_pkcs11.TokenSigner':
     """The login signer of a key in a PKCS#11 token (_pkcs11.TokenSigner); the certificate from the options or the token."""
     if not HAS_CRYPTOGRAPHY:
         raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')

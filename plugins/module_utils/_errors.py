@@ -11,18 +11,20 @@ adds structured fields for fail_json.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Dict, List, Optional
+
 
 class KsefError(Exception):
     """Base class: str(exc) is a user-facing message without secrets."""
 
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super(KsefError, self).__init__(message)
         self.message = message
 
     def __str__(self):
         return self.message
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         """Extra structured fields for fail_json (no secrets)."""
         return {}
 
@@ -75,8 +77,9 @@ def _error_text(error):
 class KsefApiError(KsefError):
     """KSeF answered a request with an error status."""
 
-    def __init__(self, method, endpoint, status, errors=None, reference_number=None,
-                 service_code=None, retry_after=None, message=None, hint=None):
+    def __init__(self, method: str, endpoint: str, status: int, errors: Optional[List[Dict[str, Any]]] = None,
+                 reference_number: Optional[str] = None, service_code: Optional[str] = None,
+                 retry_after: Optional[float] = None, message: Optional[str] = None, hint: Optional[str] = None) -> None:
         self.method = method
         self.endpoint = endpoint
         self.status = status
@@ -90,7 +93,7 @@ class KsefApiError(KsefError):
         super(KsefApiError, self).__init__(message)
 
     @property
-    def codes(self):
+    def codes(self) -> List[int]:
         """The KSeF exception/status codes carried by the error body (integers only)."""
         codes = []
         for error in self.errors:
@@ -100,7 +103,7 @@ class KsefApiError(KsefError):
                 continue
         return codes
 
-    def build_message(self):
+    def build_message(self) -> str:
         parts = ['%s %s failed: HTTP %s' % (self.method, self.endpoint, self.status)]
         for error in self.errors:
             text = _error_text(error)
@@ -122,7 +125,7 @@ class KsefApiError(KsefError):
             head = '%s, %s' % (head, rest.pop(0))
         return '; '.join([head] + rest)
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         result = {
             'http_status': self.status,
             'endpoint': '%s %s' % (self.method, self.endpoint),
@@ -152,8 +155,8 @@ class KsefTransportError(KsefError):
     reached KSeF" only for a request that is not safe to repeat and that may have been received.
     """
 
-    def __init__(self, method, endpoint, reason, may_have_reached_server=False, attempts=1, elapsed=None,
-                 repeat_safe=False, hint=None):
+    def __init__(self, method: str, endpoint: str, reason: str, may_have_reached_server: bool = False, attempts: int = 1,
+                 elapsed: Optional[float] = None, repeat_safe: bool = False, hint: Optional[str] = None) -> None:
         self.method = method
         self.endpoint = endpoint
         self.reason = reason
@@ -174,14 +177,14 @@ class KsefTransportError(KsefError):
             message += '; %s' % hint
         super(KsefTransportError, self).__init__(message)
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         return {
             'endpoint': '%s %s' % (self.method, self.endpoint),
             'may_have_reached_server': self.may_have_reached_server,
         }
 
 
-def format_seconds(value):
+def format_seconds(value: float) -> str:
     """'3 s', '10.5 s': a duration for a message."""
     value = round(float(value), 1)
     return '%d s' % value if value == int(value) else '%.1f s' % value
@@ -190,7 +193,8 @@ def format_seconds(value):
 class KsefAuthError(KsefError):
     """Authentication ended with a status other than 200 (415, 450, 460, ...)."""
 
-    def __init__(self, status_code, description=None, details=None, reference_number=None, hint=None):
+    def __init__(self, status_code: int, description: Optional[str] = None, details: Optional[List[str]] = None,
+                 reference_number: Optional[str] = None, hint: Optional[str] = None) -> None:
         self.status_code = status_code
         self.description = description
         self.details = list(details or [])
@@ -207,7 +211,7 @@ class KsefAuthError(KsefError):
             message += '. %s' % hint
         super(KsefAuthError, self).__init__(message)
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         result = {'auth_status': {'code': self.status_code, 'description': self.description, 'details': self.details}}
         if self.reference_number:
             result['reference_number'] = self.reference_number
@@ -217,11 +221,11 @@ class KsefAuthError(KsefError):
 class KsefTimeoutError(KsefError):
     """A bounded wait ran out (authentication polling, enrollment wait_timeout)."""
 
-    def __init__(self, message, reference_number=None):
+    def __init__(self, message: str, reference_number: Optional[str] = None) -> None:
         self.reference_number = reference_number
         super(KsefTimeoutError, self).__init__(message)
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         if self.reference_number:
             return {'reference_number': self.reference_number}
         return {}

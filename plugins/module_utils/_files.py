@@ -34,6 +34,7 @@ import grp
 import os
 import pwd
 import stat
+from typing import List, Optional, Sequence, Tuple, Union
 
 PRIVATE_MODE = 0o600
 # A key, certificate, CSR or PKCS#12 bundle is a few kilobytes; anything larger is not one of them.
@@ -50,7 +51,7 @@ class HostFileError(Exception):
     """A file operation failed; the message names the path and the cause, never file content."""
 
 
-def parse_mode(value, what='mode'):
+def parse_mode(value: Union[int, str], what: str = 'mode') -> int:
     """An octal mode given as '0600', '600' or an integer (YAML 0600 is 384) -> int."""
     if isinstance(value, bool):
         raise HostFileError('%s must be an octal mode such as "0600", not %r' % (what, value))
@@ -65,7 +66,7 @@ def parse_mode(value, what='mode'):
     return mode
 
 
-def resolve_owner(owner):
+def resolve_owner(owner: Union[int, str, None]) -> Optional[int]:
     """uid for a user name or number; None for '' or None (keep the connecting user)."""
     if owner in (None, ''):
         return None
@@ -77,7 +78,7 @@ def resolve_owner(owner):
         raise HostFileError('User %r does not exist on this host' % (owner,))
 
 
-def resolve_group(group):
+def resolve_group(group: Union[int, str, None]) -> Optional[int]:
     """gid for a group name or number; None for '' or None."""
     if group in (None, ''):
         return None
@@ -110,7 +111,7 @@ def _refusal(path, what):
 class Directory:
     """An open descriptor of the directory of a path (a context manager); `name` is the path's last part."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
         self.directory, self.name = os.path.split(path)
         self.fd = None
@@ -127,7 +128,7 @@ class Directory:
     def __exit__(self, *exc_info):
         os.close(self.fd)
 
-    def lstat(self, name=None):
+    def lstat(self, name: Optional[str] = None) -> Optional[os.stat_result]:
         """The entry's own status (a link is not followed), or None when it does not exist."""
         try:
             return os.stat(name or self.name, dir_fd=self.fd, follow_symlinks=False)
@@ -136,7 +137,7 @@ class Directory:
                 return None
             raise HostFileError('Cannot inspect %s: %s' % (self.path, exc.strerror))
 
-    def open_regular(self, name=None, path=None):
+    def open_regular(self, name: Optional[str] = None, path: Optional[str] = None) -> Optional[Tuple[int, os.stat_result]]:
         """(fd, fstat) of a regular, singly linked file opened read-only without following a link; None if missing."""
         path = path or self.path
         try:
@@ -156,7 +157,7 @@ class Directory:
             raise _refusal(path, 'a file with %d hard links' % info.st_nlink)
         return fd, info
 
-    def sync(self):
+    def sync(self) -> None:
         try:
             os.fsync(self.fd)
         except OSError:
@@ -192,7 +193,7 @@ def _differ(info, mode, uid=None, gid=None):
 # Files
 # ---------------------------------------------------------------------------------------------
 
-def read_file(path, limit=MAX_FILE_SIZE):
+def read_file(path: str, limit: int = MAX_FILE_SIZE) -> Optional[bytes]:
     """The content of a regular file (at most limit bytes), or None when it does not exist."""
     with Directory(path) as directory:
         opened = directory.open_regular()
@@ -207,7 +208,7 @@ def read_file(path, limit=MAX_FILE_SIZE):
             os.close(fd)
 
 
-def status(path):
+def status(path: str) -> Optional[os.stat_result]:
     """The path's own status (lstat: a link is not followed), or None when it does not exist."""
     try:
         return os.lstat(path)
@@ -217,11 +218,12 @@ def status(path):
         raise HostFileError('Cannot inspect %s: %s' % (path, exc.strerror))
 
 
-def exists(path):
+def exists(path: str) -> bool:
     return os.path.lexists(path)
 
 
-def ensure_attributes(path, mode, uid=None, gid=None, check_mode=False):
+def ensure_attributes(path: str, mode: Optional[int], uid: Optional[int] = None, gid: Optional[int] = None,
+                      check_mode: bool = False) -> bool:
     """Give an existing regular file its mode, owner and group (on its descriptor); True when they differed.
 
     A missing file is False; a link or another kind of file is refused (HostFileError).
@@ -253,7 +255,7 @@ def _refuse_unless_regular_or_missing(directory):
         raise _refusal(directory.path, _kind(info.st_mode))
 
 
-def write_atomic(path, data, mode, uid=None, gid=None):
+def write_atomic(path: str, data: bytes, mode: int, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
     """Replace path with data in one rename; the temporary file is 0600 from its first byte.
 
     A link or non-regular file at path is refused (not replaced); a regular file is replaced, whatever its
@@ -292,7 +294,7 @@ def write_atomic(path, data, mode, uid=None, gid=None):
         directory.sync()
 
 
-def move_atomic(source, path, mode, uid=None, gid=None):
+def move_atomic(source: str, path: str, mode: int, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
     """Put the content of source (a file this collection wrote 0600, such as a .next key) at path, then remove source.
 
     The content is read through a checked descriptor and written anew with write_atomic, so a source swapped
@@ -305,7 +307,7 @@ def move_atomic(source, path, mode, uid=None, gid=None):
     remove(source)
 
 
-def remove(path):
+def remove(path: str) -> bool:
     """Remove a file (a link itself, never its target); True when something was removed."""
     with Directory(path) as directory:
         try:
@@ -325,7 +327,7 @@ def _unlink_quietly(dir_fd, name):
         pass
 
 
-def sync_directory(directory):
+def sync_directory(directory: str) -> None:
     """Make a rename durable: a crash right after it must not bring the old file back."""
     try:
         fd = os.open(directory or '.', _DIRECTORY_FLAGS)
@@ -343,7 +345,7 @@ def sync_directory(directory):
 # Directories
 # ---------------------------------------------------------------------------------------------
 
-def missing_directories(path):
+def missing_directories(path: str) -> List[str]:
     """The directories to create for path, outermost first ([] when it exists)."""
     missing = []
     current = path.rstrip('/') or '/'
@@ -358,7 +360,7 @@ def missing_directories(path):
     return list(reversed(missing))
 
 
-def create_directories(paths, mode, uid=None, gid=None):
+def create_directories(paths: Sequence[str], mode: int, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
     """Create the given missing directories (outermost first) with mode, owner and group.
 
     Each is made 0700 by mkdir relative to its parent's descriptor, opened without following a link, and
@@ -389,7 +391,7 @@ def create_directories(paths, mode, uid=None, gid=None):
             parent.sync()
 
 
-def writable_by_others(directory):
+def writable_by_others(directory: str) -> Optional[str]:
     """A warning when directory can be written by its group or by everyone (others may plant or swap files)."""
     try:
         info = os.stat(directory or '.')
@@ -401,7 +403,7 @@ def writable_by_others(directory):
     return None
 
 
-def private_file_problem(path, uid=None):
+def private_file_problem(path: str, uid: Optional[int] = None) -> Optional[str]:
     """Why path is not a private file safe to reuse as a key, or None.
 
     Safe: a regular file, not a link, one hard link, mode 0600, owned by uid (or the connecting user), in a

@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 try:
     from urllib.parse import quote, urlsplit
@@ -50,7 +51,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._http_answers im
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._pacing import RatePacer
 
-USER_AGENT = 'ksef.certificates-ansible/0.1.0'
+# The collection's version in code, once: galaxy.yml's `version` (tests/unit/plugins/test_versions.py keeps the two
+# and every version_added in step). Modules run without galaxy.yml, so it cannot be read at run time.
+COLLECTION_VERSION = '0.1.0'
+USER_AGENT = 'ksef.certificates-ansible/%s' % COLLECTION_VERSION
 
 # One entry of X-System-Warning: '[code]: message'.
 SYSTEM_WARNING_PATTERN = re.compile(r'^\[(?P<code>[^\]]+)\]:\s*(?P<message>.*)$')
@@ -117,16 +121,16 @@ class TransportFailure:
     NO_RETRY = frozenset(['invalid', 'tls_refused', 'too_slow'])
     TIMEOUTS = frozenset(['connect_timeout', 'read_timeout'])
 
-    def __init__(self, kind, cause):
+    def __init__(self, kind: str, cause: str) -> None:
         self.kind = kind
         self.cause = cause
 
     @property
-    def sent(self):
+    def sent(self) -> bool:
         return self.kind not in self.NOT_SENT
 
     @classmethod
-    def classify(cls, exc):
+    def classify(cls, exc: BaseException) -> 'TransportFailure':
         chain = _exception_chain(exc)
         # A header value or URL requests would not send: its exception text holds the value, so none is kept.
         if any(isinstance(item, (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
@@ -173,7 +177,7 @@ def _innermost_text(chain, ssl_only=False):
     return '%s: %s' % (type(item).__name__, text) if text else type(item).__name__
 
 
-def check_headers(method, endpoint, headers, token=None):
+def check_headers(method: str, endpoint: str, headers: Mapping[str, Any], token: Optional[str] = None) -> None:
     """Refuse, before anything is sent, a header value requests would echo in an exception (a token)."""
     for name, value in headers.items():
         if (not isinstance(value, str) or not _SAFE_HEADER_VALUE.match(value)
@@ -183,7 +187,7 @@ def check_headers(method, endpoint, headers, token=None):
                             'not sent' % (method, endpoint, what))
 
 
-def environment_proxies(url):
+def environment_proxies(url: str) -> Dict[str, str]:
     """Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the one thing taken from the environment."""
     # A malformed NO_PROXY must not stop the module.
     try:
@@ -195,9 +199,11 @@ def environment_proxies(url):
 class KsefHttpClient:
     """HTTP client for the KSeF API v2 (one keep-alive requests session)."""
 
-    def __init__(self, base_url, timeout=30, validate_certs=True, ca_path=None,
-                 max_retries=5, max_retry_wait=60, warn=None, log=None,
-                 sleep=time.sleep, clock=time.monotonic, session=None, on_secret=None):
+    def __init__(self, base_url: str, timeout: float = 30, validate_certs: bool = True, ca_path: Optional[str] = None,
+                 max_retries: int = 5, max_retry_wait: float = 60, warn: Optional[Callable[[str], None]] = None,
+                 log: Optional[Callable[[str], None]] = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, session: Optional['requests.Session'] = None,
+                 on_secret: Optional[Callable[[str], None]] = None) -> None:
         self.base_url = base_url.rstrip('/')
         # Tokens sent or obtained in this run; on_secret(value) masks one in the module's results (no_log_values).
         self.secrets = set()
@@ -242,35 +248,37 @@ class KsefHttpClient:
         self.system_warnings = []         # X-System-Warning entries of this run, once each: {'code', 'text', 'endpoint'}
 
     # -- pacing (RatePacer; its state is read as client.pacer.*) -------------------------------------
-    def set_rate_limits(self, rate_limits_response):
+    def set_rate_limits(self, rate_limits_response: Optional[Mapping[str, Any]]) -> None:
         """Use the effective limits KsefApi.rate_limits() read (group "other") instead of the published ones."""
         self.pacer.set_rate_limits(rate_limits_response)
 
-    def limits_for(self, method, endpoint):
+    def limits_for(self, method: str, endpoint: str) -> Dict[int, int]:
         """The limits the client paces `endpoint` (route template) to: {window seconds: calls}."""
         return self.pacer.limits_for(method, endpoint)
 
-    def seconds_until_slot(self, method, endpoint):
+    def seconds_until_slot(self, method: str, endpoint: str) -> float:
         """Seconds until a request to `endpoint` (route template) can be sent without pacing; 0.0 = now."""
         return self.pacer.seconds_until_slot(method, endpoint)
 
     # -- secrets ------------------------------------------------------------------------------------
-    def keep_secret(self, value):
+    def keep_secret(self, value: Optional[str]) -> None:
         """A token sent or obtained: masked in every result (no_log_values) and redacted from every message."""
         if value and value not in self.secrets:
             self.secrets.add(value)
             self.on_secret(value)
 
     # -- request ------------------------------------------------------------------------------------
-    def build_url(self, endpoint, path_params=None):
+    def build_url(self, endpoint: str, path_params: Optional[Mapping[str, Any]] = None) -> str:
         quoted = dict((k, quote(str(v), safe='')) for k, v in (path_params or {}).items())
         return self.base_url + endpoint.format(**quoted)
 
     def _backoff(self, attempt):
         return min(self.max_retry_wait, BACKOFF_BASE * (2 ** attempt))
 
-    def request(self, method, endpoint, path_params=None, params=None, json=None, data=None,
-                headers=None, token=None, idempotent=None, expect=(200,)):
+    def request(self, method: str, endpoint: str, path_params: Optional[Mapping[str, Any]] = None,
+                params: Optional[Mapping[str, Any]] = None, json: Any = None, data: Union[bytes, str, None] = None,
+                headers: Optional[Mapping[str, str]] = None, token: Optional[str] = None, idempotent: Optional[bool] = None,
+                expect: Sequence[int] = (200,)) -> Tuple[int, Any]:
         """Send one logical request (with pacing and retries); return (status, body).
 
         body is the decoded JSON, None for an empty body, or text for a non-JSON success body.
@@ -356,7 +364,7 @@ class KsefHttpClient:
             self.pacer.learn_from_429(call.key, window, outcome.error.retry_after, stamp)
         return outcome
 
-    def retry_wait(self, outcome, attempt):
+    def retry_wait(self, outcome: '_Outcome', attempt: int) -> float:
         """The one retry policy: seconds to wait before the call is sent again, or raise the error that ends it.
 
         - no answer: retried briefly when nothing was sent or the call is idempotent (_transport_wait);
@@ -486,7 +494,7 @@ class DeadlinePassed(Exception):
 
 
 @contextlib.contextmanager
-def deadline(seconds):
+def deadline(seconds: Optional[float]) -> Iterator[None]:
     """Raise DeadlinePassed in the block when it runs longer than seconds.
 
     requests' timeout bounds each wait for a byte, so a server that trickles one byte at a time could hold a call

@@ -17,6 +17,7 @@ import email.utils
 import json as _json
 import re
 import time
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 try:
     from urllib.parse import urlsplit
@@ -44,7 +45,7 @@ class AnswerTooLarge(Exception):
     """The answer's body is larger than the cap."""
 
 
-def redact(text, secrets=()):
+def redact(text: Optional[str], secrets: Iterable[str] = ()) -> Optional[str]:
     """text with every Bearer credential, JWT and given secret replaced by ********."""
     if not text:
         return text
@@ -56,7 +57,7 @@ def redact(text, secrets=()):
     return text
 
 
-def sanitize_excerpt(text, limit=EXCERPT_LENGTH, secrets=()):
+def sanitize_excerpt(text: Union[bytes, str], limit: int = EXCERPT_LENGTH, secrets: Iterable[str] = ()) -> str:
     """Return a short single-line excerpt of an unexpected body (HTML tags, control characters and tokens removed)."""
     if isinstance(text, bytes):
         text = text.decode('utf-8', 'replace')
@@ -69,7 +70,7 @@ def sanitize_excerpt(text, limit=EXCERPT_LENGTH, secrets=()):
     return text
 
 
-def parse_retry_after(value, now=None):
+def parse_retry_after(value: Any, now: Optional[float] = None) -> Optional[int]:
     """Retry-After as whole seconds: ASCII digits, or an HTTP date (IMF-fixdate); None for anything else."""
     if value is None:
         return None
@@ -85,7 +86,7 @@ def parse_retry_after(value, now=None):
     return max(0, int(seconds + 0.999))
 
 
-def read_body(response, limit):
+def read_body(response: Any, limit: int) -> bytes:
     """The body, read in chunks; AnswerTooLarge as soon as it passes limit (also from Content-Length)."""
     declared = response.headers.get('Content-Length', '')
     if declared.isdigit() and int(declared) > limit:
@@ -100,7 +101,7 @@ def read_body(response, limit):
     return b''.join(chunks)
 
 
-def read_limited(response):
+def read_limited(response: Any) -> bytes:
     """The start of an error answer, at most MAX_ERROR_BODY bytes (only an excerpt is ever shown)."""
     chunks = []
     size = 0
@@ -112,7 +113,7 @@ def read_limited(response):
     return b''.join(chunks)[:MAX_ERROR_BODY]
 
 
-def decode_json(raw):
+def decode_json(raw: bytes) -> Tuple[bool, Any]:
     """(True, value) for JSON text; (False, None) when malformed, not UTF-8, or nested too deeply to parse."""
     try:
         return True, _json.loads(raw.decode('utf-8'))
@@ -120,7 +121,7 @@ def decode_json(raw):
         return False, None
 
 
-def tokens_in(body):
+def tokens_in(body: Any) -> List[str]:
     """Every string under a 'token' key of an answer (authenticationToken, accessToken, refreshToken, new KSeF tokens)."""
     found = []
     pending = [body]
@@ -137,7 +138,8 @@ def tokens_in(body):
     return found
 
 
-def success_body(method, endpoint, status, raw, headers, secrets=()):
+def success_body(method: str, endpoint: str, status: int, raw: Optional[bytes], headers: Mapping[str, str],
+                 secrets: Iterable[str] = ()) -> Any:
     """The decoded JSON of a success answer, None when empty, text when not JSON (an HTML page is an error)."""
     if not raw or not raw.strip():
         return None
@@ -154,7 +156,7 @@ def success_body(method, endpoint, status, raw, headers, secrets=()):
     return raw.decode('utf-8', 'replace')
 
 
-def refused_redirect(method, endpoint, status, headers):
+def refused_redirect(method: str, endpoint: str, status: int, headers: Mapping[str, str]) -> KsefApiError:
     """The error of a 3xx: the request is never re-sent elsewhere (a signed login or a CSR would go with it)."""
     location = headers.get('Location') or ''
     target = urlsplit(location)
@@ -166,7 +168,7 @@ def refused_redirect(method, endpoint, status, headers):
     }], hint='check api_url: it is the API root that answers directly, e.g. https://api-test.ksef.mf.gov.pl/v2')
 
 
-def too_large(method, endpoint, status, limit):
+def too_large(method: str, endpoint: str, status: int, limit: int) -> KsefApiError:
     return KsefApiError(method, endpoint, status, [{
         'code': None, 'description': 'the answer is larger than %d bytes and was refused' % limit, 'details': []}])
 
@@ -179,7 +181,7 @@ def _as_list(value):
     return [str(value)]
 
 
-def parse_error_body(body):
+def parse_error_body(body: Any) -> Tuple[List[Dict[str, Any]], Optional[str], Optional[str]]:
     """Turn a KSeF error body (dict) into (errors, reference_number, service_code).
 
     Understands ExceptionResponse, problem details (RFC 7807 variants of KSeF) and the
@@ -239,7 +241,8 @@ def _clean(value, secrets):
     return redact(value, secrets) if isinstance(value, str) else value
 
 
-def api_error(method, endpoint, status, raw, headers, base_url, secrets=()):
+def api_error(method: str, endpoint: str, status: int, raw: Optional[bytes], headers: Mapping[str, str], base_url: str,
+              secrets: Iterable[str] = ()) -> KsefApiError:
     """The KsefApiError of an error answer, its texts redacted (an answer may echo the Authorization header)."""
     ok, body = decode_json(raw) if raw else (False, None)
     if ok and isinstance(body, dict):

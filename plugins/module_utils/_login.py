@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from typing import Any, Mapping, Optional
 
 
 def _same_file(first, second):
@@ -32,8 +33,8 @@ def _same_file(first, second):
 class LoginCertificate:
     """Serial number of the login certificate and the files the next login reads (None: inline content)."""
 
-    def __init__(self, serial_number, certificate_path=None, private_key_path=None, holds_key=False,
-                 token_label=None, key_label=None):
+    def __init__(self, serial_number: str, certificate_path: Optional[str] = None, private_key_path: Optional[str] = None,
+                 holds_key: bool = False, token_label: Optional[str] = None, key_label: Optional[str] = None) -> None:
         self.serial_number = serial_number
         self.certificate_path = certificate_path
         self.private_key_path = private_key_path
@@ -44,7 +45,7 @@ class LoginCertificate:
         self.key_label = key_label
 
     @classmethod
-    def from_params(cls, params, serial_number):
+    def from_params(cls, params: Mapping[str, Any], serial_number: str) -> 'LoginCertificate':
         """From the connection options of a signature login; the serial in KSeF's notation."""
         if params.get('auth_pkcs11_module'):
             return cls(serial_number, certificate_path=params.get('auth_certificate_path') or None,
@@ -54,7 +55,8 @@ class LoginCertificate:
                    holds_key=bool(params.get('auth_certificate_path')) and not params.get('auth_private_key_path')
                    and not params.get('auth_private_key_content'))
 
-    def reaches_next_login(self, decl):
+    # decl is an _engine.declaration.Declaration, typed Any here: this flat module does not import the engine.
+    def reaches_next_login(self, decl: Any) -> bool:
         """True when installing `decl` puts the new pair where the next login reads it."""
         if self.token_label is not None:
             # key_backend pkcs11 keeps the new key under the same label in the token, the certificate beside it
@@ -69,7 +71,7 @@ class LoginCertificate:
         return (_same_file(self.certificate_path, decl.certificate_path)
                 and _same_file(self.private_key_path, decl.private_key_path))
 
-    def why_kept(self, decl):
+    def why_kept(self, decl: Any) -> str:
         """Why the superseded login certificate is not revoked: the sentence for the warning."""
         if self.token_label is not None:
             source = 'the login uses key %s of token %s, which this task does not write' % (self.key_label, self.token_label)

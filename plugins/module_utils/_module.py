@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import traceback
+from typing import Any, Callable, Dict, List, NoReturn, Optional
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.common.text.converters import to_text
@@ -26,7 +27,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import K
 class KsefModule:
     """AnsibleModule plus the KSeF client objects; every KsefError is turned into fail_json once, in run()."""
 
-    def __init__(self, argument_spec=None, **ansible_module_kwargs):
+    def __init__(self, argument_spec: Optional[Dict[str, Any]] = None, **ansible_module_kwargs: Any) -> None:
         spec = ksef_argument_spec()
         spec.update(argument_spec or {})
         mutually_exclusive = list(KSEF_MUTUALLY_EXCLUSIVE) + list(ansible_module_kwargs.pop('mutually_exclusive', []))
@@ -43,15 +44,15 @@ class KsefModule:
                                                                                     _http.REQUESTS_IMPORT_ERROR)))
 
     @property
-    def params(self):
+    def params(self) -> Dict[str, Any]:
         return self.module.params
 
     @property
-    def check_mode(self):
+    def check_mode(self) -> bool:
         return self.module.check_mode
 
     @property
-    def client(self):
+    def client(self) -> _http.KsefHttpClient:
         if self._client is None:
             options = self.connection_options
             self._client = _http.KsefHttpClient(
@@ -68,7 +69,11 @@ class KsefModule:
             self.module.no_log_values.add(token)
 
     @property
-    def authenticator(self):
+    def authenticator(self) -> KsefAuthenticator:
+        return self.load_authenticator()
+
+    def load_authenticator(self) -> KsefAuthenticator:
+        """The authenticator, made on first use: the signer material is loaded (and checked) here."""
         if self._authenticator is None:
             options = self.connection_options
             if options.auth is None:
@@ -78,7 +83,7 @@ class KsefModule:
         return self._authenticator
 
     @property
-    def api(self):
+    def api(self) -> KsefApi:
         if self._api is None:
             self._api = KsefApi(self.client, self.authenticator)
             if self.connection_options.read_rate_limits:
@@ -86,11 +91,11 @@ class KsefModule:
         return self._api
 
     @property
-    def api_calls(self):
+    def api_calls(self) -> int:
         return self._client.calls if self._client is not None else 0
 
     @property
-    def connection_options(self):
+    def connection_options(self) -> ConnectionOptions:
         """The validated ConnectionOptions (validate() sets them; a module that skips it gets them unchecked)."""
         if self.options is None:
             self.options = ConnectionOptions(self.params)
@@ -101,25 +106,25 @@ class KsefModule:
             if not present:
                 self.module.fail_json(msg=missing_required_lib(name), exception=repr(error))
 
-    def validate(self, login=True):
+    def validate(self, login: bool = True) -> None:
         """Check the connection options once (and load the signer material when logging in); no API call is made."""
         self.options = ConnectionOptions.from_params(self.params, login=login)
         for warning in self.options.transport_warnings():
             self.module.warn(warning)
         if login:
-            self.authenticator  # pylint: disable=pointless-statement
+            self.load_authenticator()
 
-    def close(self):
+    def close(self) -> None:
         """End the session this run opened (unless keep_session); errors become warnings."""
         if self._authenticator is not None and not self.keep_session:
             self._authenticator.close()
 
     @property
-    def system_warnings(self):
+    def system_warnings(self) -> List[Dict[str, Any]]:
         """KSeF's X-System-Warning entries of this run: [{'code', 'text', 'endpoint'}]."""
         return list(self._client.system_warnings) if self._client is not None else []
 
-    def exit_json(self, **result):
+    def exit_json(self, **result: Any) -> NoReturn:
         self.close()
         result['api_calls'] = self.api_calls
         result['system_warnings'] = self.system_warnings
@@ -133,19 +138,19 @@ class KsefModule:
                     'see the result' % (codes, texts), **result)
         self.module.exit_json(**result)
 
-    def fail_json(self, msg, **result):
+    def fail_json(self, msg: str, **result: Any) -> NoReturn:
         self.close()
         result['api_calls'] = self.api_calls
         result['system_warnings'] = self.system_warnings
         self.module.fail_json(msg=msg, **result)
 
-    def fail(self, exc, **result):
+    def fail(self, exc: BaseException, **result: Any) -> NoReturn:
         """fail_json from a KsefError: its message plus its structured fields."""
         extras = exc.fail_kwargs() if isinstance(exc, KsefError) else {}
         extras.update(result)
         self.fail_json(str(exc), **extras)
 
-    def run(self, func, login=True):
+    def run(self, func: Callable[['KsefModule'], Optional[Dict[str, Any]]], login: bool = True) -> None:
         """Validate, call func(self) and turn any KsefError into fail_json; a returned dict goes to exit_json."""
         try:
             self.validate(login=login)

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_PUBLIC_ENDPOINTS, RATE_LIMITS
 
@@ -39,12 +40,12 @@ class SlidingWindow:
     Calls KSeF refused (429) or never received are counted as well: over-counting only costs waiting.
     """
 
-    def __init__(self, margin=0.0):
+    def __init__(self, margin: float = 0.0) -> None:
         self.margin = margin
         self.stamps = collections.deque()
         self.refused = []                 # stamps of calls KSeF refused (429): not in KSeF's count
 
-    def delay_needed(self, now, limits):
+    def delay_needed(self, now: float, limits: Mapping[int, int]) -> float:
         """Seconds to wait before the next request may be sent (0 if none)."""
         if not limits:
             return 0.0
@@ -63,20 +64,20 @@ class SlidingWindow:
                 delay = max(delay, oldest + span - now)
         return delay
 
-    def accepted_since(self, since):
+    def accepted_since(self, since: float) -> int:
         """Calls stamped after `since` that KSeF did not refuse (as far as the client knows)."""
         self.refused = [stamp for stamp in self.refused if stamp > since]
         return sum(1 for stamp in self.stamps if stamp > since) - len(self.refused)
 
-    def mark_refused(self, stamp):
+    def mark_refused(self, stamp: float) -> None:
         self.refused.append(stamp)
 
-    def record(self, now):
+    def record(self, now: float) -> float:
         """Count a call at the moment it is sent; returns the stamp for settle()."""
         self.stamps.append(now)
         return now
 
-    def settle(self, stamp, now):
+    def settle(self, stamp: float, now: float) -> None:
         """The answer (or error) of the call stamped `stamp` came in at `now`: count it from then on."""
         for index in range(len(self.stamps) - 1, -1, -1):
             if self.stamps[index] == stamp:
@@ -87,7 +88,7 @@ class SlidingWindow:
 class RatePacer:
     """The limits a run paces to and the calls it sent, per endpoint ('METHOD /route' keys)."""
 
-    def __init__(self, client, margin=PACING_MARGIN):
+    def __init__(self, client: Any, margin: float = PACING_MARGIN) -> None:
         # The client whose calls are paced: its clock(), sleep(), warn() and log() are used (read at each
         # use, so a test or caller that replaces one of them is followed).
         self.client = client
@@ -100,7 +101,7 @@ class RatePacer:
         self.learned_limits = []          # what each 429 taught: {'endpoint', 'window', 'limit'}
         self._windows = {}
 
-    def set_rate_limits(self, rate_limits_response):
+    def set_rate_limits(self, rate_limits_response: Optional[Mapping[str, Any]]) -> None:
         """Use the effective limits KsefApi.rate_limits() read (group "other") instead of the published ones."""
         other = (rate_limits_response or {}).get('other')
         if not isinstance(other, dict):
@@ -123,11 +124,11 @@ class RatePacer:
             return self.auth_limits
         return self.other_limits
 
-    def limits_for(self, method, endpoint):
+    def limits_for(self, method: str, endpoint: str) -> Dict[int, int]:
         """The limits the client paces `endpoint` (route template) to: {window seconds: calls}."""
         return dict(self._limits_for('%s %s' % (method.upper(), endpoint)))
 
-    def learn_from_429(self, key, window, retry_after, now):
+    def learn_from_429(self, key: str, window: SlidingWindow, retry_after: Optional[float], now: float) -> Optional[Tuple[int, int]]:
         """A 429 despite pacing: the limit is lower than assumed. Learn it so the run meets no second one.
 
         KSeF refused the call because one of its windows was full. The window is the shortest one
@@ -154,13 +155,13 @@ class RatePacer:
                          'to at most %d calls per %d s from now on' % (key, retry_after, sent, span))
         return span, sent
 
-    def window(self, key):
+    def window(self, key: str) -> SlidingWindow:
         window = self._windows.get(key)
         if window is None:
             window = self._windows[key] = SlidingWindow(self.margin)
         return window
 
-    def seconds_until_slot(self, method, endpoint):
+    def seconds_until_slot(self, method: str, endpoint: str) -> float:
         """Seconds until a request to `endpoint` (route template) can be sent without pacing; 0.0 = now.
 
         Every URL of a template shares its counter (KSeF limits endpoints, not reference numbers).
@@ -172,7 +173,7 @@ class RatePacer:
             return 0.0
         return max(0.0, window.delay_needed(self.client.clock(), self._limits_for(key)))
 
-    def pace(self, key):
+    def pace(self, key: str) -> Tuple[SlidingWindow, float]:
         """Wait for a free slot of the endpoint, then count the call; returns (window, stamp)."""
         window = self.window(key)
         limits = self._limits_for(key)

@@ -14,6 +14,7 @@ __metaclass__ = type
 import base64
 import binascii
 import re
+from typing import List, Optional, Sequence, Union
 
 PEM_BLOCK = re.compile(br'-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----', re.DOTALL)
 PRIVATE_KEY_PEM_LABELS = ('PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY')
@@ -26,13 +27,13 @@ def _label_set(labels):
     return set(label.encode('ascii') for label in labels)
 
 
-def pem_blocks(data, labels):
+def pem_blocks(data: Optional[bytes], labels: Union[str, Sequence[str]]) -> List[bytes]:
     """The whole PEM blocks (BEGIN line to END line, bytes) of `data` whose label is one of `labels`, in order."""
     wanted = _label_set(labels)
     return [match.group(0) for match in PEM_BLOCK.finditer(data or b'') if match.group(1) in wanted]
 
 
-def pem_ders(data, labels):
+def pem_ders(data: Optional[bytes], labels: Union[str, Sequence[str]]) -> List[bytes]:
     """The DER bytes of the PEM blocks of `data` whose label is one of `labels`, in order; a block whose body is
     not base64 is skipped."""
     wanted = _label_set(labels)
@@ -47,7 +48,7 @@ def pem_ders(data, labels):
     return ders
 
 
-def der_to_pem(der, label):
+def der_to_pem(der: bytes, label: str) -> bytes:
     """PEM bytes of one DER value: base64 in lines of 64 characters between the BEGIN and END lines."""
     body = base64.b64encode(der)
     lines = [body[index:index + 64] for index in range(0, len(body), 64)]
@@ -55,7 +56,7 @@ def der_to_pem(der, label):
     return b'-----BEGIN %s-----\n%s\n-----END %s-----\n' % (header, b'\n'.join(lines), header)
 
 
-def certificate_der(data):
+def certificate_der(data: Optional[bytes]) -> Optional[bytes]:
     """DER of the first certificate of a PEM file (or of a DER file); None when there is none."""
     ders = pem_ders(data, 'CERTIFICATE')
     if ders:
@@ -77,7 +78,7 @@ _OID_AES256_CBC = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x0
 _OID_SHA256 = bytes(bytearray([0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]))         # 2.16.840.1.101.3.4.2.1
 
 
-def pkcs12_algorithms_current(data):
+def pkcs12_algorithms_current(data: bytes) -> bool:
     """Whether a PKCS#12 file uses PBES2 (PBKDF2) with AES-256-CBC and a SHA-256 MAC, and no legacy PBE.
 
     Bundles made by older defaults (3DES, RC2-40, SHA-1 MAC) are rebuilt.

@@ -14,9 +14,9 @@ A key pair and its certificate share CKA_LABEL and CKA_ID (the usual PKCS#11 con
 pkcs11-tool and p11-kit expect). Every failure is a Pkcs11Error: one short message that names the
 library, token or label and the PKCS#11 return code; the PIN never appears in it.
 
-A CSR or a certificate signed by a token key is made by cryptography's builder with a throw-away key
-of the same type, then the throw-away public key is swapped for the token's and the to-be-signed part
-is signed by the token; the subject layout is therefore exactly the one of file keys.
+A CSR or a certificate signed by a token key is made by _der.sign_with_swapped_key: cryptography's
+builder with a throw-away key of the same type, the token's public key swapped in, the to-be-signed part
+signed by the token; the subject layout is therefore exactly the one of file keys.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -39,18 +39,22 @@ try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 except ImportError:  # pragma: no cover - reported through _credentials.HAS_CRYPTOGRAPHY
     pass
 
-from ansible_collections.ksef.certificates.plugins.module_utils._crypto import public_key_der
+from ansible_collections.ksef.certificates.plugins.module_utils import _der
+from ansible_collections.ksef.certificates.plugins.module_utils._crypto import (
+    RSA_KEY_SIZE,
+    certificate_not_before,
+    key_type_of,
+    public_key_der,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR_CODE_II_PSS_SALT_LENGTH
 
 PYKCS11_PIP_NAME = 'PyKCS11'
 # DER of the named curve OID prime256v1 (CKA_EC_PARAMS of a P-256 key).
 P256_PARAMS = bytes.fromhex('06082a8648ce3d030107')
-RSA_BITS = 2048
 EC_COORDINATE_BYTES = 32
 
 
@@ -63,96 +67,6 @@ def _return_code(exc):
     value = getattr(exc, 'value', None)
     name = PyKCS11.CKR.get(value) if PyKCS11 is not None else None
     return name if isinstance(name, str) else 'PKCS#11 error %s' % value
-
-
-def _der_length(length):
-    if length < 0x80:
-        return bytes([length])
-    body = length.to_bytes((length.bit_length() + 7) // 8, 'big')
-    return bytes([0x80 | len(body)]) + body
-
-
-def _der(tag, content):
-    return bytes([tag]) + _der_length(len(content)) + content
-
-
-def _der_read(data, offset=0):
-    """(tag, content start, content end) of the DER element at offset (definite lengths only)."""
-    tag = data[offset]
-    first = data[offset + 1]
-    if first < 0x80:
-        return tag, offset + 2, offset + 2 + first
-    count = first & 0x7F
-    length = int.from_bytes(data[offset + 2:offset + 2 + count], 'big')
-    start = offset + 2 + count
-    return tag, start, start + length
-
-
-def _der_children(data):
-    """The encoded child elements of a DER SEQUENCE."""
-    _tag, start, end = _der_read(data)
-    children = []
-    while start < end:
-        _tag, content_start, content_end = _der_read(data, start)
-        children.append(data[start:content_end])
-        start = content_end
-    return children
-
-
-def key_type_of(public_key):
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return 'rsa'
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return 'ec'
-    return None
-
-
-def signature_value(key_type, raw_signature):
-    """The X.509/PKCS#10 form of a token signature: RSA as is, ECDSA raw r||s -> DER Ecdsa-Sig-Value."""
-    if key_type == 'rsa':
-        return raw_signature
-    half = len(raw_signature) // 2
-    return encode_dss_signature(int.from_bytes(raw_signature[:half], 'big'), int.from_bytes(raw_signature[half:], 'big'))
-
-
-def _throwaway_key(key_type):
-    if key_type == 'rsa':
-        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def sign_with_swapped_key(build, public_key, sign):
-    """DER of a CSR or certificate whose public key is public_key and whose signature comes from sign(tbs).
-
-    build(throwaway_private_key) returns a signed cryptography CSR or certificate with the desired
-    content; its (throw-away) SubjectPublicKeyInfo is replaced by public_key's and the to-be-signed
-    part is signed again with sign(data) -> raw token signature.
-    """
-    key_type = key_type_of(public_key)
-    throwaway = _throwaway_key(key_type)
-    made = build(throwaway)
-    is_csr = isinstance(made, x509.CertificateSigningRequest)
-    tbs = made.tbs_certrequest_bytes if is_csr else made.tbs_certificate_bytes
-    old_spki = public_key_der(throwaway.public_key())
-    new_spki = public_key_der(public_key)
-    if tbs.count(old_spki) != 1:  # pragma: no cover - cryptography always encodes the key once
-        raise Pkcs11Error('cannot place the token public key in the request')
-    tbs_content = tbs[_der_read(tbs)[1]:].replace(old_spki, new_spki)
-    tbs = _der(0x30, tbs_content)
-    algorithm = _der_children(made.public_bytes(serialization.Encoding.DER))[1]
-    signature = signature_value(key_type, sign(tbs))
-    der = _der(0x30, tbs + algorithm + _der(0x03, b'\x00' + signature))
-    loaded = x509.load_der_x509_csr(der) if is_csr else x509.load_der_x509_certificate(der)
-    if public_key_der(loaded.public_key()) != new_spki:  # pragma: no cover - defensive
-        raise Pkcs11Error('the request built for the token key carries another public key')
-    return der
-
-
-def _not_before(certificate):
-    # cryptography 42+ has the aware variant; older ones only the naive one.
-    if hasattr(certificate, 'not_valid_before_utc'):
-        return certificate.not_valid_before_utc
-    return certificate.not_valid_before
 
 
 def _load_quietly(lib, path):
@@ -309,7 +223,7 @@ class Pkcs11Token:
             raise Pkcs11Error('a key in PKCS#11 token %r is not RSA or EC P-256' % self.token_label)
         point = _bytes(point)
         if point[:1] == b'\x04' and len(point) != 1 + 2 * EC_COORDINATE_BYTES:
-            point = point[_der_read(point)[1]:]  # the DER OCTET STRING wrapper most tokens return
+            point = _der.content(point)  # the DER OCTET STRING wrapper most tokens return
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
 
     def _is_rsa(self, handle):
@@ -388,7 +302,7 @@ class Pkcs11Token:
                       if public_key_der(certificate.public_key()) == wanted]
         if not candidates:
             return None
-        return max(candidates, key=_not_before)
+        return max(candidates, key=certificate_not_before)
 
     def certificates_of(self, key):
         """[(handle, certificate)] of every certificate object stored with key's CKA_ID (or label)."""
@@ -431,7 +345,7 @@ class Pkcs11Token:
                    (PyKCS11.CKA_PRIVATE, PyKCS11.CK_TRUE), (PyKCS11.CKA_SENSITIVE, PyKCS11.CK_TRUE),
                    (PyKCS11.CKA_EXTRACTABLE, PyKCS11.CK_FALSE), (PyKCS11.CKA_DECRYPT, PyKCS11.CK_FALSE)] + common
         if key_type == 'rsa':
-            public += [(PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_RSA), (PyKCS11.CKA_MODULUS_BITS, RSA_BITS),
+            public += [(PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_RSA), (PyKCS11.CKA_MODULUS_BITS, RSA_KEY_SIZE),
                        (PyKCS11.CKA_PUBLIC_EXPONENT, (0x01, 0x00, 0x01))]
             private.append((PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_RSA))
             mechanism = PyKCS11.MechanismRSAGENERATEKEYPAIR
@@ -448,8 +362,7 @@ class Pkcs11Token:
     def store_certificate(self, key, certificate):
         """Store certificate as a token object with the key's label and CKA_ID."""
         der = certificate.public_bytes(serialization.Encoding.DER)
-        serial = certificate.serial_number
-        serial_der = _der(0x02, serial.to_bytes(serial.bit_length() // 8 + 1, 'big'))
+        serial_der = _der.encode_integer(certificate.serial_number)
         template = [
             (PyKCS11.CKA_CLASS, PyKCS11.CKO_CERTIFICATE), (PyKCS11.CKA_CERTIFICATE_TYPE, PyKCS11.CKC_X_509),
             (PyKCS11.CKA_TOKEN, PyKCS11.CK_TRUE), (PyKCS11.CKA_PRIVATE, PyKCS11.CK_FALSE),
@@ -471,7 +384,7 @@ class Pkcs11Token:
 
     def csr(self, key, build):
         """DER CSR for the token key: build(private_key) -> cryptography CSR (the file-key code path)."""
-        return sign_with_swapped_key(build, key.public_key, self.signer(key))
+        return _der.sign_with_swapped_key(build, key.public_key, self.signer(key))
 
 
 class TokenSigner:

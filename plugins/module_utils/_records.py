@@ -16,9 +16,10 @@ import base64
 import binascii
 import datetime
 import re
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, parse_datetime_or_none
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DateTimeValue, format_datetime, parse_datetime_or_none
 
 # Module option/return values (snake_case) <-> KSeF API enum values (PascalCase).
 CERTIFICATE_TYPES = {'authentication': 'Authentication', 'offline': 'Offline'}
@@ -38,7 +39,7 @@ _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 DATETIME_FIELDS = ('valid_from', 'valid_to', 'request_date', 'last_use_date')
 
 
-def from_api(mapping, value):
+def from_api(mapping: Mapping[str, str], value: Any) -> Any:
     """API enum value -> snake_case (unknown values are converted generically, not dropped)."""
     for snake, pascal in mapping.items():
         if pascal == value:
@@ -46,14 +47,14 @@ def from_api(mapping, value):
     return snake_name(value) if isinstance(value, str) else value
 
 
-def snake_name(name):
+def snake_name(name: str) -> str:
     """camelCase / PascalCase -> snake_case ('certificateSerialNumber' -> 'certificate_serial_number')."""
     name = re.sub(r'([A-Z]+)([A-Z][a-z])', r'\1_\2', name)
     name = re.sub(r'([a-z0-9])([A-Z])', r'\1_\2', name)
     return name.lower()
 
 
-def snake_item(item):
+def snake_item(item: Any) -> Any:
     """Copy of an API dict (nested dicts/lists too) with snake_case keys; values are unchanged."""
     if isinstance(item, dict):
         return dict((snake_name(k), snake_item(v)) for k, v in item.items())
@@ -68,8 +69,10 @@ class CertificateRecord:
     __slots__ = ('serial_number', 'name', 'type', 'status', 'common_name', 'valid_from', 'valid_to', 'request_date',
                  'last_use_date', '_api_item')
 
-    def __init__(self, serial_number, name, certificate_type, status, valid_to, valid_from=None, request_date=None,
-                 common_name=None, last_use_date=None, api_item=None):
+    def __init__(self, serial_number: str, name: str, certificate_type: str, status: str, valid_to: datetime.datetime,
+                 valid_from: Optional[datetime.datetime] = None, request_date: Optional[datetime.datetime] = None,
+                 common_name: Optional[str] = None, last_use_date: Optional[datetime.datetime] = None,
+                 api_item: Optional[Dict[str, Any]] = None) -> None:
         self.serial_number = serial_number
         self.name = name
         self.type = certificate_type          # 'authentication' | 'offline'
@@ -82,7 +85,7 @@ class CertificateRecord:
         self._api_item = api_item or {}
 
     @classmethod
-    def from_api(cls, item):
+    def from_api(cls, item: Mapping[str, Any]) -> 'CertificateRecord':
         """A CertificateListItem (camelCase dict) -> record; KsefError when validTo cannot be read."""
         valid_to = parse_datetime_or_none(item.get('validTo'))
         if valid_to is None:
@@ -102,15 +105,15 @@ class CertificateRecord:
         )
 
     @property
-    def active(self):
+    def active(self) -> bool:
         return self.status == 'active'
 
     @property
-    def requested_at(self):
+    def requested_at(self) -> datetime.datetime:
         """When it was requested (requestDate, else validFrom); the earliest datetime when KSeF sent neither."""
         return self.request_date or self.valid_from or _EPOCH
 
-    def module_fields(self):
+    def module_fields(self) -> Dict[str, Any]:
         """The modules' view: every field KSeF sent, snake_case, lowercase enums, serial_number, and the
         date-times in one format (UTC, whole seconds: KSeF sends 0 to 7 fractional digits)."""
         fields = snake_item(self._api_item)
@@ -139,14 +142,14 @@ class RetrievedCertificate:
 
     __slots__ = ('serial_number', 'name', 'type', 'der')
 
-    def __init__(self, serial_number, der, name=None, certificate_type=None):
+    def __init__(self, serial_number: str, der: bytes, name: Optional[str] = None, certificate_type: Optional[str] = None) -> None:
         self.serial_number = serial_number
         self.der = der
         self.name = name
         self.type = certificate_type
 
     @classmethod
-    def from_api(cls, item):
+    def from_api(cls, item: Mapping[str, Any]) -> 'RetrievedCertificate':
         try:
             der = base64.b64decode(item['certificate'])
         except (KeyError, TypeError, ValueError, binascii.Error):
@@ -160,7 +163,8 @@ class EnrollmentStatus:
 
     __slots__ = ('code', 'description', 'details', 'serial_number', 'request_date')
 
-    def __init__(self, code, description=None, details=None, serial_number=None, request_date=None):
+    def __init__(self, code: Optional[int], description: Optional[str] = None, details: Optional[List[str]] = None,
+                 serial_number: Optional[str] = None, request_date: Optional[datetime.datetime] = None) -> None:
         self.code = code
         self.description = description
         self.details = list(details or [])
@@ -168,54 +172,50 @@ class EnrollmentStatus:
         self.request_date = request_date
 
     @classmethod
-    def from_api(cls, body):
+    def from_api(cls, body: Mapping[str, Any]) -> 'EnrollmentStatus':
         status = body.get('status') or {}
         return cls(status.get('code'), description=status.get('description'), details=status.get('details'),
                    serial_number=body.get('certificateSerialNumber'),
                    request_date=parse_datetime_or_none(body.get('requestDate')))
 
     @property
-    def processing(self):
+    def processing(self) -> bool:
         return self.code == ENROLLMENT_PROCESSING
 
     @property
-    def done(self):
+    def done(self) -> bool:
         return self.code == ENROLLMENT_DONE
 
     @property
-    def given_up(self):
+    def given_up(self) -> bool:
         return self.code in ENROLLMENT_GIVEN_UP
 
 
 class CertificateRecords:
     """The record-returning calls, on top of the raw ones (query, retrieve, enrollment_status).
 
-    KsefApi inherits it; so can a test double that speaks the raw interface, which keeps the
-    conversion in this one place.
+    KsefApi inherits it (as does the unit tests' fake KSeF), which keeps the conversion in this one place.
     """
 
-    def certificate_records(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+    def certificate_records(self, name: Optional[str] = None, certificate_type: Optional[str] = None, status: Optional[str] = None,
+                            serial_number: Optional[str] = None, expires_after: Optional[DateTimeValue] = None) -> List[CertificateRecord]:
         """POST /certificates/query, every page, as CertificateRecords (newest request first, as KSeF sends)."""
         return [CertificateRecord.from_api(item) for item in self.query(
             name=name, certificate_type=certificate_type, status=status, serial_number=serial_number,
             expires_after=expires_after)]
 
-    def certificate_record_pages(self, name=None, certificate_type=None):
+    def certificate_record_pages(self, name: Optional[str] = None, certificate_type: Optional[str] = None) -> Iterator[List[CertificateRecord]]:
         """POST /certificates/query page by page (newest request first) as lists of CertificateRecords.
 
-        Stop iterating to stop paging. A double without query_pages() answers the whole query as one page.
+        Stop iterating to stop paging.
         """
-        pages = getattr(self, 'query_pages', None)
-        if pages is None:
-            yield [CertificateRecord.from_api(item) for item in self.query(name=name, certificate_type=certificate_type)]
-            return
-        for items in pages(name=name, certificate_type=certificate_type):
+        for items in self.query_pages(name=name, certificate_type=certificate_type):
             yield [CertificateRecord.from_api(item) for item in items]
 
-    def retrieve_certificates(self, serial_numbers):
+    def retrieve_certificates(self, serial_numbers: Sequence[str]) -> List[RetrievedCertificate]:
         """POST /certificates/retrieve (chunks of 10) as RetrievedCertificates."""
         return [RetrievedCertificate.from_api(item) for item in self.retrieve(serial_numbers)]
 
-    def enrollment(self, reference_number):
+    def enrollment(self, reference_number: str) -> EnrollmentStatus:
         """GET /certificates/enrollments/{referenceNumber} as an EnrollmentStatus."""
         return EnrollmentStatus.from_api(self.enrollment_status(reference_number))

@@ -15,6 +15,10 @@ __metaclass__ = type
 import collections
 import datetime
 import re
+from typing import Any, List, Mapping, Optional, Tuple, Union
+
+# A date-time as KSeF writes it (a string) or as parsed (a datetime).
+DateTimeValue = Union[datetime.datetime, str]
 
 # ---------------------------------------------------------------------------------------------
 # Certificate names
@@ -36,21 +40,21 @@ KEY_TYPES = ('ec', 'rsa')
 DEFAULT_KEY_TYPE = 'ec'
 
 
-def certificate_name_valid(name):
+def certificate_name_valid(name: Any) -> bool:
     """True when KSeF accepts `name` as a certificate name."""
     if not isinstance(name, str):
         return False
     return NAME_MIN_LENGTH <= len(name) <= NAME_MAX_LENGTH and NAME_PATTERN.fullmatch(name) is not None
 
 
-def certificate_name_problem(name):
+def certificate_name_problem(name: Any) -> Optional[str]:
     """None when the name is accepted; otherwise the sentence to show the user."""
     if certificate_name_valid(name):
         return None
     return 'Certificate name %r is not accepted by KSeF: %s' % (name, NAME_RULE_TEXT)
 
 
-def serial_number_text(number):
+def serial_number_text(number: Union[int, str]) -> str:
     """A certificate serial number (int, or a hex string in any case, with or without leading zeros) in KSeF's
     notation: upper-case hex, at least 16 digits. ValueError when it is not a number."""
     if isinstance(number, str):
@@ -68,12 +72,12 @@ def serial_number_text(number):
 CONTROL_CHARACTERS = re.compile(u'[\x00-\x1f\x7f-\x9f\u2028\u2029]')
 
 
-def has_control_characters(value):
+def has_control_characters(value: Any) -> bool:
     """True when the text `value` holds a control character (newline, tab, NUL, ...)."""
     return isinstance(value, str) and CONTROL_CHARACTERS.search(value) is not None
 
 
-def subject_control_problems(enrollment_data):
+def subject_control_problems(enrollment_data: Mapping[str, Any]) -> List[Tuple[str, Any]]:
     """Fields of the enrollment data (GET /certificates/enrollments/data) whose value holds a control character.
 
     [(field, value)] in layout order, empty when every value is clean.
@@ -104,7 +108,7 @@ SUBJECT_LAYOUT = (
 )
 
 
-def subject_values(enrollment_data):
+def subject_values(enrollment_data: Mapping[str, Any]) -> List[Tuple[SubjectAttribute, Any]]:
     """[(SubjectAttribute, value)] in layout order for the non-empty fields of the enrollment data.
 
     Accepts the API's camelCase keys or their snake_case forms.
@@ -128,7 +132,7 @@ _DATETIME = re.compile(r'(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::
                        r'(?P<offset>Z|[+-]\d{2}:?\d{2})?')
 
 
-def parse_datetime(value):
+def parse_datetime(value: DateTimeValue) -> datetime.datetime:
     """KSeF date-time (up to 7 fractional digits, Z, an offset or none for UTC) -> aware datetime.
 
     Raises ValueError when `value` is not one; an aware datetime is returned as it is, a naive one is UTC.
@@ -151,7 +155,7 @@ def parse_datetime(value):
     return parsed.replace(tzinfo=datetime.timezone(-delta if offset[0] == '-' else delta))
 
 
-def parse_datetime_or_none(value):
+def parse_datetime_or_none(value: Optional[DateTimeValue]) -> Optional[datetime.datetime]:
     """parse_datetime for optional values: None when `value` is empty or not a date-time."""
     if not value:
         return None
@@ -167,7 +171,7 @@ def parse_datetime_or_none(value):
 RETURN_DATETIME_FORMAT = '%Y-%m-%dT%H:%M:%S+00:00'
 
 
-def format_datetime(value):
+def format_datetime(value: Any) -> Any:
     """A date-time (aware or naive-UTC datetime, or a KSeF date-time string) in RETURN_DATETIME_FORMAT.
 
     Fractions of a second are cut, not rounded, so KSeF's validTo and the certificate's notAfter agree.
@@ -189,7 +193,7 @@ def format_datetime(value):
 DEFAULT_RENEW_BEFORE_DAYS = 30
 
 
-def renewal_due(valid_to, now, renew_before_days=DEFAULT_RENEW_BEFORE_DAYS):
+def renewal_due(valid_to: DateTimeValue, now: datetime.datetime, renew_before_days: Optional[int] = DEFAULT_RENEW_BEFORE_DAYS) -> bool:
     """True when a certificate valid until `valid_to` must be renewed at `now` (expired ones included).
 
     A certificate is due once `renew_before_days` days or less remain; `valid_to` may be a datetime or a
@@ -198,6 +202,17 @@ def renewal_due(valid_to, now, renew_before_days=DEFAULT_RENEW_BEFORE_DAYS):
     if renew_before_days is None:
         renew_before_days = DEFAULT_RENEW_BEFORE_DAYS
     return parse_datetime(valid_to) - now <= datetime.timedelta(days=renew_before_days)
+
+
+def renews_every_run(renew_before_days: Optional[int], valid_from: Union[None, str, datetime.datetime],
+                     valid_to: Union[None, str, datetime.datetime]) -> Optional[int]:
+    """The lifetime in whole days when renew_before_days reaches it: such a certificate is due from the day it is
+    issued, so every run renews it (one enrollment request each). None when the window is shorter (or unknown).
+    valid_from and valid_to are datetimes or KSeF date-time strings."""
+    if renew_before_days is None or valid_from is None or valid_to is None:
+        return None
+    lifetime = (parse_datetime(valid_to) - parse_datetime(valid_from)).days
+    return lifetime if renew_before_days >= lifetime else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,12 +237,12 @@ SIGNATURE_SCHEMES = collections.OrderedDict([
 SIGN_DATA_MAX_BYTES = 16384
 
 
-def xmldsig_scheme(key_type):
+def xmldsig_scheme(key_type: str) -> str:
     """The scheme a key of `key_type` ('rsa' | 'ec') signs a XAdES login's SignedInfo with."""
     return 'rsa_pkcs1v15_sha256' if key_type == 'rsa' else 'ecdsa_sha256'
 
 
-def qr_code_ii_scheme(key_type):
+def qr_code_ii_scheme(key_type: str) -> str:
     """The scheme a key of `key_type` ('rsa' | 'ec') signs a QR code II string with."""
     return 'rsa_pss_sha256' if key_type == 'rsa' else 'ecdsa_p256_p1363'
 
@@ -239,7 +254,7 @@ def qr_code_ii_scheme(key_type):
 REVOKE_SUPERSEDED_BY_TYPE = {'authentication': True, 'offline': False}
 
 
-def revoke_superseded(certificate_type, explicit=None):
+def revoke_superseded(certificate_type: str, explicit: Optional[bool] = None) -> bool:
     """True when the predecessor of a renewed `certificate_type` certificate is revoked.
 
     `explicit` (the user's revoke_superseded: True, False, or None for "by type") wins when given.
@@ -249,11 +264,11 @@ def revoke_superseded(certificate_type, explicit=None):
     return REVOKE_SUPERSEDED_BY_TYPE.get(certificate_type, False)
 
 
-def expired(valid_to, now):
+def expired(valid_to: DateTimeValue, now: datetime.datetime) -> bool:
     """True when the certificate's validity ended at or before `now`."""
     return parse_datetime(valid_to) <= now
 
 
-def days_remaining(valid_to, now):
+def days_remaining(valid_to: DateTimeValue, now: datetime.datetime) -> int:
     """Whole days left, floored (one hour past expiry is -1)."""
     return (parse_datetime(valid_to) - now).days

@@ -15,8 +15,9 @@ __metaclass__ = type
 
 import datetime
 import time
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from ansible_collections.ksef.certificates.plugins.module_utils._api import TOKEN_STATUS
+from ansible_collections.ksef.certificates.plugins.module_utils._api import TOKEN_STATUS, KsefApi
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError, KsefTimeoutError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     format_datetime,
@@ -50,7 +51,7 @@ def _snake(mapping, value):
     return value
 
 
-def description_problem(description):
+def description_problem(description: Any) -> Optional[str]:
     """Why `description` cannot be a token's description, or None (KSeF: 5 to 256 characters)."""
     if not isinstance(description, str) or not DESCRIPTION_MIN_LENGTH <= len(description) <= DESCRIPTION_MAX_LENGTH:
         return 'description must have %d to %d characters' % (DESCRIPTION_MIN_LENGTH, DESCRIPTION_MAX_LENGTH)
@@ -59,13 +60,13 @@ def description_problem(description):
     return None
 
 
-def days_since(value, now):
+def days_since(value: Any, now: datetime.datetime) -> Optional[int]:
     """Whole days from the date-time `value` to `now` (floored); None when there is no such date."""
     moment = parse_datetime_or_none(value)
     return None if moment is None else (now - moment).days
 
 
-def token_summary(item, now):
+def token_summary(item: Mapping[str, Any], now: datetime.datetime) -> Dict[str, Any]:
     """The module form of a /tokens item (snake case, UTC date-times, days since last use and creation)."""
     author = item.get('authorIdentifier') or {}
     context = item.get('contextIdentifier') or {}
@@ -86,14 +87,14 @@ def token_summary(item, now):
     }
 
 
-def utc_now():
+def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
 class DuplicateDescriptionError(KsefError):
     """More than one live token carries the description that should name one token."""
 
-    def __init__(self, description, tokens):
+    def __init__(self, description: str, tokens: List[Dict[str, Any]]) -> None:
         self.tokens = tokens
         super(DuplicateDescriptionError, self).__init__(
             '%d KSeF tokens that are Active or Pending share the description %r (%s); a description must name one '
@@ -101,16 +102,16 @@ class DuplicateDescriptionError(KsefError):
             'ksef.certificates.ksef_token reference_number=... state=absent), then run again'
             % (len(tokens), description, ', '.join('%s %s' % (t['reference_number'], t['status']) for t in tokens)))
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         return {'tokens': self.tokens}
 
 
-def tokens_described(api, description, now):
+def tokens_described(api: KsefApi, description: str, now: datetime.datetime) -> List[Dict[str, Any]]:
     """Summaries of the tokens whose description is exactly `description` (KSeF filters by substring)."""
     return [token_summary(item, now) for item in api.tokens(description=description) if item['description'] == description]
 
 
-def live_token(tokens, description):
+def live_token(tokens: List[Dict[str, Any]], description: str) -> Optional[Dict[str, Any]]:
     """The one Pending or Active token among `tokens`, or None; DuplicateDescriptionError for more than one."""
     live = [token for token in tokens if token['status'] in LIVE_STATUSES]
     if len(live) > 1:
@@ -121,7 +122,9 @@ def live_token(tokens, description):
 class TokenWaiter:
     """Polls GET /tokens/{ref} until a token settles (Active, or Revoked), within a timeout; sleeps grow to 5 s."""
 
-    def __init__(self, api, timeout, clock=None, sleep=None, now=utc_now):
+    def __init__(self, api: KsefApi, timeout: float, clock: Optional[Callable[[], float]] = None,
+                 sleep: Optional[Callable[[float], None]] = None,
+                 now: Callable[[], datetime.datetime] = utc_now) -> None:
         self.api = api
         self.timeout = timeout
         # Looked up now, not when the module is imported, so that a test can replace time.sleep.
@@ -129,7 +132,7 @@ class TokenWaiter:
         self.sleep = sleep or time.sleep
         self.now = now
 
-    def wait(self, reference_number, goal):
+    def wait(self, reference_number: str, goal: str) -> Dict[str, Any]:
         """The token's summary once its status is one that `goal` ('active' or 'revoked') waits for."""
         deadline = self.clock() + self.timeout
         interval = 1.0
@@ -146,7 +149,7 @@ class TokenWaiter:
             interval = min(interval * 1.5, 5.0)
 
 
-def check_description_filter(name, value):
+def check_description_filter(name: str, value: Optional[str]) -> None:
     """KSeF searches description and authorIdentifier for at least 3 characters; refuse fewer before any call."""
     if value is not None and len(value) < 3:
         raise KsefInputError('%s must have at least 3 characters (KSeF searches for it inside the %s)'

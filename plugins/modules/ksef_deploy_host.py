@@ -9,7 +9,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: ksef_deploy_host
 short_description: Host-side steps of the ksef_deploy role (keys, CSRs, certificates, PKCS#12 bundles)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs on a managed host and does there what the C(ksef.certificates.ksef_deploy) role needs, without a shell;
     it can inspect the deployed key, C(.next) key and certificate (O(operation=info)), make a new key and its CSR from KSeF
@@ -82,8 +82,8 @@ options:
     choices: [info, csr, install, pkcs12, remove, directory, prepare, sign, account]
   key_path:
     description:
-      - The deployed private key. Required for O(operation=info), O(operation=install), O(operation=pkcs12) and
-        O(operation=sign).
+      - The deployed private key. Required for O(operation=info), O(operation=csr) (the default C(.next) key and CSR
+        paths derive from it), O(operation=install), O(operation=pkcs12) and O(operation=sign).
     type: str
   data:
     description:
@@ -105,10 +105,10 @@ options:
     description: Where O(operation=csr) writes the CSR (PEM, public). Default C(<next_key_path>.csr).
     type: str
   certificate_path:
-    description: The deployed certificate (PEM).
+    description: The deployed certificate (PEM). Required for O(operation=info), O(operation=install) and O(operation=pkcs12).
     type: str
   pkcs12_path:
-    description: The PKCS#12 bundle (O(operation=pkcs12)).
+    description: The PKCS#12 bundle. Required for O(operation=pkcs12).
     type: str
   key_type:
     description: Type of a new key, EC P-256 or RSA 2048 (the two KSeF certifies).
@@ -419,7 +419,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ksef.certificates.plugins.module_utils import _files as files
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import BACKENDS, HostCryptoError
-from ansible_collections.ksef.certificates.plugins.module_utils._host.operations import OPERATIONS, REQUIRED_PATHS, Host
+from ansible_collections.ksef.certificates.plugins.module_utils._host.operations import OPERATIONS, Host
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     DEFAULT_KEY_TYPE,
     DEFAULT_RENEW_BEFORE_DAYS,
@@ -429,6 +429,18 @@ from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
 
 # Done by the action plugin on the controller; the module refuses them.
 CONTROLLER_OPERATIONS = ('account',)
+# What each operation needs; AnsibleModule fails before anything runs and names the operation and the missing
+# options ("operation is pkcs12 but all of the following are missing: pkcs12_path").
+REQUIRED_IF = [
+    ('operation', 'info', ('key_path', 'certificate_path')),
+    ('operation', 'csr', ('key_path', 'enrollment_data')),
+    ('operation', 'install', ('key_path', 'certificate_path')),
+    ('operation', 'pkcs12', ('key_path', 'certificate_path', 'pkcs12_path')),
+    ('operation', 'sign', ('key_path', 'data', 'scheme')),
+]
+# The operations that read or write keys and certificates: the backend is chosen first, so a host with neither
+# cryptography nor openssl fails before any change.
+BACKEND_OPERATIONS = ('info', 'csr', 'install', 'pkcs12', 'sign')
 
 
 def argument_spec():
@@ -482,7 +494,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), required_if=REQUIRED_IF, supports_check_mode=True)
     operation = module.params['operation']
     host = None
     try:
@@ -493,10 +505,8 @@ def main():
             raise KsefError('operation=account and settings are handled on the controller by the action plugin '
                             'ksef.certificates.ksef_deploy_host; call the module by that name')
         host = Host(module)
-        if operation in REQUIRED_PATHS:
-            for option in REQUIRED_PATHS[operation]:
-                host.path(option)
-            host.choose_backend()  # fails before any change when the host has neither backend
+        if operation in BACKEND_OPERATIONS:
+            host.choose_backend()
         result = OPERATIONS[operation](host)
     except (KsefError, HostCryptoError, files.HostFileError) as exc:
         module.fail_json(msg=str(exc), backend=host.backend_name() if host else '')

@@ -12,7 +12,7 @@ DOCUMENTATION = r'''
 ---
 module: ksef_token
 short_description: Declare the KSeF tokens of a context (tokens as code)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Makes sure a KSeF token with a given description and permissions exists and is Active
     (O(state=present)), or that it is revoked (O(state=absent)), through KSeF API v2 C(/tokens).

@@ -12,7 +12,7 @@ DOCUMENTATION = r'''
 ---
 module: ksef_token_info
 short_description: List the KSeF tokens of a context, with their last use
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Lists KSeF tokens (KSeF API v2 C(GET /tokens)) with their status, permissions, author, creation date,
     last use and the days since the last use, following KSeF's continuation token through every page.

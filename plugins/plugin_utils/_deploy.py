@@ -20,6 +20,7 @@ from module_utils/_host/checks.py (used by the host module too).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import collections
 import datetime
 import posixpath
 import re
@@ -37,6 +38,18 @@ FORMATS = ('pem', 'pkcs12')
 
 _POLISH_TO_ASCII = {u'ą': 'a', u'ć': 'c', u'ę': 'e', u'ł': 'l', u'ń': 'n', u'ó': 'o', u'ś': 's', u'ź': 'z', u'ż': 'z',
                     u'Ą': 'A', u'Ć': 'C', u'Ę': 'E', u'Ł': 'L', u'Ń': 'N', u'Ó': 'O', u'Ś': 'S', u'Ź': 'Z', u'Ż': 'Z'}
+
+
+def deploy_id(name, cert_type):
+    """The one id of a declared certificate in the role, its filters, the report and the revoke playbook ("name|type":
+    KSeF keeps one name per type). Filter ksef_deploy_id."""
+    return '%s|%s' % (name, cert_type)
+
+
+def deploy_label(item_id):
+    """'name (type)' of a deploy_id, for messages."""
+    name, dummy, cert_type = item_id.rpartition('|')
+    return '%s (%s)' % (name, cert_type)
 
 
 def _given(cert, key, default):
@@ -88,7 +101,7 @@ def declarations(settings, host):
         passphrase = '' if passphrase in (None, '') else str(passphrase)
         items.append({
             'host': host,
-            'id': '%s|%s' % (name, cert_type),
+            'id': deploy_id(name, cert_type),
             'name': name,
             'type': cert_type,
             'key_location': location,
@@ -221,30 +234,43 @@ INSPECTION_FIELDS = ('key_exists', 'next_key_exists', 'certificate_exists', 'cer
                      'fingerprint_sha256', 'renewal_due', 'certificate_pem')
 
 
+class HostFiles(collections.namedtuple('HostFiles', INSPECTION_FIELDS)):
+    """What ksef_deploy_host (operation info, or prepare per certificate) found on the host for one declaration."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, result):
+        return cls(*(result.get(field) for field in INSPECTION_FIELDS))
+
+
 def _every_run(days, listed):
-    """A note when renew_before_days reaches the lifetime KSeF lists: every run would renew (as ksef_certificate warns)."""
+    """A note when renew_before_days reaches the lifetime KSeF lists (_rules.renews_every_run, as ksef_certificate warns)."""
     if not listed or not listed.get('valid_from'):
         return ''
-    lifetime = _rules.parse_datetime(listed['valid_to']) - _rules.parse_datetime(listed['valid_from'])
-    if days < lifetime.days:
+    lifetime = _rules.renews_every_run(days, listed['valid_from'], listed['valid_to'])
+    if lifetime is None:
         return ''
-    return (' (renew_before_days %d is at or above its lifetime of %d days: every run renews it; choose fewer days)'
-            % (days, lifetime.days))
+    return ' (renew_before_days %d is at or above its lifetime of %d days: every run renews it; choose fewer days)' % (days, lifetime)
 
 
-def _decide(item, found, active, now):
-    """(action, reason) for one key-on-host certificate."""
+def decide_key_on_host(item, found, active, now):
+    """(action, reason) for one key-on-host certificate: install | enroll | keep, the role's own decision.
+
+    ksef_certificate decides for keys it holds (module_utils/_decide.py); a key on a host is seen only through
+    HostFiles, so the role decides here, with the rules the two share from _rules (renewal_due, renews_every_run).
+    """
     days = item['renew_before_days']
-    serial = found['serial_number']
-    if found['next_key_exists'] and found['certificate_matches_next_key']:
+    serial = found.serial_number
+    if found.next_key_exists and found.certificate_matches_next_key:
         return 'install', 'the new key and its certificate are not installed yet'
-    if not found['certificate_parsed']:
+    if not found.certificate_parsed:
         return 'enroll', 'no readable certificate'
-    if not found['key_exists']:
+    if not found.key_exists:
         return 'enroll', 'the private key %s is missing' % item['key_path']
-    if not found['certificate_matches_key']:
+    if not found.certificate_matches_key:
         return 'enroll', 'the certificate does not match the private key'
-    if found['renewal_due']:
+    if found.renewal_due:
         return 'enroll', 'the certificate expires within %d days%s' % (days, _every_run(days, active.get(serial)))
     if serial not in active:
         return 'enroll', 'certificate %s is not active in KSeF (revoked, blocked or expired)' % serial
@@ -271,9 +297,9 @@ def plan(inspections, info, now=None):
     decided = []
     for result in inspections:
         item = result['item']
-        found = dict((field, result.get(field)) for field in INSPECTION_FIELDS)
-        action, reason = _decide(item, found, active, now)
-        serial = found['serial_number'] or ''
+        found = HostFiles.of(result)
+        action, reason = decide_key_on_host(item, found, active, now)
+        serial = found.serial_number or ''
         if action == 'enroll':
             older = actives_of(item, active.values())
         else:
@@ -284,8 +310,8 @@ def plan(inspections, info, now=None):
                       % (', '.join(old['serial_number'] for old in older), serial, 'it is' if len(older) == 1 else 'they are'))
         entry = dict(item)
         entry.update(action=action, reason=reason, serial_number=serial,
-                     valid_to=active[serial]['valid_to'] if serial in active else (found['valid_to'] or ''),
-                     probe=found, predecessors=older)
+                     valid_to=active[serial]['valid_to'] if serial in active else (found.valid_to or ''),
+                     probe=found._asdict(), predecessors=older)
         decided.append(entry)
     return decided
 
@@ -309,7 +335,7 @@ def installs(planned, enrolled):
     (enroll) or none (install: the certificate is already on disk)."""
     issued = {}
     for cert in (enrolled or {}).get('certificates') or []:
-        issued['%s|%s' % (cert['name'], cert['type'])] = cert
+        issued[deploy_id(cert['name'], cert['type'])] = cert
     selected = []
     for item in planned:
         if item['action'] not in ('enroll', 'install'):
@@ -373,7 +399,7 @@ def result(items, planned=None, installed=None, shared=None):
         known[item['id']] = item
     for cert in (shared or {}).get('certificates') or []:
         certificate = cert.get('certificate') or {}
-        known['%s|%s' % (cert['name'], cert['type'])] = {
+        known[deploy_id(cert['name'], cert['type'])] = {
             'action': cert['action'], 'serial_number': certificate.get('serial_number', ''),
             'valid_to': certificate.get('valid_to', '')}
     lines = []

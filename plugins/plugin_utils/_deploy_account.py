@@ -13,7 +13,8 @@
   serial with `revoked`, valid until, whether it changed or failed, and the sentence the role prints (in check
   mode: what it would do);
 - summary(): those sentences for the whole batch, printed once by the controller;
-- host_diff(): the before/after of this host's certificates for diff mode (the module's, passed through).
+- host_diff(): the before/after of this host's certificates for diff mode (the module's, passed through);
+- batch_values(): one variable of every host of the batch, read across hosts (the role's only hostvars lookup).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -26,6 +27,16 @@ _DONE = ('enrolled', 'renewed', 'installed', 'rotated')
 _PROOF_WORDS = {'login': 'a login', 'qr_code_ii': 'a QR code II'}
 
 
+def batch_values(hosts, hostvars, name, by_host=False):
+    """The value of the variable `name` of each host of `hosts` (ansible_play_batch), in that order.
+
+    A host without the variable (its step was skipped, or it failed before it) is left out. by_host: a dict
+    host -> value instead of the list.
+    """
+    found = [(host, hostvars[host][name]) for host in hosts if name in hostvars[host]]
+    return dict(found) if by_host else [value for dummy, value in found]
+
+
 def _ids_by_host(prepared, location):
     found = {}
     for host, result in prepared.items():
@@ -33,11 +44,6 @@ def _ids_by_host(prepared, location):
             if item['key_location'] == location:
                 found.setdefault(item['id'], []).append(host)
     return found
-
-
-def _label(item_id):
-    name, dummy, cert_type = item_id.rpartition('|')
-    return '%s (%s)' % (name, cert_type)
 
 
 def batch(prepared, info, now=None):
@@ -52,11 +58,11 @@ def batch(prepared, info, now=None):
     for item_id, hosts in host_ids.items():
         if len(hosts) > 1:
             clashes[item_id] = ('A key-on-host certificate must have its own name on each host (the default name '
-                                'includes the host name): %s is declared by %s' % (_label(item_id), ', '.join(sorted(hosts))))
+                                'includes the host name): %s is declared by %s' % (_deploy.deploy_label(item_id), ', '.join(sorted(hosts))))
         elif item_id in controller_ids:
             owners = ', '.join(sorted(controller_ids[item_id]))
             clashes[item_id] = ('A key-on-host certificate must not reuse the name and type of a controller-side '
-                                'certificate: %s is key-on-controller on %s' % (_label(item_id), owners))
+                                'certificate: %s is key-on-controller on %s' % (_deploy.deploy_label(item_id), owners))
     info = info or {}
     info_failure = ''
     if info.get('failed'):
@@ -91,7 +97,7 @@ def _superseded(entries):
 
 
 def _by_id(module_result):
-    return dict(('%s|%s' % (cert['name'], cert['type']), cert) for cert in (module_result or {}).get('certificates') or [])
+    return dict((_deploy.deploy_id(cert['name'], cert['type']), cert) for cert in (module_result or {}).get('certificates') or [])
 
 
 def _proven(line, host, item, older, proofs, check_mode):
@@ -246,12 +252,12 @@ def host_diff(lines, diffs):
         before = ((diff or {}).get('before') or {}).get('certificates') or []
         after = ((diff or {}).get('after') or {}).get('certificates') or []
         for old, new in zip(before, after):
-            module_entries['%s|%s' % (old.get('name'), old.get('type'))] = (old, new)
+            module_entries[_deploy.deploy_id(old.get('name'), old.get('type'))] = (old, new)
     before, after = [], []
     for line in lines or []:
         if not line.get('changed'):
             continue
-        key = '%s|%s' % (line['name'], line['type'])
+        key = _deploy.deploy_id(line['name'], line['type'])
         if key in module_entries:
             # The module's entries, with what only the host knows: the paths there (a key-on-host certificate has
             # none on the controller) and the serial it replaced (the module enrolled for a new key).

@@ -20,6 +20,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
+# _deploy imports this file too; deploy_id is looked up when called, once both are loaded.
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
 
 
 def _requested(cert):
@@ -63,10 +65,11 @@ def superseded_by(entry, result, serial):
 
 
 def _issued(enrolled):
-    return dict(('%s|%s' % (cert['name'], cert['type']), cert) for cert in (enrolled or {}).get('certificates') or [])
+    return dict((_deploy.deploy_id(cert['name'], cert['type']), cert) for cert in (enrolled or {}).get('certificates') or [])
 
 
 def proof_id(host, item_id):
+    """A proof's id: the host and the declaration's id (deploy_id), "host|name|type"."""
     return '%s|%s' % (host, item_id)
 
 

@@ -27,6 +27,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._api import LIMITS
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.waves import Renewal, forecast
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _token_report
+from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy import deploy_id
 
 KSEF_STATUSES = ('active', 'blocked', 'revoked', 'expired')
 STATES = ('current', 'superseded', 'blocked', 'revoked', 'expired')
@@ -109,7 +110,7 @@ def quota_forecast(rows, declarations, limits, now):
         if row['state'] not in ('current', 'superseded'):
             continue
         valid_to = _rules.parse_datetime(row['valid_to'])
-        declaration = declarations.get('%s|%s' % (row['name'], row['type']))
+        declaration = declarations.get(deploy_id(row['name'], row['type']))
         if row['state'] == 'superseded' or declaration is None:
             releases.append(valid_to)
             continue
@@ -151,7 +152,7 @@ def build_report(info, declared=None, threshold_days=30, now=None, subject=None)
     rows = []
     for cert in certificates:
         state = _state(cert, newest_active, now)
-        declaration = declarations.get('%s|%s' % (cert['name'], cert['type']))
+        declaration = declarations.get(deploy_id(cert['name'], cert['type']))
         days = _rules.days_remaining(cert['valid_to'], now)
         alert = _alert(cert, days, declaration, threshold_days, now) if state == 'current' else ''
         expiry = _rules.parse_datetime(cert['valid_to'])

@@ -141,17 +141,9 @@ def over_hour_message(plan, what):
             'certificates in one run, or run again after the hour' % (what, '; '.join(parts), plan['expected_seconds']))
 
 
-# Published limits of every certificate endpoint (KSeF's "other" group), for an API without a pacing client.
-PUBLISHED_LIMITS = {1: 10, 60: 30, HOUR: 120}
-
-
 def endpoint_limits(api, endpoint):
     """{window: calls} the run paces `endpoint` to: the client's (published, GET /rate-limits, learned from a 429)."""
-    limits_for = getattr(getattr(api, 'client', None), 'limits_for', None)
-    if limits_for is None:
-        return dict(PUBLISHED_LIMITS)
-    method, route = endpoint.split(' ', 1)
-    return dict(limits_for(method, route))
+    return dict(api.limits_for(endpoint))
 
 
 def plan_run(api, enrollments, revocations=0, issue_delay=0.0, waves=1):
@@ -163,7 +155,7 @@ def plan_run(api, enrollments, revocations=0, issue_delay=0.0, waves=1):
     pages = detection_query_pages(enrollments, endpoint_limits(api, ENROLL))
     calls = work_calls(enrollments=enrollments, revocations=revocations,
                        query_pages=max(pages, QUERY_ROUNDS_PER_GROUP * waves) if enrollments else pages)
-    made = getattr(getattr(api, 'client', None), 'calls_by_endpoint', None) or {}
+    made = api.calls_by_endpoint()
     earlier = dict((endpoint, [0.0] * made[endpoint]) for endpoint in calls if made.get(endpoint))
     return plan_budget(calls, dict((endpoint, endpoint_limits(api, endpoint)) for endpoint in calls),
                        issue_delay=issue_delay * max(waves, 1), earlier=earlier)

@@ -130,7 +130,7 @@ class Converger:
                 self._check_record_matches(decl)
             self.view.records = self.api.certificate_records(**self._query_filter())
             self.enroller = Enroller(self.module, self.api, self.view, self.installer, self.now, clock=self.clock,
-                                     sleep=self.sleep, login=self.login)
+                                     login=self.login)
             self.enroller.plans = self.plans
             for plan in self.plans:
                 self._collect_needs(plan)
@@ -140,7 +140,7 @@ class Converger:
             enrolling = [plan for plan in self.plans if plan.enroll]
             if self.check_mode:
                 for plan in enrolling:
-                    self.enroller.predict_kept_login(plan)
+                    self.enroller.revoker.predict_kept_login(plan)
             scheduler = EnrollmentScheduler(self.api, self.enroller, clock=self.clock, sleep=self.sleep,
                                             check_mode=self.check_mode, warn=self.module.warn)
             self.rolling = RollingRenewal(self.module, self.api, self.enroller, scheduler, self.now,
@@ -157,7 +157,7 @@ class Converger:
             self.enroller.finish()
             for plan in self.plans:
                 if plan.decl.state == 'absent':
-                    self.enroller.apply_absent(plan)
+                    self.enroller.revoker.apply_absent(plan)
                 else:
                     self.installer.apply_file_attributes(plan)
             if enrolling:
@@ -195,7 +195,7 @@ class Converger:
             plan.wanted_serials.extend(wanted_serials(decl, self.view))
             return
         if decl.record and decl.record['phase'] == 'pending':
-            self.enroller.read_pending_status(plan)
+            self.enroller.statuses.read_pending(plan)
             if plan.issued_serial:
                 plan.wanted_serials.append(plan.issued_serial)
                 return
@@ -216,7 +216,7 @@ class Converger:
         for warning in decision.warnings:
             self.module.warn(warning)
         if decision.discard_record:
-            self.enroller.discard_record(plan)
+            self.enroller.statuses.discard_record(plan)
         if plan.action == 'pending':
             plan.start_wait(self.clock())
 
@@ -228,12 +228,10 @@ class Converger:
         absent = sum(len(plan.to_revoke) for plan in self.plans if plan.decl.state == 'absent')
         expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
         order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
-        frees = [slots_freed(plan, self.enroller.keeps_login) for plan in order]
+        frees = [slots_freed(plan, self.enroller.revoker.keeps_login) for plan in order]
         if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
-            ensure = getattr(self.api, 'ensure_rate_limits', None)
-            if ensure is not None:
-                ensure()
+            self.api.ensure_rate_limits()
         if enrolling:
             self.rolling.read_limits()      # GET /certificates/limits once: the waves the enrollments need
 
@@ -246,8 +244,7 @@ class Converger:
         while not plan['fits_hour'] and count > 1:
             count -= 1
             plan = cost(count)
-        pacer = getattr(getattr(self.api, 'client', None), 'pacer', None)
-        self.budget = budget_summary(plan, getattr(pacer, 'limits_source', None))
+        self.budget = budget_summary(plan, self.api.limits_source())
         if not plan['fits_hour']:
             raise KsefError(over_hour_message(plan, 'The declared set (%d enrollment(s), %d revocation(s))'
                                               % (len(enrolling), absent + sum(frees))))

@@ -20,7 +20,7 @@ import datetime
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import INTENT_BLOCK_SECONDS
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import expired, parse_datetime, renewal_due
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import expired, parse_datetime, renewal_due, renews_every_run
 
 # Controller and KSeF clocks may differ: look this far before the recorded intent time.
 INTENT_CLOCK_SLACK = datetime.timedelta(minutes=10)
@@ -239,19 +239,18 @@ def renew_window_warning(decl, record, local_certificate=None):
 
     The lifetime is KSeF's (the record's validFrom..validTo), else the local certificate's; None when unknown.
     """
-    if decl.renew_before_days is None:
-        return None
     if record is not None and record.valid_from is not None:
-        lifetime = record.valid_to - record.valid_from
+        lifetime = renews_every_run(decl.renew_before_days, record.valid_from, record.valid_to)
     elif local_certificate is not None:
-        lifetime = _crypto.certificate_not_after(local_certificate) - _crypto.certificate_not_before(local_certificate)
+        lifetime = renews_every_run(decl.renew_before_days, _crypto.certificate_not_before(local_certificate),
+                                    _crypto.certificate_not_after(local_certificate))
     else:
         return None
-    if decl.renew_before_days < lifetime.days:
+    if lifetime is None:
         return None
     return ('Certificate %s: renew_before_days %d is at or above its lifetime of %d days, so it is due as soon as it is '
             'issued and every run renews it (one enrollment request each); choose fewer days (30 is the default)'
-            % (decl.label, decl.renew_before_days, lifetime.days))
+            % (decl.label, decl.renew_before_days, lifetime))
 
 
 def missing_key_refusal(decl, actives, decision):

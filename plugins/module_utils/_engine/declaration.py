@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from typing import Any, List, Mapping, Optional
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -44,7 +45,7 @@ PATH_OPTIONS = ('private_key_path', 'certificate_path', 'pkcs12_path', 'state_pa
 PASSPHRASE_OPTIONS = ('private_key_passphrase', 'pkcs12_passphrase')
 
 
-def literal_path(value):
+def literal_path(value: Optional[str]) -> Optional[str]:
     """A file path as given: no $VAR expansion (a '$' can be part of a directory name), only a leading '~'."""
     if value and value.startswith('~'):
         return os.path.expanduser(value)
@@ -54,7 +55,7 @@ def literal_path(value):
 class Declaration:
     """One desired certificate: its options (merged from the top level) and its local material."""
 
-    def __init__(self, options, index=None):
+    def __init__(self, options: Mapping[str, Any], index: Optional[int] = None) -> None:
         self.index = index              # position in `certificates`; None for the single form
         # The options, one per PER_CERTIFICATE_OPTIONS entry (test_declaration.py checks the two agree).
         self.name = options.get('name')
@@ -101,20 +102,20 @@ class Declaration:
         self.record = None
 
     @property
-    def label(self):
+    def label(self) -> str:
         where = ' (certificates[%d])' % self.index if self.index is not None else ''
         return '%s/%s%s' % (self.name, self.type, where)
 
     @property
-    def uses_token(self):
+    def uses_token(self) -> bool:
         return self.key_backend == 'pkcs11'
 
     @property
-    def uses_csr(self):
+    def uses_csr(self) -> bool:
         return self.csr is not None
 
     @property
-    def declared_public_key_sha256(self):
+    def declared_public_key_sha256(self) -> Optional[str]:
         """Fingerprint of the declared public key; None when the key is still to be generated."""
         if self.csr is not None:
             return _crypto.public_key_fingerprint(self.csr.public_key())
@@ -123,21 +124,21 @@ class Declaration:
         return None
 
     @property
-    def next_key_path(self):
+    def next_key_path(self) -> Optional[str]:
         return self.private_key_path + NEXT_KEY_SUFFIX if self.private_key_path else None
 
     @property
-    def wait_seconds(self):
+    def wait_seconds(self) -> int:
         """How long to wait for an enrollment (wait_timeout, 300 s when unset)."""
         return self.wait_timeout if self.wait_timeout is not None else DEFAULT_WAIT_TIMEOUT
 
-    def local_files(self):
+    def local_files(self) -> List[str]:
         """Every file this declaration may own on the controller (for remove_files)."""
         paths = [self.certificate_path, self.pkcs12_path, self.private_key_path, self.next_key_path, self.state_path]
         return [path for path in paths if path]
 
 
-def merge_declarations(params):
+def merge_declarations(params: Mapping[str, Any]) -> List[Declaration]:
     """The declared set: the single form, or `certificates` items with top-level values as defaults."""
     if params.get('certificates') is None:
         return [Declaration(dict((key, params.get(key)) for key in PER_CERTIFICATE_OPTIONS))]
@@ -151,7 +152,7 @@ def merge_declarations(params):
     return declarations
 
 
-def validate_declaration(decl):
+def validate_declaration(decl: Declaration) -> None:
     """Input checks that need neither files nor KSeF; raise KsefInputError."""
     name = decl.name
     if not name:
@@ -221,7 +222,7 @@ def _validate_token_declaration(decl, has_csr):
         decl.pkcs11_key_label = decl.name
 
 
-def validate_set(declarations):
+def validate_set(declarations: List[Declaration]) -> None:
     seen = {}
     paths = {}
     for decl in declarations:
@@ -240,7 +241,7 @@ def validate_set(declarations):
             paths[path] = decl.label
 
 
-def load_local_material(decl):
+def load_local_material(decl: Declaration) -> None:
     """Read the key or CSR and the local certificate; fail on unusable input before any API call."""
     decl.key = None
     decl.csr = None

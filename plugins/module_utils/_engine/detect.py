@@ -15,14 +15,19 @@ __metaclass__ = type
 
 import datetime
 import os
+from typing import Any, List, Mapping, Optional
 
-from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, known_before_post
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, KsefView, known_before_post
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import parse_datetime
 
 _EPOCH = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
-def requested_after(record):
+def requested_after(record: Optional[Mapping[str, Any]]) -> datetime.datetime:
     """The earliest request date the certificate of a recorded enrollment can carry (KSeF's clock may differ)."""
     intent_time = (record or {}).get('intent_time')
     if not intent_time:
@@ -38,7 +43,7 @@ def _matches(plan, record, requested_from):
             record.serial_number not in plan.rejected_serials)
 
 
-def detect_issued(api, view, all_plans, plans, max_pages):
+def detect_issued(api: KsefApi, view: KsefView, all_plans: List[Plan], plans: List[Plan], max_pages: int) -> List[Plan]:
     """One query round: which of `plans` (waiting enrollments) does KSeF list as issued? Returns those found.
 
     Pages through the newest certificates until every plan is matched, a page reaches certificates requested
@@ -79,7 +84,7 @@ def detect_issued(api, view, all_plans, plans, max_pages):
     return found
 
 
-def release_foreign_match(module, plan, now):
+def release_foreign_match(module: AnsibleModule, plan: Plan, now: float) -> None:
     """A query match that does not carry the enrolled key (another run's certificate of the same name).
 
     It is not installed; the serial is remembered so no later round matches it again, and the plan is asked

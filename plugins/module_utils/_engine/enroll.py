@@ -3,10 +3,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""Carrying out enrollments: send each once (intent written first), read statuses, retrieve, install, revoke.
+"""Carrying out enrollments, one small part per duty; the scheduler (_scheduler.py) says when:
 
-KSeF has no idempotency key: an enrollment POST whose answer is lost is never re-sent; the certificate
-is looked for by name, type and public key instead (the state file keeps the intent for the next run).
+- StatusReader: the status of a recorded or waiting enrollment (GET /certificates/enrollments/{referenceNumber});
+- Sender: each enrollment sent once, the intent on disk first; an answer that was lost is never re-sent, its
+  certificate is looked for by name, type and public key instead (look_for_lost, one look: the scheduler's loop
+  makes the looks, and the state file keeps the intent for the next run);
+- Revoker: revocations (superseded predecessors, absent declarations), the login kept, proven rotation;
+- Enroller: the scheduler's worker over those parts, and retrieval and installation of the issued certificates.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -17,11 +21,7 @@ from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
-from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import (
-    INTENT_CLOCK_SLACK,
-    known_before_post,
-    wait_deadline,
-)
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, known_before_post
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -31,11 +31,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import format_time, intent_record
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 
-# A lost enrollment answer is reconciled by querying for the certificate: first after 5 s, then twice as
-# long each time up to 60 s, so that a lost answer costs a handful of query calls of the 120 an hour,
-# not one every 5 s until wait_timeout.
-RECONCILE_POLL_INTERVAL = 5
-RECONCILE_POLL_MAX = 60
 QUOTA_ENROLLMENTS = 25006
 QUOTA_CERTIFICATES = 25007
 UNKNOWN_SERIAL = 25008
@@ -45,41 +40,17 @@ UNKNOWN_ENROLLMENT = 25005
 KEY_ALREADY_CERTIFIED = u'klucz publiczny zosta\u0142 ju\u017c certyfikowany'
 
 
-class Enroller:
-    """The calls of one run after the query: statuses, retrieval, enrollments, revocations (the scheduler's worker)."""
+class StatusReader:
+    """The status of an enrollment KSeF has a reference number for, and what it means for the state file."""
 
-    def __init__(self, module, api, view, installer, now, clock=time.monotonic, sleep=time.sleep, login=None):
+    def __init__(self, module, api, installer, clock):
         self.module = module
-        self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
-        self.prove_login = _proof.login_prover(api)  # signer -> None: a login with a successor's pair
         self.check_mode = module.check_mode
         self.api = api
-        self.view = view                   # _decide.KsefView, extended with what this run learns
         self.installer = installer
-        self.now = now
         self.clock = clock
-        self.sleep = sleep
-        self.enrollment_data = None
-        self.plans = []
 
-    # -- KSeF reads ----------------------------------------------------------------------------
-
-    def retrieve(self, serials):
-        """Retrieve the certificates of serials not retrieved yet into the view."""
-        missing = []
-        for serial in serials:
-            if serial not in self.view.retrieved and serial not in missing:
-                missing.append(serial)
-        if not missing:
-            return
-        for entry in self.api.retrieve_certificates(missing):
-            try:
-                certificate = _crypto.load_certificate(entry.der)
-            except (TypeError, ValueError):
-                raise KsefError('KSeF returned an unreadable certificate for serial %s' % entry.serial_number)
-            self.view.retrieved[entry.serial_number or _crypto.serial_hex(certificate)] = certificate
-
-    def read_pending_status(self, plan):
+    def read_pending(self, plan):
         """The status of a recorded enrollment; a reference KSeF no longer knows falls back to the intent."""
         decl = plan.decl
         reference = decl.record['reference_number']
@@ -96,9 +67,18 @@ class Enroller:
                 plan.reference_number = None
                 return
             raise
-        self.apply_status(plan, status)
+        self.apply(plan, status)
 
-    def apply_status(self, plan, status):
+    def poll(self, plan):
+        """One status call for a waiting enrollment."""
+        status = self.api.enrollment(plan.reference_number)
+        plan.polled_at = self.clock()
+        self.apply(plan, status)
+        if plan.status_code != 100 and plan.reference_number is None:
+            raise KsefError('KSeF gave up on the enrollment of certificate %s (status 500/550); the state '
+                            'file was cleared, run again to send a new enrollment' % plan.decl.label)
+
+    def apply(self, plan, status):
         """Record an EnrollmentStatus on the plan; a rejection clears the state file and fails."""
         decl = plan.decl
         plan.status_code = status.code
@@ -143,53 +123,41 @@ class Enroller:
         self.installer.discard_next_key(decl, record)
         decl.store.clear()
 
-    # -- the scheduler's worker ----------------------------------------------------------------
 
-    def poll(self, plan):
-        """One status call for a waiting enrollment."""
-        status = self.api.enrollment(plan.reference_number)
-        plan.polled_at = self.clock()
-        self.apply_status(plan, status)
-        if plan.status_code != 100 and plan.reference_number is None:
-            raise KsefError('KSeF gave up on the enrollment of certificate %s (status 500/550); the state '
-                            'file was cleared, run again to send a new enrollment' % plan.decl.label)
+class LostAnswer:
+    """An enrollment POST that may have reached KSeF but whose answer was lost (plan.lost_answer)."""
 
-    def detect(self, plans, max_pages):
-        """One query round (_detect.detect_issued): the waiting plans KSeF lists as issued."""
-        return detect_issued(self.api, self.view, self.plans, plans, max_pages)
+    def __init__(self, sent_at, error, checked):
+        self.sent_at = sent_at
+        self.reason = error.reason if isinstance(error, KsefTransportError) else str(error)
+        self.checked = checked             # serials that cannot be its certificate (known before, or another key)
 
-    def finish(self, plans=None):
-        """Retrieve and install issued certificates (all of them, or the given batch) not finished yet."""
-        issued = [plan for plan in (self.plans if plans is None else plans) if plan.issued_serial and not plan.finished]
-        self.retrieve([plan.issued_serial for plan in issued])
-        for plan in issued:
-            certificate = self.view.retrieved.get(plan.issued_serial)
-            if certificate is None and plan.detected_by_query:
-                release_foreign_match(self.module, plan, self.clock())
-                continue
-            if certificate is None:
-                raise KsefError('KSeF did not return certificate %s of %s' % (plan.issued_serial, plan.decl.label))
-            if _crypto.public_key_fingerprint(certificate.public_key()) != plan.issued_public_key_sha256:
-                if plan.detected_by_query:
-                    release_foreign_match(self.module, plan, self.clock())
-                    continue
-                raise KsefError('Certificate %s issued for enrollment %s of %s does not carry the enrolled public key; '
-                                'nothing was installed' % (plan.issued_serial, plan.reference_number, plan.decl.label))
-            plan.install_certificate = certificate
-            plan.install_item = self.view.by_serial(plan.issued_serial)
-            if plan.action == 'pending':
-                # A resumed enrollment that KSeF finished while this run waited.
-                plan.action = plan.completion_action
-            if _proof.hold_until_valid(plan, certificate, self.now(), self.module.warn):
-                continue
-            if self.check_mode:
-                plan.finished = True
-                continue
-            self.installer.install(plan, certificate)
-            self.revoke_superseded(plan)
-            plan.decl.store.clear()
-            plan.changed = True
-            plan.finished = True
+
+class Sender:
+    """POST /certificates/enrollments for one plan, exactly once; the intent is on disk before it is sent."""
+
+    def __init__(self, module, api, view, installer, statuses, retrieve, now, clock):
+        self.check_mode = module.check_mode
+        self.api = api
+        self.view = view
+        self.installer = installer
+        self.statuses = statuses
+        self.retrieve = retrieve           # Enroller.retrieve: certificates into the view
+        self.now = now
+        self.clock = clock
+        self.enrollment_data = None
+
+    def _request(self, plan):
+        """(CSR DER, public key SHA-256, key path or None) of the enrollment; a new key is made unless a CSR is declared."""
+        decl = plan.decl
+        if decl.uses_csr:
+            return _crypto.csr_der(decl.csr), decl.declared_public_key_sha256, None
+        key, key_path = self.installer.generate_key(plan)
+        if decl.uses_token:
+            # The token signs the CSR; the subject is built exactly as for a file key.
+            csr_der = decl.keystore.csr(key, lambda throwaway: _crypto.build_csr(throwaway, self.enrollment_data))
+            return csr_der, _crypto.public_key_fingerprint(key.public_key), key_path
+        return _crypto.build_csr(key, self.enrollment_data), _crypto.public_key_fingerprint(key), key_path
 
     def send(self, plan):
         """Send one planned enrollment: intent first, the reference number as soon as it is known."""
@@ -197,41 +165,29 @@ class Enroller:
         plan.changed = True
         if self.check_mode:
             return
-        if decl.uses_csr:
-            csr_der = _crypto.csr_der(decl.csr)
-            fingerprint = decl.declared_public_key_sha256
-            key_path = None
-        else:
-            key, key_path = self.installer.generate_key(plan)
-            if decl.uses_token:
-                # The token signs the CSR; the subject is built exactly as for a file key.
-                csr_der = decl.keystore.csr(key, lambda throwaway: _crypto.build_csr(throwaway, self.enrollment_data))
-                fingerprint = _crypto.public_key_fingerprint(key.public_key)
-            else:
-                csr_der = _crypto.build_csr(key, self.enrollment_data)
-                fingerprint = _crypto.public_key_fingerprint(key)
+        csr_der, fingerprint, key_path = self._request(plan)
         plan.issued_public_key_sha256 = fingerprint
         plan.enroll_key_path = key_path
         sent_at = self.now()
         # Certificates that exist before the POST can never be the one it creates (a CSR renewal reuses the key).
         known = sorted(set(plan.superseded) | set(record.serial_number for record in self.view.candidates(decl)))
+        intent = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at, known)
         # decl.record follows the file, so a later failure (400/550) can clear it with discard_record.
-        decl.record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at,
-                                    known)
-        decl.store.write(decl.record)
+        decl.record = intent
+        decl.store.write(intent)
         try:
             response = self.api.enroll(decl.name, decl.type, csr_der, valid_from=decl.valid_from)
         except KsefTransportError as exc:
             if not exc.may_have_reached_server:
                 self._forget_unsent(plan)
                 raise
-            self._reconcile_lost_response(plan, sent_at, exc)
+            self._lost(plan, sent_at, exc)
             return
         except KsefApiError as exc:
             if exc.status is None or not 400 <= exc.status < 500:
                 # A 5xx (a gateway, or KSeF failing after it recorded the request) or a 2xx whose body could
                 # not be read: the request may have been taken, so keep the intent and never re-send blindly.
-                self._reconcile_lost_response(plan, sent_at, exc)
+                self._lost(plan, sent_at, exc)
                 return
             # 4xx: KSeF refused the request (business errors, 429 after the client's retries).
             self._forget_unsent(plan)
@@ -244,11 +200,8 @@ class Enroller:
         if not plan.reference_number:
             raise KsefError('KSeF accepted the enrollment of %s but returned no reference number; the state file %s '
                             'keeps the intent so the next run reconciles it' % (decl.label, decl.state_path))
-        record = intent_record(decl.name, decl.type, fingerprint, key_path, plan.action, plan.superseded, sent_at,
-                               known)
-        record.update(phase='pending', reference_number=plan.reference_number)
-        decl.store.write(record)
-        decl.record = record
+        decl.record = dict(intent, phase='pending', reference_number=plan.reference_number)
+        decl.store.write(decl.record)
         plan.status_code = 100
         plan.sent_clock = self.clock()
         plan.start_wait(plan.sent_clock)
@@ -256,40 +209,55 @@ class Enroller:
     def _forget_unsent(self, plan):
         """KSeF did not take the request: drop the intent (and a .next key made for it)."""
         plan.decl.record = plan.decl.store.read()
-        self.discard_record(plan)
+        self.statuses.discard_record(plan)
 
-    def _reconcile_lost_response(self, plan, sent_at, exc):
-        """The POST may have reached KSeF but its answer was lost: look for the certificate, never re-send."""
-        decl = plan.decl
-        fingerprint = plan.issued_public_key_sha256
-        deadline = wait_deadline(decl, self.clock()) or self.clock()
-        checked = known_before_post(decl.record)
-        interval = RECONCILE_POLL_INTERVAL
-        while True:
-            records = [record for record in self.api.certificate_records(name=decl.name, certificate_type=decl.type)
-                       if record.name == decl.name and record.type == decl.type and
-                       record.requested_at >= sent_at - INTENT_CLOCK_SLACK and record.serial_number not in checked]
-            self.retrieve([record.serial_number for record in records])
-            for record in records:
-                checked.add(record.serial_number)
-                if self.view.public_key_sha256(record.serial_number) == fingerprint:
-                    self.view.records.append(record)
-                    plan.action = 'installed'
-                    plan.reason = 'reconciled'
-                    plan.issued_serial = record.serial_number
-                    return
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                break
-            self.sleep(min(interval, remaining))
-            interval = min(RECONCILE_POLL_MAX, interval * 2)
-        reason = exc.reason if isinstance(exc, KsefTransportError) else str(exc)
-        raise KsefError('The answer to the enrollment of certificate %s was lost (%s). KSeF may still be processing the '
-                        'enrollment sent at %s; rerun later: the state file %s keeps the intent and the next run '
-                        'reconciles by name, type and public key instead of sending another; or set force to send a '
-                        'new one' % (decl.label, reason, format_time(sent_at), decl.state_path))
+    def _lost(self, plan, sent_at, exc):
+        """The POST may have reached KSeF but its answer was lost: look for the certificate now and until the wait
+        ends (the scheduler's loop calls look_for_lost), never re-send."""
+        plan.lost_answer = LostAnswer(sent_at, exc, known_before_post(plan.decl.record))
+        plan.start_wait(self.clock())
+        if plan.deadline is None:
+            plan.deadline = self.clock()   # wait: false looks once
+        plan.next_check = self.clock()
 
-    # -- revocation ----------------------------------------------------------------------------
+    def look_for_lost(self, plan):
+        """One look for the certificate of an enrollment whose answer was lost: True when found (name, type, key)."""
+        decl, lost = plan.decl, plan.lost_answer
+        records = [record for record in self.api.certificate_records(name=decl.name, certificate_type=decl.type)
+                   if record.name == decl.name and record.type == decl.type and
+                   record.requested_at >= lost.sent_at - INTENT_CLOCK_SLACK and record.serial_number not in lost.checked]
+        self.retrieve([record.serial_number for record in records])
+        for record in records:
+            lost.checked.add(record.serial_number)
+            if self.view.public_key_sha256(record.serial_number) == plan.issued_public_key_sha256:
+                self.view.records.append(record)
+                plan.action = 'installed'
+                plan.reason = 'reconciled'
+                plan.issued_serial = record.serial_number
+                plan.lost_answer = None
+                return True
+        return False
+
+    def lost_error(self, plan):
+        """The wait for a lost answer's certificate ended without it."""
+        decl, lost = plan.decl, plan.lost_answer
+        return KsefError('The answer to the enrollment of certificate %s was lost (%s). KSeF may still be processing the '
+                         'enrollment sent at %s; rerun later: the state file %s keeps the intent and the next run '
+                         'reconciles by name, type and public key instead of sending another; or set force to send a '
+                         'new one' % (decl.label, lost.reason, format_time(lost.sent_at), decl.state_path))
+
+
+class Revoker:
+    """Revocations: superseded predecessors (once their successor has proven itself), absent declarations."""
+
+    def __init__(self, module, api, installer, now, login=None):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.api = api
+        self.installer = installer
+        self.now = now
+        self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
+        self.prove_login = api.prove_login  # signer -> None: a login with a successor's pair
 
     def revoke(self, plan, serial, reason):
         """Revoke one serial this run's query showed active.
@@ -343,3 +311,86 @@ class Enroller:
             plan.action = 'none'
             plan.changed = False
         self.installer.remove_files(plan)
+
+
+class Enroller:
+    """The scheduler's worker (send, poll, detect, look_for_lost, finish) over the parts above, and the run's
+    retrieval and installation of issued certificates."""
+
+    def __init__(self, module, api, view, installer, now, clock=time.monotonic, login=None):
+        self.module = module
+        self.check_mode = module.check_mode
+        self.api = api
+        self.view = view                   # _decide.KsefView, extended with what this run learns
+        self.installer = installer
+        self.now = now
+        self.clock = clock
+        self.plans = []
+        self.statuses = StatusReader(module, api, installer, clock)
+        self.sender = Sender(module, api, view, installer, self.statuses, self.retrieve, now, clock)
+        self.revoker = Revoker(module, api, installer, now, login=login)
+        # the scheduler's worker calls
+        self.send = self.sender.send
+        self.look_for_lost = self.sender.look_for_lost
+        self.lost_error = self.sender.lost_error
+        self.poll = self.statuses.poll
+
+    @property
+    def enrollment_data(self):
+        return self.sender.enrollment_data
+
+    @enrollment_data.setter
+    def enrollment_data(self, value):
+        self.sender.enrollment_data = value
+
+    def retrieve(self, serials):
+        """Retrieve the certificates of serials not retrieved yet into the view."""
+        missing = []
+        for serial in serials:
+            if serial not in self.view.retrieved and serial not in missing:
+                missing.append(serial)
+        if not missing:
+            return
+        for entry in self.api.retrieve_certificates(missing):
+            try:
+                certificate = _crypto.load_certificate(entry.der)
+            except (TypeError, ValueError):
+                raise KsefError('KSeF returned an unreadable certificate for serial %s' % entry.serial_number)
+            self.view.retrieved[entry.serial_number or _crypto.serial_hex(certificate)] = certificate
+
+    def detect(self, plans, max_pages):
+        """One query round (_detect.detect_issued): the waiting plans KSeF lists as issued."""
+        return detect_issued(self.api, self.view, self.plans, plans, max_pages)
+
+    def finish(self, plans=None):
+        """Retrieve and install issued certificates (all of them, or the given batch) not finished yet."""
+        issued = [plan for plan in (self.plans if plans is None else plans) if plan.issued_serial and not plan.finished]
+        self.retrieve([plan.issued_serial for plan in issued])
+        for plan in issued:
+            certificate = self.view.retrieved.get(plan.issued_serial)
+            if certificate is None and plan.detected_by_query:
+                release_foreign_match(self.module, plan, self.clock())
+                continue
+            if certificate is None:
+                raise KsefError('KSeF did not return certificate %s of %s' % (plan.issued_serial, plan.decl.label))
+            if _crypto.public_key_fingerprint(certificate.public_key()) != plan.issued_public_key_sha256:
+                if plan.detected_by_query:
+                    release_foreign_match(self.module, plan, self.clock())
+                    continue
+                raise KsefError('Certificate %s issued for enrollment %s of %s does not carry the enrolled public key; '
+                                'nothing was installed' % (plan.issued_serial, plan.reference_number, plan.decl.label))
+            plan.install_certificate = certificate
+            plan.install_item = self.view.by_serial(plan.issued_serial)
+            if plan.action == 'pending':
+                # A resumed enrollment that KSeF finished while this run waited.
+                plan.action = plan.completion_action
+            if _proof.hold_until_valid(plan, certificate, self.now(), self.module.warn):
+                continue
+            if self.check_mode:
+                plan.finished = True
+                continue
+            self.installer.install(plan, certificate)
+            self.revoker.revoke_superseded(plan)
+            plan.decl.store.clear()
+            plan.changed = True
+            plan.finished = True

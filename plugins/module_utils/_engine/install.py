@@ -12,10 +12,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+from typing import TYPE_CHECKING, Any, Callable, Iterable, List, Mapping, Optional, Tuple
+
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_KEY_TYPE
+
+if TYPE_CHECKING:  # cryptography is optional at import time (ansible-test import sanity runs without it)
+    from cryptography import x509
 
 DEFAULT_CERTIFICATE_MODE = 0o644
 
@@ -23,17 +31,17 @@ DEFAULT_CERTIFICATE_MODE = 0o644
 class LocalFiles:
     """What the decision reads from local files (tests pass stand-ins for the two readers)."""
 
-    def __init__(self, exists=os.path.exists, pkcs12_matches=None):
+    def __init__(self, exists: Callable[[str], bool] = os.path.exists, pkcs12_matches: Optional[Callable[..., bool]] = None) -> None:
         self._exists = exists
         self._pkcs12_matches = pkcs12_matches or _crypto.pkcs12_matches
 
-    def existing(self, paths):
+    def existing(self, paths: Iterable[str]) -> List[str]:
         return [path for path in paths if self._exists(path)]
 
-    def pkcs12_holds(self, decl, certificate):
+    def pkcs12_holds(self, decl: Declaration, certificate: 'x509.Certificate') -> bool:
         return self._pkcs12_matches(decl.pkcs12_path, decl.pkcs12_passphrase, decl.key, certificate)
 
-    def need_install(self, decl, certificate):
+    def need_install(self, decl: Declaration, certificate: 'x509.Certificate') -> bool:
         """True when the certificate or PKCS#12 file is missing or does not hold `certificate`."""
         if decl.certificate_path:
             local = decl.local_certificate
@@ -47,7 +55,7 @@ class LocalFiles:
 class Installer:
     """Writes keys, certificates and PKCS#12 bundles of plans; applies file attributes; removes files."""
 
-    def __init__(self, module, local_files=None):
+    def __init__(self, module: AnsibleModule, local_files: Optional[LocalFiles] = None) -> None:
         self.module = module
         self.check_mode = module.check_mode
         self.local_files = local_files or LocalFiles()
@@ -60,7 +68,7 @@ class Installer:
             args['mode'] = mode
         return args
 
-    def install(self, plan, certificate):
+    def install(self, plan: Plan, certificate: 'x509.Certificate') -> None:
         """Put the enrolled key in place, then the certificate (a crash in between is resumed from the state file)."""
         decl = plan.decl
         if decl.uses_token:
@@ -85,7 +93,7 @@ class Installer:
             self.module.set_fs_attributes_if_different(self._file_args(decl.private_key_path, '0600'), False, expand=False)
         self.write_certificate_files(plan, certificate)
 
-    def write_certificate_files(self, plan, certificate):
+    def write_certificate_files(self, plan: Plan, certificate: 'x509.Certificate') -> None:
         decl = plan.decl
         if decl.uses_token:
             decl.keystore.attach(certificate)
@@ -103,7 +111,7 @@ class Installer:
             _crypto.write_file_atomic(self.module, decl.pkcs12_path, data, _crypto.PRIVATE_KEY_MODE,
                                       self._file_args(decl.pkcs12_path, '0600'))
 
-    def backup(self, plan, path):
+    def backup(self, plan: Plan, path: Optional[str]) -> None:
         """A 0600 copy of path before it is replaced or removed (backup: true); older ones beyond backup_keep go.
 
         Not AnsibleModule.backup_local: its shutil.copy2 creates the copy of a key with the umask's mode
@@ -113,7 +121,7 @@ class Installer:
             keep = plan.decl.backup_keep if plan.decl.backup_keep is not None else _crypto.DEFAULT_BACKUP_KEEP
             plan.backup_files.append(_crypto.backup_file(path, keep=keep))
 
-    def apply_file_attributes(self, plan):
+    def apply_file_attributes(self, plan: Plan) -> None:
         """Owner/group/mode of files that already existed (a healthy run fixes a widened key mode)."""
         decl = plan.decl
         if plan.action == 'installed' and not self.check_mode and plan.install_certificate is not None \
@@ -133,13 +141,13 @@ class Installer:
         if changed:
             plan.changed = True
 
-    def remove_files(self, plan):
+    def remove_files(self, plan: Plan) -> None:
         """Remove the files an absent plan lists (after a backup when asked)."""
         for path in plan.removed_files:
             self.backup(plan, path)
             os.unlink(path)
 
-    def discard_next_key(self, decl, record):
+    def discard_next_key(self, decl: Declaration, record: Optional[Mapping[str, Any]]) -> None:
         """A key made only for a finished enrollment (the .next file) goes with its record."""
         key_path = (record or {}).get('key_path')
         if decl.uses_token:
@@ -150,8 +158,9 @@ class Installer:
         if key_path and key_path == decl.next_key_path and os.path.exists(key_path):
             os.unlink(key_path)
 
-    def generate_key(self, plan):
-        """The key the CSR is made for; a new key is on disk before anything is sent."""
+    def generate_key(self, plan: Plan) -> Tuple[Any, Optional[str]]:
+        """The key the CSR is made for (a private key, or a TokenKey) and where it is (its path, or its token reference);
+        a new key is on disk before anything is sent."""
         decl = plan.decl
         if decl.uses_token:
             # key_backend pkcs11: a TokenKey, and its reference for the state file.

@@ -24,11 +24,14 @@ import errno
 import json
 import os
 import time
+from typing import Any, Callable, Dict, Iterable, Optional
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - the controller is POSIX; reported when a lock is needed
     fcntl = None
+
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import write_file_atomic
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
@@ -43,7 +46,7 @@ STATE_MODE = 0o600
 INTENT_BLOCK_SECONDS = 3600
 
 
-def default_state_path(private_key_path=None, certificate_path=None):
+def default_state_path(private_key_path: Optional[str] = None, certificate_path: Optional[str] = None) -> Optional[str]:
     """<private_key_path or certificate_path>.ksef-pending.json, or None when there is no local file."""
     base = private_key_path or certificate_path
     if not base:
@@ -51,26 +54,26 @@ def default_state_path(private_key_path=None, certificate_path=None):
     return base + STATE_SUFFIX
 
 
-def utc_now():
+def utc_now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def format_time(value):
+def format_time(value: datetime.datetime) -> str:
     return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 class PendingStore:
     """The JSON record of one declared certificate's in-flight enrollment (or nothing at all)."""
 
-    def __init__(self, module, path):
+    def __init__(self, module: AnsibleModule, path: Optional[str]) -> None:
         self.module = module
         self.path = path
 
     @property
-    def enabled(self):
+    def enabled(self) -> bool:
         return self.path is not None
 
-    def read(self):
+    def read(self) -> Optional[Dict[str, Any]]:
         if not self.path:
             return None
         try:
@@ -88,14 +91,14 @@ class PendingStore:
                             % self.path)
         return record
 
-    def write(self, record):
+    def write(self, record: Dict[str, Any]) -> None:
         if not self.path:
             return
         record = dict(record, version=STATE_VERSION)
         data = json.dumps(record, indent=2, sort_keys=True).encode('utf-8')
         write_file_atomic(self.module, self.path, data, STATE_MODE)
 
-    def clear(self):
+    def clear(self) -> None:
         if not self.path:
             return
         try:
@@ -105,7 +108,8 @@ class PendingStore:
                 raise KsefError('Cannot remove the enrollment state file %s: %s' % (self.path, exc.strerror))
 
 
-def intent_record(name, certificate_type, public_key_sha256, key_path, action, superseded, now, known_serials=()):
+def intent_record(name: str, certificate_type: str, public_key_sha256: str, key_path: Optional[str], action: str,
+                  superseded: Iterable[str], now: datetime.datetime, known_serials: Iterable[str] = ()) -> Dict[str, Any]:
     """The record written before the enrollment POST.
 
     known_serials: certificates of this name and type that existed before the POST; reconciliation never takes
@@ -134,7 +138,8 @@ class ControllerLock:
     starts over on the file that is there now. Two runs therefore never hold "the" lock at once.
     """
 
-    def __init__(self, path, timeout=60, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, path: str, timeout: float = 60, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.timeout = timeout
         self.sleep = sleep
@@ -142,7 +147,7 @@ class ControllerLock:
         self._fd = None
         self.waited = False   # True when another run held the lock first
 
-    def acquire(self):
+    def acquire(self) -> None:
         if fcntl is None:
             raise KsefError('Cannot lock %s: this controller has no fcntl (POSIX file locks are required)' % self.path)
         deadline = self.clock() + self.timeout
@@ -180,7 +185,7 @@ class ControllerLock:
         locked = os.fstat(fd)
         return (current.st_dev, current.st_ino) == (locked.st_dev, locked.st_ino)
 
-    def release(self):
+    def release(self) -> None:
         if self._fd is not None:
             try:
                 # Unlinked while still held: a run waiting on this inode sees that it is gone and starts over.
@@ -197,7 +202,8 @@ class ControllerLock:
 class LockSet:
     """Locks for several state files, taken in sorted order so two runs cannot deadlock."""
 
-    def __init__(self, paths, timeout=60, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, paths: Iterable[str], timeout: float = 60, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.locks = [ControllerLock(path + LOCK_SUFFIX, timeout, sleep, clock) for path in sorted(set(paths))]
 
     def __enter__(self):
@@ -213,7 +219,7 @@ class LockSet:
         return self
 
     @property
-    def waited(self):
+    def waited(self) -> bool:
         """True when another run held one of the locks first (it may have changed local files meanwhile)."""
         return any(lock.waited for lock in self.locks)
 

@@ -55,6 +55,7 @@ class Plan:
         self.by_status = False            # poll GET /certificates/enrollments/{referenceNumber} from now on
         self.detected_by_query = False    # issued_serial came from a query page (its key is checked at retrieval)
         self.rejected_serials = set()     # query matches whose public key was not the enrolled one
+        self.lost_answer = None           # _enroll.LostAnswer: the POST's answer was lost, looked for by name, type and key
 
     def carry_out(self, decision):
         """Take the decision the engine made once it resolved the state file (status reads stay as they are)."""

@@ -7,7 +7,7 @@
 
 - An Authentication successor logs in: challenge, AuthTokenRequest signed (XAdES) with the new key and
   certificate, status 200, tokens redeemed, session closed. The login is the collection's one auth layer
-  (KsefAuthenticator) with the new pair as its signer.
+  (KsefApi.prove_login: KsefAuthenticator with the new pair as its signer).
 - An Offline successor signs a QR code II (KOD II) string with the new key, and the signature is verified
   with the new certificate, exactly as KSeF's verification page does (SPEC 13.1): RSASSA-PSS (SHA-256, MGF1
   SHA-256, salt 32) or ECDSA P-256 SHA-256 in IEEE P1363 form (r||s), Base64URL without padding in the link.
@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import copy
 import hashlib
 
 from urllib.parse import urlsplit
@@ -33,16 +32,14 @@ try:
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
     HAS_CRYPTOGRAPHY = True
 except ImportError:  # pragma: no cover - ksef_certificate reports the missing library before any proof
     HAS_CRYPTOGRAPHY = False
 
-from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
-from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_xades import XadesAuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import DEFAULT_CONTEXT_TYPE, base_url
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import certificate_not_before, serial_hex
+from ansible_collections.ksef.certificates.plugins.module_utils._der import signature_value
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import TokenSigner
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR_CODE_II_PSS_SALT_LENGTH, format_datetime
@@ -125,9 +122,7 @@ def verify_qr_signature(certificate, text, signature):
             if len(signature) != 2 * P256_FIELD_BYTES:
                 raise ProofFailed('the ECDSA signature is %d bytes, not the %d of IEEE P1363 r||s on P-256'
                                   % (len(signature), 2 * P256_FIELD_BYTES))
-            der = encode_dss_signature(int.from_bytes(signature[:P256_FIELD_BYTES], 'big'),
-                                       int.from_bytes(signature[P256_FIELD_BYTES:], 'big'))
-            public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(signature_value('ec', signature), data, ec.ECDSA(hashes.SHA256()))
         else:
             raise ProofFailed('the certificate key is neither RSA nor EC')
     except InvalidSignature:
@@ -172,17 +167,6 @@ def not_valid_yet(certificate, now):
     return start if start > now else None
 
 
-class _PairAuthMethod(XadesAuthMethod):
-    """The XAdES login with a signer already in hand (the successor's key and certificate)."""
-
-    def __init__(self, signer):
-        XadesAuthMethod.__init__(self, {})
-        self.credentials = signer
-
-    def prepare(self):
-        """The signer was loaded by the caller."""
-
-
 class RotationProof:
     """The outcome of proving one successor: serial_number, method ('login' | 'qr_code_ii'), proven, reason."""
 
@@ -222,33 +206,6 @@ def hold_until_valid(plan, certificate, now, warn):
          % (plan.issued_serial, plan.decl.label, format_datetime(start), ', '.join(plan.superseded),
             format_datetime(start)))
     return True
-
-
-def prove_login(client, connection, signer):
-    """Log in with the successor's pair, through KsefAuthenticator (the one auth layer), and end that session.
-
-    The subject is read from the certificate (certificate_subject): a KSeF certificate carries the NIP or
-    PESEL of its owner, while a fingerprint-based login would need permissions granted to the new fingerprint.
-    """
-    options = copy.copy(connection)
-    options.auth = _PairAuthMethod(signer)
-    options.subject_identifier_type = 'certificate_subject'
-    authenticator = KsefAuthenticator(client, options)
-    try:
-        authenticator.login()
-    finally:
-        authenticator.close()
-
-
-def login_prover(api):
-    """signer -> None: a login with `signer` through the API's client and connection options (KsefApi), or the
-    API's own prove_login (a test double); None when the API can do neither."""
-    if hasattr(api, 'prove_login'):
-        return api.prove_login
-    client, authenticator = getattr(api, 'client', None), getattr(api, 'authenticator', None)
-    if client is None or authenticator is None:
-        return None
-    return lambda signer: prove_login(client, authenticator.options, signer)
 
 
 def prove_offline(context, signer, certificate, now):

@@ -7,11 +7,21 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
 from ansible.module_utils.common.text.converters import to_native
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining
+
+if TYPE_CHECKING:  # cryptography is optional at import time (ansible-test import sanity runs without it)
+    from cryptography import x509
 
 DIFF_CERTIFICATE_KEYS = ('serial_number', 'status', 'valid_to', 'public_key_sha256')
 
@@ -19,20 +29,22 @@ DIFF_CERTIFICATE_KEYS = ('serial_number', 'status', 'valid_to', 'public_key_sha2
 class KsefConvergeError(KsefError):
     """A failure in the middle of a run; carries what was already done so nothing is lost from the output."""
 
-    def __init__(self, message, cause=None, results=None, changed=False):
+    def __init__(self, message: str, cause: Optional[BaseException] = None, results: Optional[List[Dict[str, Any]]] = None,
+                 changed: bool = False) -> None:
         super(KsefConvergeError, self).__init__(message)
         self.cause = cause
         self.results = results or []
         self.changed = changed
 
-    def fail_kwargs(self):
+    def fail_kwargs(self) -> Dict[str, Any]:
         extras = self.cause.fail_kwargs() if isinstance(self.cause, KsefError) else {}
         extras['certificates'] = self.results
         extras['changed'] = self.changed
         return extras
 
 
-def certificate_summary(decl, record, certificate, now):
+def certificate_summary(decl: Declaration, record: Optional[CertificateRecord], certificate: 'Optional[x509.Certificate]',
+                        now: datetime.datetime) -> Dict[str, Any]:
     """The module's view of one certificate; KSeF's validTo wins over the X.509 notAfter (KSeF can shorten it)."""
     summary = {
         'serial_number': None, 'name': decl.name, 'type': decl.type, 'status': None, 'valid_from': None,
@@ -53,7 +65,7 @@ def certificate_summary(decl, record, certificate, now):
     return summary
 
 
-def plan_summary(plan, now):
+def plan_summary(plan: Plan, now: datetime.datetime) -> Optional[Dict[str, Any]]:
     """The certificate a plan ends with; None while an enrollment is predicted (check mode) or pending."""
     if plan.enroll and plan.install_certificate is None:
         return None
@@ -64,7 +76,7 @@ def plan_summary(plan, now):
     return certificate_summary(plan.decl, record, certificate, now)
 
 
-def superseded_entries(plan, view=None, check_mode=False):
+def superseded_entries(plan: Plan, view: Optional[KsefView] = None, check_mode: bool = False) -> List[Dict[str, Any]]:
     """Each superseded serial with its validity end (as KSeF listed it) and whether this run revoked it (in check
     mode: would revoke it). A superseded Offline certificate stays active by default (revoke_superseded)."""
     entries = []
@@ -79,7 +91,7 @@ def superseded_entries(plan, view=None, check_mode=False):
     return entries
 
 
-def plan_result(plan, now, view=None, check_mode=False):
+def plan_result(plan: Plan, now: datetime.datetime, view: Optional[KsefView] = None, check_mode: bool = False) -> Dict[str, Any]:
     """One entry of `certificates`."""
     decl = plan.decl
     result = {
@@ -118,7 +130,7 @@ def _diff_certificate(summary):
     return dict((key, summary.get(key)) for key in DIFF_CERTIFICATE_KEYS)
 
 
-def diff_entry(plan, now, after):
+def diff_entry(plan: Plan, now: datetime.datetime, after: bool) -> Dict[str, Any]:
     """The before or after view of one plan for diff mode."""
     decl = plan.decl
     entry = {'name': decl.name, 'type': decl.type, 'private_key_path': decl.private_key_path,
@@ -141,7 +153,8 @@ def diff_entry(plan, now, after):
     return entry
 
 
-def build_result(plans, single, now, diff=False, view=None, check_mode=False):
+def build_result(plans: List[Plan], single: bool, now: datetime.datetime, diff: bool = False, view: Optional[KsefView] = None,
+                 check_mode: bool = False) -> Dict[str, Any]:
     """The module's return values: the single form mirrors its one entry, the list form aggregates."""
     results = [plan_result(plan, now, view, check_mode) for plan in plans]
     changed = any(entry['changed'] for entry in results)

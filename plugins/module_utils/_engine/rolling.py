@@ -97,7 +97,7 @@ class RollingRenewal:
         return current_validity(plan, self.enroller.view, self.now())
 
     def due(self, plan):
-        return Due(plan, plan.decl.label, self.valid_to(plan), slots_freed(plan, self.enroller.keeps_login))
+        return Due(plan, plan.decl.label, self.valid_to(plan), slots_freed(plan, self.enroller.revoker.keeps_login))
 
     def plan(self, enrolling, free_slots, enrollments_left, max_enrollments):
         return plan_waves([self.due(plan) for plan in enrolling], free_slots, enrollments_left, max_enrollments)
@@ -163,7 +163,7 @@ class RollingRenewal:
             if self.enroller.check_mode:
                 plan.revoked.append(serial)
             else:
-                self.enroller.revoke(plan, serial, 'superseded')
+                self.enroller.revoker.revoke(plan, serial, 'superseded')
             plan.changed = True
             freed += 1
         if freed:

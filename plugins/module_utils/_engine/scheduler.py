@@ -10,6 +10,8 @@ The scheduler decides the order and the waiting; a worker (_enroll.Enroller) doe
     worker.send(plan)             POST /certificates/enrollments for one planned enrollment (exactly once)
     worker.detect(plans, pages)   POST /certificates/query pages: which waiting enrollments are issued
     worker.poll(plan)             GET /certificates/enrollments/{referenceNumber} for one waiting enrollment
+    worker.look_for_lost(plan)    one look (query, retrieve) for the certificate of a POST whose answer was lost
+    worker.lost_error(plan)       the error when the wait for it ends without it
     worker.finish(plans)          POST /certificates/retrieve for issued ones, then install (and revoke superseded)
 
 Detection: one query page shows up to 50 of the newest certificates, so one page sees a whole group of
@@ -22,6 +24,11 @@ KSeF's issuing delay), 1 s before anything was observed. Each look that does not
 the next (at most MAX_CHECK_GAP). A query round waits up to GROUP_SECONDS for younger enrollments to come
 due, so that one round covers a burst of enrollments sent together.
 
+An enrollment whose answer was lost (plan.lost_answer) is looked for before the next one is sent, by the same
+loop: at once, then LOST_ANSWER_GAP seconds later, twice as long each time up to LOST_ANSWER_MAX_GAP, a last
+time when the wait ends (a handful of the 120 query calls an hour, not one every 5 s); then the run fails
+and the state file keeps the intent for the next run. It is never sent again.
+
 Plans carry the state the scheduler reads: reference_number, status_code (100 while processing),
 issued_serial, finished, deadline / sent_clock / polled_at, next_check / last_check / misses / by_status.
 """
@@ -31,6 +38,7 @@ __metaclass__ = type
 import collections
 import math
 import time
+from typing import Any, Callable, List, Optional
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     ENROLL_ENDPOINT,
@@ -39,7 +47,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._api import (
     RETRIEVE_CHUNK as RETRIEVE_BATCH,
     RETRIEVE_ENDPOINT,
     STATUS_ENDPOINT,
+    Endpoint,
+    KsefApi,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefTransportError
 
 QUERY_ENDPOINT = QUERY
@@ -58,12 +69,18 @@ STATUS_AFTER_DELAYS = 3
 STATUS_AFTER_MISSES = 2
 # Shortest sleep of the enrollment phase (guards against spinning on rounding at a window edge).
 MIN_OVERLAP_SLEEP = 0.01
+# Gaps between the looks for a lost answer's certificate (seconds): the first, and the longest.
+LOST_ANSWER_GAP = 5
+LOST_ANSWER_MAX_GAP = 60
 
 
 class EnrollmentScheduler:
     """Sends every planned enrollment once, in order, and waits for them, using rate-limit waits for other work."""
 
-    def __init__(self, api, worker, clock=time.monotonic, sleep=time.sleep, check_mode=False, warn=None):
+    # worker: any object with send, detect, poll and finish (the module docstring); the Enroller in a run.
+    def __init__(self, api: KsefApi, worker: Any, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, check_mode: bool = False,
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         self.api = api
         self.worker = worker
         self.clock = clock
@@ -79,7 +96,7 @@ class EnrollmentScheduler:
 
     # -- the two phases ------------------------------------------------------------------------
 
-    def send_all(self, plans, enrolling):
+    def send_all(self, plans: List[Plan], enrolling: List[Plan]) -> None:
         """Send every planned enrollment, each exactly once, in order.
 
         While the enrollment endpoint has no free rate-limit slot (KsefApi.seconds_until_slot), the time
@@ -88,30 +105,39 @@ class EnrollmentScheduler:
         """
         for index, plan in enumerate(enrolling):
             if index and not self.check_mode:
-                self._overlap_until_enroll_slot(plans)
+                # Look for, retrieve and install what was already sent until the enrollment endpoint has a free slot.
+                self._until_idle(plans, sending=True, until_enroll_slot=True)
             self.worker.send(plan)
+            if plan.lost_answer is not None:
+                self._until_idle([plan], sending=True)   # found, or the error once its wait ends
 
-    def wait(self, plans):
+    def wait(self, plans: List[Plan]) -> None:
         """Look for the waiting enrollments until each is issued (and retrieved) or its wait_timeout ends."""
         if not self.check_mode:
-            while True:
-                acted, delay = self._step(plans, sending=False)
-                if acted:
-                    continue
-                if delay is None:
-                    break
-                self.sleep(max(delay, MIN_OVERLAP_SLEEP))
+            self._until_idle(plans, sending=False)
         for plan in plans:
             if plan.reference_number and plan.status_code == 100 and not plan.issued_serial:
                 plan.action = 'pending'
 
+    def _until_idle(self, plans, sending, until_enroll_slot=False):
+        """The one loop of the enrollment phase: the call that is due, else sleep until one is; until none is left
+        (or, until_enroll_slot, until the enrollment endpoint has a free slot)."""
+        while True:
+            slot_wait = self.seconds_until_slot(ENROLL_ENDPOINT) if until_enroll_slot else None
+            if slot_wait is not None and slot_wait <= 0:
+                return
+            acted, delay = self._step(plans, sending)
+            if acted:
+                continue
+            waits = [wait for wait in (delay, slot_wait) if wait is not None]
+            if not waits:
+                return
+            self.sleep(max(min(waits), MIN_OVERLAP_SLEEP))
+
     # -- one decision --------------------------------------------------------------------------
 
-    def seconds_until_slot(self, endpoint):
-        probe = getattr(self.api, 'seconds_until_slot', None)
-        if probe is None:
-            return 0.0
-        return probe(*endpoint)
+    def seconds_until_slot(self, endpoint: Endpoint) -> float:
+        return self.api.seconds_until_slot(*endpoint)
 
     def _waiting(self, plans):
         """Enrollments being waited for: sent (or resumed), not issued, and not yet looked at after their deadline."""
@@ -154,18 +180,13 @@ class EnrollmentScheduler:
                 self.worker.finish(issued[:RETRIEVE_BATCH])
                 return True, None
             delays.append(retrieve_wait)
+        lost = [plan for plan in plans if plan.lost_answer is not None]
+        if lost and self._first_due(lost, QUERY_ENDPOINT, self._look_for_lost, now, delays):
+            return True, None
         by_status = [plan for plan in waiting if self._by_status(plan, waiting)]
         by_query = [plan for plan in waiting if not self._by_status(plan, waiting)]
-        if by_status:
-            due = min(by_status, key=self._next_check)
-            if self._next_check(due) <= now:
-                status_wait = self.seconds_until_slot(STATUS_ENDPOINT)
-                if status_wait <= 0:
-                    self._poll(due)
-                    return True, None
-                delays.append(status_wait)
-            else:
-                delays.append(self._next_check(due) - now)
+        if by_status and self._first_due(by_status, STATUS_ENDPOINT, self._poll, now, delays):
+            return True, None
         if by_query:
             round_at = self._round_at(by_query)
             if round_at <= now:
@@ -177,6 +198,19 @@ class EnrollmentScheduler:
             else:
                 delays.append(round_at - now)
         return False, (max(min(delays), 0.0) if delays else None)
+
+    def _first_due(self, plans, endpoint, look, now, delays):
+        """look(plan) for the plan whose look is due first, when its endpoint has a slot (True); else the wait joins delays."""
+        due = min(plans, key=self._next_check)
+        if self._next_check(due) > now:
+            delays.append(self._next_check(due) - now)
+            return False
+        wait = self.seconds_until_slot(endpoint)
+        if wait > 0:
+            delays.append(wait)
+            return False
+        look(due)
+        return True
 
     def _round_at(self, plans):
         """When the next query round goes: when the first plan is due, or up to GROUP_SECONDS later for the
@@ -208,6 +242,16 @@ class EnrollmentScheduler:
         if plan.status_code == 100 and not plan.issued_serial:
             self._missed(plan, plan.last_check)
 
+    def _look_for_lost(self, plan):
+        """One look for a lost answer's certificate; a miss sets the next look, or fails once the wait has ended."""
+        if self.worker.look_for_lost(plan):
+            return
+        now = self.clock()
+        if now >= plan.deadline:
+            raise self.worker.lost_error(plan)
+        plan.misses += 1
+        plan.next_check = now + min(LOST_ANSWER_MAX_GAP, LOST_ANSWER_GAP * 2 ** (plan.misses - 1))
+
     def _query_round(self, targets, started):
         """One query round for every waiting enrollment the query looks for (not only the due ones)."""
         self.query_rounds += 1
@@ -233,14 +277,3 @@ class EnrollmentScheduler:
             for plan in targets:
                 if not plan.issued_serial and plan not in missed:
                     plan.next_check = max(self._next_check(plan), next_round)
-
-    def _overlap_until_enroll_slot(self, plans):
-        """Look for, retrieve and install what was already sent until the enrollment endpoint has a free slot."""
-        while True:
-            enroll_wait = self.seconds_until_slot(ENROLL_ENDPOINT)
-            if enroll_wait <= 0:
-                return
-            acted, delay = self._step(plans, sending=True)
-            if acted:
-                continue
-            self.sleep(max(min(enroll_wait, delay) if delay is not None else enroll_wait, MIN_OVERLAP_SLEEP))

@@ -20,7 +20,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import collections
+import datetime
 import heapq
+from typing import Any, Iterable, Optional, Tuple
 
 # One due certificate. key: the caller's handle (a plan); label: 'name/type' for messages; expires: aware datetime
 # of the end of the current certificate, None when there is none that is valid (missing, expired, revoked: an
@@ -40,12 +42,13 @@ Renewal = collections.namedtuple('Renewal', 'label renew_at expires frees')
 Forecast = collections.namedtuple('Forecast', 'peak_active peak_date outages')
 
 
-def expiry_order(item):
+def expiry_order(item: Any) -> Tuple[bool, Optional[datetime.datetime], str]:
     """Soonest expiry first; without a valid certificate (an outage already) before any; labels break ties."""
     return (item.expires is not None, item.expires, item.label)
 
 
-def plan_waves(dues, free_slots, enrollments_left=None, max_enrollments=None):
+def plan_waves(dues: Iterable[Due], free_slots: int, enrollments_left: Optional[int] = None,
+               max_enrollments: Optional[int] = None) -> WavePlan:
     """Cut the due certificates into waves that fit `free_slots` active-certificate slots.
 
     enrollments_left: enrollment requests KSeF still accepts (None: unknown, no bound); max_enrollments: how many
@@ -98,7 +101,8 @@ def _kept(wave):
     return sum(1 - item.frees for item in wave)
 
 
-def forecast(renewals, active, limit, now, releases=()):
+def forecast(renewals: Iterable[Renewal], active: int, limit: int, now: datetime.datetime,
+             releases: Iterable[Optional[datetime.datetime]] = ()) -> Forecast:
     """Peak of active certificates the coming renewals reach under `limit`, its date, and the outages.
 
     active: active certificates now; releases: end dates of active certificates that no renewal replaces (an

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from typing import Any, List, Optional
 
 # The one set of control characters (_rules): a newline in a passphrase would cut it (openssl reads one
 # line), in a name or path it would forge log lines, in enrollment data it would end an OpenSSL config line.
@@ -25,7 +26,7 @@ PRINTABLE_STRING = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]*")
 OPENSSL_PASSPHRASE_MAX_BYTES = 1023
 
 
-def control_character_problem(value, what):
+def control_character_problem(value: str, what: str) -> Optional[str]:
     """None when `value` (a string) has no control character; else a sentence naming `what` and the position."""
     match = CONTROL_CHARACTERS.search(value)
     if match is None:
@@ -34,7 +35,7 @@ def control_character_problem(value, what):
             'are not accepted' % (what, ord(match.group(0)), match.start() + 1))
 
 
-def text_problem(value, what, allow_empty=False):
+def text_problem(value: Any, what: str, allow_empty: bool = False) -> Optional[str]:
     """None for a string without control characters (non-empty unless allow_empty); else the problem."""
     if not isinstance(value, str):
         return '%s must be a string, not %s' % (what, type(value).__name__)
@@ -43,7 +44,7 @@ def text_problem(value, what, allow_empty=False):
     return control_character_problem(value, what)
 
 
-def passphrase_problem(passphrase, what='The PKCS#12 passphrase'):
+def passphrase_problem(passphrase: Any, what: str = 'The PKCS#12 passphrase') -> Optional[str]:
     """None when the passphrase can be used whole; the sentence otherwise (it never quotes the passphrase)."""
     if not isinstance(passphrase, str) or not passphrase:
         return '%s must be a non-empty string' % what
@@ -54,7 +55,7 @@ def passphrase_problem(passphrase, what='The PKCS#12 passphrase'):
     return None
 
 
-def enrollment_data_problems(enrollment_data):
+def enrollment_data_problems(enrollment_data: Any) -> List[str]:
     """The problems of KSeF enrollment data as a CSR subject: [] when it can be used.
 
     Every value must be a string without control characters; countryName and serialNumber must be

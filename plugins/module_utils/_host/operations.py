@@ -37,13 +37,6 @@ from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
 )
 
 PATH_OPTIONS = ('key_path', 'next_key_path', 'csr_path', 'certificate_path', 'pkcs12_path')
-REQUIRED_PATHS = {
-    'info': ('key_path', 'certificate_path'),
-    'csr': ('key_path',),
-    'install': ('key_path', 'certificate_path'),
-    'pkcs12': ('key_path', 'certificate_path', 'pkcs12_path'),
-    'sign': ('key_path',),
-}
 
 
 class Host:

@@ -366,7 +366,7 @@ def _reference_octets(reference, tree):
 
     octets = None
     removes_signature = False
-    for position, transform in enumerate(transforms):
+    for transform in transforms:
         algorithm = transform.get('Algorithm')
         if octets is not None and algorithm != TRANSFORM_BASE64:
             raise _invalid_signature('transform %s after canonicalization is not supported' % algorithm)

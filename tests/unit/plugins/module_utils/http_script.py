@@ -208,19 +208,60 @@ class HttpScript:
         assert not self.remaining, 'scripted exchanges not used: %r' % self.remaining
 
 
-class FakeClock:
-    """Monotonic clock plus sleep for pacing/polling tests: sleeping advances time instantly."""
+class _Answer:
+    """The parts of a requests.Response that KsefHttpClient reads."""
 
-    def __init__(self, start=1000.0):
-        self.now = start
-        self.sleeps = []
+    def __init__(self, status, body, headers=None):
+        self.status_code = status
+        self.content = _json.dumps(body).encode('utf-8')
+        self.headers = dict({'Content-Type': 'application/json'}, **(headers or {}))
 
-    def __call__(self):
-        return self.now
+    def iter_content(self, chunk_size=1):
+        yield self.content
 
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+    def close(self):
+        pass
 
-    def advance(self, seconds):
-        self.now += seconds
+
+def _no_latency(dummy_index):
+    return (0.0, 0.0)
+
+
+class CountingSession:
+    """A requests session that counts calls like KSeF (and the emulator's ratelimit.py) and answers 429 past a limit.
+
+    For the HTTP client's pacing, below the fake KSeF (fake_ksef.FakeKsef counts calls at the gateway, with no
+    latency and no Retry-After header). `limits` ({window seconds: calls}) apply to every route template, each
+    with its own counter. A call is counted when it ARRIVES, `up` seconds after it was sent (latency(call index)
+    -> (up, down)), and stays in a window of W seconds while stamp > now - W; a refused call is not counted and
+    is answered with the Retry-After KSeF computes (until the oldest call filling the window leaves it). The
+    answer takes `down` more seconds.
+    sent: (clock when sent, url); refused: (clock when it arrived, method, url, window).
+    """
+
+    def __init__(self, clock, limits, latency=_no_latency):
+        self.clock = clock
+        self.limits = limits
+        self.latency = latency
+        self.hits = {}
+        self.sent = []
+        self.refused = []
+
+    def request(self, method, url, **kwargs):
+        up, down = self.latency(len(self.sent))
+        self.sent.append((self.clock(), url))
+        self.clock.advance(up)
+        now = self.clock()
+        template = re.sub(r'/enrollments/[^/?]+$', '/enrollments/{referenceNumber}', url.split('?')[0])
+        hits = self.hits.setdefault((method, template), [])
+        for window, limit in sorted(self.limits.items()):
+            in_window = [t for t in hits if t > now - window]
+            if len(in_window) >= limit:
+                retry_after = max(1, int(-(-(in_window[len(in_window) - limit] + window - now) // 1)))
+                self.refused.append((now, method, url, window))
+                self.clock.advance(down)
+                return _Answer(429, {'status': {'code': 429, 'description': 'Too Many Requests'}},
+                               {'Retry-After': str(retry_after)})
+        hits.append(now)
+        self.clock.advance(down)
+        return _Answer(200, {'status': {'code': 200}})

@@ -61,8 +61,10 @@ class SoftHsm:
         return label
 
 
-@pytest.fixture
-def softhsm(tmp_path, monkeypatch):
+# The fixtures are named apart from their functions: a test file imports softhsm_fixture/token_fixture (which
+# registers 'softhsm'/'token') and its tests take `softhsm`/`token` without shadowing an imported name.
+@pytest.fixture(name='softhsm')
+def softhsm_fixture(tmp_path, monkeypatch):
     reason = skip_reason()
     if reason:
         pytest.skip(reason)
@@ -71,8 +73,8 @@ def softhsm(tmp_path, monkeypatch):
     return hsm
 
 
-@pytest.fixture
-def token(softhsm):  # pylint: disable=redefined-outer-name  # pytest fixture injection
+@pytest.fixture(name='token')
+def token_fixture(softhsm):
     """An initialised SoftHSM2 token 'unit', opened and logged in with USER_PIN."""
     from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import Pkcs11Token
 
@@ -91,7 +93,7 @@ def spki(public_key):
 def make_seal_in_token(token, label, key_type, nip=None):  # pylint: disable=redefined-outer-name
     """A non-extractable seal key made in the token with its self-signed TEST seal certificate stored next to it."""
     from cryptography import x509
-    from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import sign_with_swapped_key
+    from ansible_collections.ksef.certificates.plugins.module_utils._der import sign_with_swapped_key
     from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 
     key = token.generate_key_pair(label, key_type)

@@ -32,11 +32,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefTransportError,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
-    Exchange,
-    FakeClock,
-    HttpScript,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 TOKEN = 'ACCESS'
 SERIALS = ['%016X' % i for i in range(1, 24)]
@@ -187,6 +184,22 @@ def test_ensure_rate_limits_reads_once_and_paces_to_them():
     script.verify()
     assert api.client.pacer.other_limits == {1: 5, 60: 12, 3600: 120}
     assert api.client.pacer.limits_source == 'GET /rate-limits'
+
+
+def test_the_run_reads_its_limits_and_call_counts_from_the_gateway():
+    limits = {'other': {'perSecond': 5, 'perMinute': 12, 'perHour': 120}}
+    script = HttpScript([
+        Exchange('GET', '/certificates/limits', token=TOKEN, reply={'canRequest': True}),
+        Exchange('GET', '/rate-limits', token=TOKEN, reply=limits),
+    ])
+    api = make_api(script)
+    assert api.limits_for(_api.ENROLL) == {1: 10, 60: 30, 3600: 120} and api.limits_source() == 'published'
+    assert api.limits_for(str(_api.AUTH_CHALLENGE)) == {1: 60}, 'the auth/public group has limits of its own'
+    api.limits()
+    api.ensure_rate_limits()
+    script.verify()
+    assert api.limits_for(str(_api.ENROLL)) == {1: 5, 60: 12, 3600: 120} and api.limits_source() == 'GET /rate-limits'
+    assert api.calls_by_endpoint() == {'GET /certificates/limits': 1, 'GET /rate-limits': 1}
 
 
 def test_ensure_rate_limits_refused_keeps_the_published_limits_and_warns():

@@ -26,11 +26,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
-    Exchange,
-    FakeClock,
-    HttpScript,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 NOW = 1767268800.0  # 2026-01-01T12:00:00Z
 CHALLENGE = {'challenge': '20260101-CR-0123456789-ABCDEF0123-4A', 'timestamp': '2026-01-01T12:00:00.1234567+00:00',
@@ -41,12 +38,9 @@ ACCESS = certs.fake_jwt(NOW + 900, 'access')
 REFRESH = certs.fake_jwt(NOW + 7 * 86400, 'refresh')
 
 
-class WallClock:
-    def __init__(self, now=NOW):
-        self.now = now
-
-    def __call__(self):
-        return self.now
+def wall_at_now():
+    """A FakeClock whose wall clock (clock.time, what KsefAuthenticator reads) starts at NOW."""
+    return FakeClock(wall=datetime.datetime.fromtimestamp(NOW, datetime.timezone.utc))
 
 
 def make_client(script, clock=None, warnings=None):
@@ -108,7 +102,7 @@ def test_xades_login_polls_redeems_and_closes(signer_params):
         Exchange('DELETE', '/auth/sessions/current', token=ACCESS, status=204),
     ])
     client = make_client(script, clock=clock)
-    auth = KsefAuthenticator(client, params, wall_clock=WallClock())
+    auth = KsefAuthenticator(client, params, wall_clock=wall_at_now().time)
     assert auth.method == 'xades'
     assert auth.access_token() == ACCESS
     assert auth.access_token() == ACCESS  # no second login
@@ -132,7 +126,7 @@ def test_verify_certificate_chain_query_parameter(signer_params, overrides, expe
     params, cert = signer_params
     params.update(overrides)
     script = HttpScript(xades_login(cert, verify_chain=expected))
-    KsefAuthenticator(make_client(script), params, wall_clock=WallClock()).login()
+    KsefAuthenticator(make_client(script), params, wall_clock=wall_at_now().time).login()
     script.verify()
 
 
@@ -148,7 +142,7 @@ def test_failed_authentication_status(signer_params, code, hint):
         Exchange('GET', '/auth/%s' % REF, reply=status_reply(code, 'Uwierzytelnianie zakończone niepowodzeniem',
                                                              ['detail one'])),
     ])
-    auth = KsefAuthenticator(make_client(script), params, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), params, wall_clock=wall_at_now().time)
     with pytest.raises(KsefAuthError) as info:
         auth.login()
     script.verify()
@@ -169,7 +163,7 @@ def test_authentication_polling_is_bounded(signer_params):
     # 1 s interval, 120 s budget: 121 polls, then give up.
     script = HttpScript(xades_login(cert)[:2] + [Exchange('GET', '/auth/%s' % REF, reply=status_reply(100))
                                                  for _attempt in range(121)])
-    auth = KsefAuthenticator(make_client(script, clock=clock), params, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script, clock=clock), params, wall_clock=wall_at_now().time)
     with pytest.raises(KsefTimeoutError) as info:
         auth.login()
     script.verify()
@@ -210,7 +204,7 @@ def test_ksef_token_login_encrypts_with_the_newest_valid_key():
     ])
     params = {'context_type': 'nip', 'context_id': certs.TEST_NIP, 'ksef_token': 'KSEF-TOKEN-VALUE',
               'auth_allowed_ips': ['192.0.2.10', '198.51.100.0/24']}
-    auth = KsefAuthenticator(make_client(script), params, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), params, wall_clock=wall_at_now().time)
     assert auth.method == 'ksef_token'
     assert auth.access_token() == ACCESS
     script.verify()
@@ -237,7 +231,7 @@ def test_ksef_token_retries_once_with_fresh_keys_after_21470():
         Exchange('GET', '/auth/%s' % REF, reply=status_reply(200)),
         Exchange('POST', '/auth/token/redeem', reply=tokens_reply()),
     ])
-    auth = KsefAuthenticator(make_client(script), {'context_id': certs.TEST_NIP, 'ksef_token': 't'}, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), {'context_id': certs.TEST_NIP, 'ksef_token': 't'}, wall_clock=wall_at_now().time)
     auth.login()
     script.verify()
 
@@ -248,7 +242,7 @@ def test_ksef_token_without_a_valid_key_fails_clearly():
         Exchange('POST', '/auth/challenge', reply=CHALLENGE),
         Exchange('GET', '/security/public-key-certificates', reply=entries),
     ])
-    auth = KsefAuthenticator(make_client(script), {'context_id': certs.TEST_NIP, 'ksef_token': 't'}, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), {'context_id': certs.TEST_NIP, 'ksef_token': 't'}, wall_clock=wall_at_now().time)
     with pytest.raises(Exception) as info:
         auth.login()
     assert 'no currently valid certificate with usage KsefTokenEncryption' in str(info.value)
@@ -256,7 +250,7 @@ def test_ksef_token_without_a_valid_key_fails_clearly():
 
 def test_access_token_is_used_as_is_and_nothing_is_closed():
     script = HttpScript([Exchange('GET', '/certificates/limits', token=ACCESS, reply={'canRequest': True})])
-    auth = KsefAuthenticator(make_client(script), {'access_token': ACCESS, 'ksef_token': 'ignored'}, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), {'access_token': ACCESS, 'ksef_token': 'ignored'}, wall_clock=wall_at_now().time)
     assert auth.method == 'access_token'
     assert KsefApi(auth.client, auth).limits() == {'canRequest': True}
     auth.close()
@@ -266,7 +260,7 @@ def test_access_token_is_used_as_is_and_nothing_is_closed():
 def test_given_access_token_rejected_with_401_is_reported():
     script = HttpScript([Exchange('GET', '/certificates/limits', status=401,
                                   reply={'title': 'Unauthorized', 'status': 401, 'detail': 'Token expired'})])
-    auth = KsefAuthenticator(make_client(script), {'access_token': ACCESS}, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), {'access_token': ACCESS}, wall_clock=wall_at_now().time)
     with pytest.raises(KsefApiError) as info:
         KsefApi(auth.client, auth).limits()
     script.verify()
@@ -282,7 +276,7 @@ def test_401_refreshes_once_and_repeats_the_call(signer_params):
         Exchange('POST', '/auth/token/refresh', token=REFRESH, reply={'accessToken': {'token': new_access, 'validUntil': None}}),
         Exchange('GET', '/certificates/limits', token=new_access, reply={'canRequest': True}),
     ])
-    auth = KsefAuthenticator(make_client(script), params, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), params, wall_clock=wall_at_now().time)
     assert KsefApi(auth.client, auth).limits() == {'canRequest': True}
     script.verify()
     assert auth.tokens()['access_token_valid_until'] == '2026-01-01T12:30:00+00:00'
@@ -295,7 +289,7 @@ def test_second_401_is_not_retried_again(signer_params):
         Exchange('POST', '/auth/token/refresh', reply={'accessToken': {'token': ACCESS, 'validUntil': None}}),
         Exchange('GET', '/certificates/limits', status=401, reply={'title': 'Unauthorized', 'status': 401}),
     ])
-    auth = KsefAuthenticator(make_client(script), params, wall_clock=WallClock())
+    auth = KsefAuthenticator(make_client(script), params, wall_clock=wall_at_now().time)
     with pytest.raises(KsefApiError):
         KsefApi(auth.client, auth).limits()
     script.verify()
@@ -303,7 +297,7 @@ def test_second_401_is_not_retried_again(signer_params):
 
 def test_access_token_is_refreshed_before_expiry_and_relogin_when_refresh_fails(signer_params):
     params, cert = signer_params
-    wall = WallClock()
+    wall = wall_at_now()
     refreshed = certs.fake_jwt(NOW + 1800, 'access-2')
     script = HttpScript(xades_login(cert) + [
         Exchange('POST', '/auth/token/refresh', token=REFRESH,
@@ -311,11 +305,11 @@ def test_access_token_is_refreshed_before_expiry_and_relogin_when_refresh_fails(
         Exchange('POST', '/auth/token/refresh', token=REFRESH, status=400,
                  reply={'exception': {'exceptionDetailList': [{'exceptionCode': 21301, 'exceptionDescription': 'x'}]}}),
     ] + xades_login(cert))
-    auth = KsefAuthenticator(make_client(script), params, wall_clock=wall)
+    auth = KsefAuthenticator(make_client(script), params, wall_clock=wall.time)
     assert auth.access_token() == ACCESS
-    wall.now = NOW + 850  # 50 s left: refresh
+    wall.advance(850)  # NOW + 850, 50 s left: refresh
     assert auth.access_token() == refreshed
-    wall.now = NOW + 1790  # refreshed token nearly expired, refresh token rejected: log in again
+    wall.advance(940)  # NOW + 1790, refreshed token nearly expired, refresh token rejected: log in again
     assert auth.access_token() == ACCESS
     script.verify()
 
@@ -325,7 +319,7 @@ def test_close_errors_become_warnings(signer_params):
     warnings = []
     script = HttpScript(xades_login(cert) + [Exchange('DELETE', '/auth/sessions/current', status=500, reply='oops')] * 6)
     client = make_client(script, warnings=warnings)
-    auth = KsefAuthenticator(client, params, wall_clock=WallClock())
+    auth = KsefAuthenticator(client, params, wall_clock=wall_at_now().time)
     auth.login()
     auth.close()
     script.verify()

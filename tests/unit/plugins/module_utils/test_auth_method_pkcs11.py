@@ -18,7 +18,7 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
     make_seal_in_token,
-    softhsm,  # noqa: F401 - the fixture
+    softhsm_fixture,  # noqa: F401 - registers the fixture 'softhsm'
 )
 
 CHALLENGE = {'challenge': '20260101-CR-0123456789-ABCDEF0123-4A', 'timestampMs': 1767268800123}

@@ -4,9 +4,6 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
-import re
-
 import pytest
 import requests
 
@@ -23,11 +20,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._http_answers im
     parse_retry_after,
     sanitize_excerpt,
 )
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
-    Exchange,
-    FakeClock,
-    HttpScript,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import CountingSession, Exchange, HttpScript
 
 BASE = 'https://ksef.invalid/v2'
 
@@ -130,62 +124,13 @@ def test_set_rate_limits_uses_the_other_group():
     assert clock.sleeps == [pytest.approx(1.25)]
 
 
-class _Answer:
-    """The parts of a requests.Response that KsefHttpClient reads."""
-
-    def __init__(self, status, body, headers=None):
-        self.status_code = status
-        self.content = json.dumps(body).encode('utf-8')
-        self.headers = dict({'Content-Type': 'application/json'}, **(headers or {}))
-
-    def iter_content(self, chunk_size=1):
-        yield self.content
-
-    def close(self):
-        pass
-
-
-class StrictKsef:
-    """A session that counts calls like KSeF (and the emulator's ratelimit.py) and answers 429 beyond the limit.
-
-    A call is stamped when it ARRIVES (after `up` seconds of latency) and stays in a window of W seconds
-    while stamp > now - W; refused calls are not counted. The answer takes `down` more seconds.
-    """
-
-    def __init__(self, clock, limits, latency):
-        self.clock = clock
-        self.limits = limits              # {window seconds: limit}
-        self.latency = latency            # callable(call index) -> (up, down)
-        self.hits = {}
-        self.sent = []                    # (client clock at send, url)
-        self.refused = []
-
-    def request(self, method, url, **kwargs):
-        index = len(self.sent)
-        self.sent.append((self.clock(), url))
-        up, down = self.latency(index)
-        self.clock.advance(up)
-        now = self.clock()
-        template = re.sub(r'/enrollments/[^/?]+$', '/enrollments/{referenceNumber}', url.split('?')[0])
-        hits = self.hits.setdefault((method, template), [])
-        for window, limit in self.limits.items():
-            if len([t for t in hits if t > now - window]) >= limit:
-                self.refused.append((now, url))
-                self.clock.advance(down)
-                return _Answer(429, {'status': {'code': 429, 'description': 'Too Many Requests'}},
-                               {'Retry-After': '1'})
-        hits.append(now)
-        self.clock.advance(down)
-        return _Answer(200, {'status': {'code': 200}})
-
-
 def _slow_first_call(index):
     """Latency (up, down) of call `index`: the first call of the window is slow to arrive."""
     return (0.3, 0.05) if index == 0 else (0.001, 0.001)
 
 
-def _no_latency(dummy_index):
-    return (0.0, 0.0)
+def _answer_in_10_ms(dummy_index):
+    return (0.0, 0.01)
 
 
 def _status_calls(client, count):
@@ -202,7 +147,7 @@ def test_pacing_counts_from_the_answer_with_a_margin_so_a_slow_first_call_meets_
     its window and answered 429.
     """
     clock = FakeClock()
-    server = StrictKsef(clock, {1: 10, 60: 12}, _slow_first_call)
+    server = CountingSession(clock, {1: 10, 60: 12}, _slow_first_call)
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
     _status_calls(client, 15)
@@ -219,7 +164,7 @@ def test_pacing_counts_from_the_answer_with_a_margin_so_a_slow_first_call_meets_
 def test_without_margin_and_answer_stamping_the_same_calls_meet_a_429(monkeypatch):
     """The same scenario with the old rule (stamp at send, no margin): the strict server refuses call 13."""
     clock = FakeClock()
-    server = StrictKsef(clock, {1: 10, 60: 12}, _slow_first_call)
+    server = CountingSession(clock, {1: 10, 60: 12}, _slow_first_call)
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep, max_retries=0)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
     client.pacer.margin = 0.0
@@ -231,7 +176,7 @@ def test_without_margin_and_answer_stamping_the_same_calls_meet_a_429(monkeypatc
 
 def test_seconds_until_slot_matches_pacing_at_the_window_edge():
     clock = FakeClock()
-    server = StrictKsef(clock, {1: 10, 60: 12}, _no_latency)
+    server = CountingSession(clock, {1: 10, 60: 12})
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 12, 'perHour': 120}})
     assert client.seconds_until_slot('GET', '/certificates/enrollments/{referenceNumber}') == 0.0
@@ -256,7 +201,7 @@ def test_seconds_until_slot_matches_pacing_at_the_window_edge():
 
 def test_refused_and_failed_calls_count_against_the_window():
     """KSeF does not count a refused call; the client does (over-counting only costs waiting)."""
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     script = HttpScript([
         Exchange('GET', '/certificates/limits', status=429, reply_headers={'Retry-After': '1'}),
         Exchange('GET', '/certificates/limits', exc=requests.exceptions.ConnectionError('reset')),
@@ -562,38 +507,10 @@ def test_sanitize_excerpt_strips_control_characters():
     assert sanitize_excerpt(b'a\x00b\r\nc\x1b[31m') == 'a b c [31m'
 
 
-class CountingKsef:
-    """A session that counts like KSeF and answers 429 with the Retry-After KSeF computes (emulator ratelimit.py).
-
-    `limits` ({window: limit}) apply to every endpoint, each with its own counter; refused calls are not counted.
-    """
-
-    def __init__(self, clock, limits):
-        self.clock = clock
-        self.limits = limits
-        self.hits = {}
-        self.refused = []
-
-    def request(self, method, url, **kwargs):
-        now = self.clock()
-        template = re.sub(r'/enrollments/[^/?]+$', '/enrollments/{referenceNumber}', url.split('?')[0])
-        hits = self.hits.setdefault((method, template), [])
-        for window, limit in sorted(self.limits.items()):
-            in_window = [t for t in hits if t > now - window]
-            if len(in_window) >= limit:
-                retry_after = max(1, int(-(-(in_window[len(in_window) - limit] + window - now) // 1)))
-                self.refused.append((now, method, url, window))
-                return _Answer(429, {'status': {'code': 429, 'description': 'Too Many Requests'}},
-                               {'Retry-After': str(retry_after)})
-        hits.append(now)
-        self.clock.advance(0.01)
-        return _Answer(200, {'status': {'code': 200}})
-
-
 def test_a_429_teaches_the_minute_limit_so_the_endpoint_and_its_group_meet_no_second_one():
     """Limits lowered to 12/min without the client knowing (default options): one 429, then paced to 12/min."""
     clock = FakeClock()
-    server = CountingKsef(clock, {1: 10, 60: 12, 3600: 120})
+    server = CountingSession(clock, {1: 10, 60: 12, 3600: 120}, _answer_in_10_ms)
     warnings = []
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep, warn=warnings.append)
     _status_calls(client, 30)
@@ -610,7 +527,7 @@ def test_a_429_teaches_the_minute_limit_so_the_endpoint_and_its_group_meet_no_se
 
 def test_a_429_teaches_the_second_limit_from_a_one_second_retry_after():
     clock = FakeClock()
-    server = CountingKsef(clock, {1: 5, 60: 30, 3600: 120})
+    server = CountingSession(clock, {1: 5, 60: 30, 3600: 120}, _answer_in_10_ms)
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
     _status_calls(client, 25)
     assert [entry[3] for entry in server.refused] == [1]
@@ -636,7 +553,7 @@ def test_nothing_is_learned_without_retry_after_or_when_this_client_did_not_fill
 
 def test_read_limits_keep_what_a_429_taught():
     clock = FakeClock()
-    server = CountingKsef(clock, {1: 10, 60: 12, 3600: 120})
+    server = CountingSession(clock, {1: 10, 60: 12, 3600: 120}, _answer_in_10_ms)
     client = KsefHttpClient(BASE, session=server, clock=clock, sleep=clock.sleep)
     _status_calls(client, 13)
     client.set_rate_limits({'other': {'perSecond': 10, 'perMinute': 30, 'perHour': 100}})

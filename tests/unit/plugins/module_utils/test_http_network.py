@@ -31,11 +31,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._connection impo
     validate_connection_params,
 )
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import (
-    Exchange,
-    FakeClock,
-    HttpScript,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 SECRET = 'eyJhbGciOi.SECRET-TOKEN-VALUE.sig'
 

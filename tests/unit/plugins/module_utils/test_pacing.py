@@ -13,7 +13,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pacing import (
     RatePacer,
     SlidingWindow,
 )
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
 
 
 class Host:

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _der
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefCredentialError
@@ -23,9 +23,9 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils impor
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
     make_seal_in_token,
-    softhsm,  # noqa: F401 - the fixture
+    softhsm_fixture,  # noqa: F401 - registers the fixture 'softhsm'
     spki,
-    token,  # noqa: F401 - the fixture
+    token_fixture,  # noqa: F401 - registers the fixture 'token'
 )
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')
@@ -49,7 +49,7 @@ def test_generated_key_is_sensitive_not_extractable_and_signs(token, key_type):
     signature = token.sign(key, b'payload')
     if key_type == 'ec':
         assert len(signature) == 64  # raw r||s, as XMLDSig wants
-        key.public_key.verify(_pkcs11.signature_value('ec', signature), b'payload', ec.ECDSA(hashes.SHA256()))
+        key.public_key.verify(_der.signature_value('ec', signature), b'payload', ec.ECDSA(hashes.SHA256()))
     else:
         key.public_key.verify(signature, b'payload', padding.PKCS1v15(), hashes.SHA256())
     found = token.private_key('ksef-auth')
@@ -68,7 +68,7 @@ def test_a_token_key_signs_a_qr_code_ii_that_its_certificate_verifies(token, key
                               padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())
     else:
         assert len(signature) == 64
-        key.public_key.verify(_pkcs11.signature_value('ec', signature), b'qr-test.ksef.mf.gov.pl/certificate/Nip/1111111111',
+        key.public_key.verify(_der.signature_value('ec', signature), b'qr-test.ksef.mf.gov.pl/certificate/Nip/1111111111',
                               ec.ECDSA(hashes.SHA256()))
     context = _proof.QrContext('https://api-test.ksef.mf.gov.pl/v2', 'nip', certs.TEST_NIP)
     now = datetime.datetime.now(datetime.timezone.utc)

@@ -8,12 +8,13 @@ __metaclass__ = type
 import pytest
 from cryptography import x509
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _der
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
-    softhsm,  # noqa: F401 - the fixture
+    softhsm_fixture,  # noqa: F401 - registers the fixture 'softhsm'
     spki,
-    token,  # noqa: F401 - the fixture
+    token_fixture,  # noqa: F401 - registers the fixture 'token'
 )
 
 _pkcs11 = pytest.importorskip('ansible_collections.ksef.certificates.plugins.module_utils._pkcs11')
@@ -27,7 +28,7 @@ def test_key_store_rotation_keeps_the_old_key_until_the_new_certificate_is_insta
     first_certificate = certs.make_seal_certificate(certs.make_key('ec', slot=5))  # not this key's: refused
     with pytest.raises(_pkcs11.Pkcs11Error, match='holds no key labelled .ksef-auth. for certificate'):
         store.attach(first_certificate)
-    first_certificate = x509.load_der_x509_certificate(_pkcs11.sign_with_swapped_key(
+    first_certificate = x509.load_der_x509_certificate(_der.sign_with_swapped_key(
         certs.make_seal_certificate, first.public_key, token.signer(first)))
     store.attach(first_certificate)
     store.attach(first_certificate)  # once only
@@ -39,7 +40,7 @@ def test_key_store_rotation_keeps_the_old_key_until_the_new_certificate_is_insta
     second = store.generate('ec')
     assert spki(store.current().public_key) == spki(first.public_key)
     assert spki(store.current(first_certificate).public_key) == spki(first.public_key)
-    second_certificate = x509.load_der_x509_certificate(_pkcs11.sign_with_swapped_key(
+    second_certificate = x509.load_der_x509_certificate(_der.sign_with_swapped_key(
         certs.make_seal_certificate, second.public_key, token.signer(second)))
     store.attach(second_certificate)
     assert len(token.private_keys('ksef-auth')) == 2

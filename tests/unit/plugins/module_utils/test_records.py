@@ -9,13 +9,18 @@ import datetime
 
 import pytest
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._records import (
     CertificateRecord,
-    CertificateRecords,
     EnrollmentStatus,
     RetrievedCertificate,
 )
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import ENROLLMENT_DATA, FakeClock, FakeKsef
 
 UTC = datetime.timezone.utc
 
@@ -107,33 +112,20 @@ def test_enrollment_status(body, processing, done, given_up):
     assert status.serial_number == body.get('certificateSerialNumber')
 
 
-class RawApi(CertificateRecords):
-    """The raw interface KsefApi has; the mixin adds the record calls on top."""
-
-    def __init__(self):
-        self.calls = []
-
-    def query(self, **filters):
-        self.calls.append(('query', filters))
-        return [ITEM]
-
-    def retrieve(self, serial_numbers):
-        self.calls.append(('retrieve', serial_numbers))
-        return [{'certificateSerialNumber': s, 'certificate': 'AAAA'} for s in serial_numbers]
-
-    def enrollment_status(self, reference_number):
-        self.calls.append(('enrollment_status', reference_number))
-        return {'status': {'code': 100}}
-
-
 def test_record_calls_go_through_the_raw_ones():
-    api = RawApi()
-    assert [r.serial_number for r in api.certificate_records(name='erp', certificate_type='offline')] == ['01F2A3B4C5D6E7F8']
-    assert [r.der for r in api.retrieve_certificates(['AB'])] == [b'\x00\x00\x00']
-    assert api.enrollment('REF').processing
-    assert api.calls == [
-        ('query', {'name': 'erp', 'certificate_type': 'offline', 'status': None, 'serial_number': None,
-                   'expires_after': None}),
-        ('retrieve', ['AB']),
-        ('enrollment_status', 'REF'),
-    ]
+    """CertificateRecords (which KsefApi and the fake KSeF inherit) converts what the raw calls answer."""
+    api = FakeKsef(FakeClock())
+    api.add_item(ITEM, der=b'\x00\x00\x00')
+    api.processing_seconds = 60
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(_crypto.build_subject(ENROLLMENT_DATA)).sign(key, hashes.SHA256())
+    reference = api.enroll('erp-auth', 'authentication', csr.public_bytes(serialization.Encoding.DER))['referenceNumber']
+    api.new_run()
+    assert [r.serial_number for r in api.certificate_records(name='erp', certificate_type='authentication')] == ['01F2A3B4C5D6E7F8']
+    assert [r.der for r in api.retrieve_certificates(['01F2A3B4C5D6E7F8'])] == [b'\x00\x00\x00']
+    assert api.enrollment(reference).processing
+    assert api.names() == ['query', 'retrieve', 'enrollment_status']
+    assert api.details('query') == [{'name': 'erp', 'certificate_type': 'authentication', 'status': None, 'serial_number': None,
+                                     'expires_after': None}]
+    assert api.details('retrieve') == [{'serials': ['01F2A3B4C5D6E7F8']}]
+    assert api.details('enrollment_status') == [{'reference': reference}]

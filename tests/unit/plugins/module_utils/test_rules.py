@@ -139,6 +139,17 @@ def test_renewal_due_default_is_thirty_days():
     assert not _rules.renewal_due(NOW + datetime.timedelta(days=30, seconds=1), NOW)
 
 
+@pytest.mark.parametrize('renew_before_days, lifetime_days, every_run', [
+    (30, 730, None), (729, 730, None), (730, 730, 730), (800, 730, 730), (None, 730, None),
+])
+def test_renews_every_run_when_the_window_reaches_the_lifetime(renew_before_days, lifetime_days, every_run):
+    valid_to = NOW + datetime.timedelta(days=lifetime_days)
+    assert _rules.renews_every_run(renew_before_days, NOW, valid_to) == every_run
+    assert _rules.renews_every_run(renew_before_days, NOW.strftime('%Y-%m-%dT%H:%M:%SZ'),
+                                   valid_to.strftime('%Y-%m-%dT%H:%M:%S.%fZ')) == every_run
+    assert _rules.renews_every_run(renew_before_days, None, valid_to) is None
+
+
 def test_expired_and_days_remaining():
     assert _rules.expired(NOW, NOW)
     assert not _rules.expired(NOW + datetime.timedelta(seconds=1), NOW)

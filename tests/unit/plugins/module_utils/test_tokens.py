@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _tokens
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError, KsefTimeoutError
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock, FakeKsef
 
 NOW = datetime.datetime(2026, 12, 6, 12, 0, tzinfo=datetime.timezone.utc)
 
@@ -56,75 +57,57 @@ def test_a_good_description_has_no_problem():
     assert _tokens.description_problem('erp invoicing integration') is None
 
 
-class ListingApi:
-    def __init__(self, items):
-        self.items = items
-        self.filters = []
-
-    def tokens(self, **filters):
-        self.filters.append(filters)
-        return [item for item in self.items if filters['description'].casefold() in item['description'].casefold()]
+def ksef_with_tokens(*items):
+    """The fake KSeF listing `items`; like KSeF it matches a description filter as a case-blind substring."""
+    ksef = FakeKsef(FakeClock(wall=NOW))
+    for item in items:
+        ksef.add_token(item)
+    return ksef
 
 
 def test_only_exact_descriptions_count_and_two_live_tokens_are_refused():
-    api = ListingApi([api_token(description='ERP invoicing'), api_token(description='erp invoicing (old)'),
-                      api_token(reference='R2', description='erp invoicing', status='Revoked'),
-                      api_token(reference='R3', description='erp invoicing', status='Pending')])
+    api = ksef_with_tokens(api_token(description='ERP invoicing'), api_token(description='erp invoicing (old)'),
+                           api_token(reference='R2', description='erp invoicing', status='Revoked'),
+                           api_token(reference='R3', description='erp invoicing', status='Pending'))
     tokens = _tokens.tokens_described(api, 'erp invoicing', NOW)
     assert [t['reference_number'] for t in tokens] == ['R2', 'R3']
     assert _tokens.live_token(tokens, 'erp invoicing')['reference_number'] == 'R3'
-    api.items.append(api_token(reference='R4', description='erp invoicing'))
+    api.add_token(api_token(reference='R4', description='erp invoicing'))
     with pytest.raises(_tokens.DuplicateDescriptionError) as caught:
         _tokens.live_token(_tokens.tokens_described(api, 'erp invoicing', NOW), 'erp invoicing')
     assert 'R3 pending' in str(caught.value) and 'R4 active' in str(caught.value)
     assert [t['reference_number'] for t in caught.value.fail_kwargs()['tokens']] == ['R3', 'R4']
 
 
-class StatusApi:
-    def __init__(self, statuses):
-        self.statuses = list(statuses)
-        self.calls = 0
-
-    def token_status(self, reference):
-        self.calls += 1
-        return api_token(reference=reference, status=self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0])
-
-
-class Clock:
-    def __init__(self):
-        self.time = 0.0
-        self.sleeps = []
-
-    def clock(self):
-        return self.time
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.time += seconds
+def ksef_with_status(statuses):
+    """The fake KSeF with token R1, whose status reads `statuses` in turn (then the last one)."""
+    ksef = FakeKsef(FakeClock(wall=NOW))
+    ksef.add_token(api_token(reference='R1'), statuses=statuses)
+    return ksef
 
 
 def test_the_wait_polls_with_growing_sleeps_until_the_goal():
-    clock = Clock()
-    api = StatusApi(['Pending', 'Pending', 'Pending', 'Active'])
-    waiter = _tokens.TokenWaiter(api, 60, clock=clock.clock, sleep=clock.sleep, now=lambda: NOW)
+    clock = FakeClock()
+    api = ksef_with_status(['Pending', 'Pending', 'Pending', 'Active'])
+    waiter = _tokens.TokenWaiter(api, 60, clock=clock, sleep=clock.sleep, now=lambda: NOW)
     assert waiter.wait('R1', 'active')['status'] == 'active'
-    assert clock.sleeps == [1.0, 1.5, 2.25] and api.calls == 4
+    assert clock.sleeps == [1.0, 1.5, 2.25] and api.count('token_status') == 4
 
 
 def test_a_failed_token_ends_the_wait_for_active():
-    clock = Clock()
-    waiter = _tokens.TokenWaiter(StatusApi(['Pending', 'Failed']), 60, clock=clock.clock, sleep=clock.sleep, now=lambda: NOW)
+    clock = FakeClock()
+    waiter = _tokens.TokenWaiter(ksef_with_status(['Pending', 'Failed']), 60, clock=clock, sleep=clock.sleep, now=lambda: NOW)
     assert waiter.wait('R1', 'active')['status'] == 'failed'
 
 
 def test_the_wait_is_bounded_and_says_what_to_do():
-    clock = Clock()
-    waiter = _tokens.TokenWaiter(StatusApi(['Revoking']), 10, clock=clock.clock, sleep=clock.sleep, now=lambda: NOW)
+    clock = FakeClock()
+    waiter = _tokens.TokenWaiter(ksef_with_status(['Revoking']), 10, clock=clock, sleep=clock.sleep, now=lambda: NOW)
     with pytest.raises(KsefTimeoutError) as caught:
         waiter.wait('R1', 'revoked')
     assert 'still revoking after 10 s' in str(caught.value) and 'run the task again later' in str(caught.value)
     assert caught.value.fail_kwargs() == {'reference_number': 'R1'}
-    assert clock.time <= 10
+    assert clock() <= 10
 
 
 def test_search_filters_need_three_characters():

@@ -3,11 +3,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Every task of this collection's modules shown to users uses only options the module accepts.
 
-Covers the EXAMPLES of the four modules, the playbooks, the role's task files and the YAML code
+Covers the EXAMPLES of every module, the playbooks, the role's task files and the YAML code
 blocks of the Markdown documentation. Each module's real argument spec is captured from its main()
 (the AnsibleModule it would build), so aliases, suboptions, the shared connection options and the
-file options of add_file_common_args all count. Options of group/ksef.certificates.ksef in
-module_defaults must be connection options.
+file options of add_file_common_args all count, and a task whose options are literal must name every
+option its required_if asks for. Options of group/ksef.certificates.ksef in module_defaults must be
+connection options.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -24,6 +25,7 @@ from ansible_collections.ksef.certificates.plugins.modules import (
     ksef_certificate_info,
     ksef_certificate_proof,
     ksef_certificate_revoke,
+    ksef_deploy_host,
     ksef_session,
     ksef_token,
     ksef_token_info,
@@ -34,6 +36,7 @@ MODULES = {
     'ksef_certificate_info': ksef_certificate_info,
     'ksef_certificate_proof': ksef_certificate_proof,
     'ksef_certificate_revoke': ksef_certificate_revoke,
+    'ksef_deploy_host': ksef_deploy_host,
     'ksef_session': ksef_session,
     'ksef_token': ksef_token,
     'ksef_token_info': ksef_token_info,
@@ -67,26 +70,38 @@ def _valid_options(spec):
     return names
 
 
+def _capture(module):
+    """The keyword arguments module.main() builds its AnsibleModule with (through KsefModule or directly)."""
+    owners = [_module] + ([module] if hasattr(module, 'AnsibleModule') else [])
+    saved = [owner.AnsibleModule for owner in owners]
+    for owner in owners:
+        owner.AnsibleModule = _CapturingModule
+    try:
+        module.main()
+    except _Captured as captured:
+        return captured.kwargs
+    finally:
+        for owner, original in zip(owners, saved):
+            owner.AnsibleModule = original
+    raise AssertionError('%s.main() did not build an AnsibleModule' % module.__name__)  # pragma: no cover
+
+
 @pytest.fixture(scope='module')
 def specs():
-    saved = _module.AnsibleModule
-    _module.AnsibleModule = _CapturingModule
-    try:
-        result = {}
-        for name, module in MODULES.items():
-            try:
-                module.main()
-            except _Captured as captured:
-                spec = dict(captured.kwargs['argument_spec'])
-                if captured.kwargs.get('add_file_common_args'):
-                    for option in FILE_COMMON_OPTIONS:
-                        spec.setdefault(option, {})
-                result[name] = spec
-            else:  # pragma: no cover
-                raise AssertionError('%s.main() did not build an AnsibleModule' % name)
-    finally:
-        _module.AnsibleModule = saved
+    result = {}
+    for name, module in MODULES.items():
+        kwargs = _capture(module)
+        spec = dict(kwargs['argument_spec'])
+        if kwargs.get('add_file_common_args'):
+            for option in FILE_COMMON_OPTIONS:
+                spec.setdefault(option, {})
+        result[name] = spec
     return result
+
+
+@pytest.fixture(scope='module')
+def required_ifs():
+    return dict((name, list(_capture(module).get('required_if') or [])) for name, module in MODULES.items())
 
 
 def _check_args(args, spec, where, problems):
@@ -105,6 +120,18 @@ def _check_args(args, spec, where, problems):
                 _check_args(entry, suboptions, '%s.%s[%d]' % (where, key, index), problems)
 
 
+def _check_required(args, required_if, where, problems):
+    """Report the options a literal task leaves out although its required_if asks for them."""
+    for rule in required_if:
+        key, value, needed = rule[:3]
+        if args.get(key) != value:
+            continue
+        missing = [option for option in needed if option not in args]
+        any_of = len(rule) > 3 and rule[3]
+        if missing and (not any_of or len(missing) == len(needed)):
+            problems.append('%s: %s=%s needs %s' % (where, key, value, ', '.join(missing)))
+
+
 def _module_name(key):
     if not isinstance(key, str):
         return None
@@ -112,11 +139,11 @@ def _module_name(key):
     return short if short in MODULES else None
 
 
-def _walk(node, specs, where, problems, counter):
+def _walk(node, specs, where, problems, counter, required_ifs=None):
     """Find module calls and module_defaults anywhere in a parsed YAML document."""
     if isinstance(node, list):
         for entry in node:
-            _walk(entry, specs, where, problems, counter)
+            _walk(entry, specs, where, problems, counter, required_ifs)
         return
     if not isinstance(node, dict):
         return
@@ -125,6 +152,7 @@ def _walk(node, specs, where, problems, counter):
         if name and isinstance(value, dict):
             counter.append(name)
             _check_args(value, specs[name], '%s: %s' % (where, key), problems)
+            _check_required(value, (required_ifs or {}).get(name, ()), '%s: %s' % (where, key), problems)
         elif name and value is not None and not isinstance(value, (dict, str)):
             problems.append('%s: %s takes a dict of options, not %r' % (where, key, value))
         if key == 'module_defaults' and isinstance(value, dict):
@@ -139,7 +167,7 @@ def _walk(node, specs, where, problems, counter):
                     counter.append(target)
                     _check_args(defaults, specs[_module_name(target)], '%s: module_defaults %s' % (where, target),
                                 problems)
-        _walk(value, specs, where, problems, counter)
+        _walk(value, specs, where, problems, counter, required_ifs)
 
 
 def _markdown_yaml_blocks(path):
@@ -175,11 +203,11 @@ def test_examples_parse_and_call_the_module(name):
     assert FQCN + name in MODULES[name].EXAMPLES, 'EXAMPLES of %s never calls the module by its FQCN' % name
 
 
-def test_every_shown_task_uses_only_existing_options(specs):
+def test_every_shown_task_uses_only_existing_options(specs, required_ifs):
     problems = []
     counter = []
     for where, document in _documents():
-        _walk(document, specs, where, problems, counter)
+        _walk(document, specs, where, problems, counter, required_ifs)
     assert not problems, '\n'.join(problems)
     # The walk must have found the calls, or the test proves nothing.
     for name in MODULES:
@@ -211,3 +239,20 @@ def test_the_check_catches_a_wrong_option(specs):
     assert "'certificate_type'" in problems[0]
     assert "'keyfile'" in problems[1] and 'certificates[0]' in problems[1]
     assert "'enviroment'" in problems[2]
+
+
+def test_the_check_catches_a_missing_required_option(specs, required_ifs):
+    problems = []
+    document = yaml.safe_load('''
+- name: Bundle without a bundle path
+  ksef.certificates.ksef_deploy_host:
+    operation: pkcs12
+    key_path: /k
+    certificate_path: /c
+- name: Complete
+  ksef.certificates.ksef_deploy_host:
+    operation: remove
+    paths: [/k]
+''')
+    _walk(document, specs, 'inline', problems, [], required_ifs)
+    assert problems == ['inline: ksef.certificates.ksef_deploy_host: operation=pkcs12 needs pkcs12_path']

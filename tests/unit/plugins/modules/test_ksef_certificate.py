@@ -10,23 +10,15 @@ import datetime
 import fcntl
 import json
 import os
-import stat
 
 import pytest
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _rules
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import converge as _converge
-from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
-from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
-from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -35,27 +27,26 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefTransportError,
 )
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate
-from ansible_collections.ksef.certificates.tests.unit.conftest import module_args
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
+    ACCESS_TOKEN,
+    CONNECTION,
+    ENROLLMENT_DATA,
+    FakeKsef,
+    assert_pair,
+    cert_of,
+    existing_pair,
+    ksef_time,
+    mode,
+    query_exchange,
+    rate_limits_exchange,
+    single,
+    snapshot,
+)
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
-
-START = datetime.datetime(2026, 3, 1, 12, 0, tzinfo=datetime.timezone.utc)
-ENROLLMENT_DATA = {
-    'commonName': u'Zażółć Gęślą', 'surname': u'Gęślą', 'givenName': u'Zażółć', 'countryName': 'PL',
-    'serialNumber': 'TINPL-1234563218', 'organizationName': None, 'organizationIdentifier': None,
-    'uniqueIdentifier': None,
-}
-API_TYPES = {'authentication': 'Authentication', 'offline': 'Offline', 'Authentication': 'Authentication',
-             'Offline': 'Offline'}
-REASONS = {'unspecified': 'Unspecified', 'superseded': 'Superseded', 'key_compromise': 'KeyCompromise'}
 
 
 def serials(superseded):
     return [entry['serial_number'] for entry in superseded]
-
-
-def ksef_time(value):
-    """KSeF's own notation: 7 fractional digits and an offset."""
-    return value.strftime('%Y-%m-%dT%H:%M:%S.%f') + '0+00:00'
 
 
 def returned_time(value):
@@ -63,369 +54,8 @@ def returned_time(value):
     return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S') + '+00:00'
 
 
-class FakeClock:
-    def __init__(self):
-        self.elapsed = 0.0
-
-    def now(self):
-        return START + datetime.timedelta(seconds=self.elapsed)
-
-    def monotonic(self):
-        return self.elapsed
-
-    def sleep(self, seconds):
-        self.elapsed += seconds
-
-    def advance(self, **delta):
-        self.elapsed += datetime.timedelta(**delta).total_seconds()
-
-
-class _EmptyAnswer:
-    status_code = 200
-    headers = {}
-    content = b''
-
-    def iter_content(self, chunk_size=1):
-        yield b''
-
-    def close(self):
-        pass
-
-
-class _NullSession:
-    """A requests session stand-in: every request answers 200 with an empty body, instantly."""
-
-    def request(self, method, url, **kwargs):
-        return _EmptyAnswer()
-
-
-# FakeKsef call -> the KSeF endpoint (method, route template) it stands for.
-ROUTES = {
-    'query': ('POST', '/certificates/query'),
-    'retrieve': ('POST', '/certificates/retrieve'),
-    'limits': ('GET', '/certificates/limits'),
-    'enrollment_data': ('GET', '/certificates/enrollments/data'),
-    'enroll': ('POST', '/certificates/enrollments'),
-    'enrollment_status': ('GET', '/certificates/enrollments/{referenceNumber}'),
-    'revoke': ('POST', '/certificates/{certificateSerialNumber}/revoke'),
-}
-
-
-class FakeKsef(CertificateRecords):
-    """An in-memory KSeF with KsefApi's interface: issues real certificates and records every call.
-
-    Enrollments are processed `processing_seconds` after they were sent (by the fake clock).
-    After limit_rate(), every call is paced by a real KsefHttpClient on the fake clock (so
-    seconds_until_slot() is the real one) and counted per endpoint like KSeF does; a call beyond the
-    limits is recorded in `refused` and answered with 429.
-    """
-
-    def __init__(self, clock, processing_seconds=0):
-        self.clock = clock
-        self.processing_seconds = processing_seconds
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        self.ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u'Fake KSeF CA')])
-        self.certificates = []
-        self.enrollments = {}
-        self.calls = []
-        self.limits_reply = {'canRequest': True, 'enrollment': {'remaining': 300, 'limit': 300},
-                             'certificate': {'remaining': 100, 'limit': 100}}
-        self.enroll_error = None        # raised by enroll() before it acts
-        self.lose_enroll_response = None  # raised by enroll() after it acted
-        self.forced_status = {}
-        self.issue_for_key = None       # a private key: certificates are issued for it, not for the CSR's key
-        self._serial = 0x1A00000000000000
-        self.client = None
-        self.server_limits = {}
-        self.hits = {}
-        self.refused = []
-        self.proof_logins = []          # serials of the successors that logged in before a revocation
-        # After quota(): limits are counted like KSeF does, enroll() refuses past them (25006/25007), and
-        # peak_active is the most active certificates seen at once.
-        self.max_certificates = None
-        self.max_enrollments = None
-        self.peak_active = 0
-
-    def quota(self, max_certificates, max_enrollments=300):
-        self.max_certificates = max_certificates
-        self.max_enrollments = max_enrollments
-        self.peak_active = len(self.active())
-
-    # -- rate limits -------------------------------------------------------------------------
-
-    def limit_rate(self, per_minute, per_second=10, per_hour=120):
-        self.client = KsefHttpClient('https://ksef.invalid/v2', session=_NullSession(), clock=self.clock.monotonic,
-                                     sleep=self.clock.sleep)
-        self.client.set_rate_limits({'other': {'perSecond': per_second, 'perMinute': per_minute,
-                                               'perHour': per_hour}})
-        self.server_limits = {1: per_second, 60: per_minute, 3600: per_hour}
-
-    def seconds_until_slot(self, method, endpoint):
-        return self.client.seconds_until_slot(method, endpoint) if self.client is not None else 0.0
-
-    def _rate_limit(self, call):
-        if self.client is None or call not in ROUTES:
-            return
-        method, endpoint = ROUTES[call]
-        self.client.request(method, endpoint, path_params={'referenceNumber': 'R', 'certificateSerialNumber': 'S'})
-        now = self.clock.monotonic()
-        hits = self.hits.setdefault(call, [])
-        for window, limit in self.server_limits.items():
-            if len([t for t in hits if t > now - window]) >= limit:
-                self.refused.append((call, now))
-                raise KsefApiError(method, endpoint, 429, errors=[{'code': 429, 'description': 'Too Many Requests'}])
-        hits.append(now)
-
-    # -- bookkeeping -------------------------------------------------------------------------
-
-    def record(self, call, **details):
-        self._rate_limit(call)
-        details['at'] = self.clock.monotonic()
-        self.calls.append((call, details))
-        self.process()
-
-    def count(self, name):
-        return sum(1 for call in self.calls if call[0] == name)
-
-    def names(self):
-        return [call[0] for call in self.calls]
-
-    def by_serial(self, serial):
-        return next(c for c in self.certificates if c['serial'] == serial)
-
-    def process(self):
-        now = self.clock.now()
-        for reference, enrollment in self.enrollments.items():
-            if enrollment['serial'] is None and now >= enrollment['ready_at'] and reference not in self.forced_status:
-                enrollment['serial'] = self.issue(enrollment)
-
-    def issue(self, enrollment):
-        csr = enrollment['csr']
-        key_usage = dict(digital_signature=enrollment['type'] == 'Authentication',
-                         content_commitment=enrollment['type'] == 'Offline', key_encipherment=False,
-                         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                         encipher_only=False, decipher_only=False)
-        self._serial += 1
-        valid_from = enrollment.get('valid_from') or self.clock.now()
-        certificate = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(self.ca_name)
-                       .public_key(self.issue_for_key.public_key() if self.issue_for_key is not None
-                                   else csr.public_key()).serial_number(self._serial)
-                       .not_valid_before(valid_from).not_valid_after(valid_from + datetime.timedelta(days=730))
-                       .add_extension(x509.KeyUsage(**key_usage), critical=True)
-                       .sign(self.ca_key, hashes.SHA256()))
-        self.certificates.append({
-            'serial': '%016X' % self._serial, 'name': enrollment['name'], 'type': enrollment['type'],
-            'status': 'Active', 'valid_from': valid_from, 'valid_to': valid_from + datetime.timedelta(days=730),
-            'request_date': enrollment['sent_at'], 'der': certificate.public_bytes(serialization.Encoding.DER),
-        })
-        self.peak_active = max(self.peak_active, len(self.active()))
-        return '%016X' % self._serial
-
-    def add_certificate(self, name, cert_type, key, days=700, status='Active'):
-        """A certificate that exists before the run (made elsewhere)."""
-        csr = x509.CertificateSigningRequestBuilder().subject_name(
-            _crypto.build_subject(ENROLLMENT_DATA)).sign(key, hashes.SHA256())
-        serial = self.issue({'csr': csr, 'name': name, 'type': API_TYPES[cert_type],
-                             'sent_at': self.clock.now() - datetime.timedelta(days=1)})
-        entry = self.by_serial(serial)
-        entry['status'] = status
-        entry['valid_to'] = self.clock.now() + datetime.timedelta(days=days)
-        return serial
-
-    def item(self, entry):
-        return {
-            'certificateSerialNumber': entry['serial'], 'name': entry['name'], 'type': entry['type'],
-            'commonName': ENROLLMENT_DATA['commonName'], 'status': entry['status'],
-            'subjectIdentifier': {'type': 'Nip', 'value': '1234563218'},
-            'validFrom': ksef_time(entry['valid_from']), 'validTo': ksef_time(entry['valid_to']),
-            'requestDate': ksef_time(entry['request_date']),
-        }
-
-    # -- KsefApi interface -------------------------------------------------------------------
-
-    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
-        self.record('query', name_filter=name, certificate_type=certificate_type)
-        found = [c for c in self.certificates
-                 if (name is None or name in c['name']) and
-                 (certificate_type is None or c['type'] == API_TYPES[certificate_type])]
-        found.sort(key=lambda c: c['request_date'], reverse=True)
-        return [self.item(c) for c in found]
-
-    def retrieve(self, serial_numbers):
-        serial_numbers = list(serial_numbers)
-        assert serial_numbers, 'retrieve() without serial numbers'
-        self.record('retrieve', serials=serial_numbers)
-        return [{'certificate': base64.b64encode(c['der']).decode('ascii'), 'certificateName': c['name'],
-                 'certificateSerialNumber': c['serial'], 'certificateType': c['type']}
-                for c in self.certificates if c['serial'] in serial_numbers]
-
-    def limits(self):
-        self.record('limits')
-        if self.max_certificates is None:
-            return self.limits_reply
-        certificates_left = max(0, self.max_certificates - len(self.active()))
-        enrollments_left = max(0, self.max_enrollments - len(self.enrollments))
-        return {'canRequest': certificates_left > 0 and enrollments_left > 0,
-                'enrollment': {'remaining': enrollments_left, 'limit': self.max_enrollments},
-                'certificate': {'remaining': certificates_left, 'limit': self.max_certificates}}
-
-    def enrollment_data(self):
-        self.record('enrollment_data')
-        return dict(ENROLLMENT_DATA)
-
-    def enroll(self, name, certificate_type, csr_der, valid_from=None):
-        self.record('enroll', certificate_name=name, certificate_type=certificate_type, valid_from=valid_from)
-        if self.enroll_error is not None:
-            raise self.enroll_error
-        if self.max_enrollments is not None and len(self.enrollments) >= self.max_enrollments:
-            raise KsefApiError('POST', '/certificates/enrollments', 400, errors=[{'code': 25006, 'description': 'Limit'}])
-        if self.max_certificates is not None and len(self.active()) >= self.max_certificates:
-            raise KsefApiError('POST', '/certificates/enrollments', 400, errors=[{'code': 25007, 'description': 'Limit'}])
-        csr = x509.load_der_x509_csr(csr_der)
-        assert csr.is_signature_valid
-        assert _crypto.csr_subject_differences(csr, ENROLLMENT_DATA) == []
-        reference = '20260301-EH-%010X-0000000000-%02X' % (len(self.enrollments) + 1, len(self.enrollments) + 1)
-        self.enrollments[reference] = {
-            'name': name, 'type': API_TYPES[certificate_type], 'csr': csr, 'serial': None,
-            'sent_at': self.clock.now(), 'ready_at': self.clock.now() + datetime.timedelta(seconds=self.processing_seconds),
-            'valid_from': _rules.parse_datetime(valid_from) if valid_from else None,
-        }
-        self.process()
-        if self.lose_enroll_response is not None:
-            raise self.lose_enroll_response
-        return {'referenceNumber': reference, 'timestamp': ksef_time(self.clock.now())}
-
-    def enrollment_status(self, reference_number):
-        self.record('enrollment_status', reference=reference_number)
-        if reference_number not in self.enrollments:
-            raise KsefApiError('GET', '/certificates/enrollments/{referenceNumber}', 400,
-                               errors=[{'code': 25005, 'description': 'Enrollment not found'}])
-        enrollment = self.enrollments[reference_number]
-        if reference_number in self.forced_status:
-            code = self.forced_status[reference_number]
-            return {'requestDate': ksef_time(enrollment['sent_at']),
-                    'status': {'code': code, 'description': 'Forced %d' % code, 'details': ['detail of %d' % code]}}
-        if enrollment['serial'] is None:
-            return {'requestDate': ksef_time(enrollment['sent_at']), 'status': {'code': 100, 'description': 'Processing'}}
-        return {'requestDate': ksef_time(enrollment['sent_at']), 'status': {'code': 200, 'description': 'Done'},
-                'certificateSerialNumber': enrollment['serial']}
-
-    def revoke(self, serial_number, reason=None):
-        self.record('revoke', serial=serial_number, reason=REASONS.get(reason, reason))
-        entry = self.by_serial(serial_number)
-        if entry['status'] != 'Active':
-            return False
-        entry['status'] = 'Revoked'
-        return True
-
-    def prove_login(self, signer):
-        """A login with a successor's pair, judged as KSeF does: a known Active certificate whose validity has
-        started (else 21115), signed by the certificate's key (checked here with cryptography)."""
-        serial = _crypto.serial_hex(signer.certificate)
-        entry = next((c for c in self.certificates if c['serial'] == serial), None)
-        if entry is None or entry['status'] != 'Active' or entry['valid_from'] > self.clock.now():
-            raise KsefApiError('POST', '/auth/xades-signature', 400,
-                               errors=[{'code': 21115, 'description': 'Nieprawidlowy certyfikat'}])
-        data = b'<AuthTokenRequest/>'
-        signature = signer.sign(data)
-        public_key = signer.certificate.public_key()
-        if isinstance(public_key, rsa.RSAPublicKey):
-            public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            half = len(signature) // 2
-            public_key.verify(encode_dss_signature(int.from_bytes(signature[:half], 'big'),
-                                                   int.from_bytes(signature[half:], 'big')), data, ec.ECDSA(hashes.SHA256()))
-        self.proof_logins.append(serial)
-
-    # -- assertions helpers ------------------------------------------------------------------
-
-    def active(self, name=None):
-        return [c['serial'] for c in self.certificates if c['status'] == 'Active' and (name is None or c['name'] == name)]
-
-    def revocations(self):
-        return [(details['serial'], details['reason']) for name, details in self.calls if name == 'revoke']
-
-
-# ---------------------------------------------------------------------------------------------
-# harness
-# ---------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def ksef(clock):
-    return FakeKsef(clock)
-
-
-class Run:
-    """Run the engine like the module does, with the fake KSeF and the fake clock."""
-
-    def __init__(self, ksef, clock):
-        self.ksef = ksef
-        self.clock = clock
-        self.warnings = []
-
-    def __call__(self, args, check_mode=False, diff=False, login=None):
-        args = dict(args)
-        if check_mode:
-            args['_ansible_check_mode'] = True
-        if diff:
-            args['_ansible_diff'] = True
-        with module_args(args):
-            module = AnsibleModule(argument_spec=ksef_certificate.argument_spec(), supports_check_mode=True,
-                                   add_file_common_args=True, mutually_exclusive=ksef_certificate.MUTUALLY_EXCLUSIVE,
-                                   required_one_of=ksef_certificate.REQUIRED_ONE_OF)
-        module.warn = self.warnings.append
-        self.ksef.calls = []
-        converger = Converger(module, lambda: self.ksef, module.params, now=self.clock.now, sleep=self.clock.sleep,
-                              clock=self.clock.monotonic, login=login)
-        return converger.run()
-
-
-@pytest.fixture
-def run(ksef, clock):
-    return Run(ksef, clock)
-
-
-def snapshot(directory):
-    """Every file below directory with its mode and content."""
-    files = {}
-    for root, dummy_dirs, names in os.walk(str(directory)):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, 'rb') as handle:
-                files[os.path.relpath(path, str(directory))] = (stat.S_IMODE(os.stat(path).st_mode), handle.read())
-    return files
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(str(path)).st_mode)
-
-
 def key_fingerprint(path, passphrase=None):
     return _crypto.public_key_fingerprint(_crypto.load_private_key(str(path), passphrase))
-
-
-def cert_of(path):
-    return x509.load_pem_x509_certificate(open(str(path), 'rb').read())
-
-
-def assert_pair(key_path, cert_path, passphrase=None):
-    """The certificate on disk carries the key on disk, and the signer's subject."""
-    certificate = cert_of(cert_path)
-    assert _crypto.public_key_fingerprint(certificate.public_key()) == key_fingerprint(key_path, passphrase)
-    assert certificate.subject == _crypto.build_subject(ENROLLMENT_DATA)
-    return certificate
-
-
-def single(tmp_path, name='erp-production', cert_type='authentication', **extra):
-    args = dict(name=name, type=cert_type, private_key_path=str(tmp_path / (name + '.key')),
-                certificate_path=str(tmp_path / (name + '.pem')))
-    args.update(extra)
-    return args
 
 
 def only_writes(names):
@@ -887,13 +517,8 @@ def test_absent_revokes_then_is_unchanged(run, ksef, tmp_path):
 
 def test_absent_serial_unknown_to_ksef_on_revoke_is_not_reported_as_revoked(run, ksef, tmp_path):
     args, serial, dummy = _enrolled(run, ksef, tmp_path)
-
-    def unknown(serial_number, reason=None):
-        ksef.record('revoke', serial=serial_number, reason=reason)
-        raise KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 400,
-                           errors=[{'code': 25008, 'description': 'Certificate not found'}])
-
-    ksef.revoke = unknown
+    ksef.revoke_errors[serial] = KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 400,
+                                              errors=[{'code': 25008, 'description': 'Certificate not found'}])
     result = run(dict(args, state='absent'))
     assert result['revoked'] == [] and result['already_revoked'] == [serial]
     assert result['certificates'][0]['already_revoked'] == [serial]
@@ -905,13 +530,7 @@ def test_superseded_certificate_no_longer_active_when_revoked_is_reported_as_rev
     # own revoke whose answer was lost and which the client repeated).
     args, old_serial, dummy = _enrolled(run, ksef, tmp_path)
     ksef.by_serial(old_serial)['valid_to'] = clock.now() + datetime.timedelta(days=10)
-    original = ksef.revoke
-
-    def revoked_first_by_someone_else(serial_number, reason=None):
-        ksef.by_serial(serial_number)['status'] = 'Revoked'
-        return original(serial_number, reason)   # False: KSeF answers 25009
-
-    ksef.revoke = revoked_first_by_someone_else
+    ksef.revoked_elsewhere.add(old_serial)      # revoked first by someone else: KSeF answers 25009
     result = run(args)
     assert result['action'] == 'renewed' and result['changed'] is True
     assert serials(result['superseded']) == [old_serial]
@@ -935,7 +554,8 @@ def test_absent_revokes_what_an_enrollment_in_flight_issued_without_installing_i
     clock.advance(seconds=61)
     result = run(dict(args, state='absent'))
     assert result['action'] == 'revoked' and len(result['revoked']) == 1 and ksef.active() == []
-    assert ksef.names() == ['query', 'retrieve', 'revoke']
+    # GET /rate-limits: a run with work reads the effective limits once before it plans its calls.
+    assert ksef.names() == ['query', 'retrieve', 'rate_limits', 'revoke']
     assert not os.path.exists(args['certificate_path'])
 
 
@@ -1342,7 +962,7 @@ def test_exhausted_quota_fails_before_anything_is_sent_or_written(run, ksef, tmp
     ksef.limits_reply = limits
     with pytest.raises(KsefError, match=message):
         run(single(tmp_path))
-    assert ksef.names() == ['query', 'limits']
+    assert ksef.names() == ['query', 'rate_limits', 'limits']
     assert snapshot(tmp_path) == {}
 
 
@@ -1683,37 +1303,9 @@ def test_diff_shows_small_summaries_without_key_material(run, ksef, clock, tmp_p
 # main() over scripted HTTP (the real KsefModule, KsefApi and KsefHttpClient)
 # ---------------------------------------------------------------------------------------------
 
-ACCESS_TOKEN = 'header.eyJleHAiOjQxMDI0NDQ4MDB9.signature'
-CONNECTION = {'api_url': 'https://ksef.invalid/v2', 'access_token': ACCESS_TOKEN}
-
-
-def _query(items, body=None):
-    return Exchange('POST', '/certificates/query', json=body if body is not None else {'type': 'Authentication'},
-                    token=ACCESS_TOKEN, params={'pageSize': 50, 'pageOffset': 0},
-                    reply={'certificates': items, 'hasMore': False})
-
-
-def _rate_limits(per_minute=30):
-    """GET /rate-limits: a run with work reads the effective limits once before it plans its calls."""
-    return Exchange('GET', '/rate-limits', token=ACCESS_TOKEN,
-                    reply={'other': {'perSecond': 10, 'perMinute': per_minute, 'perHour': 120}})
-
-
-def _existing(tmp_path, clock, days=400):
-    """A key and certificate on disk plus the matching KSeF list item."""
-    fake = FakeKsef(clock)
-    key = ec.generate_private_key(ec.SECP256R1())
-    serial = fake.add_certificate('erp-production', 'authentication', key, days=days)
-    (tmp_path / 'erp-production.key').write_bytes(_crypto.private_key_to_pem(key))
-    os.chmod(str(tmp_path / 'erp-production.key'), 0o600)
-    der = fake.by_serial(serial)['der']
-    (tmp_path / 'erp-production.pem').write_bytes(_crypto.certificate_to_pem(x509.load_der_x509_certificate(der)))
-    return fake, serial, key
-
-
-def test_main_healthy_run_sends_exactly_one_query(run_module, monkeypatch, tmp_path, clock):
-    fake, serial, dummy = _existing(tmp_path, clock)
-    script = HttpScript([_query([fake.item(fake.by_serial(serial))])]).install(monkeypatch)
+def test_main_healthy_run_sends_exactly_onequery_exchange(run_module, monkeypatch, tmp_path, clock):
+    fake, serial, dummy = existing_pair(tmp_path, clock)
+    script = HttpScript([query_exchange([fake.item(fake.by_serial(serial))])]).install(monkeypatch)
     result = run_module(ksef_certificate, dict(CONNECTION, **single(tmp_path)), check_mode=False)
     script.verify()
     assert result.exit_code == 0, result
@@ -1742,8 +1334,8 @@ def test_main_enrolls_over_http(run_module, monkeypatch, tmp_path, clock):
         return body['certificateName'] == 'erp-production' and body['certificateType'] == 'Authentication'
 
     script = HttpScript([
-        _query([]),
-        _rate_limits(),
+        query_exchange([]),
+        rate_limits_exchange(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN, reply=ENROLLMENT_DATA),
         Exchange('POST', '/certificates/enrollments', token=ACCESS_TOKEN, json=accept_enrollment, status=202,
@@ -1763,8 +1355,8 @@ def test_main_enrolls_over_http(run_module, monkeypatch, tmp_path, clock):
 
 
 def _healthy_with_warning(tmp_path, clock):
-    fake, serial, dummy = _existing(tmp_path, clock)
-    query = _query([fake.item(fake.by_serial(serial))])
+    fake, serial, dummy = existing_pair(tmp_path, clock)
+    query = query_exchange([fake.item(fake.by_serial(serial))])
     query.reply_headers = {'X-System-Warning': '[sig-001]: Format podpisu niezgodny z profilami XAdES | [x-2]: inny'}
     return query
 
@@ -1806,8 +1398,8 @@ def test_main_failure_carries_partial_results_and_the_ksef_error(run_module, mon
     reply = {'exception': {'serviceCode': 'svc-1', 'exceptionDetailList': [
         {'exceptionCode': 25006, 'exceptionDescription': 'Enrollment limit reached', 'details': None}]}}
     script = HttpScript([
-        _query([]),
-        _rate_limits(),
+        query_exchange([]),
+        rate_limits_exchange(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN,
                  reply={'canRequest': True, 'enrollment': {'remaining': 3, 'limit': 300},
                         'certificate': {'remaining': 3, 'limit': 100}}),

@@ -2,7 +2,7 @@
 # Copyright (c) ksef.certificates contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests of ksef_certificate_info's logic against a fake KsefApi that filters like KSeF."""
+"""Unit tests of ksef_certificate_info's logic against the fake KSeF (it filters like KSeF)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_info as info
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock, FakeKsef
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 UTC = datetime.timezone.utc
@@ -39,39 +39,16 @@ def api_item(serial, name, valid_to, status='Active', cert_type='Authentication'
     }
 
 
-class FakeKsefApi(CertificateRecords):
-    """Answers like KSeF: name is a substring filter, the others exact; records every call."""
-
-    def __init__(self, items, limits=None, enrollment_data=None, der_by_serial=None):
-        self.items = items
-        self.limits_answer = limits
-        self.enrollment_answer = enrollment_data
-        self.der_by_serial = der_by_serial or {}
-        self.calls = []
-
-    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
-        self.calls.append(('query', dict(name=name, certificate_type=certificate_type, status=status,
-                                         serial_number=serial_number)))
-        assert expires_after is None
-        return [dict(i) for i in self.items
-                if (name is None or name in i['name'])
-                and (certificate_type is None or i['type'] == certificate_type)
-                and (status is None or i['status'] == status)
-                and (serial_number is None or i['certificateSerialNumber'] == serial_number)]
-
-    def limits(self):
-        self.calls.append(('limits',))
-        return self.limits_answer
-
-    def enrollment_data(self):
-        self.calls.append(('enrollment_data',))
-        return self.enrollment_answer
-
-    def retrieve(self, serial_numbers):
-        self.calls.append(('retrieve', list(serial_numbers)))
-        return [{'certificate': base64.b64encode(self.der_by_serial[s]).decode('ascii'),
-                 'certificateName': 'x', 'certificateSerialNumber': s, 'certificateType': 'Authentication'}
-                for s in serial_numbers]
+def fake_ksef(items, limits=None, enrollment_data=None, der_by_serial=None):
+    """The fake KSeF holding `items` (list items as KSeF sends them); it filters like KSeF and records every call."""
+    api = FakeKsef(FakeClock(wall=NOW))
+    for item in items:
+        api.add_item(item, der=(der_by_serial or {}).get(item['certificateSerialNumber']))
+    if limits is not None:
+        api.limits_reply = limits
+    if enrollment_data is not None:
+        api.enrollment_data_reply = enrollment_data
+    return api
 
 
 def params(**overrides):
@@ -96,16 +73,17 @@ ITEMS = [
 
 
 def test_everything_listed_sorted_by_valid_to_with_one_query():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(), NOW)
     assert serials_of(result) == ['00000000000000A3', '00000000000000A2', '00000000000000A4', '00000000000000A1']
-    assert api.calls == [('query', dict(name=None, certificate_type=None, status=None, serial_number=None))]
+    assert api.names() == ['query']
+    assert api.details('query') == [dict(name=None, certificate_type=None, status=None, serial_number=None, expires_after=None)]
     assert result['changed'] is False
     assert 'limits' not in result and 'enrollment_data' not in result
 
 
 def test_item_fields_snake_case_with_serial_number_and_lowercase_enums():
-    api = FakeKsefApi([api_item('00000000000000A1', 'erp', '2027-01-01T00:00:00+00:00', subject_type='Fingerprint')])
+    api = fake_ksef([api_item('00000000000000A1', 'erp', '2027-01-01T00:00:00+00:00', subject_type='Fingerprint')])
     certificate = info.gather_info(api, params(), NOW)['certificates'][0]
     assert certificate == {
         'serial_number': '00000000000000A1',
@@ -132,67 +110,68 @@ def test_item_fields_snake_case_with_serial_number_and_lowercase_enums():
     ('2026-05-01T00:00:00.9999999Z', -32, True),
 ])
 def test_days_remaining_is_floored_and_expired_follows_the_date(valid_to, days, expired):
-    api = FakeKsefApi([api_item('00000000000000A1', 'erp', valid_to)])
+    api = fake_ksef([api_item('00000000000000A1', 'erp', valid_to)])
     certificate = info.gather_info(api, params(), NOW)['certificates'][0]
     assert certificate['days_remaining'] == days
     assert certificate['expired'] is expired
 
 
 def test_expired_status_marks_expired_even_with_a_future_date():
-    api = FakeKsefApi([api_item('00000000000000A1', 'erp', '2030-01-01T00:00:00+00:00', status='Expired')])
+    api = fake_ksef([api_item('00000000000000A1', 'erp', '2030-01-01T00:00:00+00:00', status='Expired')])
     assert info.gather_info(api, params(), NOW)['certificates'][0]['expired'] is True
 
 
 def test_name_exact_is_a_post_filter_on_the_substring_query():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(name='erp'), NOW)
     assert serials_of(result) == ['00000000000000A3', '00000000000000A1']
     assert api.calls[0][1]['name'] == 'erp'
 
 
 def test_name_contains_returns_every_substring_match():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(name='erp', name_match='contains'), NOW)
     assert serials_of(result) == ['00000000000000A3', '00000000000000A2', '00000000000000A1']
 
 
 def test_type_is_sent_to_ksef_in_api_form():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(type='offline'), NOW)
     assert serials_of(result) == ['00000000000000A3']
     assert api.calls[0][1]['certificate_type'] == 'Offline'
 
 
 def test_single_status_is_a_server_filter():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(status=['blocked']), NOW)
     assert serials_of(result) == ['00000000000000A4']
-    assert api.calls == [('query', dict(name=None, certificate_type=None, status='Blocked', serial_number=None))]
+    assert api.names() == ['query']
+    assert api.details('query') == [dict(name=None, certificate_type=None, status='Blocked', serial_number=None, expires_after=None)]
 
 
 def test_several_statuses_use_one_unfiltered_query_and_filter_locally():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(status=['active', 'revoked', 'revoked']), NOW)
     assert serials_of(result) == ['00000000000000A2', '00000000000000A1']
     assert len(api.calls) == 1 and api.calls[0][1]['status'] is None
 
 
 def test_single_serial_number_is_an_exact_server_filter_and_lower_case_is_accepted():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(serial_numbers=['00000000000000a2']), NOW)
     assert serials_of(result) == ['00000000000000A2']
     assert api.calls[0][1]['serial_number'] == '00000000000000A2'
 
 
 def test_several_serial_numbers_use_one_listing_and_unknown_ones_are_just_absent():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(serial_numbers=['00000000000000A4', '00000000000000A1', 'FFFFFFFFFFFFFFFF']), NOW)
     assert serials_of(result) == ['00000000000000A4', '00000000000000A1']
     assert len(api.calls) == 1 and api.calls[0][1]['serial_number'] is None
 
 
 def test_expires_within_days_keeps_valid_to_up_to_the_horizon_including_past():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     # horizon 2026-06-20T12:00Z: A4 (11:00) inside, A1 (2027) outside; A3 already past is included
     result = info.gather_info(api, params(expires_within_days=19), NOW)
     assert serials_of(result) == ['00000000000000A3', '00000000000000A2', '00000000000000A4']
@@ -201,15 +180,16 @@ def test_expires_within_days_keeps_valid_to_up_to_the_horizon_including_past():
 
 
 def test_filters_combine():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(name='erp', type='authentication', status=['active']), NOW)
     assert serials_of(result) == ['00000000000000A1']
-    assert api.calls[0][1] == dict(name='erp', certificate_type='Authentication', status='Active', serial_number=None)
+    assert api.details('query')[0] == dict(name='erp', certificate_type='Authentication', status='Active', serial_number=None,
+                                           expires_after=None)
 
 
 def test_limits_are_returned_in_snake_case():
-    api = FakeKsefApi([], limits={'canRequest': True, 'enrollment': {'remaining': 298, 'limit': 300},
-                                  'certificate': {'remaining': 5, 'limit': 6}})
+    api = fake_ksef([], limits={'canRequest': True, 'enrollment': {'remaining': 298, 'limit': 300},
+                                'certificate': {'remaining': 5, 'limit': 6}})
     result = info.gather_info(api, params(include_limits=True), NOW)
     assert result['limits'] == {'can_request': True, 'enrollment': {'remaining': 298, 'limit': 300},
                                 'certificate': {'remaining': 5, 'limit': 6}}
@@ -217,9 +197,9 @@ def test_limits_are_returned_in_snake_case():
 
 
 def test_enrollment_data_keeps_values_verbatim_and_every_key():
-    api = FakeKsefApi([], enrollment_data={'commonName': 'Zażółć Gęślą', 'countryName': 'PL',
-                                           'givenName': 'Zażółć', 'surname': 'Gęślą',
-                                           'serialNumber': 'PNOPL-02070803628', 'organizationName': None})
+    api = fake_ksef([], enrollment_data={'commonName': 'Zażółć Gęślą', 'countryName': 'PL',
+                                         'givenName': 'Zażółć', 'surname': 'Gęślą',
+                                         'serialNumber': 'PNOPL-02070803628', 'organizationName': None})
     result = info.gather_info(api, params(include_enrollment_data=True), NOW)
     assert result['enrollment_data'] == {
         'common_name': 'Zażółć Gęślą', 'country_name': 'PL', 'given_name': 'Zażółć', 'surname': 'Gęślą',
@@ -242,9 +222,9 @@ def test_include_content_retrieves_every_listed_certificate_and_returns_pem_and_
     serials = ['%016X' % n for n in range(1, 24)]
     ders = dict((s, make_der(int(s, 16))) for s in serials)
     items = [api_item(s, 'bulk', '2027-01-01T00:00:00+00:00') for s in serials]
-    api = FakeKsefApi(items, der_by_serial=ders)
+    api = fake_ksef(items, der_by_serial=ders)
     result = info.gather_info(api, params(include_content=True), NOW)
-    retrieve_calls = [call[1] for call in api.calls if call[0] == 'retrieve']
+    retrieve_calls = [details['serials'] for details in api.details('retrieve')]
     assert len(retrieve_calls) == 1 and sorted(retrieve_calls[0]) == serials
     for certificate in result['certificates']:
         parsed = x509.load_pem_x509_certificate(certificate['certificate_pem'].encode('ascii'))
@@ -253,7 +233,7 @@ def test_include_content_retrieves_every_listed_certificate_and_returns_pem_and_
 
 
 def test_include_content_without_matches_makes_no_retrieve_call():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(name='nothing-like-this', include_content=True), NOW)
     assert result['certificates'] == []
     assert [c[0] for c in api.calls] == ['query']
@@ -279,7 +259,7 @@ def test_serial_numbers_are_upper_cased_and_deduplicated():
 
 
 def test_unreadable_valid_to_is_a_clear_error():
-    api = FakeKsefApi([api_item('00000000000000A1', 'erp', 'next year')])
+    api = fake_ksef([api_item('00000000000000A1', 'erp', 'next year')])
     with pytest.raises(KsefError) as caught:
         info.gather_info(api, params(), NOW)
     assert "00000000000000A1 with an unreadable validTo 'next year'" in str(caught.value)
@@ -388,7 +368,7 @@ def test_main_reports_ksef_errors_with_their_details(run_module, monkeypatch):
 
 
 def test_an_item_repeated_by_a_page_shift_is_listed_once():
-    api = FakeKsefApi(ITEMS + [dict(ITEMS[0])])
+    api = fake_ksef(ITEMS + [dict(ITEMS[0])])
     result = info.gather_info(api, params(), NOW)
     assert sorted(serials_of(result)) == ['00000000000000A1', '00000000000000A2', '00000000000000A3', '00000000000000A4']
 

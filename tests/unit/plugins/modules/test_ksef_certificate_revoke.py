@@ -2,15 +2,15 @@
 # Copyright (c) ksef.certificates contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Unit tests of ksef_certificate_revoke's logic against a fake KsefApi that behaves like KSeF."""
+"""Unit tests of ksef_certificate_revoke's logic against the fake KSeF."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecords
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate_revoke as revoke_module
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock, FakeKsef
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 
@@ -28,37 +28,17 @@ def api_item(serial, name, status='Active', cert_type='Authentication'):
     }
 
 
-class FakeKsefApi(CertificateRecords):
-    """KSeF semantics: name filter is a substring match; revoke turns Active into Revoked, else 25009 (False)."""
-
-    def __init__(self, items, race_serials=(), failing_serials=()):
-        self.items = dict((i['certificateSerialNumber'], dict(i)) for i in items)
-        self.race_serials = set(race_serials)   # revoked by someone else right after our query
-        self.failing_serials = set(failing_serials)   # KSeF answers these with an error
-        self.calls = []
-
-    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
-        self.calls.append(('query', dict(name=name, certificate_type=certificate_type, status=status,
-                                         serial_number=serial_number)))
-        return [dict(i) for i in self.items.values()
-                if (name is None or name in i['name'])
-                and (certificate_type is None or i['type'] == certificate_type)
-                and (status is None or i['status'] == status)
-                and (serial_number is None or i['certificateSerialNumber'] == serial_number)]
-
-    def revoke(self, serial_number, reason=None):
-        self.calls.append(('revoke', serial_number, reason))
-        item = self.items[serial_number]
-        if serial_number in self.failing_serials:
-            raise KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 500,
-                               errors=[{'code': 500, 'description': 'Internal error'}], service_code='svc-1')
-        if serial_number in self.race_serials or item['status'] != 'Active':
-            return False
-        item['status'] = 'Revoked'
-        return True
-
-    def revoke_calls(self):
-        return [c[1:] for c in self.calls if c[0] == 'revoke']
+def fake_ksef(items, race_serials=(), failing_serials=()):
+    """The fake KSeF holding `items`: `race_serials` are revoked by someone else right after our query, KSeF
+    answers a revocation of `failing_serials` with an error."""
+    api = FakeKsef(FakeClock())
+    for item in items:
+        api.add_item(item)
+    api.revoked_elsewhere = set(race_serials)
+    api.revoke_errors = dict((serial, KsefApiError('POST', '/certificates/{certificateSerialNumber}/revoke', 500,
+                                                   errors=[{'code': 500, 'description': 'Internal error'}],
+                                                   service_code='svc-1')) for serial in failing_serials)
+    return api
 
 
 def params(**overrides):
@@ -80,18 +60,17 @@ ITEMS = [
 
 
 def test_revokes_active_serials_and_reports_the_others_as_already_revoked():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = revoke_module.revoke_certificates(
         api, params(serial_numbers=['00000000000000A1', '00000000000000A2', '00000000000000A3', '00000000000000A4'],
                     reason='key_compromise'), check_mode=False, diff_mode=False)
     assert result['changed'] is True
     assert result['revoked'] == ['00000000000000A1']
     assert result['already_revoked'] == ['00000000000000A2', '00000000000000A3', '00000000000000A4']
-    assert api.revoke_calls() == [('00000000000000A1', 'KeyCompromise')]
-    assert api.items['00000000000000A1']['status'] == 'Revoked'
+    assert api.revocations() == [('00000000000000A1', 'KeyCompromise')]
+    assert api.by_serial('00000000000000A1')['status'] == 'Revoked'
     # several serials: one listing, not one query per serial
-    assert [c for c in api.calls if c[0] == 'query'] == [
-        ('query', dict(name=None, certificate_type=None, status=None, serial_number=None))]
+    assert api.details('query') == [dict(name=None, certificate_type=None, status=None, serial_number=None, expires_after=None)]
     statuses = dict((c['serial_number'], (c['previous_status'], c['status'])) for c in result['certificates'])
     assert statuses == {'00000000000000A1': ('active', 'revoked'), '00000000000000A2': ('revoked', 'revoked'),
                         '00000000000000A3': ('expired', 'expired'), '00000000000000A4': ('blocked', 'blocked')}
@@ -99,48 +78,50 @@ def test_revokes_active_serials_and_reports_the_others_as_already_revoked():
 
 
 def test_second_run_is_unchanged():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     selection = params(serial_numbers=['00000000000000A1'])
     revoke_module.revoke_certificates(api, selection, check_mode=False, diff_mode=False)
     again = revoke_module.revoke_certificates(api, selection, check_mode=False, diff_mode=False)
     assert again['changed'] is False
     assert again['revoked'] == [] and again['already_revoked'] == ['00000000000000A1']
-    assert len(api.revoke_calls()) == 1
+    assert len(api.revocations()) == 1
 
 
 def test_single_serial_is_queried_exactly():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     revoke_module.revoke_certificates(api, params(serial_numbers=['00000000000000a7']), check_mode=False, diff_mode=False)
-    assert api.calls[0] == ('query', dict(name=None, certificate_type=None, status=None, serial_number='00000000000000A7'))
-    assert api.revoke_calls() == [('00000000000000A7', 'Unspecified')]
+    assert api.names()[0] == 'query'
+    assert api.details('query')[0] == dict(name=None, certificate_type=None, status=None, serial_number='00000000000000A7',
+                                           expires_after=None)
+    assert api.revocations() == [('00000000000000A7', 'Unspecified')]
 
 
 def test_unknown_serial_fails_naming_it_before_anything_is_revoked():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     with pytest.raises(revoke_module.UnknownCertificateError) as caught:
         revoke_module.revoke_certificates(
             api, params(serial_numbers=['00000000000000A1', 'DEADBEEFDEADBEEF']), check_mode=False, diff_mode=False)
     assert 'DEADBEEFDEADBEEF' in str(caught.value)
     assert '00000000000000A1' not in str(caught.value)
     assert caught.value.fail_kwargs() == {'unknown_serial_numbers': ['DEADBEEFDEADBEEF']}
-    assert api.revoke_calls() == []
+    assert api.revocations() == []
 
 
 def test_check_mode_predicts_without_revoking_and_diff_shows_status_per_serial():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = revoke_module.revoke_certificates(
         api, params(serial_numbers=['00000000000000A1', '00000000000000A2']), check_mode=True, diff_mode=True)
     assert result['changed'] is True
     assert result['revoked'] == ['00000000000000A1'] and result['already_revoked'] == ['00000000000000A2']
-    assert api.revoke_calls() == []
-    assert api.items['00000000000000A1']['status'] == 'Active'
+    assert api.revocations() == []
+    assert api.by_serial('00000000000000A1')['status'] == 'Active'
     assert result['diff'] == {'before': {'00000000000000A1': 'active', '00000000000000A2': 'revoked'},
                               'after': {'00000000000000A1': 'revoked', '00000000000000A2': 'revoked'}}
     assert result['msg'].startswith('Would revoke 1 certificate(s)')
 
 
 def test_race_25009_counts_as_already_revoked():
-    api = FakeKsefApi(ITEMS, race_serials=['00000000000000A1'])
+    api = fake_ksef(ITEMS, race_serials=['00000000000000A1'])
     result = revoke_module.revoke_certificates(
         api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
     assert result['revoked'] == ['00000000000000A7']
@@ -149,22 +130,24 @@ def test_race_25009_counts_as_already_revoked():
 
 
 def test_by_name_and_type_revokes_only_exact_active_matches():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = revoke_module.revoke_certificates(
         api, params(name='erp', type='authentication', reason='superseded'), check_mode=False, diff_mode=True)
     assert result['revoked'] == ['00000000000000A1', '00000000000000A7']
     assert result['already_revoked'] == ['00000000000000A2', '00000000000000A3', '00000000000000A4']
-    assert sorted(call[0] for call in api.revoke_calls()) == ['00000000000000A1', '00000000000000A7']
-    assert all(call[1] == 'Superseded' for call in api.revoke_calls())
-    assert api.items['00000000000000A5']['status'] == 'Active'
-    assert api.items['00000000000000A6']['status'] == 'Active'
-    assert api.calls[0] == ('query', dict(name='erp', certificate_type='Authentication', status=None, serial_number=None))
+    assert sorted(call[0] for call in api.revocations()) == ['00000000000000A1', '00000000000000A7']
+    assert all(call[1] == 'Superseded' for call in api.revocations())
+    assert api.by_serial('00000000000000A5')['status'] == 'Active'
+    assert api.by_serial('00000000000000A6')['status'] == 'Active'
+    assert api.names()[0] == 'query'
+    assert api.details('query')[0] == dict(name='erp', certificate_type='Authentication', status=None, serial_number=None,
+                                           expires_after=None)
     assert set(result['diff']['before']) == set(['00000000000000A1', '00000000000000A2', '00000000000000A3',
                                                  '00000000000000A4', '00000000000000A7'])
 
 
 def test_by_name_with_nothing_active_is_unchanged_with_a_clear_message():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = revoke_module.revoke_certificates(api, params(name='erp', type='offline'), check_mode=False, diff_mode=False)
     assert result['revoked'] == ['00000000000000A6']
     again = revoke_module.revoke_certificates(api, params(name='erp', type='offline'), check_mode=False, diff_mode=False)
@@ -174,16 +157,16 @@ def test_by_name_with_nothing_active_is_unchanged_with_a_clear_message():
 
 
 def test_by_name_matching_nothing_at_all_is_unchanged():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = revoke_module.revoke_certificates(api, params(name='er', type='authentication'), check_mode=False, diff_mode=False)
     assert result['changed'] is False
     assert result['revoked'] == [] and result['already_revoked'] == [] and result['certificates'] == []
     assert result['msg'] == "No certificate named 'er' of type authentication exists; nothing to revoke"
-    assert api.revoke_calls() == []
+    assert api.revocations() == []
 
 
 def test_summaries_carry_no_unexpected_fields():
-    api = FakeKsefApi(ITEMS)
+    api = fake_ksef(ITEMS)
     result = revoke_module.revoke_certificates(api, params(serial_numbers=['00000000000000A1']), check_mode=False, diff_mode=False)
     assert result['certificates'] == [{
         'serial_number': '00000000000000A1', 'name': 'erp', 'type': 'authentication', 'common_name': 'Firma Sp. z o.o.',
@@ -212,7 +195,7 @@ def test_serial_numbers_are_normalised():
 
 
 def test_failure_after_some_revocations_names_what_was_revoked():
-    api = FakeKsefApi(ITEMS, failing_serials=['00000000000000A7'])
+    api = fake_ksef(ITEMS, failing_serials=['00000000000000A7'])
     with pytest.raises(revoke_module.PartialRevocationError) as caught:
         revoke_module.revoke_certificates(
             api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
@@ -225,12 +208,12 @@ def test_failure_after_some_revocations_names_what_was_revoked():
 
 
 def test_failure_on_the_first_revocation_is_raised_unchanged():
-    api = FakeKsefApi(ITEMS, failing_serials=['00000000000000A1'])
+    api = fake_ksef(ITEMS, failing_serials=['00000000000000A1'])
     with pytest.raises(KsefApiError) as caught:
         revoke_module.revoke_certificates(
             api, params(serial_numbers=['00000000000000A1', '00000000000000A7']), check_mode=False, diff_mode=False)
     assert not isinstance(caught.value, revoke_module.PartialRevocationError)
-    assert api.revoke_calls() == [('00000000000000A1', 'Unspecified')]
+    assert api.revocations() == [('00000000000000A1', 'Unspecified')]
 
 
 # --- main() through scripted HTTP exchanges -------------------------------------------------------

@@ -396,3 +396,17 @@ def test_a_host_with_neither_backend_gets_a_clear_message(run_module, tmp_path, 
                                                openssl_path='no-such-openssl-command'))
     assert result.exit_code == 1
     assert 'cryptography' in result['msg'] and 'no-such-openssl-command' in result['msg']
+
+
+@pytest.mark.parametrize('operation, args, missing', [
+    ('info', {}, 'key_path, certificate_path'),
+    ('csr', {'key_path': 'a.key'}, 'enrollment_data'),
+    ('install', {'key_path': 'a.key'}, 'certificate_path'),
+    ('pkcs12', {'key_path': 'a.key', 'certificate_path': 'a.crt'}, 'pkcs12_path'),
+])
+def test_an_operation_without_what_it_needs_fails_before_anything_runs(run_module, tmp_path, operation, args, missing):
+    result = run_module(ksef_deploy_host, dict(dict((key, str(tmp_path / value)) for key, value in args.items()),
+                                               operation=operation))
+    assert result.exit_code == 1
+    assert result['msg'] == 'operation is %s but all of the following are missing: %s' % (operation, missing)
+    assert os.listdir(str(tmp_path)) == []

@@ -18,7 +18,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.converge import Converger
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate
 from ansible_collections.ksef.certificates.tests.unit.conftest import module_args
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     FakeClock,
     FakeKsef,
     assert_pair,
@@ -29,24 +29,19 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_
 SAFETY_TIMEOUT = 30
 
 
-class SharedKsef(FakeKsef):
-    """FakeKsef that records which run made each call and can hold run A inside its enrollment POST."""
+class RunTracker:
+    """FakeKsef.before_call: records which run made each call and holds run A inside its enrollment POST."""
 
-    def __init__(self, clock):
-        super(SharedKsef, self).__init__(clock)
+    def __init__(self):
         self.log = []                           # (run, call) in the order KSeF saw them
         self.a_in_enroll = threading.Event()
         self.release_a = threading.Event()
 
-    def record(self, call, **details):
+    def __call__(self, call, details):
         self.log.append((threading.current_thread().name, call))
-        super(SharedKsef, self).record(call, **details)
-
-    def enroll(self, name, certificate_type, csr_der, valid_from=None):
-        if threading.current_thread().name == 'A':
+        if call == 'enroll' and threading.current_thread().name == 'A':
             self.a_in_enroll.set()
             assert self.release_a.wait(SAFETY_TIMEOUT), 'run A was never released'
-        return super(SharedKsef, self).enroll(name, certificate_type, csr_der, valid_from)
 
 
 def _converger(ksef, args, sleep, clock):
@@ -69,28 +64,29 @@ def _thread(name, converger, results):
 
 def test_the_second_run_waits_for_the_lock_and_finds_the_certificate_in_place(tmp_path):
     clock = FakeClock()
-    ksef = SharedKsef(clock)
+    ksef = FakeKsef(clock)
+    ksef.before_call = tracker = RunTracker()
     args = single(tmp_path)
     b_waiting = threading.Event()
     b_lock_sleeps = []
 
     def b_sleep(seconds):
         """The sleep of run B: called by the lock while another run holds it (B has no enrollment to poll)."""
-        b_lock_sleeps.append([run for run, dummy in ksef.log])
+        b_lock_sleeps.append([run for run, dummy in tracker.log])
         b_waiting.set()
-        ksef.release_a.wait(0.05)
+        tracker.release_a.wait(0.05)
 
     results = {}
     run_a = _thread('A', _converger(ksef, args, clock.sleep, clock), results)
     run_b = _thread('B', _converger(ksef, args, b_sleep, FakeClock()), results)
 
     run_a.start()
-    assert ksef.a_in_enroll.wait(SAFETY_TIMEOUT), 'run A never reached its enrollment'
+    assert tracker.a_in_enroll.wait(SAFETY_TIMEOUT), 'run A never reached its enrollment'
     run_b.start()
     assert b_waiting.wait(SAFETY_TIMEOUT), 'run B never waited for the lock while run A held it'
     # B waited before it made any call: it was blocked by the lock, not by KSeF.
     assert 'B' not in b_lock_sleeps[0]
-    ksef.release_a.set()
+    tracker.release_a.set()
     run_a.join(SAFETY_TIMEOUT)
     run_b.join(SAFETY_TIMEOUT)
     assert not run_a.is_alive() and not run_b.is_alive()
@@ -100,7 +96,7 @@ def test_the_second_run_waits_for_the_lock_and_finds_the_certificate_in_place(tm
     assert results['A']['action'] == 'enrolled'
     assert results['B']['action'] == 'none' and results['B']['changed'] is False
     # KSeF saw every call of A before the first call of B, and one enrollment in all.
-    runs = [run for run, dummy in ksef.log]
-    assert runs == sorted(runs) and runs.count('B') >= 1, ksef.log
-    assert [call for run, call in ksef.log].count('enroll') == 1
+    runs = [run for run, dummy in tracker.log]
+    assert runs == sorted(runs) and runs.count('B') >= 1, tracker.log
+    assert [call for run, call in tracker.log].count('enroll') == 1
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')

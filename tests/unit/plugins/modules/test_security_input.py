@@ -10,7 +10,6 @@ __metaclass__ = type
 import base64
 import os
 import shutil
-import stat
 import subprocess
 
 import pytest
@@ -26,20 +25,21 @@ from ansible_collections.ksef.certificates.plugins.module_utils._http import Kse
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import validate_connection_params, validate_context
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import classify_allowed_ips
 from ansible_collections.ksef.certificates.plugins.modules import ksef_certificate, ksef_certificate_info
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_seal_certificate
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     ACCESS_TOKEN,
     CONNECTION,
     ENROLLMENT_DATA,
     FakeClock,
     FakeKsef,
-    _existing,
-    _query,
-    _rate_limits,
+    existing_pair,
+    mode,
+    query_exchange,
+    rate_limits_exchange,
     single,
     snapshot,
 )
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_seal_certificate
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 
 TEST_NIP = '1234563218'
 # What a config-file injection through a subject value looks like (finding 3).
@@ -52,10 +52,6 @@ class _Token:
     @staticmethod
     def access_token():
         return ACCESS_TOKEN
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(str(path)).st_mode)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,8 +92,8 @@ def test_main_enrollment_data_with_a_newline_stops_before_the_enrollment(run_mod
     """finding 3, through main(): no key is generated, no enrollment is sent, nothing is written."""
     fake = FakeKsef(FakeClock())
     script = HttpScript([
-        _query([]),
-        _rate_limits(),
+        query_exchange([]),
+        rate_limits_exchange(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN,
                  reply=dict(ENROLLMENT_DATA, commonName=INJECTED)),
@@ -111,7 +107,7 @@ def test_main_enrollment_data_with_a_newline_stops_before_the_enrollment(run_mod
 def test_info_does_not_return_enrollment_data_with_a_control_character(run_module, monkeypatch):
     """finding 3: the role builds its OpenSSL config from ksef_certificate_info's enrollment_data."""
     script = HttpScript([
-        _query([], body={}),
+        query_exchange([], body={}),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN,
                  reply=dict(ENROLLMENT_DATA, givenName=INJECTED)),
     ]).install(monkeypatch)
@@ -243,7 +239,7 @@ def test_main_backup_is_0600_and_backup_keep_prunes(run_module, monkeypatch, tmp
     """A renewal (the certificate expired) with backup: true under umask 0: the key, its backup and the certificate backup are 0600, and
     only backup_keep backups of each file remain."""
     clock = FakeClock()
-    fake, serial, dummy = _existing(tmp_path, clock, days=-1)
+    fake, serial, dummy = existing_pair(tmp_path, clock, days=-1)
     for day in (1, 2, 3):
         for name in ('erp-production.key', 'erp-production.pem'):
             (tmp_path / ('%s.1%d.2020-01-0%d@10:00:00~' % (name, day, day))).write_text('old')
@@ -270,8 +266,8 @@ def test_main_backup_is_0600_and_backup_keep_prunes(run_module, monkeypatch, tmp
     status = Exchange('GET', '/certificates/enrollments/{referenceNumber}', token=ACCESS_TOKEN)
     retrieve = Exchange('POST', '/certificates/retrieve', token=ACCESS_TOKEN)
     script = HttpScript([
-        _query([item]),
-        _rate_limits(),
+        query_exchange([item]),
+        rate_limits_exchange(),
         Exchange('GET', '/certificates/limits', token=ACCESS_TOKEN, reply=fake.limits_reply),
         Exchange('GET', '/certificates/enrollments/data', token=ACCESS_TOKEN, reply=ENROLLMENT_DATA),
         Exchange('POST', '/certificates/enrollments', token=ACCESS_TOKEN, json=accept, status=202,

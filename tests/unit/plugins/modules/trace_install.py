@@ -21,7 +21,7 @@ import sys
 
 
 def install(directory):
-    from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+    from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
         FakeClock,
         FakeKsef,
         Run,

@@ -12,6 +12,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ksef.certificates.plugins.filter.ksef_deploy import FilterModule
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -288,3 +289,10 @@ def test_remove_selection_by_id_or_serial():
 def test_bad_input_is_a_filter_error_naming_the_filter():
     with pytest.raises(AnsibleFilterError, match='ksef_deploy_plan: unexpected input'):
         FILTERS['ksef_deploy_plan']([{'no item': True}], {})
+
+
+def test_the_id_of_a_declaration_is_built_by_one_function():
+    # The revoke playbook builds its ids with the filter, the declarations with the same function.
+    item = declared([{'type': 'offline', 'name': 'erp-offline'}])[0]
+    assert FILTERS['ksef_deploy_id']('erp-offline', 'offline') == item['id'] == 'erp-offline|offline'
+    assert _deploy.deploy_label(item['id']) == 'erp-offline (offline)'

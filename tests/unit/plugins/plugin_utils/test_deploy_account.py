@@ -160,3 +160,31 @@ def test_host_diff_passes_the_module_diff_through_or_says_the_serials():
 
 def test_summary_is_every_message_in_order():
     assert FILTERS['ksef_deploy_summary']([[{'message': 'a1'}, {'message': 'a2'}], [], [{'message': 'b1'}]]) == ['a1', 'a2', 'b1']
+
+
+def real_hostvars(per_host):
+    """Ansible's own hostvars (HostVars over a VariableManager), with the given facts per host."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.hostvars import HostVars
+    from ansible.vars.manager import VariableManager
+    loader = DataLoader()
+    inventory = InventoryManager(loader=loader)
+    manager = VariableManager(loader=loader, inventory=inventory)
+    for host, facts in per_host.items():
+        inventory.add_host(host)
+        manager.set_nonpersistent_facts(host, facts)
+    return HostVars(inventory=inventory, variable_manager=manager, loader=loader)
+
+
+def test_batch_values_reads_one_variable_of_every_host_in_batch_order():
+    hostvars = real_hostvars({'app1': {'_ksef_deploy_prepared': {'declarations': [1]}}, 'app2': {},
+                              'app3': {'_ksef_deploy_prepared': {'declarations': [3]}, 'other': 'x'}})
+    batch_values = FILTERS['ksef_deploy_batch_values']
+    # app2 never registered it (skipped, or failed before): left out, the others keep the batch's order.
+    assert batch_values(['app3', 'app2', 'app1'], hostvars, '_ksef_deploy_prepared') == [{'declarations': [3]},
+                                                                                        {'declarations': [1]}]
+    assert batch_values(['app1', 'app2', 'app3'], hostvars, '_ksef_deploy_prepared', by_host=True) == {
+        'app1': {'declarations': [1]}, 'app3': {'declarations': [3]}}
+    assert batch_values(['app1'], hostvars, 'other') == []
+    assert batch_values([], hostvars, '_ksef_deploy_prepared', by_host=True) == {}

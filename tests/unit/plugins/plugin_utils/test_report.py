@@ -138,6 +138,7 @@ def test_prometheus_text_parses_and_carries_every_certificate_and_the_quota():
     # exactly one status and one state per certificate
     for family, label in (('ksef_certificate_status', 'status'), ('ksef_certificate_state', 'state')):
         per_serial = {}
+        assert all(sample.labels.get(label) for sample in parsed[family].samples), family
         for sample in parsed[family].samples:
             per_serial.setdefault(sample.labels['serial_number'], []).append(sample.value)
         assert all(sorted(values)[-1] == 1 and sum(values) == 1 for values in per_serial.values()), family

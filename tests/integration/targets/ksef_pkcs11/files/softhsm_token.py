@@ -37,7 +37,7 @@ def _collection_parent():
 
 
 sys.path.insert(0, _collection_parent())
-from ansible_collections.ksef.certificates.plugins.module_utils import _pkcs11  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.ksef.certificates.plugins.module_utils import _der, _pkcs11  # noqa: E402  pylint: disable=wrong-import-position
 
 LIBRARIES = ('/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so',
              '/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so', '/usr/local/lib/softhsm/libsofthsm2.so')
@@ -68,8 +68,8 @@ def seal(args):
     init(args)
     with _pkcs11.Pkcs11Token(library(), args.label, args.pin) as token:
         key = token.generate_key_pair(args.key_label, args.key_type)
-        der = _pkcs11.sign_with_swapped_key(lambda throwaway: testcerts.make_seal(args.nip, key=throwaway)[0],
-                                            key.public_key, token.signer(key))
+        der = _der.sign_with_swapped_key(lambda throwaway: testcerts.make_seal(args.nip, key=throwaway)[0],
+                                         key.public_key, token.signer(key))
         certificate = x509.load_der_x509_certificate(der)
         token.store_certificate(key, certificate)
     with open(args.cert_out, 'wb') as handle:

@@ -24,6 +24,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget i
     schedule_calls,
     work_calls,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 
 PUBLISHED = {1: 10, 60: 30, 3600: 120}
@@ -111,19 +112,18 @@ def test_calls_already_sent_count_against_the_hour():
     assert plan['over_hour'][0]['wait_seconds'] == 3001       # the 11th waits for the first of the 110 to leave
 
 
-class _Api:
-    """An API with the collection's pacing client (its limits and call counters), no HTTP."""
-
-    def __init__(self, other=None):
-        self.client = KsefHttpClient('https://ksef.invalid/v2')
-        if other:
-            self.client.set_rate_limits({'other': other})
+def gateway(other=None):
+    """The real KsefApi on a pacing client that sends nothing: its limits and call counters, no HTTP."""
+    client = KsefHttpClient('https://ksef.invalid/v2')
+    if other:
+        client.set_rate_limits({'other': other})
+    return KsefApi(client, None)
 
 
 def test_plan_run_paces_to_the_client_limits_and_counts_calls_already_made():
-    api = _Api({'perSecond': 5, 'perMinute': 12, 'perHour': 120})
+    api = gateway({'perSecond': 5, 'perMinute': 12, 'perHour': 120})
     assert endpoint_limits(api, ENROLL) == LOWERED
-    assert endpoint_limits(object(), ENROLL) == PUBLISHED, 'an API without a client: the published limits'
+    assert endpoint_limits(gateway(), ENROLL) == PUBLISHED, 'before GET /rate-limits: the published limits'
     api.client.calls_by_endpoint = {QUERY: 12}
     plan = plan_run(api, enrollments=15, issue_delay=5)
     assert plan['fits_hour'] and plan['calls'][ENROLL] == 15
@@ -131,13 +131,13 @@ def test_plan_run_paces_to_the_client_limits_and_counts_calls_already_made():
     assert plan['endpoints'][ENROLL]['last_call_seconds'] == 60.25 and plan['expected_seconds'] == 65.2
     # the query page this run already made fills the minute: its detection pages wait for the next one
     assert plan['endpoints'][QUERY]['last_call_seconds'] >= 60.25
-    summary = budget_summary(plan, api.client.pacer.limits_source)
+    summary = budget_summary(plan, api.limits_source())
     assert summary == {'calls': plan['calls'], 'expected_seconds': 65.2, 'fits_hour': True,
                        'limits_source': 'GET /rate-limits'}
 
 
 def test_plan_run_over_the_hour_budget_counts_what_this_run_already_sent():
-    api = _Api()
+    api = gateway()
     assert plan_run(api, enrollments=120)['fits_hour']
     api.client.calls_by_endpoint = {ENROLL: 1}
     plan = plan_run(api, enrollments=120)
@@ -145,7 +145,7 @@ def test_plan_run_over_the_hour_budget_counts_what_this_run_already_sent():
 
 
 def test_plan_run_counts_the_looks_and_issuing_delay_of_each_renewal_wave():
-    api = _Api()
+    api = gateway()
     one = plan_run(api, enrollments=95, revocations=95, issue_delay=5)
     nineteen = plan_run(api, enrollments=95, revocations=95, issue_delay=5, waves=19)
     assert nineteen['calls'][QUERY] == 38 and one['calls'][QUERY] < 38

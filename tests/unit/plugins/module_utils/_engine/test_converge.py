@@ -14,14 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (  # pylint: disable=unused-import
-    FakeKsef,
-    Run,
-    clock,
-    ksef,
-    run,
-    single,
-)
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import single
 
 
 def test_a_healthy_set_costs_one_query_and_decides_without_state(run, ksef, tmp_path):
@@ -55,7 +48,6 @@ def _many(tmp_path, count, prefix='fleet'):
 
 
 def test_rate_limits_are_read_once_when_there_is_work_and_never_for_a_no_op(run, ksef, tmp_path):
-    ksef.ensure_rate_limits = lambda: ksef.record('rate_limits')
     args = _many(tmp_path, 3)
     run(args)
     assert ksef.names()[:2] == ['query', 'rate_limits'] and ksef.count('rate_limits') == 1
@@ -68,7 +60,7 @@ def test_check_mode_reports_the_expected_calls_and_duration(run, ksef, tmp_path)
     budget = predicted['budget']
     assert budget['calls']['POST /certificates/enrollments'] == 40
     assert budget['calls']['POST /certificates/retrieve'] == 4
-    assert budget['fits_hour'] is True and budget['limits_source'] == 'published'
+    assert budget['fits_hour'] is True and budget['limits_source'] == 'GET /rate-limits'
     # 30 a minute: the 31st enrollment goes after the first minute, its certificate about 1 s later
     assert 60 < budget['expected_seconds'] < 70
     assert 'enroll' not in ksef.names()

@@ -26,8 +26,8 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending 
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_api import make_api
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_enroll import Module, PagedKsef
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_enroll import Module
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     ENROLLMENT_DATA,
     START,
     FakeClock,
@@ -105,7 +105,7 @@ def test_only_the_exact_name_and_type_match_and_a_set_aside_serial_never_does(tm
     assert (other_type.issued_serial, other_type.detected_by_query, other_type.status_code) == (None, False, 100)
     assert [record.serial_number for record in view.records] == [own], 'only the match joins the view'
     # Two types waited for: no type filter; the names' common prefix as KSeF's contains-filter.
-    assert ksef.calls[0][1]['name_filter'] == 'erp-' and ksef.calls[0][1]['certificate_type'] is None
+    assert ksef.calls[0][1]['name'] == 'erp-' and ksef.calls[0][1]['certificate_type'] is None
 
 
 def test_a_certificate_known_before_the_post_is_not_the_enrollments(tmp_path):
@@ -139,7 +139,7 @@ def test_a_certificate_requested_before_the_intent_minus_the_slack_is_not_the_en
     at_the_edge = _issue(ksef, 'erp-auth', START - SLACK)
     assert detect_issued(ksef, KsefView(), [plan], [plan], max_pages=5) == [plan]
     assert plan.issued_serial == at_the_edge
-    assert (ksef.calls[-1][1]['name_filter'], ksef.calls[-1][1]['certificate_type']) == ('erp-auth', 'authentication')
+    assert (ksef.calls[-1][1]['name'], ksef.calls[-1][1]['certificate_type']) == ('erp-auth', 'authentication')
 
 
 def test_each_plan_is_matched_by_its_own_intent_time(tmp_path):
@@ -178,8 +178,7 @@ def test_nothing_to_look_for_costs_no_call(tmp_path):
 # -- several plans, pages ------------------------------------------------------------------------
 
 def test_several_plans_are_found_in_one_page_each_with_its_own_certificate(tmp_path):
-    ksef = PagedKsef(FakeClock())
-    ksef.page_size = 50
+    ksef = FakeKsef(FakeClock(), page_size=50)
     plans = [_plan(tmp_path, name) for name in ('fleet-a', 'fleet-b', 'fleet-c')]
     serial_c = _issue(ksef, 'fleet-c', START + MINUTE)
     _issue(ksef, 'fleet-x', START + 2 * MINUTE)
@@ -190,13 +189,13 @@ def test_several_plans_are_found_in_one_page_each_with_its_own_certificate(tmp_p
     assert found == [plans[1], plans[0], plans[2]], 'in the order the page lists them, newest first'
     assert [plan.issued_serial for plan in plans] == [serial_a, serial_b, serial_c]
     assert all(plan.detected_by_query and plan.status_code == 200 for plan in plans)
-    assert ksef.names() == ['query'] and ksef.calls[0][1]['name_filter'] == 'fleet-'
+    assert ksef.names() == ['query'] and ksef.calls[0][1]['name'] == 'fleet-'
     assert ksef.calls[0][1]['certificate_type'] == 'authentication', 'one type waited for: filtered by it'
     assert sorted(record.serial_number for record in view.records) == sorted([serial_a, serial_b, serial_c])
 
 
 def test_paging_stops_at_max_pages(tmp_path):
-    ksef = PagedKsef(FakeClock())      # 2 certificates a page
+    ksef = FakeKsef(FakeClock(), page_size=2)
     plan = _plan(tmp_path, 'fleet-a')
     own = _issue(ksef, 'fleet-a', START + MINUTE)
     for index in range(4):             # listed by the name filter 'fleet-a', requested after it: pages 1 and 2
@@ -209,7 +208,7 @@ def test_paging_stops_at_max_pages(tmp_path):
 
 
 def test_paging_stops_when_every_plan_is_found(tmp_path):
-    ksef = PagedKsef(FakeClock())
+    ksef = FakeKsef(FakeClock(), page_size=2)
     plans = [_plan(tmp_path, 'fleet-a'), _plan(tmp_path, 'fleet-b')]
     for index in range(6):             # requested after the intents too, so only the finds end the round
         _issue(ksef, 'fleet-x%d' % index, START + datetime.timedelta(seconds=index + 1))
@@ -220,7 +219,7 @@ def test_paging_stops_when_every_plan_is_found(tmp_path):
 
 
 def test_paging_stops_at_a_page_reaching_before_the_oldest_intent(tmp_path):
-    ksef = PagedKsef(FakeClock())
+    ksef = FakeKsef(FakeClock(), page_size=2)
     early = _plan(tmp_path, 'fleet-a', intent=START)
     late = _plan(tmp_path, 'fleet-b', intent=START + datetime.timedelta(hours=1))
     for index in range(6):             # a day old
@@ -282,7 +281,7 @@ def test_a_match_with_another_key_is_set_aside_not_installed_and_found_by_refere
     clock = FakeClock()
     ksef = FakeKsef(clock, processing_seconds=5)
     module = Module()
-    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
+    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
     plan = _plan(tmp_path, 'erp-auth', record=False, key_plan='generate_in_place')
     plan.decl.store = PendingStore(module, plan.decl.state_path)

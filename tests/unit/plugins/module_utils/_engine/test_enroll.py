@@ -22,8 +22,9 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import K
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import PendingStore
 from ansible_collections.ksef.certificates.plugins.module_utils._records import EnrollmentStatus
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.scheduler import EnrollmentScheduler
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_install import FileModule
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import (
     ENROLLMENT_DATA,
     FakeClock,
     FakeKsef,
@@ -49,10 +50,15 @@ def setup(tmp_path):
                             state_path=str(tmp_path / 'erp.key.ksef-pending.json'), wait=True, revoke_superseded=True))
     decl.store = PendingStore(module, decl.state_path)
     plan = Plan(decl, Decision(decl, action='enrolled', key_plan='generate_in_place', enroll=True))
-    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
+    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
     enroller.plans = [plan]
     return clock, ksef, module, plan, enroller
+
+
+def send_all(clock, ksef, enroller, plans):
+    """Send through the scheduler, whose loop also looks for the certificate of an answer that was lost."""
+    EnrollmentScheduler(ksef, enroller, clock=clock.monotonic, sleep=clock.sleep).send_all(plans, plans)
 
 
 def state(plan):
@@ -83,10 +89,10 @@ def test_refused_enrollment_forgets_the_intent_and_the_key_made_for_it(setup, tm
 
 
 def test_lost_answer_is_reconciled_by_public_key_never_resent(setup):
-    dummy_clock, ksef, dummy_module, plan, enroller = setup
+    clock, ksef, dummy_module, plan, enroller = setup
     ksef.lose_enroll_response = KsefApiError('POST', '/certificates/enrollments', 502,
                                              errors=[{'code': 502, 'description': 'Bad Gateway'}])
-    enroller.send(plan)
+    send_all(clock, ksef, enroller, [plan])
     assert (plan.action, plan.reason) == ('installed', 'reconciled') and plan.issued_serial
     assert ksef.count('enroll') == 1 and state(plan)['phase'] == 'intent'
 
@@ -100,7 +106,7 @@ def test_a_lost_answer_that_never_shows_costs_few_queries_and_never_resends(setu
                                              errors=[{'code': 503, 'description': 'Service Unavailable'}])
     started = clock.monotonic()
     with pytest.raises(KsefError, match='KSeF may still be processing'):
-        enroller.send(plan)
+        send_all(clock, ksef, enroller, [plan])
     # Queries at 0, 5, 15, 35, 75, 135, 195, 255 and 300 s (the last one at the deadline).
     assert ksef.count('query') == 9
     assert clock.monotonic() - started == 300
@@ -110,7 +116,7 @@ def test_a_lost_answer_that_never_shows_costs_few_queries_and_never_resends(setu
 def test_given_up_status_discards_the_record_and_warns(setup):
     dummy_clock, dummy_ksef, module, plan, enroller = setup
     enroller.send(plan)
-    enroller.apply_status(plan, EnrollmentStatus(550, description='Cancelled'))
+    enroller.statuses.apply(plan, EnrollmentStatus(550, description='Cancelled'))
     assert plan.reference_number is None and plan.decl.record is None
     assert 'a new enrollment will be sent' in module.warnings[0]
 
@@ -119,31 +125,18 @@ def test_rejected_status_clears_the_state_and_fails(setup):
     dummy_clock, dummy_ksef, dummy_module, plan, enroller = setup
     enroller.send(plan)
     with pytest.raises(KsefError, match='KSeF rejected enrollment .* KSeF status 400: Bad'):
-        enroller.apply_status(plan, EnrollmentStatus(400, description='Bad'))
+        enroller.statuses.apply(plan, EnrollmentStatus(400, description='Bad'))
     assert plan.decl.record is None
 
 
 def test_revoke_sorts_revoked_from_unknown(setup):
     dummy_clock, ksef, dummy_module, plan, enroller = setup
     serial = ksef.add_certificate('erp-auth', 'authentication', ec.generate_private_key(ec.SECP256R1()))
-    enroller.revoke(plan, serial, 'superseded')
+    enroller.revoker.revoke(plan, serial, 'superseded')
     assert plan.revoked == [serial] and ksef.revocations() == [(serial, 'Superseded')]
 
 
 # -- detection by query pages ---------------------------------------------------------------------
-
-class PagedKsef(FakeKsef):
-    """FakeKsef answering POST /certificates/query page by page (`page_size` items), one recorded call a page."""
-
-    page_size = 2
-
-    def query_pages(self, name=None, certificate_type=None):
-        items = FakeKsef.query(self, name=name, certificate_type=certificate_type)
-        self.calls.pop()   # FakeKsef.query recorded one call for the whole answer: count pages instead
-        for start in range(0, max(len(items), 1), self.page_size):
-            self.record('query', name_filter=name, certificate_type=certificate_type)
-            yield items[start:start + self.page_size]
-
 
 def _plans(tmp_path, module, names):
     plans = []
@@ -162,9 +155,9 @@ def _plans(tmp_path, module, names):
 @pytest.fixture
 def fleet(tmp_path):
     clock = FakeClock()
-    ksef = PagedKsef(clock, processing_seconds=5)
+    ksef = FakeKsef(clock, processing_seconds=5, page_size=2)
     module = Module()
-    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic, sleep=clock.sleep)
+    enroller = Enroller(module, ksef, KsefView(), Installer(module), clock.now, clock=clock.monotonic)
     enroller.enrollment_data = dict(ENROLLMENT_DATA)
     return clock, ksef, module, enroller
 
@@ -181,7 +174,7 @@ def test_detect_finds_issued_enrollments_on_the_newest_page_without_status_calls
     del ksef.calls[:]
     assert enroller.detect(plans, max_pages=5) == plans
     # The two newest certificates are the two enrolled: one page of 2, no status call, the names' common prefix
-    assert ksef.names() == ['query'] and ksef.calls[0][1]['name_filter'] == 'fleet-'
+    assert ksef.names() == ['query'] and ksef.calls[0][1]['name'] == 'fleet-'
     assert all(plan.detected_by_query and plan.status_code == 200 for plan in plans)
     enroller.finish()
     assert all(plan.finished for plan in plans)

@@ -15,6 +15,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan imp
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer, LocalFiles
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import mode
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import make_key, make_seal_certificate
 
 
@@ -54,10 +55,6 @@ def declaration(tmp_path, **extra):
                   certificate_path=str(tmp_path / 'erp.pem'), private_key_type='ec', backup=False)
     values.update(extra)
     return Declaration(values)
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def test_generate_in_place_then_install_the_certificate(tmp_path):

@@ -8,7 +8,7 @@ __metaclass__ = type
 import pytest
 from cryptography import x509
 
-from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto, _der
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import (
@@ -20,7 +20,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.install 
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.softhsm import (  # pylint: disable=unused-import
     USER_PIN,
-    softhsm,  # noqa: F401 - the fixture
+    softhsm_fixture,  # noqa: F401 - registers the fixture 'softhsm'
 )
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_install import FileModule
 
@@ -43,7 +43,7 @@ def token_declaration(softhsm, tmp_path):  # noqa: F811 - pytest fixture injecti
 
 def issue(decl, key):
     """A certificate for a token key (self-signed through the token stands in for KSeF's)."""
-    return x509.load_der_x509_certificate(_pkcs11.sign_with_swapped_key(
+    return x509.load_der_x509_certificate(_der.sign_with_swapped_key(
         certs.make_seal_certificate, key.public_key, decl.keystore.token.signer(key)))
 
 

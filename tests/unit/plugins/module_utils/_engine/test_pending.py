@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import ControllerLock, LockSet
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock
 
 
 def held_by_someone(path):

@@ -19,12 +19,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
+from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
 from ansible_collections.ksef.certificates.plugins.module_utils._credentials import SignerCredentials
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import Exchange, HttpScript
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_auth import (
+    ACCESS,
     REFRESH,
     make_client,
     xades_login,
@@ -154,13 +157,14 @@ def test_without_the_key_nothing_is_proven():
     assert not proof.proven and 'private key of certificate 01F20A5D352AE590 is not available to this run (a CSR was given)' in proof.reason
 
 
-# --- the login proof, through KsefAuthenticator over scripted HTTP ------------------------------
+# --- the login proof, KsefApi.prove_login (KsefAuthenticator) over scripted HTTP ------------------------------
 
-def connection(**overrides):
-    params = {'environment': 'test', 'context_type': 'nip', 'context_id': certs.TEST_NIP,
-              'auth_subject_identifier_type': 'certificate_fingerprint'}
-    params.update(overrides)
-    return ConnectionOptions.from_params(params, login=False)
+def prove_login(client, signer):
+    """KsefApi.prove_login of a run that works with an access token: the successor's login is one of its own."""
+    options = ConnectionOptions.from_params({'environment': 'test', 'context_type': 'nip', 'context_id': certs.TEST_NIP,
+                                             'auth_subject_identifier_type': 'certificate_fingerprint',
+                                             'access_token': ACCESS})
+    KsefApi(client, KsefAuthenticator(client, options)).prove_login(signer)
 
 
 def test_login_proof_logs_in_with_the_new_pair_and_closes_the_session():
@@ -171,7 +175,7 @@ def test_login_proof_logs_in_with_the_new_pair_and_closes_the_session():
         # The scripted tokens expired in January 2026 by the wall clock, so the session is ended with the refresh token.
         Exchange('DELETE', '/auth/sessions/current', token=REFRESH, status=204)])
     client = make_client(script)
-    _proof.prove_login(client, connection(), SignerCredentials(cert, key))
+    prove_login(client, SignerCredentials(cert, key))
     script.verify()
     assert b'certificateSubject' in script.requests[1].body
 
@@ -188,7 +192,7 @@ def test_a_refused_login_keeps_the_predecessor_with_the_reason():
     ])
     client = make_client(script)
     proof = _proof.prove_successor('authentication', SignerCredentials(cert, key), cert,
-                                   lambda signer: _proof.prove_login(client, connection(), signer), None, NOW)
+                                   lambda signer: prove_login(client, signer), None, NOW)
     assert not proof.proven and proof.method == 'login' and '21115' in proof.reason
 
 

@@ -19,6 +19,7 @@ import pytest
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import remote_proof as _remote_proof
 from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import CryptographyBackend
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils import certs
@@ -32,11 +33,16 @@ from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.test_
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils._engine.test_proof import (
     NOW,
     certificate,
-    connection,
     independent_verify,
 )
 
 pytest.importorskip('signxml')
+
+
+def connection():
+    """ksef_certificate_proof's connection options: the context, and no login of the controller's own."""
+    return ConnectionOptions.from_params({'environment': 'test', 'context_type': 'nip', 'context_id': certs.TEST_NIP},
+                                         login=False)
 
 
 def pem(cert):

@@ -10,13 +10,6 @@ import datetime
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_ksef_certificate import (  # pylint: disable=unused-import
-    FakeKsef,
-    Run,
-    clock,
-    ksef,
-    run,
-)
 
 
 def fleet(tmp_path, auth=0, offline=0, extra=()):

@@ -14,7 +14,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.schedule
     STATUS_AFTER_SECONDS,
     EnrollmentScheduler,
 )
-from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.http_script import FakeClock
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import FakeClock, FakeKsef
 
 
 class Plan:
@@ -33,6 +33,7 @@ class Plan:
         self.last_check = None
         self.misses = 0
         self.by_status = False
+        self.lost_answer = None
 
 
 class Worker:
@@ -88,7 +89,12 @@ class Worker:
 
 
 class Slots:
-    """seconds_until_slot: `burst` enrollments, then a pause (a window): `pause` seconds, or the next of `pauses`."""
+    """seconds_until_slot: `burst` enrollments, then a pause (a window): `pause` seconds, or the next of `pauses`.
+
+    The scheduler's only call on the gateway is seconds_until_slot(). These tests script its answers in patterns
+    (pauses of chosen lengths after each burst) that fake_ksef.FakeKsef's real pacing does not produce on demand,
+    against the Worker above rather than a KSeF; the engine against FakeKsef is tested in test_enroll/test_rolling.
+    """
 
     def __init__(self, clock, worker, burst=0, pause=0.0, pauses=None):
         self.clock = clock
@@ -114,7 +120,7 @@ def run(plans, worker, clock, slots=None, check_mode=False):
 
 
 def test_one_enrollment_is_asked_for_by_reference_with_a_doubling_gap():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=7.0)
     plan = Plan('only')
     run([plan], worker, clock)
@@ -125,7 +131,7 @@ def test_one_enrollment_is_asked_for_by_reference_with_a_doubling_gap():
 
 
 def test_the_wait_ends_with_a_last_look_at_the_deadline_and_marks_pending():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=1000.0)
     plan = Plan('slow', wait=5)
     run([plan], worker, clock)
@@ -134,7 +140,7 @@ def test_the_wait_ends_with_a_last_look_at_the_deadline_and_marks_pending():
 
 
 def test_many_enrollments_are_found_by_query_rounds_not_status_polls():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=3.0)
     plans = [Plan('p%02d' % n) for n in range(30)]
     scheduler = run(plans, worker, clock)
@@ -148,7 +154,7 @@ def test_many_enrollments_are_found_by_query_rounds_not_status_polls():
 
 
 def test_the_observed_issuing_delay_times_the_first_look_at_the_next_group():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=5.0)
     plans = [Plan('p%02d' % n) for n in range(40)]
     # 20 enrollments, then a 60 s pause (a minute window), then 20 more
@@ -164,7 +170,7 @@ def test_the_observed_issuing_delay_times_the_first_look_at_the_next_group():
 
 
 def test_one_round_covers_a_burst_sent_over_a_few_seconds():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=5.0)
     plans = [Plan('p%02d' % n) for n in range(60)]
     # KSeF's published limits: 10 a second (a burst of 30 spans 2.5 s), 30 a minute
@@ -181,7 +187,7 @@ def test_one_round_covers_a_burst_sent_over_a_few_seconds():
 
 
 def test_enrollments_the_query_never_shows_are_asked_for_by_reference_once_late():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=2.0, rejected=['p03', 'p04'])
     plans = [Plan('p%02d' % n) for n in range(6)]
     run(plans, worker, clock)
@@ -193,7 +199,7 @@ def test_enrollments_the_query_never_shows_are_asked_for_by_reference_once_late(
 
 
 def test_the_last_enrollment_waited_for_is_asked_for_by_reference():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=2.0, rejected=['p03'])
     plans = [Plan('p%02d' % n) for n in range(5)]
     run(plans, worker, clock)
@@ -203,7 +209,7 @@ def test_the_last_enrollment_waited_for_is_asked_for_by_reference():
 
 
 def test_enrollments_are_sent_once_each_in_order():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock, issue_after=INITIAL_ISSUE_DELAY)
     plans = [Plan('p%02d' % n) for n in range(25)]
     run(plans, worker, clock, slots=Slots(clock, worker, burst=10, pause=1.25))
@@ -213,7 +219,7 @@ def test_enrollments_are_sent_once_each_in_order():
 
 
 def test_ksef_unreachable_for_a_while_delays_the_next_look_and_the_run_goes_on():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     refused = KsefTransportError('POST', '/certificates/query', 'connection refused')
     gateway = KsefApiError('POST', '/certificates/query', 502, errors=[{'code': 502, 'description': 'Bad Gateway'}])
     worker = Worker(clock, issue_after=1.0, failures=[refused, gateway])
@@ -228,7 +234,7 @@ def test_ksef_unreachable_for_a_while_delays_the_next_look_and_the_run_goes_on()
 
 
 def test_ksef_unreachable_until_the_deadline_leaves_the_enrollment_pending():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     refused = KsefTransportError('GET', '/certificates/enrollments/{referenceNumber}', 'connection refused')
     worker = Worker(clock, issue_after=1.0, failures=[refused] * 10)
     plan = Plan('only', wait=10)
@@ -237,7 +243,7 @@ def test_ksef_unreachable_until_the_deadline_leaves_the_enrollment_pending():
 
 
 def test_a_refused_look_still_fails_the_run():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     bad = KsefApiError('POST', '/certificates/query', 400, errors=[{'code': 21405, 'description': 'Bad request'}])
     worker = Worker(clock, failures=[bad])
     with pytest.raises(KsefApiError):
@@ -245,14 +251,14 @@ def test_a_refused_look_still_fails_the_run():
 
 
 def test_check_mode_sends_without_overlap_and_never_looks():
-    clock = FakeClock()
+    clock = FakeClock(start=1000.0)
     worker = Worker(clock)
     plans = [Plan('a'), Plan('b')]
     run(plans, worker, clock, slots=Slots(clock, worker, burst=1, pause=10.0), check_mode=True)
     assert [entry[0] for entry in worker.log] == ['send', 'send'] and clock.sleeps == []
 
 
-def test_an_api_without_slot_probe_never_waits():
-    clock = FakeClock()
-    scheduler = EnrollmentScheduler(object(), Worker(clock), clock=clock, sleep=clock.sleep)
+def test_a_gateway_with_a_free_slot_never_waits():
+    clock = FakeClock(start=1000.0)
+    scheduler = EnrollmentScheduler(FakeKsef(clock), Worker(clock), clock=clock, sleep=clock.sleep)
     assert scheduler.seconds_until_slot(ENROLL_ENDPOINT) == 0.0
