@@ -139,6 +139,11 @@ def _host_line(item, entry, issued, enrolled, check_mode, host, proofs):
                     superseded=[dict(old, revoked=False) for old in _superseded(result.get('superseded'))
                                 if old['serial_number'] != certificate.get('serial_number')])
         return line
+    if result and result.get('action') in ('deferred', 'blocked'):
+        # Held by the wave planner (call budget, free slots): the .next key waits for a later run, which enrolls it
+        # once this run's proven renewals have given their predecessors' slots back.
+        line.update(action=result['action'], reason=result.get('reason') or line['reason'])
+        return line
     if not result or not result.get('certificate_pem'):
         why = (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
         line['failure'] = ('KSeF returned no certificate for %s (%s): %s; rerun to resume, the key %s is kept'

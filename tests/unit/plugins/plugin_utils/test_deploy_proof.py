@@ -182,3 +182,13 @@ def test_a_certificate_issued_earlier_for_the_hosts_key_supersedes_the_deployed_
                                           {'finished': finished, 'revoked': {'revoked': [OLD]}})[0]
     assert line['action'] == 'installed' and line['serial_number'] == NEW
     assert line['superseded'] == [{'serial_number': OLD, 'valid_to': '2027-01-01T00:00:00+00:00', 'revoked': True}]
+
+
+def test_a_renewal_the_wave_planner_holds_waits_for_a_later_run_without_failing_its_host():
+    host = prepared('a', renewal_due=True)
+    batch = _deploy_account.batch({'a': host}, {'certificates': [listed(OLD, '2026-01-01T00:00:00+00:00')]}, NOW)
+    enrolled = {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'action': 'blocked',
+                                  'reason': 'no_free_slot', 'certificate': None, 'superseded': []}]}
+    assert FILTERS['ksef_deploy_proof_requests'](batch, enrolled, ['a']) == []
+    line = FILTERS['ksef_deploy_account'](host, batch['hosts']['a'], enrolled, {}, False, 'a', {})[0]
+    assert (line['action'], line['failed'], line['changed'], line['reason']) == ('blocked', False, False, 'no_free_slot')
