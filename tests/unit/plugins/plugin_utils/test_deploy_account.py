@@ -72,7 +72,7 @@ def test_check_mode_says_what_it_would_do():
     assert renew['action'] == 'renewed' and renew['changed'] and renew['check_mode']
     assert renew['superseded'] == [{'serial_number': OLD, 'valid_to': '2026-12-01T00:00:00+00:00', 'revoked': True}]
     assert 'would renew serial %s with a new key and certificate, because the certificate expires within 30 days' % OLD in renew['message']
-    assert renew['message'].endswith('; would revoke serial %s' % OLD)
+    assert renew['message'].endswith('; would prove the new certificate through the host and revoke serial %s' % OLD)
     enroll = FILTERS['ksef_deploy_account'](prepared('b'), decided['hosts']['b'], {}, {}, True, 'b')[0]
     assert 'would enroll a new key and certificate, because no readable certificate' in enroll['message']
 
