@@ -47,7 +47,7 @@ help:
 	@echo '                      integration-2.16: targets aliased ksef/smoke); TARGETS=name limits the latest run'
 	@echo 'make awx-tests        the playbooks through ansible-runner with the AWX credential injected (own emulator)'
 	@echo 'make lifecycle        scheduled runs through two certificate renewals in simulated time, libfaketime (own emulator)'
-	@echo 'make lint             ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
+	@echo 'make lint             ruff, ansible-lint, antsibull-changelog lint, collection build + tarball check, ansible-builder introspect'
 	@echo 'make test             all of the above with a per-stage summary (what CI runs)'
 	@echo 'make mutation         mutmut over plugins/module_utils, judged by the unit tests (not part of make test;'
 	@echo '                      MUTATION_PATHS=plugins/module_utils/_engine/decide.py narrows it)'

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make lint`: ansible-lint, changelog lint, collection build + tarball content check, EE introspection,
+# `make lint`: ruff over the Python code, ansible-lint, changelog lint, collection build + tarball content check, EE introspection,
 # the AWX material's tests (tests/awx).
 #
 # Usage: tools/lint.sh VENV_DIR
@@ -13,6 +13,9 @@ out="$repo/build/lint"
 failed=()
 
 cd "$repo" || exit 1
+
+echo "--- ruff check (ruff.toml: plugins, tests/unit, tests/emulator, tools)"
+ruff check --no-cache --output-format concise || failed+=(ruff)
 
 echo "--- ansible-lint (production profile, offline)"
 lint_paths=()

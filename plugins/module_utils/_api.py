@@ -23,7 +23,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefInputError,
     KsefTransportError,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._records import (  # pylint: disable=unused-import; re-exported for the modules
+from ansible_collections.ksef.certificates.plugins.module_utils._records import (  # pylint: disable=unused-import; re-exported for the modules  # noqa: F401
     CERTIFICATE_STATUSES,
     CERTIFICATE_TYPES,
     REVOCATION_REASONS,

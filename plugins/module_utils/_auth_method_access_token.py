@@ -7,7 +7,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from typing import TYPE_CHECKING, Any, Dict, Mapping, NoReturn, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod, check_token
@@ -33,5 +33,5 @@ class AccessTokenAuthMethod(AuthMethod):
     def check_given(cls, params: Mapping[str, Any]) -> None:
         check_token('access_token', params.get('access_token'))
 
-    def start(self, gateway: KsefAuthApi, challenge: Dict[str, Any], connection: 'ConnectionOptions', now: float) -> NoReturn:
+    def start(self, gateway: KsefAuthApi, challenge: Dict[str, Any], connection: 'ConnectionOptions', now: float) -> Dict[str, Any]:
         raise AssertionError('an access token is used as is; there is no login to start')  # pragma: no cover

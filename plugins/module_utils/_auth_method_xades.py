@@ -70,9 +70,9 @@ class XadesAuthMethod(AuthMethod):
 class SignerXadesAuthMethod(XadesAuthMethod):
     """The XAdES login with a signer already in hand (a successor's key and certificate, or a token key)."""
 
-    def __init__(self, signer):
+    def __init__(self, signer: Any) -> None:
         XadesAuthMethod.__init__(self, {})
         self.credentials = signer
 
-    def prepare(self):
+    def prepare(self) -> None:
         """The signer was loaded by the caller."""

@@ -13,6 +13,8 @@ the caller; the subject layout is therefore exactly the one of file keys.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Callable, List, Tuple
+
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -28,7 +30,7 @@ INTEGER = 0x02
 BIT_STRING = 0x03
 
 
-def encode_length(length):
+def encode_length(length: int) -> bytes:
     """The DER length octets of a content of `length` bytes (short form below 128, else long form)."""
     if length < 0x80:
         return bytes([length])
@@ -36,17 +38,17 @@ def encode_length(length):
     return bytes([0x80 | len(body)]) + body
 
 
-def encode(tag, content):
+def encode(tag: int, content: bytes) -> bytes:
     """One DER element: tag, length, content."""
     return bytes([tag]) + encode_length(len(content)) + content
 
 
-def encode_integer(value):
+def encode_integer(value: int) -> bytes:
     """A non-negative INTEGER element (a leading zero byte keeps the top bit clear, as DER wants)."""
     return encode(INTEGER, value.to_bytes(value.bit_length() // 8 + 1, 'big'))
 
 
-def read(data, offset=0):
+def read(data: bytes, offset: int = 0) -> Tuple[int, int, int]:
     """(tag, content start, content end) of the DER element at offset (definite lengths only)."""
     tag = data[offset]
     first = data[offset + 1]
@@ -58,13 +60,13 @@ def read(data, offset=0):
     return tag, start, start + length
 
 
-def content(data, offset=0):
+def content(data: bytes, offset: int = 0) -> bytes:
     """The content bytes of the DER element at offset (an OCTET STRING's value, a SEQUENCE's children)."""
     dummy_tag, start, end = read(data, offset)
     return data[start:end]
 
 
-def children(data):
+def children(data: bytes) -> List[bytes]:
     """The encoded child elements of the DER SEQUENCE (or SET) that data starts with."""
     dummy_tag, start, end = read(data)
     found = []
@@ -75,7 +77,7 @@ def children(data):
     return found
 
 
-def signature_value(key_type, raw_signature):
+def signature_value(key_type: str, raw_signature: bytes) -> bytes:
     """The X.509/PKCS#10 form of a raw signature: RSA as is, ECDSA raw r||s (IEEE P1363) -> DER Ecdsa-Sig-Value."""
     if key_type == 'rsa':
         return raw_signature
@@ -83,7 +85,7 @@ def signature_value(key_type, raw_signature):
     return encode_dss_signature(int.from_bytes(raw_signature[:half], 'big'), int.from_bytes(raw_signature[half:], 'big'))
 
 
-def sign_with_swapped_key(build, public_key, sign):
+def sign_with_swapped_key(build: Callable[[Any], Any], public_key: Any, sign: Callable[[bytes], bytes]) -> bytes:
     """DER of a CSR or certificate whose public key is public_key and whose signature comes from sign(tbs).
 
     build(throwaway_private_key) returns a signed cryptography CSR or certificate with the desired content; its

@@ -157,6 +157,5 @@ class KsefModule:
             result = func(self)
         except KsefError as exc:
             self.fail(exc)
-            return
         if isinstance(result, dict):
             self.exit_json(**result)

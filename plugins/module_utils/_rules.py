@@ -204,7 +204,8 @@ def renewal_due(valid_to: DateTimeValue, now: datetime.datetime, renew_before_da
     return parse_datetime(valid_to) - now <= datetime.timedelta(days=renew_before_days)
 
 
-def renews_every_run(renew_before_days, valid_from, valid_to):
+def renews_every_run(renew_before_days: Optional[int], valid_from: Union[None, str, datetime.datetime],
+                     valid_to: Union[None, str, datetime.datetime]) -> Optional[int]:
     """The lifetime in whole days when renew_before_days reaches it: such a certificate is due from the day it is
     issued, so every run renews it (one enrollment request each). None when the window is shorter (or unknown).
     valid_from and valid_to are datetimes or KSeF date-time strings."""

@@ -103,7 +103,7 @@ def test_unit_tests_mirror_module_utils():
 
 # Issue 22: the public functions and methods of these module_utils files carry type hints (CONTRIBUTING.md, "Code").
 ANNOTATED = [
-    '_errors.py', '_pem.py', '_records.py', '_rules.py',
+    '_errors.py', '_pem.py', '_records.py', '_rules.py', '_der.py',
     '_http.py', '_http_answers.py', '_pacing.py',
     '_files.py', '_connection.py', '_module.py', '_tokens.py', '_login.py',
     '_auth_method_base.py', '_auth_method_access_token.py', '_auth_method_ksef_token.py', '_auth_method_pkcs11.py',

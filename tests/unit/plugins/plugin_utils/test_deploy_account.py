@@ -182,8 +182,8 @@ def test_batch_values_reads_one_variable_of_every_host_in_batch_order():
                               'app3': {'_ksef_deploy_prepared': {'declarations': [3]}, 'other': 'x'}})
     batch_values = FILTERS['ksef_deploy_batch_values']
     # app2 never registered it (skipped, or failed before): left out, the others keep the batch's order.
-    in_order = batch_values(['app3', 'app2', 'app1'], hostvars, '_ksef_deploy_prepared')
-    assert in_order == [{'declarations': [3]}, {'declarations': [1]}]
+    assert batch_values(['app3', 'app2', 'app1'], hostvars, '_ksef_deploy_prepared') == [
+        {'declarations': [3]}, {'declarations': [1]}]
     assert batch_values(['app1', 'app2', 'app3'], hostvars, '_ksef_deploy_prepared', by_host=True) == {
         'app1': {'declarations': [1]}, 'app3': {'declarations': [3]}}
     assert batch_values(['app1'], hostvars, 'other') == []
