@@ -16,6 +16,7 @@ import base64
 import collections
 import datetime
 import re
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Union
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
@@ -33,7 +34,11 @@ from ansible_collections.ksef.certificates.plugins.module_utils._records import 
     snake_item,
     snake_name,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import subject_control_problems
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import DateTimeValue, subject_control_problems
+
+if TYPE_CHECKING:  # for the hints only: _http (through _pacing) and _auth import this module
+    from ansible_collections.ksef.certificates.plugins.module_utils._auth import KsefAuthenticator
+    from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 
 
 class Endpoint(collections.namedtuple('Endpoint', ['method', 'route'])):
@@ -86,7 +91,7 @@ TOKEN_ITEM_FIELDS = ('referenceNumber', 'description', 'status')
 SERIAL_NUMBER_PATTERN = re.compile(r'[0-9A-F]{16}')
 
 
-def to_api(mapping, value, option_name='value'):
+def to_api(mapping: Mapping[str, str], value: Optional[str], option_name: str = 'value') -> Optional[str]:
     """Snake-case option value (or the API spelling itself) -> API enum value."""
     if value is None:
         return None
@@ -106,7 +111,7 @@ def _date_time(value):
 
 
 # Fields of a certificate list item that callers index directly; KSeF always sends them as strings.
-def normalize_serial_numbers(serial_numbers):
+def normalize_serial_numbers(serial_numbers: Iterable[Optional[str]]) -> List[str]:
     """Upper-case, de-duplicate (order kept) and validate serial numbers; KsefInputError on a bad one."""
     normalized = []
     invalid = []
@@ -147,45 +152,45 @@ def _send(client, endpoint, **kwargs):
 class KsefAuthApi:
     """The login and session endpoints: no token, the operation token of a login, or the session's tokens."""
 
-    def __init__(self, client):
+    def __init__(self, client: 'KsefHttpClient') -> None:
         self.client = client
 
-    def challenge(self):
+    def challenge(self) -> Dict[str, Any]:
         # A challenge changes nothing in KSeF, so a 5xx or a lost answer may be retried.
         body = _require_dict(_send(self.client, AUTH_CHALLENGE, idempotent=True), AUTH_CHALLENGE)
         if not body.get('challenge'):
             raise _unexpected(AUTH_CHALLENGE, 'no challenge')
         return body
 
-    def xades_signature(self, document, verify_chain):
+    def xades_signature(self, document: bytes, verify_chain: bool) -> Dict[str, Any]:
         """Start a login with a signed AuthTokenRequest (XML); {'referenceNumber', 'authenticationToken'}."""
         return _require_dict(_send(self.client, AUTH_XADES_SIGNATURE, data=document, expect=(202,),
                                    params={'verifyCertificateChain': 'true' if verify_chain else 'false'},
                                    headers={'Content-Type': 'application/xml'}), AUTH_XADES_SIGNATURE)
 
-    def ksef_token(self, body):
+    def ksef_token(self, body: Mapping[str, Any]) -> Dict[str, Any]:
         """Start a login with an encrypted KSeF token; {'referenceNumber', 'authenticationToken'}."""
         return _require_dict(_send(self.client, AUTH_KSEF_TOKEN, json=body, expect=(202,)), AUTH_KSEF_TOKEN)
 
-    def public_key_certificates(self):
+    def public_key_certificates(self) -> List[Dict[str, Any]]:
         """KSeF's public key certificates (those that encrypt KSeF tokens among them); [] for any other answer."""
         entries = _send(self.client, PUBLIC_KEY_CERTIFICATES)
         return entries if isinstance(entries, list) else []
 
-    def status(self, reference_number, operation_token):
+    def status(self, reference_number: Optional[str], operation_token: Optional[str]) -> Dict[str, Any]:
         """Where the login operation stands: {'status': {'code', ...}, 'authenticationMethodInfo', ...}."""
         return _require_dict(_send(self.client, AUTH_STATUS, path_params={'referenceNumber': reference_number},
                                    token=operation_token), AUTH_STATUS)
 
-    def redeem(self, operation_token):
+    def redeem(self, operation_token: Optional[str]) -> Dict[str, Any]:
         """The access and refresh tokens of a finished login (once per login)."""
         return _require_dict(_send(self.client, AUTH_TOKEN_REDEEM, token=operation_token), AUTH_TOKEN_REDEEM)
 
-    def refresh(self, refresh_token):
+    def refresh(self, refresh_token: str) -> Dict[str, Any]:
         """A new access token: {'accessToken': {'token', 'validUntil'}}."""
         return _require_dict(_send(self.client, AUTH_TOKEN_REFRESH, token=refresh_token), AUTH_TOKEN_REFRESH)
 
-    def close_session(self, token):
+    def close_session(self, token: Optional[str]) -> None:
         """End the session of `token` (access or refresh token); KsefApiError 401 when it has already ended."""
         _send(self.client, SESSION_CLOSE, token=token, expect=(200, 204))
 
@@ -193,7 +198,8 @@ class KsefAuthApi:
 class KsefTokenCalls:
     """The /tokens calls of KsefApi (which supplies _call): raw API items, checked for the fields callers index."""
 
-    def token_pages(self, statuses=None, description=None, author=None, author_type=None):
+    def token_pages(self, statuses: Optional[Iterable[str]] = None, description: Optional[str] = None, author: Optional[str] = None,
+                    author_type: Optional[str] = None) -> Iterator[List[Dict[str, Any]]]:
         """GET /tokens page by page (pageSize 100, newest first), following x-continuation-token: yields item lists."""
         params = {'pageSize': TOKENS_PAGE_SIZE}
         if statuses:
@@ -217,11 +223,11 @@ class KsefTokenCalls:
             if not continuation or not tokens:
                 return
 
-    def tokens(self, **filters):
+    def tokens(self, **filters: Any) -> List[Dict[str, Any]]:
         """Every token the session may see (see token_pages for the filters)."""
         return [item for page in self.token_pages(**filters) for item in page]
 
-    def generate_token(self, description, permissions):
+    def generate_token(self, description: str, permissions: Iterable[str]) -> Dict[str, Any]:
         """POST /tokens (never retried: a second call would make a second token): {'referenceNumber', 'token'}."""
         body = _require_dict(self._call(TOKENS_GENERATE, json={'description': description, 'permissions': list(permissions)},
                                         expect=(202,), idempotent=False), TOKENS_GENERATE)
@@ -229,13 +235,13 @@ class KsefTokenCalls:
             raise _unexpected(TOKENS_GENERATE, 'no referenceNumber or token')
         return body
 
-    def token_status(self, reference_number):
+    def token_status(self, reference_number: str) -> Dict[str, Any]:
         body = _require_dict(self._call(TOKEN_STATUS, path_params={'referenceNumber': reference_number}), TOKEN_STATUS)
         if not isinstance(body.get('status'), str):
             raise _unexpected(TOKEN_STATUS, 'no status')
         return body
 
-    def revoke_token(self, reference_number):
+    def revoke_token(self, reference_number: str) -> None:
         """DELETE /tokens/{ref}; safe to repeat after a lost answer (the caller reads the status again)."""
         self._call(TOKEN_REVOKE, path_params={'referenceNumber': reference_number}, expect=(204, 200), idempotent=True)
 
@@ -243,7 +249,7 @@ class KsefTokenCalls:
 class KsefApi(CertificateRecords, KsefTokenCalls):
     """KSeF API v2 certificate calls on top of KsefHttpClient and KsefAuthenticator."""
 
-    def __init__(self, client, authenticator):
+    def __init__(self, client: 'KsefHttpClient', authenticator: 'KsefAuthenticator') -> None:
         self.client = client
         self.authenticator = authenticator
         self.rate_limits_read = False
@@ -257,37 +263,38 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
                 raise
         return _send(self.client, endpoint, token=self.authenticator.access_token(), **kwargs)
 
-    def seconds_until_slot(self, method, endpoint):
+    def seconds_until_slot(self, method: str, endpoint: str) -> float:
         """Seconds until the client would send a request to `endpoint` (route template) without pacing."""
         return self.client.seconds_until_slot(method, endpoint)
 
-    def limits_for(self, endpoint):
+    def limits_for(self, endpoint: Union[Endpoint, str]) -> Dict[int, int]:
         """{window seconds: calls} the client paces `endpoint` ('METHOD /route') to: published, read from GET
         /rate-limits, or learned from a 429."""
         method, route = str(endpoint).split(' ', 1)
         return self.client.limits_for(method, route)
 
-    def limits_source(self):
+    def limits_source(self) -> str:
         """Where the limits of limits_for() come from: 'published', 'GET /rate-limits', with '+429' once a 429 taught more."""
         return self.client.pacer.limits_source
 
-    def calls_by_endpoint(self):
+    def calls_by_endpoint(self) -> Dict[str, int]:
         """{'METHOD /route': requests sent} by this run's client so far (every attempt counts, as KSeF counts them)."""
         return dict(self.client.calls_by_endpoint)
 
-    def prove_login(self, signer):
+    # signer: a successor's key and certificate (_credentials.SignerCredentials or _pkcs11.TokenSigner).
+    def prove_login(self, signer: Any) -> None:
         """Log in with `signer` (a successor's key and certificate) as its certificate's owner and end that session:
         the proof of an Authentication successor (_proof). KsefError when KSeF refuses the login."""
         self.authenticator.login_once_as(signer)
 
-    def rate_limits(self):
+    def rate_limits(self) -> Dict[str, Any]:
         """GET /rate-limits; the effective limits are also applied to the client's pacing."""
         body = self._call(RATE_LIMITS) or {}
         self.client.set_rate_limits(body)
         self.rate_limits_read = True
         return body
 
-    def ensure_rate_limits(self):
+    def ensure_rate_limits(self) -> None:
         """Read GET /rate-limits once per run, for a run with more to do than a no-op, and pace to it.
 
         KSeF TEST lets users lower the limits (POST /testdata/rate-limits) and KSeF may lower them for a
@@ -304,10 +311,10 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
             self.client.warn('Could not read the effective rate limits (%s); pacing to the published KSeF limits'
                              % exc)
 
-    def limits(self):
+    def limits(self) -> Dict[str, Any]:
         return _require_dict(self._call(LIMITS), LIMITS)
 
-    def enrollment_data(self):
+    def enrollment_data(self) -> Dict[str, Any]:
         """The subject attributes a CSR must carry; refused when a value holds a control character.
 
         The values become a CSR subject here and an OpenSSL configuration on hosts (the role): a newline
@@ -322,7 +329,7 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
                                                    ', '.join(repr(value) for dummy, value in problems)))
         return data
 
-    def enroll(self, name, certificate_type, csr_der, valid_from=None):
+    def enroll(self, name: str, certificate_type: str, csr_der: bytes, valid_from: Optional[DateTimeValue] = None) -> Dict[str, Any]:
         """POST /certificates/enrollments (never retried: each call consumes an enrollment slot)."""
         body = {
             'certificateName': name,
@@ -333,7 +340,7 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
             body['validFrom'] = _date_time(valid_from)
         return _require_dict(self._call(ENROLL, json=body, expect=(202,), idempotent=False), ENROLL)
 
-    def enrollment_status(self, reference_number):
+    def enrollment_status(self, reference_number: str) -> Dict[str, Any]:
         body = _require_dict(self._call(ENROLLMENT_STATUS, path_params={'referenceNumber': reference_number}),
                              ENROLLMENT_STATUS)
         if not isinstance(body.get('status'), dict) or not isinstance(body['status'].get('code'), int):
@@ -342,7 +349,7 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
             raise _unexpected(ENROLLMENT_STATUS, 'certificateSerialNumber is not a string')
         return body
 
-    def retrieve(self, serial_numbers):
+    def retrieve(self, serial_numbers: Optional[Iterable[str]]) -> List[Dict[str, Any]]:
         """POST /certificates/retrieve in chunks of 10; list of items (certificate = Base64 DER)."""
         serial_numbers = list(serial_numbers or [])
         items = []
@@ -357,7 +364,8 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
             items.extend(certificates)
         return items
 
-    def query(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+    def query(self, name: Optional[str] = None, certificate_type: Optional[str] = None, status: Optional[str] = None,
+              serial_number: Optional[str] = None, expires_after: Optional[DateTimeValue] = None) -> List[Dict[str, Any]]:
         """POST /certificates/query, every page (pageSize 50); raw API items, newest request first."""
         items = []
         for certificates in self.query_pages(name=name, certificate_type=certificate_type, status=status,
@@ -365,7 +373,8 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
             items.extend(certificates)
         return items
 
-    def query_pages(self, name=None, certificate_type=None, status=None, serial_number=None, expires_after=None):
+    def query_pages(self, name: Optional[str] = None, certificate_type: Optional[str] = None, status: Optional[str] = None,
+                    serial_number: Optional[str] = None, expires_after: Optional[DateTimeValue] = None) -> Iterator[List[Dict[str, Any]]]:
         """POST /certificates/query page by page (pageSize 50, newest request first): yields lists of raw items.
 
         A caller that has seen enough stops iterating and no further page is requested (the enrollment
@@ -395,7 +404,7 @@ class KsefApi(CertificateRecords, KsefTokenCalls):
             if not response.get('hasMore') or not certificates:
                 return
 
-    def revoke(self, serial_number, reason=None):
+    def revoke(self, serial_number: str, reason: Optional[str] = None) -> bool:
         """True when revoked now; False when KSeF says it is already revoked, blocked or expired (25009)."""
         body = {}
         if reason:

@@ -12,10 +12,12 @@ import copy
 import datetime
 import json
 import time
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_TOKEN_REDEEM, KsefAuthApi
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_xades import SignerXadesAuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
+from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefAuthError,
@@ -44,7 +46,7 @@ AUTH_STATUS_HINTS = {
 }
 
 
-def jwt_expiry(token):
+def jwt_expiry(token: Optional[str]) -> Optional[float]:
     """The exp claim of a JWT as epoch seconds, or None (the signature is not checked: KSeF is the authority)."""
     try:
         payload = token.split('.')[1]
@@ -55,7 +57,7 @@ def jwt_expiry(token):
         return None
 
 
-def token_expiry(token, valid_until=None):
+def token_expiry(token: Optional[str], valid_until: Optional[str] = None) -> Optional[float]:
     """Expiry in epoch seconds from validUntil, else from the JWT exp claim, else None."""
     parsed = parse_datetime_or_none(valid_until)
     if parsed is not None:
@@ -72,7 +74,8 @@ def _iso(epoch):
 class KsefAuthenticator:
     """Logs in with one authentication method (_auth_methods.py) and keeps the session's tokens for a run."""
 
-    def __init__(self, client, options, poll_interval=POLL_INTERVAL, poll_timeout=POLL_TIMEOUT, wall_clock=time.time):
+    def __init__(self, client: KsefHttpClient, options: Union[ConnectionOptions, Mapping[str, Any]], poll_interval: float = POLL_INTERVAL,
+                 poll_timeout: float = POLL_TIMEOUT, wall_clock: Callable[[], float] = time.time) -> None:
         """`options`: ConnectionOptions, or a dict of module options (validated here then)."""
         self.client = client
         self.gateway = KsefAuthApi(client)
@@ -98,21 +101,21 @@ class KsefAuthenticator:
 
     # -- public ------------------------------------------------------------------------------------
     @property
-    def method(self):
+    def method(self) -> Optional[str]:
         """'xades', 'ksef_token' or 'access_token'."""
         return self.auth.NAME
 
     @property
-    def credentials(self):
+    def credentials(self) -> Any:
         """The signer of a signature login, else None."""
         return self.auth.credentials
 
     @property
-    def session_opened(self):
+    def session_opened(self) -> bool:
         """True when this object logged in (and so owns a session to close)."""
         return self._opened
 
-    def access_token(self):
+    def access_token(self) -> Optional[str]:
         """A valid access token: logs in lazily and refreshes it when less than a minute is left."""
         if not self.auth.LOGS_IN:
             return self._access_token
@@ -122,7 +125,7 @@ class KsefAuthenticator:
             self.refresh()
         return self._access_token
 
-    def handle_unauthorized(self):
+    def handle_unauthorized(self) -> bool:
         """After a 401: get a new access token once. False when that is impossible (given access_token)."""
         if not self.auth.LOGS_IN:
             return False
@@ -132,14 +135,14 @@ class KsefAuthenticator:
             self.login()
         return True
 
-    def login(self):
+    def login(self) -> None:
         """challenge -> the method's start (XAdES or KSeF token) -> poll the auth operation -> redeem tokens."""
         if not self.auth.LOGS_IN:
             return
         challenge = self.gateway.challenge()
         self.complete_login(self.auth.start(self.gateway, challenge, self.options, self.wall_clock()))
 
-    def complete_login(self, init):
+    def complete_login(self, init: Mapping[str, Any]) -> None:
         """The second half of a login whose start was sent (init: KSeF's answer to it, referenceNumber and
         authenticationToken): poll the auth operation to status 200, redeem the tokens. A login signed elsewhere
         (a key kept on a managed host, _engine/remote_proof.py) sends its start itself and ends here."""
@@ -149,7 +152,7 @@ class KsefAuthenticator:
         self._store_tokens(self.gateway.redeem(operation_token))
         self._opened = True
 
-    def login_once_as(self, signer):
+    def login_once_as(self, signer: Any) -> None:
         """Log in with `signer` (another key and certificate, e.g. a successor's) through this client and connection,
         as the owner of its certificate, then end that session; KsefError when KSeF refuses the login.
 
@@ -167,7 +170,7 @@ class KsefAuthenticator:
         finally:
             other.close()
 
-    def refresh(self):
+    def refresh(self) -> None:
         """New access token from the refresh token (log in again when the refresh token is not accepted)."""
         if not self._refresh_token:
             self.login()
@@ -184,7 +187,7 @@ class KsefAuthenticator:
         self._access_token = access.get('token')
         self._access_expiry = token_expiry(self._access_token, access.get('validUntil'))
 
-    def tokens(self):
+    def tokens(self) -> Dict[str, Any]:
         return {
             'access_token': self._access_token,
             'access_token_valid_until': _iso(self._access_expiry),
@@ -193,7 +196,7 @@ class KsefAuthenticator:
             'reference_number': self.reference_number,
         }
 
-    def close(self):
+    def close(self) -> None:
         """End the session this object opened (KsefAuthApi.close_session); failures become warnings."""
         if not self._opened:
             return

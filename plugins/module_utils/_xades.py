@@ -18,6 +18,7 @@ import base64
 import datetime
 import hashlib
 import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 try:
     from lxml import etree
@@ -63,7 +64,7 @@ IP4_MASK = re.compile(r'%s/(3[0-2]|[12][0-9]|[0-9])' % _IPV4)
 MAX_PER_IP_KIND = 10
 
 
-def classify_allowed_ips(entries):
+def classify_allowed_ips(entries: Sequence[str]) -> Dict[str, List[str]]:
     """Split auth_allowed_ips entries into {'ip4Addresses': [...], 'ip4Ranges': [...], 'ip4Masks': [...]}.
 
     Accepts 'a.b.c.d', 'a.b.c.d-e.f.g.h' (spaces around '-' are dropped) and 'a.b.c.d/n'.
@@ -96,8 +97,8 @@ def _sub(parent, ns, name, text=None, **attrs):
     return element
 
 
-def build_auth_token_request(challenge, context_type, context_id, subject_identifier_type='certificate_subject',
-                             allowed_ips=None):
+def build_auth_token_request(challenge: str, context_type: str, context_id: str, subject_identifier_type: str = 'certificate_subject',
+                             allowed_ips: Optional[Sequence[str]] = None) -> 'etree._Element':
     """The unsigned AuthTokenRequest element (namespace 2.0, as the official clients emit)."""
     if context_type not in CONTEXT_ELEMENTS:
         raise KsefInputError('unsupported context_type %r' % context_type)
@@ -133,7 +134,8 @@ def _signing_time(now=None):
     return (now - datetime.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def prepare_signature(root, certificate, certificate_der, key_type, now=None):
+def prepare_signature(root: 'etree._Element', certificate: Any, certificate_der: bytes, key_type: Optional[str],
+                      now: Optional[datetime.datetime] = None) -> bytes:
     """Append the XAdES-BES enveloped signature to root (in place) with an empty SignatureValue; return the bytes
     its signature covers (the exclusive C14N of SignedInfo).
 
@@ -194,13 +196,13 @@ def _signature_element(root, name):
     return found
 
 
-def attach_signature_value(root, signature_value):
+def attach_signature_value(root: 'etree._Element', signature_value: bytes) -> bytes:
     """Fill in the SignatureValue of a document made by prepare_signature; return the serialized document bytes."""
     _signature_element(root, 'SignatureValue').text = base64.b64encode(signature_value).decode('ascii')
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding='UTF-8')
 
 
-def parse_prepared(document):
+def parse_prepared(document: bytes) -> 'Tuple[etree._Element, bytes]':
     """(root, the bytes its signature covers) of a document prepare_signature made and serialized, read back
     without entities or network access."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
@@ -211,7 +213,7 @@ def parse_prepared(document):
     return root, _exc_c14n(_signature_element(root, 'SignedInfo'))
 
 
-def references_match(root):
+def references_match(root: 'etree._Element') -> bool:
     """True when both references of the document's signature (the document itself, enveloped, and its
     SignedProperties) still carry the digests of what they cover: nothing changed since prepare_signature."""
     signature = root.find('{%s}Signature' % DS_NS)
@@ -230,13 +232,14 @@ def references_match(root):
     return digests == [document_digest, _digest_b64(_exc_c14n(properties))]
 
 
-def unsigned_document(root):
+def unsigned_document(root: 'etree._Element') -> bytes:
     """The serialized document with its empty SignatureValue, to carry between prepare_signature and
     attach_signature_value."""
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding='UTF-8')
 
 
-def sign_enveloped(root, credentials, now=None):
+# credentials: a signer, _credentials.SignerCredentials or _pkcs11.TokenSigner (certificate, sign(data)).
+def sign_enveloped(root: 'etree._Element', credentials: Any, now: Optional[datetime.datetime] = None) -> bytes:
     """Append a XAdES-BES enveloped signature to root (in place) and return the serialized document bytes.
 
     credentials is a signer: .certificate, .certificate_der, .key_type ('rsa' or 'ec') and .sign(data), which
@@ -247,8 +250,9 @@ def sign_enveloped(root, credentials, now=None):
     return attach_signature_value(root, credentials.sign(signed_info))
 
 
-def signed_auth_token_request(credentials, challenge, context_type, context_id,
-                              subject_identifier_type='certificate_subject', allowed_ips=None, now=None):
+def signed_auth_token_request(credentials: Any, challenge: str, context_type: str, context_id: str,
+                              subject_identifier_type: str = 'certificate_subject', allowed_ips: Optional[Sequence[str]] = None,
+                              now: Optional[datetime.datetime] = None) -> bytes:
     """Build and sign the AuthTokenRequest; return the XML bytes for KsefAuthApi.xades_signature()."""
     root = build_auth_token_request(challenge, context_type, context_id, subject_identifier_type, allowed_ips)
     return sign_enveloped(root, credentials, now=now)
