@@ -18,6 +18,7 @@ import os
 import re
 import time
 import traceback
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Union
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
@@ -55,6 +56,10 @@ except ImportError:
 else:
     HAS_CRYPTOGRAPHY = True
 
+if TYPE_CHECKING:  # the key types of the hints ('PrivateKey'): cryptography is optional at import time
+    from ansible.module_utils.basic import AnsibleModule
+    PrivateKey = Union[rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey]
+
 try:
     # The only way to choose the ASN.1 string type of a name attribute; stable since cryptography 2.x.
     from cryptography.x509.name import _ASN1Type
@@ -79,7 +84,7 @@ def _string_type(name):
 # Private keys
 # ---------------------------------------------------------------------------------------------
 
-def generate_private_key(key_type=DEFAULT_KEY_TYPE):
+def generate_private_key(key_type: str = DEFAULT_KEY_TYPE) -> 'PrivateKey':
     """A new private key accepted by KSeF: EC on P-256 (default) or RSA 2048."""
     if key_type == 'ec':
         return ec.generate_private_key(ec.SECP256R1())
@@ -88,7 +93,7 @@ def generate_private_key(key_type=DEFAULT_KEY_TYPE):
     raise KsefInputError('Unsupported private key type %r; use one of: %s' % (key_type, ', '.join(KEY_TYPES)))
 
 
-def key_type_of(key):
+def key_type_of(key: Any) -> Optional[str]:
     """'ec' or 'rsa' for a private or public key; None for anything else."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
         return 'ec'
@@ -97,7 +102,7 @@ def key_type_of(key):
     return None
 
 
-def check_key_supported(key, what='private key'):
+def check_key_supported(key: Any, what: str = 'private key') -> None:
     """Raise KsefInputError unless the key is one KSeF certifies: RSA exactly 2048 bits or EC P-256."""
     kind = key_type_of(key)
     if kind == 'rsa':
@@ -130,12 +135,12 @@ class KeyLoadError(Exception):
     'unsupported' (an algorithm cryptography does not know) or 'invalid'.
     """
 
-    def __init__(self, reason):
+    def __init__(self, reason: str) -> None:
         super(KeyLoadError, self).__init__(reason)
         self.reason = reason
 
 
-def parse_private_key(data, passphrase=None):
+def parse_private_key(data: bytes, passphrase: Optional[str] = None) -> 'PrivateKey':
     """The one private-key loader: PEM (the first private key block; a file may also hold certificates) or DER
     (PKCS#8 plain or encrypted, PKCS#1, SEC1, or a PKCS#12 bundle). A passphrase given for a key that is not
     encrypted is ignored. Raises KeyLoadError, whose text never holds the passphrase or key material."""
@@ -173,7 +178,7 @@ def parse_private_key(data, passphrase=None):
     raise KeyLoadError('invalid')
 
 
-def load_private_key(path_or_bytes, passphrase=None):
+def load_private_key(path_or_bytes: Union[str, bytes], passphrase: Optional[str] = None) -> 'PrivateKey':
     """Load a declared private key (private_key_path) from a file path or bytes (parse_private_key).
 
     Raises KsefCredentialError with a message that never contains the passphrase or key material.
@@ -224,7 +229,7 @@ def _is_encrypted(data):
     return b'ENCRYPTED' in data or (b'-----BEGIN' not in data and any(oid in data[:64] for oid in _ENCRYPTED_DER_OIDS))
 
 
-def private_key_to_pem(key, passphrase=None):
+def private_key_to_pem(key: 'PrivateKey', passphrase: Optional[str] = None) -> bytes:
     """PKCS#8 PEM bytes, encrypted with the best available algorithm when a passphrase is given."""
     if passphrase:
         encryption = serialization.BestAvailableEncryption(to_bytes(passphrase, errors='surrogate_or_strict'))
@@ -233,7 +238,7 @@ def private_key_to_pem(key, passphrase=None):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
-def write_private_key(module, path, key, passphrase=None, mode=PRIVATE_KEY_MODE):
+def write_private_key(module: 'AnsibleModule', path: str, key: 'PrivateKey', passphrase: Optional[str] = None, mode: int = PRIVATE_KEY_MODE) -> None:
     """Write a private key atomically; the file is never readable by others, not even for a moment."""
     write_file_atomic(module, path, private_key_to_pem(key, passphrase), mode)
 
@@ -242,18 +247,18 @@ def write_private_key(module, path, key, passphrase=None, mode=PRIVATE_KEY_MODE)
 # Public keys and CSRs
 # ---------------------------------------------------------------------------------------------
 
-def public_key_der(public_key):
+def public_key_der(public_key: Any) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def public_key_fingerprint(public_key):
+def public_key_fingerprint(public_key: Any) -> str:
     """Lower-case hex SHA-256 of the DER SubjectPublicKeyInfo; accepts a public or private key."""
     if hasattr(public_key, 'public_key'):
         public_key = public_key.public_key()
     return hashlib.sha256(public_key_der(public_key)).hexdigest()
 
 
-def build_subject(enrollment_data):
+def build_subject(enrollment_data: Mapping[str, Any]) -> 'x509.Name':
     """x509.Name built exactly from GET /certificates/enrollments/data, in the C# client's order."""
     rdns = []
     for layout, value in subject_values(enrollment_data):
@@ -269,7 +274,7 @@ def build_subject(enrollment_data):
     return x509.Name(rdns)
 
 
-def build_csr(key, enrollment_data):
+def build_csr(key: 'PrivateKey', enrollment_data: Mapping[str, Any]) -> bytes:
     """DER PKCS#10 request: RSA signed with PKCS#1 v1.5 SHA-256, EC with ECDSA SHA-256."""
     check_key_supported(key)
     builder = x509.CertificateSigningRequestBuilder().subject_name(build_subject(enrollment_data))
@@ -277,7 +282,7 @@ def build_csr(key, enrollment_data):
     return csr.public_bytes(serialization.Encoding.DER)
 
 
-def load_csr(data, source='certificate signing request'):
+def load_csr(data: bytes, source: str = 'certificate signing request') -> 'x509.CertificateSigningRequest':
     """Parse a CSR given as PEM, DER or base64 of DER; checks its signature and key."""
     if isinstance(data, str):
         data = to_bytes(data, errors='surrogate_or_strict')
@@ -299,23 +304,23 @@ def load_csr(data, source='certificate signing request'):
     return csr
 
 
-def read_csr_file(path):
+def read_csr_file(path: str) -> 'x509.CertificateSigningRequest':
     data, source = _read_source(path, 'certificate signing request file')
     return load_csr(data, source=source)
 
 
-def csr_public_key(csr_bytes):
+def csr_public_key(csr_bytes: 'Union[bytes, x509.CertificateSigningRequest]') -> Any:
     """Public key of a CSR given as bytes (PEM, DER or base64 DER) or an already parsed CSR."""
     if isinstance(csr_bytes, (bytes, str)):
         return load_csr(csr_bytes).public_key()
     return csr_bytes.public_key()
 
 
-def csr_der(csr):
+def csr_der(csr: 'x509.CertificateSigningRequest') -> bytes:
     return csr.public_bytes(serialization.Encoding.DER)
 
 
-def csr_subject_differences(csr, enrollment_data):
+def csr_subject_differences(csr: 'x509.CertificateSigningRequest', enrollment_data: Mapping[str, Any]) -> List[str]:
     """Names of the enrollment data fields whose value the CSR subject does not carry exactly."""
     present = {}
     for attribute in csr.subject:
@@ -335,7 +340,7 @@ def csr_subject_differences(csr, enrollment_data):
 # Certificates
 # ---------------------------------------------------------------------------------------------
 
-def load_certificate(data):
+def load_certificate(data: bytes) -> 'x509.Certificate':
     """Parse an X.509 certificate from PEM, DER or base64 of DER; raises ValueError when it cannot."""
     if isinstance(data, str):
         data = to_bytes(data, errors='surrogate_or_strict')
@@ -352,7 +357,7 @@ def load_certificate(data):
         return x509.load_der_x509_certificate(decoded)
 
 
-def read_certificate_file(path):
+def read_certificate_file(path: str) -> 'Optional[x509.Certificate]':
     """The certificate in a file, or None when the file is missing or does not hold a certificate."""
     try:
         with open(path, 'rb') as handle:
@@ -365,11 +370,11 @@ def read_certificate_file(path):
         return None
 
 
-def certificate_to_pem(cert):
+def certificate_to_pem(cert: 'x509.Certificate') -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def serial_hex(cert):
+def serial_hex(cert: 'x509.Certificate') -> str:
     """Serial number in KSeF's notation: upper-case hex, at least 16 digits."""
     return serial_number_text(cert.serial_number)
 
@@ -380,21 +385,21 @@ def _utc(value):
     return value
 
 
-def certificate_not_before(cert):
+def certificate_not_before(cert: 'x509.Certificate') -> datetime.datetime:
     value = getattr(cert, 'not_valid_before_utc', None)
     return _utc(value if value is not None else cert.not_valid_before)
 
 
-def certificate_not_after(cert):
+def certificate_not_after(cert: 'x509.Certificate') -> datetime.datetime:
     value = getattr(cert, 'not_valid_after_utc', None)
     return _utc(value if value is not None else cert.not_valid_after)
 
 
-def isoformat_utc(value):
+def isoformat_utc(value: Any) -> Any:
     return format_datetime(value)
 
 
-def certificate_summary(cert):
+def certificate_summary(cert: 'x509.Certificate') -> Dict[str, Any]:
     """Facts about a certificate that are safe to show: no key material."""
     return {
         'serial_number': serial_hex(cert),
@@ -413,7 +418,7 @@ PKCS12_KDF_ROUNDS = 50000
 HAS_PKCS12_BUILDER = HAS_CRYPTOGRAPHY and hasattr(serialization.PrivateFormat, 'PKCS12') and hasattr(pkcs12, 'PBES')
 
 
-def pkcs12_encryption(passphrase):
+def pkcs12_encryption(passphrase: str) -> Any:
     """AES-256-CBC keys and certificates (PBES2, PBKDF2 with HMAC-SHA256) and a SHA-256 MAC, chosen explicitly."""
     if not HAS_PKCS12_BUILDER:
         raise KsefInputError('Writing a passphrase-protected PKCS#12 file needs cryptography 38 or newer (for '
@@ -425,13 +430,13 @@ def pkcs12_encryption(passphrase):
             .build(to_bytes(passphrase, errors='surrogate_or_strict')))
 
 
-def pkcs12_bundle(name, key, cert, passphrase=None):
+def pkcs12_bundle(name: str, key: 'PrivateKey', cert: 'x509.Certificate', passphrase: Optional[str] = None) -> bytes:
     """PKCS#12 bytes holding the key and its certificate, encrypted (pkcs12_encryption) when a passphrase is given."""
     encryption = pkcs12_encryption(passphrase) if passphrase else serialization.NoEncryption()
     return pkcs12.serialize_key_and_certificates(to_bytes(name, errors='surrogate_or_strict'), key, cert, None, encryption)
 
 
-def pkcs12_matches(path, passphrase, key, cert):
+def pkcs12_matches(path: str, passphrase: Optional[str], key: 'PrivateKey', cert: 'x509.Certificate') -> bool:
     """Whether the PKCS#12 file at path opens with passphrase and holds exactly this key and certificate."""
     try:
         with open(path, 'rb') as handle:
@@ -452,7 +457,7 @@ def pkcs12_matches(path, passphrase, key, cert):
 # Files
 # ---------------------------------------------------------------------------------------------
 
-def write_file_atomic(module, path, data, mode, file_args=None):
+def write_file_atomic(module: 'AnsibleModule', path: str, data: bytes, mode: int, file_args: Optional[Dict[str, Any]] = None) -> None:
     """Replace path with data in one rename; the content is never visible with a wider mode than 0600.
 
     The write is _files.write_atomic, the one private-file writer of the collection: a temporary file
@@ -473,7 +478,7 @@ def write_file_atomic(module, path, data, mode, file_args=None):
         module.set_fs_attributes_if_different(file_args, False, expand=False)  # file_args['path'] is literal
 
 
-def move_file_atomic(module, source, path, mode):
+def move_file_atomic(module: 'AnsibleModule', source: str, path: str, mode: int) -> None:
     """Put an already written file (e.g. a rotated key) at path without widening its mode; source goes."""
     try:
         _files.move_atomic(source, path, mode & PRIVATE_KEY_MODE)
@@ -482,7 +487,7 @@ def move_file_atomic(module, source, path, mode):
         raise KsefInputError(str(exc))
 
 
-def backup_file(path, keep=DEFAULT_BACKUP_KEEP, now=None):
+def backup_file(path: str, keep: Optional[int] = DEFAULT_BACKUP_KEEP, now: Optional[float] = None) -> str:
     """Copy path to a new backup file next to it; return the backup's path.
 
     The backup is created 0600 with O_EXCL before a byte is written (it may hold a private key, and the
@@ -526,7 +531,7 @@ def backup_file(path, keep=DEFAULT_BACKUP_KEEP, now=None):
     return backup_path
 
 
-def list_backups(path):
+def list_backups(path: str) -> List[str]:
     """The backups of path (made by backup_file or AnsibleModule.backup_local), oldest first."""
     directory = os.path.dirname(os.path.abspath(path))
     prefix = os.path.basename(path)
@@ -545,7 +550,7 @@ def list_backups(path):
     return [backup for dummy_key, backup in sorted(found)]
 
 
-def prune_backups(path, keep):
+def prune_backups(path: str, keep: int) -> List[str]:
     """Remove all but the `keep` newest backups of path; return the removed paths."""
     backups = list_backups(path)
     removed = backups[:max(0, len(backups) - keep)]

@@ -25,6 +25,7 @@ import ctypes
 import hashlib
 import os
 import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 try:
     import PyKCS11
@@ -97,21 +98,21 @@ def _bytes(value):
 class TokenKey:
     """A private key object in a token, with its public key (read from the token, never the private part)."""
 
-    def __init__(self, handle, label, key_id, public_key):
+    def __init__(self, handle: Any, label: Optional[str], key_id: Optional[bytes], public_key: Any) -> None:
         self.handle = handle
         self.label = label
         self.key_id = key_id
         self.public_key = public_key
 
     @property
-    def key_type(self):
+    def key_type(self) -> Optional[str]:
         return key_type_of(self.public_key)
 
 
 class Pkcs11Token:
     """One logged-in session on one token. Use as a context manager or call close()."""
 
-    def __init__(self, module_path, token_label, pin, option_prefix='pkcs11_'):
+    def __init__(self, module_path: str, token_label: str, pin: str, option_prefix: str = 'pkcs11_') -> None:
         self.module_path = module_path
         self.token_label = token_label
         self.prefix = option_prefix
@@ -182,7 +183,7 @@ class Pkcs11Token:
                           % (self.token_label, self.prefix, self.module_path,
                              ', '.join(repr(label) for label in labels) or 'none'))
 
-    def close(self):
+    def close(self) -> None:
         session, lib = self._session, self._lib
         self._session = self._lib = None
         if session is not None:
@@ -264,7 +265,7 @@ class Pkcs11Token:
         return found
 
     # -- keys and certificates -----------------------------------------------------------------------
-    def private_keys(self, label):
+    def private_keys(self, label: str) -> List[TokenKey]:
         """Every private key object labelled label (more than one only mid-rotation), with public keys."""
         keys = []
         for handle in self._find([(PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_LABEL, label)]):
@@ -272,7 +273,7 @@ class Pkcs11Token:
             keys.append(TokenKey(handle, label, key_id, self._public_key_of(handle, label, key_id)))
         return keys
 
-    def private_key(self, label, public_key=None, option='{prefix}key_label'):
+    def private_key(self, label: str, public_key: Any = None, option: str = '{prefix}key_label') -> TokenKey:
         """The private key labelled label (the one matching public_key when given)."""
         keys = self.private_keys(label)
         if not keys:
@@ -294,7 +295,7 @@ class Pkcs11Token:
                               '(auth_certificate_path) to pick one' % (self.token_label, len(keys), label))
         return keys[0]
 
-    def certificate_for(self, key):
+    def certificate_for(self, key: TokenKey) -> 'Optional[x509.Certificate]':
         """The newest certificate object of key (same CKA_ID, or label, and the same public key), or None."""
         wanted = public_key_der(key.public_key)
         candidates = [certificate for _handle, certificate
@@ -304,18 +305,18 @@ class Pkcs11Token:
             return None
         return max(candidates, key=certificate_not_before)
 
-    def certificates_of(self, key):
+    def certificates_of(self, key: TokenKey) -> 'List[Tuple[Any, x509.Certificate]]':
         """[(handle, certificate)] of every certificate object stored with key's CKA_ID (or label)."""
         return self._certificates(label=None if key.key_id else key.label, key_id=key.key_id)
 
-    def key_flags(self, key):
+    def key_flags(self, key: TokenKey) -> Dict[str, bool]:
         """{'sensitive': bool, 'extractable': bool, 'always_sensitive': bool, 'never_extractable': bool}."""
         values = self._attributes(key.handle, [PyKCS11.CKA_SENSITIVE, PyKCS11.CKA_EXTRACTABLE,
                                                PyKCS11.CKA_ALWAYS_SENSITIVE, PyKCS11.CKA_NEVER_EXTRACTABLE])
         return dict(zip(('sensitive', 'extractable', 'always_sensitive', 'never_extractable'),
                         (bool(value) for value in values)))
 
-    def sign(self, key, data, pss=False):
+    def sign(self, key: TokenKey, data: bytes, pss: bool = False) -> bytes:
         """Signature of data: RSA PKCS#1 v1.5 SHA-256 (pss: RSASSA-PSS SHA-256, MGF1 SHA-256, salt 32, the QR
         code II form), or ECDSA SHA-256 as raw r||s (what XMLDSig and QR codes II want)."""
         if key.key_type == 'rsa' and pss:
@@ -331,11 +332,11 @@ class Pkcs11Token:
             payload = hashlib.sha256(data).digest()
         return _bytes(self._call('signing with %r' % key.label, self._session.sign, key.handle, payload, mechanism))
 
-    def signer(self, key):
+    def signer(self, key: TokenKey) -> Callable[[bytes], bytes]:
         """A callable data -> signature for _xades (raw r||s for EC)."""
         return lambda data: self.sign(key, data)
 
-    def generate_key_pair(self, label, key_type):
+    def generate_key_pair(self, label: str, key_type: str) -> TokenKey:
         """A new key pair in the token: private part sensitive, never extractable; returns its TokenKey."""
         key_id = os.urandom(20)
         common = [(PyKCS11.CKA_TOKEN, PyKCS11.CK_TRUE), (PyKCS11.CKA_LABEL, label), (PyKCS11.CKA_ID, key_id)]
@@ -359,7 +360,7 @@ class Pkcs11Token:
                                                    self._session.generateKeyPair, public, private, mechanism)
         return TokenKey(private_handle, label, key_id, self._public_from_public_object(public_handle))
 
-    def store_certificate(self, key, certificate):
+    def store_certificate(self, key: TokenKey, certificate: 'x509.Certificate') -> Any:
         """Store certificate as a token object with the key's label and CKA_ID."""
         der = certificate.public_bytes(serialization.Encoding.DER)
         serial_der = _der.encode_integer(certificate.serial_number)
@@ -372,17 +373,17 @@ class Pkcs11Token:
         ]
         return self._call('storing the certificate of %r' % key.label, self._session.createObject, template)
 
-    def delete_key(self, key):
+    def delete_key(self, key: TokenKey) -> None:
         """Delete a key pair and its certificate objects (everything with its CKA_ID and label)."""
         template = [(PyKCS11.CKA_ID, key.key_id), (PyKCS11.CKA_LABEL, key.label)]
         handles = self._find(template) if key.key_id else [key.handle]
         for handle in handles:
             self._call('deleting an object of %r' % key.label, self._session.destroyObject, handle)
 
-    def delete_object(self, handle):
+    def delete_object(self, handle: Any) -> None:
         self._call('deleting an object', self._session.destroyObject, handle)
 
-    def csr(self, key, build):
+    def csr(self, key: TokenKey, build: Callable[[Any], Any]) -> bytes:
         """DER CSR for the token key: build(private_key) -> cryptography CSR (the file-key code path)."""
         return _der.sign_with_swapped_key(build, key.public_key, self.signer(key))
 
@@ -390,31 +391,33 @@ class Pkcs11Token:
 class TokenSigner:
     """The XAdES login signer of a token key: what _xades.sign_enveloped needs, the private key stays inside."""
 
-    def __init__(self, token, key, certificate, extra_certificates=None):
+    def __init__(self, token: Pkcs11Token, key: TokenKey, certificate: 'x509.Certificate',
+                 extra_certificates: 'Optional[Sequence[x509.Certificate]]' = None) -> None:
         self.token = token
         self.key = key
         self.certificate = certificate
         self.extra_certificates = list(extra_certificates or [])
 
     @property
-    def key_type(self):
+    def key_type(self) -> Optional[str]:
         return self.key.key_type
 
     @property
-    def certificate_der(self):
+    def certificate_der(self) -> bytes:
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
-    def sign(self, data):
+    def sign(self, data: bytes) -> bytes:
         return self.token.sign(self.key, data)
 
-    def sign_pss(self, data):
+    def sign_pss(self, data: bytes) -> bytes:
         return self.token.sign(self.key, data, pss=True)
 
-    def close(self):
+    def close(self) -> None:
         self.token.close()
 
 
-def open_login_signer(module_path, token_label, key_label, pin, certificates=None):
+def open_login_signer(module_path: str, token_label: str, key_label: str, pin: str,
+                      certificates: 'Optional[Sequence[x509.Certificate]]' = None) -> TokenSigner:
     """TokenSigner for the auth_pkcs11_* options.
 
     certificates: the certificates of auth_certificate_path/_content (a chain may come along); the signer is

@@ -7,6 +7,8 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from typing import Any, Callable, Optional
+
 try:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -19,7 +21,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._crypto import p
 _OPEN_TOKENS = {}
 
 
-def open_token(module_path, token_label, pin, option_prefix='pkcs11_'):
+def open_token(module_path: str, token_label: str, pin: str, option_prefix: str = 'pkcs11_') -> _pkcs11.Pkcs11Token:
     """One logged-in Pkcs11Token per library and token for the module run (ksef_certificate reads twice)."""
     key = (module_path, token_label)
     if key not in _OPEN_TOKENS:
@@ -36,11 +38,11 @@ class TokenKeyStore:
 
     REF_PREFIX = 'pkcs11:'
 
-    def __init__(self, token, label):
+    def __init__(self, token: _pkcs11.Pkcs11Token, label: str) -> None:
         self.token = token
         self.label = label
 
-    def ref(self, key):
+    def ref(self, key: _pkcs11.TokenKey) -> str:
         """How the state file names a token key (no secret: label and CKA_ID)."""
         return '%s%s/%s:%s' % (self.REF_PREFIX, self.token.token_label, self.label, bytes(key.key_id).hex())
 
@@ -51,7 +53,7 @@ class TokenKeyStore:
                 return key
         return None
 
-    def current(self, certificate=None):
+    def current(self, certificate: 'Optional[x509.Certificate]' = None) -> Optional[_pkcs11.TokenKey]:
         """The key in use: the one of the local certificate; else the one certified in the token; else the only one."""
         if certificate is not None:
             return self._matching(certificate.public_key())
@@ -63,26 +65,26 @@ class TokenKeyStore:
             return keys[0]
         return None
 
-    def by_ref(self, ref):
+    def by_ref(self, ref: str) -> Optional[_pkcs11.TokenKey]:
         for key in self.token.private_keys(self.label):
             if self.ref(key) == ref:
                 return key
         return None
 
-    def generate(self, key_type):
+    def generate(self, key_type: str) -> _pkcs11.TokenKey:
         return self.token.generate_key_pair(self.label, key_type)
 
-    def csr(self, key, build):
+    def csr(self, key: _pkcs11.TokenKey, build: Callable[[Any], bytes]) -> bytes:
         """DER CSR of key: build(private_key) -> DER CSR, the same code path as a file key."""
         return self.token.csr(key, lambda throwaway: x509.load_der_x509_csr(build(throwaway)))
 
-    def has_certificate(self, certificate):
+    def has_certificate(self, certificate: 'x509.Certificate') -> bool:
         key = self._matching(certificate.public_key())
         der = certificate.public_bytes(serialization.Encoding.DER)
         return key is not None and any(c.public_bytes(serialization.Encoding.DER) == der
                                        for _handle, c in self.token.certificates_of(key))
 
-    def attach(self, certificate):
+    def attach(self, certificate: 'x509.Certificate') -> _pkcs11.TokenKey:
         """Store certificate next to its key (once); the key must be in the token."""
         key = self._matching(certificate.public_key())
         if key is None:
@@ -92,7 +94,7 @@ class TokenKeyStore:
             self.token.store_certificate(key, certificate)
         return key
 
-    def remove_others(self, certificate):
+    def remove_others(self, certificate: 'x509.Certificate') -> None:
         """After certificate is installed: delete the label's other key pairs and the key's older certificates."""
         key = self._matching(certificate.public_key())
         if key is None:
@@ -105,7 +107,7 @@ class TokenKeyStore:
             if old.public_bytes(serialization.Encoding.DER) != der:
                 self.token.delete_object(handle)
 
-    def discard(self, ref):
+    def discard(self, ref: str) -> None:
         """Delete a key pair made for an enrollment that never happened (unless it is the key in use)."""
         key = self.by_ref(ref)
         if key is not None:
