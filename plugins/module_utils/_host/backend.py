@@ -23,7 +23,9 @@ import datetime
 import os
 import re
 import tempfile
+from typing import Any, List, Mapping, Optional, Tuple, Union
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
@@ -49,6 +51,8 @@ BACKENDS = ('auto', 'cryptography', 'openssl')
 
 # The certificate facts both backends return. valid_to: aware UTC datetime; public_key_der: SubjectPublicKeyInfo.
 CertificateFacts = collections.namedtuple('CertificateFacts', 'der serial_number valid_to public_key_der')
+# What a PKCS#12 bundle holds: the DER of its certificates and the DER public key of its key (None without a key).
+Pkcs12Contents = Tuple[List[bytes], Optional[bytes]]
 
 
 class HostCryptoError(KsefError):
@@ -62,7 +66,7 @@ _P256_OID = bytes.fromhex('06082a8648ce3d030107')
 P256_FIELD_BYTES = 32
 
 
-def spki_key_type(public_key_der):
+def spki_key_type(public_key_der: bytes) -> Tuple[Optional[str], bool]:
     """('rsa' | 'ec', is P-256) of a SubjectPublicKeyInfo, from its algorithm identifier (the first OIDs)."""
     head = public_key_der[:40]
     if _RSA_OID in head:
@@ -72,7 +76,7 @@ def spki_key_type(public_key_der):
     return None, False
 
 
-def check_scheme(scheme, key_type, is_p256, key_path):
+def check_scheme(scheme: str, key_type: Optional[str], is_p256: bool, key_path: str) -> None:
     """HostCryptoError when the key at key_path cannot make a `scheme` signature."""
     if scheme not in SIGNATURE_SCHEMES:
         raise HostCryptoError('Unknown signature scheme %r; use one of %s' % (scheme, ', '.join(SIGNATURE_SCHEMES)))
@@ -92,7 +96,7 @@ def _der_length(data, offset):
     return int.from_bytes(data[offset + 1:offset + 1 + count], 'big'), offset + 1 + count
 
 
-def ecdsa_der_to_raw(der, field_bytes):
+def ecdsa_der_to_raw(der: bytes, field_bytes: int) -> bytes:
     """An ECDSA signature (DER SEQUENCE of the INTEGERs r and s) as r||s, each `field_bytes` long."""
     try:
         if der[0] != 0x30:
@@ -118,7 +122,7 @@ class CryptographyBackend:
     name = 'cryptography'
 
     @staticmethod
-    def usable():
+    def usable() -> bool:
         return _crypto.HAS_PKCS12_BUILDER
 
     @staticmethod
@@ -128,11 +132,11 @@ class CryptographyBackend:
         except KsefError:
             return None
 
-    def key_public_der(self, key_data):
+    def key_public_der(self, key_data: bytes) -> Optional[bytes]:
         key = self._load_key(key_data)
         return None if key is None else _crypto.public_key_der(key.public_key())
 
-    def certificate(self, der):
+    def certificate(self, der: bytes) -> Optional[CertificateFacts]:
         try:
             cert = x509.load_der_x509_certificate(der)
             return CertificateFacts(der, _crypto.serial_hex(cert), _crypto.certificate_not_after(cert),
@@ -140,16 +144,16 @@ class CryptographyBackend:
         except ValueError:
             return None
 
-    def generate_key(self, key_type):
+    def generate_key(self, key_type: str) -> bytes:
         return _crypto.private_key_to_pem(_crypto.generate_private_key(key_type))
 
-    def csr_pem(self, key_data, enrollment_data, key_path):
+    def csr_pem(self, key_data: bytes, enrollment_data: Mapping[str, Any], key_path: str) -> bytes:
         key = self._load_key(key_data)
         if key is None:
             raise HostCryptoError('Cannot load the private key %s to sign the CSR' % key_path)
         return der_to_pem(_crypto.build_csr(key, enrollment_data), 'CERTIFICATE REQUEST')
 
-    def pkcs12(self, key_data, certificate_data, name, passphrase, certificate_path):
+    def pkcs12(self, key_data: bytes, certificate_data: bytes, name: str, passphrase: Optional[str], certificate_path: str) -> bytes:
         key = self._load_key(key_data)
         try:
             cert = _crypto.load_certificate(certificate_data)
@@ -159,7 +163,7 @@ class CryptographyBackend:
             raise HostCryptoError('Cannot load the key and certificate %s to build the PKCS#12 bundle' % certificate_path)
         return _crypto.pkcs12_bundle(name, key, cert, passphrase)
 
-    def sign(self, key_data, scheme, data, key_path):
+    def sign(self, key_data: bytes, scheme: str, data: bytes, key_path: str) -> bytes:
         """The `scheme` signature (_rules.SIGNATURE_SCHEMES) of `data` by the key in key_data."""
         key = self._load_key(key_data)
         if key is None:
@@ -177,7 +181,7 @@ class CryptographyBackend:
             return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
         raise HostCryptoError('The key %s is neither RSA nor EC' % key_path)
 
-    def pkcs12_contents(self, data, passphrase):
+    def pkcs12_contents(self, data: bytes, passphrase: Optional[str]) -> Optional[Pkcs12Contents]:
         """(certificate DER list, public key DER) of the bundle; None when it does not open with passphrase."""
         try:
             key, cert, chain = pkcs12.load_key_and_certificates(data, to_bytes(passphrase, errors='surrogate_or_strict'))
@@ -205,7 +209,7 @@ _OPENSSL_DATE = re.compile(r'(?P<month>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time
                            r'(?P<year>\d{4}) GMT')
 
 
-def parse_openssl_date(text):
+def parse_openssl_date(text: str) -> datetime.datetime:
     """'Dec  4 20:39:28 2027 GMT' (openssl x509 -enddate, in every locale) -> aware UTC datetime."""
     match = _OPENSSL_DATE.fullmatch(text.strip())
     if not match or match.group('month') not in _MONTHS:
@@ -215,7 +219,7 @@ def parse_openssl_date(text):
                              hour, minute, second, tzinfo=datetime.timezone.utc)
 
 
-def subject_argument(enrollment_data):
+def subject_argument(enrollment_data: Mapping[str, Any]) -> str:
     """The -subj argument for the enrollment data: /OID=value per RDN, in the layout of _rules.
 
     openssl's parser treats a backslash as "the next character is literal", '/' as the RDN separator
@@ -233,12 +237,12 @@ def subject_argument(enrollment_data):
 class OpensslBackend:
     name = 'openssl'
 
-    def __init__(self, module, executable='openssl'):
+    def __init__(self, module: AnsibleModule, executable: str = 'openssl') -> None:
         self.module = module
         self.executable = executable
         self._path = None
 
-    def command_path(self):
+    def command_path(self) -> str:
         if self._path is None:
             path = self.executable if os.path.isabs(self.executable) else self.module.get_bin_path(self.executable)
             if not path or not os.access(path, os.X_OK):
@@ -282,7 +286,7 @@ class OpensslBackend:
             raise HostCryptoError('openssl could not %s: %s' % (what, _first_line(err)))
         return out
 
-    def key_public_der(self, key_data):
+    def key_public_der(self, key_data: bytes) -> Optional[bytes]:
         # -passin pass: (empty): an encrypted key fails instead of prompting on the terminal.
         rc, out, dummy_err = self._run(['pkey', '-pubout', '-outform', 'DER', '-passin', 'pass:'], data=key_data)
         return out if rc == 0 and out else None
@@ -291,7 +295,7 @@ class OpensslBackend:
         rc, out, dummy_err = self._run(['pkey', '-pubout', '-outform', 'DER', '-passin', 'pass:'], data=key_pem)
         return out if rc == 0 and out else None
 
-    def certificate(self, der):
+    def certificate(self, der: bytes) -> Optional[CertificateFacts]:
         rc, out, dummy_err = self._run(['x509', '-inform', 'DER', '-noout', '-serial', '-enddate', '-pubkey'], data=der)
         if rc != 0:
             return None
@@ -304,7 +308,7 @@ class OpensslBackend:
         return CertificateFacts(der, serial_number_text(serial.group(1)), parse_openssl_date(not_after.group(1)),
                                 public_keys[0])
 
-    def generate_key(self, key_type):
+    def generate_key(self, key_type: str) -> bytes:
         if key_type == 'ec':
             args = ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-pkeyopt', 'ec_param_enc:named_curve']
         elif key_type == 'rsa':
@@ -316,7 +320,7 @@ class OpensslBackend:
             raise HostCryptoError('openssl genpkey did not print a PKCS#8 private key')
         return pem
 
-    def csr_pem(self, key_data, enrollment_data, key_path):
+    def csr_pem(self, key_data: bytes, enrollment_data: Mapping[str, Any], key_path: str) -> bytes:
         fd, config_path = tempfile.mkstemp(prefix='ksef-req-', suffix='.cnf')
         try:
             with os.fdopen(fd, 'wb') as handle:
@@ -331,7 +335,7 @@ class OpensslBackend:
             raise HostCryptoError('openssl req did not print a CSR for %s' % key_path)
         return pem
 
-    def pkcs12(self, key_data, certificate_data, name, passphrase, certificate_path):
+    def pkcs12(self, key_data: bytes, certificate_data: bytes, name: str, passphrase: Optional[str], certificate_path: str) -> bytes:
         # The passphrase is the first line of standard input; _deploy_checks refuses newlines and the
         # module refuses passphrases longer than openssl reads, so it is passed whole.
         # The same PBKDF2 iteration count as the cryptography backend (_crypto.PKCS12_KDF_ROUNDS).
@@ -342,7 +346,7 @@ class OpensslBackend:
                              data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n',
                              inputs=[key_data, certificate_data])
 
-    def sign(self, key_data, scheme, data, key_path):
+    def sign(self, key_data: bytes, scheme: str, data: bytes, key_path: str) -> bytes:
         """The same as CryptographyBackend.sign, with openssl dgst (1.1.1 and 3.x): PKCS#1 v1.5 or PSS for RSA,
         DER ECDSA turned into r||s. The key reaches openssl through a pipe, the data on its standard input."""
         public_der = self.key_public_der(key_data)
@@ -363,7 +367,7 @@ class OpensslBackend:
             return ecdsa_der_to_raw(signature, P256_FIELD_BYTES)
         return signature
 
-    def pkcs12_contents(self, data, passphrase):
+    def pkcs12_contents(self, data: bytes, passphrase: Optional[str]) -> Optional[Pkcs12Contents]:
         rc, out, dummy_err = self._run(['pkcs12', '-in', 0, '-nodes', '-passin', 'stdin'],
                                        data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n', inputs=[data])
         if rc != 0:
@@ -377,7 +381,7 @@ def _first_line(text):
     return lines[0] if lines else 'no error text'
 
 
-def select_backend(module, preference='auto', openssl_path='openssl'):
+def select_backend(module: AnsibleModule, preference: str = 'auto', openssl_path: str = 'openssl') -> Union[CryptographyBackend, OpensslBackend]:
     """The backend to use: cryptography when usable (unless openssl is asked for), else the openssl CLI."""
     if preference in ('auto', 'cryptography') and CryptographyBackend.usable():
         return CryptographyBackend()

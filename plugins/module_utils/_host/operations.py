@@ -17,6 +17,9 @@ import binascii
 import datetime
 import hashlib
 import os
+from typing import Any, Dict, Optional, Union
+
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _files as files
 from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import (
@@ -27,7 +30,12 @@ from ansible_collections.ksef.certificates.plugins.module_utils._host.checks imp
     text_problem,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import select_backend
+from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import (
+    CertificateFacts,
+    CryptographyBackend,
+    OpensslBackend,
+    select_backend,
+)
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, der_to_pem, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     SIGN_DATA_MAX_BYTES,
@@ -42,7 +50,7 @@ PATH_OPTIONS = ('key_path', 'next_key_path', 'csr_path', 'certificate_path', 'pk
 class Host:
     """The module's parameters with literal, checked paths, and the backend chosen on first use."""
 
-    def __init__(self, module):
+    def __init__(self, module: AnsibleModule) -> None:
         self.module = module
         self.params = module.params
         self.check_mode = module.check_mode
@@ -60,7 +68,7 @@ class Host:
         self.gid = files.resolve_group(self.params.get('group'))
 
     @staticmethod
-    def literal_path(value, what):
+    def literal_path(value: Any, what: str) -> str:
         problem = text_problem(value, what)
         if problem is not None:
             raise KsefError(problem)
@@ -69,50 +77,50 @@ class Host:
         # Absolute, so that no path can be read by openssl as an option.
         return os.path.abspath(value)
 
-    def path(self, option):
+    def path(self, option: str) -> str:
         if option not in self.paths:
             raise KsefError('operation=%s needs %s' % (self.params['operation'], option))
         return self.paths[option]
 
-    def mode(self, option):
+    def mode(self, option: str) -> int:
         return files.parse_mode(self.params[option], option)
 
-    def choose_backend(self):
+    def choose_backend(self) -> Union[CryptographyBackend, OpensslBackend]:
         if self._backend is None:
             self._backend = select_backend(self.module, self.params['backend'], self.params['openssl_path'])
         return self._backend
 
     @property
-    def backend(self):
+    def backend(self) -> Union[CryptographyBackend, OpensslBackend]:
         return self.choose_backend()
 
-    def backend_name(self):
+    def backend_name(self) -> str:
         return self._backend.name if self._backend is not None else ''
 
     # A file whose directory does not exist (yet: check mode on a first run) is a missing file, as for info.
-    def key_public_der(self, path):
+    def key_public_der(self, path: str) -> Optional[bytes]:
         # read_file refuses what is not a regular file (a FIFO, a device, a link) by name; an empty file is no key.
         data = files.read_file(path) if files.status(path) is not None else None
         return self.backend.key_public_der(data) if data else None
 
-    def certificate_facts(self, path):
+    def certificate_facts(self, path: str) -> Optional[CertificateFacts]:
         der = certificate_der(files.read_file(path)) if files.status(path) is not None else None
         return self.backend.certificate(der) if der else None
 
-    def ensure_attributes(self, path, mode, uid=None, gid=None):
+    def ensure_attributes(self, path: str, mode: Optional[int], uid: Optional[int] = None, gid: Optional[int] = None) -> bool:
         """Set mode, owner and group (the module's, unless given) of an existing file (on its descriptor, never
         through a link); True when they differed."""
         uid = self.uid if uid is None else uid
         gid = self.gid if gid is None else gid
         return files.ensure_attributes(path, mode, uid, gid, check_mode=self.check_mode)
 
-    def warn_writable_directory(self, path):
+    def warn_writable_directory(self, path: str) -> None:
         """Warn when the directory of a key can be written by others: they could plant or swap the key."""
         warning = files.writable_by_others(os.path.dirname(path))
         if warning:
             self.module.warn(warning)
 
-    def write(self, path, data, mode):
+    def write(self, path: str, data: bytes, mode: int) -> bool:
         """Write data unless the file already holds it; then its attributes. True when something changed."""
         if files.read_file(path) == data:
             return self.ensure_attributes(path, mode)
@@ -142,7 +150,8 @@ def _is_ascii(text):
     return True
 
 
-def inspect_certificate(host, key_path, next_key_path, certificate_path, renew_before_days):
+def inspect_certificate(host: Host, key_path: str, next_key_path: str, certificate_path: str,
+                        renew_before_days: Optional[int]) -> Dict[str, Any]:
     """What a deployed key, its .next key and certificate are (changes nothing)."""
     cert = host.certificate_facts(certificate_path)
     result = dict(
@@ -168,13 +177,13 @@ def inspect_certificate(host, key_path, next_key_path, certificate_path, renew_b
     return result
 
 
-def run_info(host):
+def run_info(host: Host) -> Dict[str, Any]:
     found = inspect_certificate(host, host.path('key_path'), host.path('next_key_path'), host.path('certificate_path'),
                                 host.params['renew_before_days'])
     return dict(changed=False, **found)
 
 
-def run_prepare(host):
+def run_prepare(host: Host) -> Dict[str, Any]:
     """The role's one call per host: create the missing directories, inspect every key-on-host certificate, and
     keep the declared mode, owner and group of each installed pair (a certificate that carries its key's public
     key and has no .next key of its own waiting); changed when a directory or an attribute was (or would be) set."""
@@ -210,7 +219,7 @@ def _prepare_one(host, entry):
     return found
 
 
-def run_csr(host):
+def run_csr(host: Host) -> Dict[str, Any]:
     problems = enrollment_data_problems(host.params.get('enrollment_data') or {})
     if problems:
         raise KsefError('Cannot make a CSR from this enrollment data: %s' % '; '.join(problems))
@@ -247,7 +256,7 @@ def _discard_unsafe_next_key(host, next_key_path):
     return True
 
 
-def run_install(host):
+def run_install(host: Host) -> Dict[str, Any]:
     params = host.params
     key_path, next_key_path = host.path('key_path'), host.path('next_key_path')
     certificate_path = host.path('certificate_path')
@@ -288,7 +297,7 @@ def run_install(host):
     return dict(changed=changed)
 
 
-def run_pkcs12(host):
+def run_pkcs12(host: Host) -> Dict[str, Any]:
     params = host.params
     passphrase = params.get('pkcs12_passphrase')
     problem = passphrase_problem(passphrase)
@@ -331,7 +340,7 @@ def _pkcs12_stale(host, pkcs12_path, passphrase, cert, key_public):
     return None
 
 
-def run_remove(host):
+def run_remove(host: Host) -> Dict[str, Any]:
     removed = []
     for path in host.params['paths']:
         path = host.literal_path(path, 'paths')
@@ -340,7 +349,7 @@ def run_remove(host):
     return dict(changed=bool(removed), removed=removed)
 
 
-def run_sign(host):
+def run_sign(host: Host) -> Dict[str, Any]:
     """Sign the given bytes with the deployed key (the key never leaves the host); changes nothing.
 
     The controller builds what is signed (a XAdES SignedInfo, a QR code II string) and checks the signature with
@@ -365,7 +374,7 @@ def run_sign(host):
     return dict(changed=False, signature=base64.b64encode(signature).decode('ascii'), scheme=scheme)
 
 
-def run_directory(host):
+def run_directory(host: Host) -> Dict[str, Any]:
     created = []
     for entry in host.params['directories']:
         path = host.literal_path(entry['path'], 'directories.path')
