@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _api
 
@@ -37,7 +38,7 @@ DEFAULT_MARGIN = 0.25
 QUERY_ROUNDS_PER_GROUP = 2
 
 
-def detection_query_pages(enrollments, limits):
+def detection_query_pages(enrollments: int, limits: Mapping[int, int]) -> int:
     """Query pages expected to see `enrollments` issued: one round per group that one minute lets through."""
     if enrollments <= 0:
         return 0
@@ -47,7 +48,8 @@ def detection_query_pages(enrollments, limits):
     return groups * QUERY_ROUNDS_PER_GROUP * pages_per_round
 
 
-def work_calls(enrollments=0, retrievals=0, revocations=0, query_pages=0, status_polls=0, read_rate_limits=False):
+def work_calls(enrollments: int = 0, retrievals: int = 0, revocations: int = 0, query_pages: int = 0, status_polls: int = 0,
+               read_rate_limits: bool = False) -> Dict[str, int]:
     """Calls per endpoint (METHOD route template) of the described work; endpoints with no call are left out.
 
     `retrievals` counts certificates (10 per call); enrollments bring their own retrievals, the limits and
@@ -66,7 +68,7 @@ def work_calls(enrollments=0, retrievals=0, revocations=0, query_pages=0, status
     return dict((endpoint, count) for endpoint, count in calls.items() if count > 0)
 
 
-def schedule_calls(count, limits, earlier=(), margin=DEFAULT_MARGIN):
+def schedule_calls(count: int, limits: Mapping[int, int], earlier: Sequence[float] = (), margin: float = DEFAULT_MARGIN) -> List[float]:
     """Earliest send times (seconds from now, ascending) of `count` calls to one endpoint.
 
     `limits` is {window seconds: calls}; `earlier` holds the times (<= 0) of calls already sent to the
@@ -89,7 +91,8 @@ def _window_name(window):
     return {1: 'second', 60: 'minute', HOUR: 'hour'}.get(window, '%d s' % window)
 
 
-def plan_budget(calls, limits, issue_delay=0.0, earlier=None, margin=DEFAULT_MARGIN):
+def plan_budget(calls: Mapping[str, int], limits: Mapping[str, Mapping[int, int]], issue_delay: float = 0.0,
+                earlier: Optional[Mapping[str, Sequence[float]]] = None, margin: float = DEFAULT_MARGIN) -> Dict[str, Any]:
     """Schedule `calls` ({endpoint: count}) under `limits` ({endpoint: {window: limit}}) and say how long it takes.
 
     `issue_delay` is how long KSeF takes to issue a certificate after its enrollment: the last enrollment
@@ -130,7 +133,7 @@ def plan_budget(calls, limits, issue_delay=0.0, earlier=None, margin=DEFAULT_MAR
     }
 
 
-def over_hour_message(plan, what):
+def over_hour_message(plan: Mapping[str, Any], what: str) -> str:
     """The message for a plan that does not fit the hour window (nothing has been sent)."""
     parts = []
     for entry in plan['over_hour']:
@@ -141,12 +144,12 @@ def over_hour_message(plan, what):
             'certificates in one run, or run again after the hour' % (what, '; '.join(parts), plan['expected_seconds']))
 
 
-def endpoint_limits(api, endpoint):
+def endpoint_limits(api: _api.KsefApi, endpoint: str) -> Dict[int, int]:
     """{window: calls} the run paces `endpoint` to: the client's (published, GET /rate-limits, learned from a 429)."""
     return dict(api.limits_for(endpoint))
 
 
-def plan_run(api, enrollments, revocations=0, issue_delay=0.0, waves=1):
+def plan_run(api: _api.KsefApi, enrollments: int, revocations: int = 0, issue_delay: float = 0.0, waves: int = 1) -> Dict[str, Any]:
     """The budget of a run's remaining work, counting the calls it already made as made just now.
 
     `waves`: renewal waves (_waves.py) the enrollments go in; each waits for its certificates to be issued and
@@ -161,7 +164,7 @@ def plan_run(api, enrollments, revocations=0, issue_delay=0.0, waves=1):
                        issue_delay=issue_delay * max(waves, 1), earlier=earlier)
 
 
-def budget_summary(plan, limits_source=None):
+def budget_summary(plan: Mapping[str, Any], limits_source: Optional[str] = None) -> Dict[str, Any]:
     """The `budget` return value: expected calls per endpoint and duration of the planned work."""
     return {
         'calls': dict(plan['calls']),

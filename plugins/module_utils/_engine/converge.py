@@ -21,6 +21,12 @@ __metaclass__ = type
 
 import datetime
 import time
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
+from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
@@ -67,7 +73,9 @@ __all__ = ['Converger', 'KsefConvergeError', 'LockSet']
 class Converger:
     """Runs the whole declared set against KSeF; see the module docs for the behaviour."""
 
-    def __init__(self, module, api_provider, params, now=None, sleep=time.sleep, clock=time.monotonic, login=None):
+    def __init__(self, module: AnsibleModule, api_provider: Callable[[], KsefApi], params: Mapping[str, Any],
+                 now: Optional[Callable[[], datetime.datetime]] = None, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic, login: Optional[LoginCertificate] = None) -> None:
         self.module = module
         # _login.LoginCertificate of a signature login, None otherwise.
         self.login = login
@@ -88,17 +96,17 @@ class Converger:
         self.single = params.get('certificates') is None
 
     @property
-    def api(self):
+    def api(self) -> KsefApi:
         if self._api is None:
             self._api = self._api_provider()
         return self._api
 
-    def now(self):
+    def now(self) -> datetime.datetime:
         return self._now()
 
     # -- entry point ---------------------------------------------------------------------------
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Everything that happens before the first API call: validation and local files."""
         self.declarations = merge_declarations(self.params)
         for decl in self.declarations:
@@ -109,7 +117,7 @@ class Converger:
             decl.store = PendingStore(self.module, decl.state_path)
         self.plans = [Plan(decl) for decl in self.declarations]
 
-    def run(self):
+    def run(self) -> Dict[str, Any]:
         self.prepare()
         lock_paths = [decl.state_path for decl in self.declarations if decl.state_path]
         if self.check_mode:
@@ -296,7 +304,7 @@ class Converger:
     def _results(self):
         return build_result(self.plans, self.single, self.now(), view=self.view, check_mode=self.check_mode)['certificates']
 
-    def result(self):
+    def result(self) -> Dict[str, Any]:
         result = build_result(self.plans, self.single, self.now(), diff=self.module._diff, view=self.view,
                               check_mode=self.check_mode)
         result['budget'] = self.budget or budget_summary(plan_budget({}, {}))

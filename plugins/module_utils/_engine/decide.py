@@ -16,11 +16,22 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import INTENT_BLOCK_SECONDS
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import expired, parse_datetime, renewal_due, renews_every_run
+
+if TYPE_CHECKING:  # for the hints only: install imports plan, which imports this module; cryptography is optional
+    from cryptography import x509
+
+    from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import LocalFiles
+
+# A certificate record with its X.509 certificate.
+RecordAndCertificate = Tuple[CertificateRecord, Any]
 
 # Controller and KSeF clocks may differ: look this far before the recorded intent time.
 INTENT_CLOCK_SLACK = datetime.timedelta(minutes=10)
@@ -29,22 +40,22 @@ INTENT_CLOCK_SLACK = datetime.timedelta(minutes=10)
 class KsefView:
     """What the run knows of KSeF: the query's certificate records and the certificates retrieved so far."""
 
-    def __init__(self, records=None, retrieved=None):
+    def __init__(self, records: Optional[Iterable[CertificateRecord]] = None, retrieved: 'Optional[Mapping[str, x509.Certificate]]' = None) -> None:
         self.records = list(records or [])
         self.retrieved = dict(retrieved or {})    # serial number -> x509 certificate
 
-    def candidates(self, decl):
+    def candidates(self, decl: Declaration) -> List[CertificateRecord]:
         """Certificates with exactly the declared name and type, newest request first."""
         found = [record for record in self.records if record.name == decl.name and record.type == decl.type]
         return sorted(found, key=lambda record: record.requested_at, reverse=True)
 
-    def by_serial(self, serial):
+    def by_serial(self, serial: str) -> Optional[CertificateRecord]:
         for record in self.records:
             if record.serial_number == serial:
                 return record
         return None
 
-    def public_key_sha256(self, serial):
+    def public_key_sha256(self, serial: str) -> Optional[str]:
         """Fingerprint of the public key of a retrieved certificate; None when it was not retrieved."""
         certificate = self.retrieved.get(serial)
         return _crypto.public_key_fingerprint(certificate.public_key()) if certificate is not None else None
@@ -56,7 +67,7 @@ class Decision:
     The engine carries it out on a Plan (_plan.py), which keeps what was done apart from what was decided.
     """
 
-    def __init__(self, decl, **fields):
+    def __init__(self, decl: Declaration, **fields: Any) -> None:
         self.decl = decl
         self.action = 'none'              # none | installed | enrolled | renewed | pending | revoked | removed
         self.reason = None
@@ -85,13 +96,13 @@ class Decision:
             setattr(self, name, value)
 
 
-def known_before_post(record):
+def known_before_post(record: Optional[Mapping[str, Any]]) -> Set[str]:
     """Serials an enrollment cannot have created: superseded ones and those listed before its POST."""
     record = record or {}
     return set(record.get('superseded') or []) | set(record.get('known_serials') or [])
 
 
-def intent_may_expire(decl, now):
+def intent_may_expire(decl: Declaration, now: datetime.datetime) -> bool:
     """An unconfirmed intent stops blocking new enrollments after INTENT_BLOCK_SECONDS (or at once with force)."""
     if decl.force:
         return True
@@ -99,7 +110,7 @@ def intent_may_expire(decl, now):
     return age.total_seconds() > INTENT_BLOCK_SECONDS
 
 
-def intent_candidates(decl, view):
+def intent_candidates(decl: Declaration, view: KsefView) -> List[str]:
     """Serials that may be the certificate of a recorded intent: requested after it, not known before it."""
     intent_time = parse_datetime(decl.record['intent_time'])
     known = known_before_post(decl.record)
@@ -107,7 +118,7 @@ def intent_candidates(decl, view):
             if record.requested_at >= intent_time - INTENT_CLOCK_SLACK and record.serial_number not in known]
 
 
-def known_current(decl, view):
+def known_current(decl: Declaration, view: KsefView) -> Optional[RecordAndCertificate]:
     """The declared certificate proven by local files alone: local cert of the declared key, listed active."""
     certificate = decl.local_certificate
     fingerprint = decl.declared_public_key_sha256
@@ -124,7 +135,7 @@ def known_current(decl, view):
     return record, certificate
 
 
-def wanted_serials(decl, view):
+def wanted_serials(decl: Declaration, view: KsefView) -> List[str]:
     """Serials whose certificates the decision needs beyond what local files prove (state files aside)."""
     if decl.state == 'absent':
         if decl.declared_public_key_sha256:
@@ -137,7 +148,7 @@ def wanted_serials(decl, view):
             if not decl.uses_csr or record.status in ('active', 'blocked')]
 
 
-def pick_current(ours):
+def pick_current(ours: List[RecordAndCertificate]) -> Optional[RecordAndCertificate]:
     """Among (record, certificate) pairs of the declared key: the active one valid longest, else the newest."""
     if not ours:
         return None
@@ -147,7 +158,7 @@ def pick_current(ours):
     return max(ours, key=lambda pair: pair[0].requested_at)
 
 
-def renewal_reason(decl, current, now):
+def renewal_reason(decl: Declaration, current: Optional[RecordAndCertificate], now: datetime.datetime) -> Optional[str]:
     """Why the declared certificate must be enrolled again, or None when it is healthy."""
     if decl.force:
         return 'force'
@@ -163,7 +174,8 @@ def renewal_reason(decl, current, now):
     return None
 
 
-def decide(decl, view, local_files, now, issued_serial=None, intent_candidates=()):
+def decide(decl: Declaration, view: KsefView, local_files: 'LocalFiles', now: datetime.datetime, issued_serial: Optional[str] = None,
+           intent_candidates: Iterable[str] = ()) -> Decision:
     """The Decision for one declaration.
 
     view: KsefView; local_files: a reader with need_install(decl, certificate) and existing(paths)
@@ -186,7 +198,7 @@ def decide(decl, view, local_files, now, issued_serial=None, intent_candidates=(
     return decision
 
 
-def decide_present(decision, view, local_files, now):
+def decide_present(decision: Decision, view: KsefView, local_files: 'LocalFiles', now: datetime.datetime) -> None:
     decl = decision.decl
     candidates = view.candidates(decl)
     actives = [record for record in candidates if record.active]
@@ -234,7 +246,7 @@ def decide_present(decision, view, local_files, now):
         decision.key_plan = 'reuse'
 
 
-def kept_predecessors(decl, actives, current):
+def kept_predecessors(decl: Declaration, actives: List[CertificateRecord], current: CertificateRecord) -> List[str]:
     """Active certificates of the declared name and type requested before the declared one, to revoke now.
 
     An earlier run kept them: its successor (the declared certificate) did not prove itself, or revoke_superseded
@@ -247,7 +259,7 @@ def kept_predecessors(decl, actives, current):
             if record.serial_number != current.serial_number and record.requested_at < current.requested_at]
 
 
-def renew_window_warning(decl, record, local_certificate=None):
+def renew_window_warning(decl: Declaration, record: CertificateRecord, local_certificate: 'Optional[x509.Certificate]' = None) -> Optional[str]:
     """renew_before_days at or above the certificate's lifetime makes it due from its first day: every run renews.
 
     The lifetime is KSeF's (the record's validFrom..validTo), else the local certificate's; None when unknown.
@@ -266,7 +278,7 @@ def renew_window_warning(decl, record, local_certificate=None):
             % (decl.label, decl.renew_before_days, lifetime))
 
 
-def missing_key_refusal(decl, actives, decision):
+def missing_key_refusal(decl: Declaration, actives: List[CertificateRecord], decision: Decision) -> Optional[str]:
     """A private key file that is gone while KSeF still lists active certificates of the exact name and type.
 
     Nothing left on the controller says whether one of them was this key's: if it was, enrolling again would spend
@@ -291,12 +303,12 @@ def missing_key_refusal(decl, actives, decision):
             'Nothing was sent' % (decl.label, decl.private_key_path, serials))
 
 
-def wait_deadline(decl, clock_now):
+def wait_deadline(decl: Declaration, clock_now: float) -> Optional[float]:
     """The one computation of how long the run waits for an enrollment: clock_now + wait_timeout (wait: true)."""
     return clock_now + decl.wait_seconds if decl.wait else None
 
 
-def decide_resume(decision):
+def decide_resume(decision: Decision) -> None:
     """A recorded enrollment: still processing, or issued and waiting to be installed."""
     record = decision.decl.record
     decision.reference_number = record['reference_number']
@@ -312,7 +324,7 @@ def decide_resume(decision):
         decision.action = 'pending'
 
 
-def decide_intent(decision, view, now, candidates):
+def decide_intent(decision: Decision, view: KsefView, now: datetime.datetime, candidates: List[str]) -> bool:
     """An enrollment may have been sent without its answer being recorded: look for its certificate.
 
     Returns True when the intent settled the decision; False when it expired (the decision then discards the
@@ -344,7 +356,7 @@ def decide_intent(decision, view, now, candidates):
                     % (decl.label, record['intent_time'], decl.state_path))
 
 
-def decide_absent(decision, view, local_files):
+def decide_absent(decision: Decision, view: KsefView, local_files: 'LocalFiles') -> None:
     decl = decision.decl
     fingerprint = decl.declared_public_key_sha256
     matches = [record for record in view.candidates(decl) if record.active and

@@ -15,21 +15,30 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
-from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, known_before_post
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import INTENT_CLOCK_SLACK, KsefView, known_before_post
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.detect import detect_issued, release_foreign_match
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import (
     KsefApiError,
     KsefError,
     KsefTransportError,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import format_time, intent_record
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
+from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
+from ansible_collections.ksef.certificates.plugins.module_utils._records import EnrollmentStatus
 
 QUOTA_ENROLLMENTS = 25006
 QUOTA_CERTIFICATES = 25007
@@ -43,14 +52,14 @@ KEY_ALREADY_CERTIFIED = u'klucz publiczny zosta\u0142 ju\u017c certyfikowany'
 class StatusReader:
     """The status of an enrollment KSeF has a reference number for, and what it means for the state file."""
 
-    def __init__(self, module, api, installer, clock):
+    def __init__(self, module: AnsibleModule, api: KsefApi, installer: Installer, clock: Callable[[], float]) -> None:
         self.module = module
         self.check_mode = module.check_mode
         self.api = api
         self.installer = installer
         self.clock = clock
 
-    def read_pending(self, plan):
+    def read_pending(self, plan: Plan) -> None:
         """The status of a recorded enrollment; a reference KSeF no longer knows falls back to the intent."""
         decl = plan.decl
         reference = decl.record['reference_number']
@@ -69,7 +78,7 @@ class StatusReader:
             raise
         self.apply(plan, status)
 
-    def poll(self, plan):
+    def poll(self, plan: Plan) -> None:
         """One status call for a waiting enrollment."""
         status = self.api.enrollment(plan.reference_number)
         plan.polled_at = self.clock()
@@ -78,7 +87,7 @@ class StatusReader:
             raise KsefError('KSeF gave up on the enrollment of certificate %s (status 500/550); the state '
                             'file was cleared, run again to send a new enrollment' % plan.decl.label)
 
-    def apply(self, plan, status):
+    def apply(self, plan: Plan, status: EnrollmentStatus) -> None:
         """Record an EnrollmentStatus on the plan; a rejection clears the state file and fails."""
         decl = plan.decl
         plan.status_code = status.code
@@ -113,7 +122,7 @@ class StatusReader:
         raise KsefError('KSeF rejected enrollment %s of certificate %s: %s. The state file was cleared; %s'
                         % (plan.reference_number, decl.label, text, hint))
 
-    def discard_record(self, plan):
+    def discard_record(self, plan: Plan) -> None:
         """Forget a finished enrollment; a key made only for it (the .next file) goes too."""
         decl = plan.decl
         record = decl.record
@@ -127,7 +136,7 @@ class StatusReader:
 class LostAnswer:
     """An enrollment POST that may have reached KSeF but whose answer was lost (plan.lost_answer)."""
 
-    def __init__(self, sent_at, error, checked):
+    def __init__(self, sent_at: float, error: BaseException, checked: Iterable[str]) -> None:
         self.sent_at = sent_at
         self.reason = error.reason if isinstance(error, KsefTransportError) else str(error)
         self.checked = checked             # serials that cannot be its certificate (known before, or another key)
@@ -136,7 +145,8 @@ class LostAnswer:
 class Sender:
     """POST /certificates/enrollments for one plan, exactly once; the intent is on disk before it is sent."""
 
-    def __init__(self, module, api, view, installer, statuses, retrieve, now, clock):
+    def __init__(self, module: AnsibleModule, api: KsefApi, view: KsefView, installer: Installer, statuses: StatusReader,
+                 retrieve: Callable[[List[str]], None], now: Callable[[], datetime.datetime], clock: Callable[[], float]) -> None:
         self.check_mode = module.check_mode
         self.api = api
         self.view = view
@@ -159,7 +169,7 @@ class Sender:
             return csr_der, _crypto.public_key_fingerprint(key.public_key), key_path
         return _crypto.build_csr(key, self.enrollment_data), _crypto.public_key_fingerprint(key), key_path
 
-    def send(self, plan):
+    def send(self, plan: Plan) -> None:
         """Send one planned enrollment: intent first, the reference number as soon as it is known."""
         decl = plan.decl
         plan.changed = True
@@ -220,7 +230,7 @@ class Sender:
             plan.deadline = self.clock()   # wait: false looks once
         plan.next_check = self.clock()
 
-    def look_for_lost(self, plan):
+    def look_for_lost(self, plan: Plan) -> bool:
         """One look for the certificate of an enrollment whose answer was lost: True when found (name, type, key)."""
         decl, lost = plan.decl, plan.lost_answer
         records = [record for record in self.api.certificate_records(name=decl.name, certificate_type=decl.type)
@@ -238,7 +248,7 @@ class Sender:
                 return True
         return False
 
-    def lost_error(self, plan):
+    def lost_error(self, plan: Plan) -> KsefError:
         """The wait for a lost answer's certificate ended without it."""
         decl, lost = plan.decl, plan.lost_answer
         return KsefError('The answer to the enrollment of certificate %s was lost (%s). KSeF may still be processing the '
@@ -250,7 +260,8 @@ class Sender:
 class Revoker:
     """Revocations: superseded predecessors (once their successor has proven itself), absent declarations."""
 
-    def __init__(self, module, api, installer, now, login=None):
+    def __init__(self, module: AnsibleModule, api: KsefApi, installer: Installer, now: Callable[[], datetime.datetime],
+                 login: Optional[LoginCertificate] = None) -> None:
         self.module = module
         self.check_mode = module.check_mode
         self.api = api
@@ -259,7 +270,7 @@ class Revoker:
         self.login = login                 # _login.LoginCertificate of a signature login, None otherwise
         self.prove_login = api.prove_login  # signer -> None: a login with a successor's pair
 
-    def revoke(self, plan, serial, reason):
+    def revoke(self, plan: Plan, serial: str, reason: Optional[str]) -> None:
         """Revoke one serial this run's query showed active.
 
         `revoked`: KSeF revoked it, or answered 25009 (no longer active): its status went from active to
@@ -275,16 +286,16 @@ class Revoker:
             done = False
         (plan.revoked if done else plan.already_revoked).append(serial)
 
-    def keeps_login(self, plan, serial):
+    def keeps_login(self, plan: Plan, serial: str) -> bool:
         """True when `serial` is this run's login and the new pair will not be where the next login reads it."""
         return self.login is not None and serial == self.login.serial_number and not self.login.reaches_next_login(plan.decl)
 
-    def predict_kept_login(self, plan):
+    def predict_kept_login(self, plan: Plan) -> None:
         """Check mode: the superseded login certificate a renewal would leave active (see revoke_superseded)."""
         if plan.decl.revoke_superseded:
             plan.superseded_login = [serial for serial in plan.superseded if self.keeps_login(plan, serial)]
 
-    def revoke_superseded(self, plan):
+    def revoke_superseded(self, plan: Plan) -> None:
         if not plan.decl.revoke_superseded:
             return
         if _proof.kept_unproven(plan, self.prove_login, self.module.params, self.now(), self.module.warn):
@@ -299,7 +310,7 @@ class Revoker:
                 continue
             self.revoke(plan, serial, 'superseded')
 
-    def apply_absent(self, plan):
+    def apply_absent(self, plan: Plan) -> None:
         """Revoke what an absent plan lists, then remove its files."""
         decl = plan.decl
         if self.check_mode:
@@ -317,7 +328,8 @@ class Enroller:
     """The scheduler's worker (send, poll, detect, look_for_lost, finish) over the parts above, and the run's
     retrieval and installation of issued certificates."""
 
-    def __init__(self, module, api, view, installer, now, clock=time.monotonic, login=None):
+    def __init__(self, module: AnsibleModule, api: KsefApi, view: KsefView, installer: Installer, now: Callable[[], datetime.datetime],
+                 clock: Callable[[], float] = time.monotonic, login: Optional[LoginCertificate] = None) -> None:
         self.module = module
         self.check_mode = module.check_mode
         self.api = api
@@ -336,14 +348,14 @@ class Enroller:
         self.poll = self.statuses.poll
 
     @property
-    def enrollment_data(self):
+    def enrollment_data(self) -> Optional[Dict[str, Any]]:
         return self.sender.enrollment_data
 
     @enrollment_data.setter
-    def enrollment_data(self, value):
+    def enrollment_data(self, value: Optional[Dict[str, Any]]) -> None:
         self.sender.enrollment_data = value
 
-    def retrieve(self, serials):
+    def retrieve(self, serials: List[str]) -> None:
         """Retrieve the certificates of serials not retrieved yet into the view."""
         missing = []
         for serial in serials:
@@ -358,11 +370,11 @@ class Enroller:
                 raise KsefError('KSeF returned an unreadable certificate for serial %s' % entry.serial_number)
             self.view.retrieved[entry.serial_number or _crypto.serial_hex(certificate)] = certificate
 
-    def detect(self, plans, max_pages):
+    def detect(self, plans: List[Plan], max_pages: int) -> List[Plan]:
         """One query round (_detect.detect_issued): the waiting plans KSeF lists as issued."""
         return detect_issued(self.api, self.view, self.plans, plans, max_pages)
 
-    def finish(self, plans=None):
+    def finish(self, plans: Optional[List[Plan]] = None) -> None:
         """Retrieve and install issued certificates (all of them, or the given batch) not finished yet."""
         issued = [plan for plan in (self.plans if plans is None else plans) if plan.issued_serial and not plan.finished]
         self.retrieve([plan.issued_serial for plan in issued])

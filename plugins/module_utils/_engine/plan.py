@@ -13,13 +13,21 @@ this run revoked.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
+from typing import TYPE_CHECKING, List, Optional
+
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import Decision, wait_deadline
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
+
+if TYPE_CHECKING:  # cryptography is optional at import time (ansible-test import sanity runs without it)
+    from cryptography import x509
 
 
 class Plan:
     """What the run decided (`decision`) and did (the other fields) for one declaration."""
 
-    def __init__(self, decl, decision=None):
+    def __init__(self, decl: Declaration, decision: Optional[Decision] = None) -> None:
         self.decl = decl
         self.decision = decision if decision is not None else Decision(decl)
         # -- the outcome (starts as the decision says, changes as the run carries it out)
@@ -61,7 +69,7 @@ class Plan:
         self.rejected_serials = set()     # query matches whose public key was not the enrolled one
         self.lost_answer = None           # _enroll.LostAnswer: the POST's answer was lost, looked for by name, type and key
 
-    def carry_out(self, decision):
+    def carry_out(self, decision: Decision) -> None:
         """Take the decision the engine made once it resolved the state file (status reads stay as they are)."""
         self.decision = decision
         self.action, self.reason, self.changed = decision.action, decision.reason, decision.changed
@@ -70,11 +78,12 @@ class Plan:
             if getattr(decision, name) is not None:
                 setattr(self, name, getattr(decision, name))
 
-    def start_wait(self, clock_now):
+    def start_wait(self, clock_now: float) -> None:
         """The enrollment was sent (or resumed): wait for it until wait_timeout (_decide.wait_deadline)."""
         self.deadline = wait_deadline(self.decl, clock_now)
 
-    def hold(self, why, reason=None, outage_at=None, retry_at=None):
+    def hold(self, why: str, reason: Optional[str] = None, outage_at: Optional[datetime.datetime] = None,
+             retry_at: Optional[datetime.datetime] = None) -> None:
         """A due enrollment this run does not send (see _rolling.py): the certificate stays as it is."""
         self.held = why
         self.hold_reason = reason
@@ -86,29 +95,29 @@ class Plan:
     # -- the decision, read-only ---------------------------------------------------------------
 
     @property
-    def enroll(self):
+    def enroll(self) -> bool:
         return self.decision.enroll and self.held is None
 
     @property
-    def key_plan(self):
+    def key_plan(self) -> Optional[str]:
         return self.decision.key_plan
 
     @property
-    def superseded(self):
+    def superseded(self) -> List[str]:
         return self.decision.superseded
 
     @property
-    def current_item(self):
+    def current_item(self) -> Optional[CertificateRecord]:
         return self.decision.current_item
 
     @property
-    def current_certificate(self):
+    def current_certificate(self) -> 'Optional[x509.Certificate]':
         return self.decision.current_certificate
 
     @property
-    def to_revoke(self):
+    def to_revoke(self) -> List[str]:
         return self.decision.to_revoke
 
     @property
-    def removed_files(self):
+    def removed_files(self) -> List[str]:
         return self.decision.removed_files

@@ -24,7 +24,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
+import datetime
 import hashlib
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from urllib.parse import urlsplit
 
@@ -45,6 +47,15 @@ from ansible_collections.ksef.certificates.plugins.module_utils._pkcs11 import T
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import QR_CODE_II_PSS_SALT_LENGTH, format_datetime
 from ansible_collections.ksef.certificates.plugins.module_utils._xades import CONTEXT_ELEMENTS
 
+if TYPE_CHECKING:  # for the hints only; cryptography is optional at import time
+    from cryptography import x509
+
+    from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+    from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+
+# A key and certificate that can sign: a key file's (SignerCredentials) or a token key's (TokenSigner).
+Signer = Union[SignerCredentials, TokenSigner]
+
 # The host of the QR code II verification page per KSeF environment (SPEC 13.1); anything that is not the
 # production or demo API (the test environment, an emulator) links to the test page.
 QR_HOSTS = {'test': 'qr-test.ksef.mf.gov.pl', 'demo': 'qr-demo.ksef.mf.gov.pl', 'prod': 'qr.ksef.mf.gov.pl'}
@@ -57,39 +68,39 @@ class ProofFailed(Exception):
     """The successor did not prove itself; str() says why (never a secret)."""
 
 
-def b64url(data):
+def b64url(data: bytes) -> str:
     """Base64URL without padding, the form of the hash and the signature in a QR code II link."""
     return base64.urlsafe_b64encode(data).decode('ascii').rstrip('=')
 
 
-def b64url_decode(text):
+def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + '=' * (-len(text) % 4))
 
 
-def qr_host(base_url):
+def qr_host(base_url: str) -> str:
     """The verification page's host for the KSeF API at base_url."""
     host = (urlsplit(base_url).hostname or '').lower()
     return QR_HOSTS[API_HOSTS.get(host, 'test')]
 
 
-def seller_nip(context_id):
+def seller_nip(context_id: Optional[str]) -> str:
     """The seller NIP of the proof's link: the context's NIP (a NIP, an internal id or a NIP-VAT-UE starts with it)."""
     head = (context_id or '')[:10]
     return head if head.isdigit() else (context_id or '')
 
 
-def qr_code_ii_text(host, context_type, context_id, nip, serial_number, invoice_sha256):
+def qr_code_ii_text(host: str, context_type: str, context_id: str, nip: str, serial_number: str, invoice_sha256: bytes) -> str:
     """The string an Offline certificate signs: the link up to and including the invoice hash, without
     https:// and without a trailing '/' (SPEC 13.1)."""
     return '%s/certificate/%s/%s/%s/%s/%s' % (host, CONTEXT_ELEMENTS[context_type], context_id, nip, serial_number,
                                               b64url(invoice_sha256))
 
 
-def qr_code_ii_link(text, signature):
+def qr_code_ii_link(text: str, signature: bytes) -> str:
     return 'https://%s/%s' % (text, b64url(signature))
 
 
-def split_qr_code_ii_link(link):
+def split_qr_code_ii_link(link: str) -> Tuple[str, bytes]:
     """(signed text, signature bytes) of a QR code II link."""
     if not link.startswith('https://'):
         raise ProofFailed('a QR code II link starts with https://, not %r' % link[:20])
@@ -97,7 +108,7 @@ def split_qr_code_ii_link(link):
     return text, b64url_decode(signature)
 
 
-def sign_qr(signer, data):
+def sign_qr(signer: Signer, data: bytes) -> bytes:
     """The QR code II signature of `data` by `signer`: RSASSA-PSS, or ECDSA as IEEE P1363 r||s (which is the
     raw form XMLDSig wants too, so the login signer's sign() gives it)."""
     if signer.key_type == 'rsa':
@@ -105,7 +116,7 @@ def sign_qr(signer, data):
     return signer.sign(data)
 
 
-def verify_qr_signature(certificate, text, signature):
+def verify_qr_signature(certificate: 'x509.Certificate', text: str, signature: bytes) -> None:
     """Verify a QR code II signature of `text` with the certificate's public key as KSeF does; ProofFailed if not."""
     public_key = certificate.public_key()
     data = text.encode('utf-8')
@@ -133,18 +144,18 @@ class QrContext:
     """What a QR code II link names besides the certificate: the verification page's host (from the API URL) and
     the context (type and identifier) the invoices are issued in."""
 
-    def __init__(self, api_url, context_type, context_id):
+    def __init__(self, api_url: str, context_type: Optional[str], context_id: Optional[str]) -> None:
         self.base_url = api_url
         self.context_type = context_type or DEFAULT_CONTEXT_TYPE
         self.context_id = context_id or ''
 
     @classmethod
-    def from_params(cls, params):
+    def from_params(cls, params: Mapping[str, Any]) -> 'QrContext':
         """From a module's connection options (environment or api_url, context_type, context_id)."""
         return cls(base_url(params), params.get('context_type'), params.get('context_id'))
 
 
-def qr_proof_text(base_url, context_type, context_id, certificate, now):
+def qr_proof_text(base_url: str, context_type: str, context_id: str, certificate: 'x509.Certificate', now: datetime.datetime) -> str:
     """The QR code II string a successor signs to prove itself: KSeF's layout, with the hash of a proof
     document (the certificate's serial number and the time) in place of an invoice's."""
     serial = serial_hex(certificate)
@@ -153,7 +164,7 @@ def qr_proof_text(base_url, context_type, context_id, certificate, now):
                            hashlib.sha256(invoice).digest())
 
 
-def verify_qr_link(certificate, link, text):
+def verify_qr_link(certificate: 'x509.Certificate', link: str, text: str) -> None:
     """The link carries `text` and a signature of it that the certificate verifies."""
     signed, signature = split_qr_code_ii_link(link)
     if signed != text:
@@ -161,7 +172,7 @@ def verify_qr_link(certificate, link, text):
     verify_qr_signature(certificate, signed, signature)
 
 
-def not_valid_yet(certificate, now):
+def not_valid_yet(certificate: 'x509.Certificate', now: datetime.datetime) -> Optional[datetime.datetime]:
     """The start of the certificate's validity when it is after `now`, else None."""
     start = certificate_not_before(certificate)
     return start if start > now else None
@@ -170,20 +181,21 @@ def not_valid_yet(certificate, now):
 class RotationProof:
     """The outcome of proving one successor: serial_number, method ('login' | 'qr_code_ii'), proven, reason."""
 
-    def __init__(self, serial_number, method, proven, reason=None, valid_from=None):
+    def __init__(self, serial_number: str, method: str, proven: bool, reason: Optional[str] = None,
+                 valid_from: Optional[datetime.datetime] = None) -> None:
         self.serial_number = serial_number
         self.method = method
         self.proven = proven
         self.reason = reason
         self.valid_from = valid_from
 
-    def summary(self):
+    def summary(self) -> Dict[str, Any]:
         """The module's `proof` return value."""
         return {'serial_number': self.serial_number, 'method': self.method, 'proven': self.proven,
                 'reason': self.reason, 'valid_from': format_datetime(self.valid_from)}
 
 
-def hold_until_valid(plan, certificate, now, warn):
+def hold_until_valid(plan: 'Plan', certificate: 'x509.Certificate', now: datetime.datetime, warn: Callable[[str], None]) -> bool:
     """A successor whose validity starts later (valid_from) that replaces a certificate is not installed yet: the
     next login would read a certificate KSeF refuses, and it cannot be proven. The state file keeps the issued
     enrollment; the first run after its start installs it, proves it and revokes the predecessor.
@@ -208,13 +220,14 @@ def hold_until_valid(plan, certificate, now, warn):
     return True
 
 
-def prove_offline(context, signer, certificate, now):
+def prove_offline(context: QrContext, signer: Signer, certificate: 'x509.Certificate', now: datetime.datetime) -> None:
     text = qr_proof_text(context.base_url, context.context_type, context.context_id, certificate, now)
     link = qr_code_ii_link(text, sign_qr(signer, text.encode('utf-8')))
     verify_qr_link(certificate, link, text)
 
 
-def prove_successor(certificate_type, signer, certificate, login, context, now):
+def prove_successor(certificate_type: str, signer: Optional[Signer], certificate: 'x509.Certificate',
+                    login: Optional[Callable[[Signer], None]], context: QrContext, now: datetime.datetime) -> RotationProof:
     """RotationProof of the successor `certificate` (of `certificate_type`) with `signer` (None: the key is not
     available to this run). login: signer -> None, a login with that signer that raises KsefError when it fails
     (None: no login is possible in this run); context: QrContext."""
@@ -239,7 +252,7 @@ def prove_successor(certificate_type, signer, certificate, login, context, now):
     return RotationProof(serial, method, True)
 
 
-def successor_signer(decl, certificate):
+def successor_signer(decl: 'Declaration', certificate: 'x509.Certificate') -> Optional[Signer]:
     """The installed successor's key and certificate as a signer; None when the key is not here (a CSR)."""
     if decl.uses_token:
         return TokenSigner(decl.keystore.token, decl.token_key, certificate)
@@ -248,13 +261,15 @@ def successor_signer(decl, certificate):
     return SignerCredentials(certificate, decl.key)
 
 
-def prove_installed(decl, certificate, login, params, now):
+def prove_installed(decl: 'Declaration', certificate: 'x509.Certificate', login: Optional[Callable[[Signer], None]],
+                    params: Mapping[str, Any], now: datetime.datetime) -> RotationProof:
     """RotationProof of the successor ksef_certificate just installed for `decl` (params: the module's options)."""
     return prove_successor(decl.type, successor_signer(decl, certificate), certificate, login,
                            QrContext.from_params(params), now)
 
 
-def kept_unproven(plan, login, params, now, warn):
+def kept_unproven(plan: 'Plan', login: Optional[Callable[[Signer], None]], params: Mapping[str, Any], now: datetime.datetime,
+                  warn: Callable[[str], None]) -> bool:
     """Prove the successor ksef_certificate just installed for `plan`, once, before its predecessors are revoked.
 
     Records plan.proof. Returns False when the predecessors may go; True when they stay because the successor did

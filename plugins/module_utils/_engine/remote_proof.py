@@ -27,6 +27,8 @@ __metaclass__ = type
 import base64
 import binascii
 import copy
+import datetime
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -47,12 +49,18 @@ from ansible_collections.ksef.certificates.plugins.module_utils._crypto import (
     load_certificate,
     serial_hex,
 )
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
+from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     format_datetime,
     qr_code_ii_scheme,
     xmldsig_scheme,
 )
+
+if TYPE_CHECKING:  # cryptography is optional at import time (ansible-test import sanity runs without it)
+    from cryptography import x509
 
 LOGIN, QR_CODE_II = 'login', 'qr_code_ii'
 
@@ -75,7 +83,7 @@ def _certificate(entry):
         raise KsefInputError('certificate of proof %r is not a PEM certificate' % (entry.get('id') or '',))
 
 
-def method_of(certificate_type):
+def method_of(certificate_type: str) -> str:
     return LOGIN if certificate_type == 'authentication' else QR_CODE_II
 
 
@@ -84,7 +92,8 @@ def _outcome(entry, proven, reason=None, valid_from=None):
     return entry
 
 
-def prepare(gateway, connection, certificates, now, check_mode=False):
+def prepare(gateway: KsefAuthApi, connection: ConnectionOptions, certificates: List[Mapping[str, Any]], now: datetime.datetime,
+            check_mode: bool = False) -> List[Dict[str, Any]]:
     """The proofs to sign: one entry per item of `certificates` ({id, type, certificate (PEM)}).
 
     Each entry: id, type, serial_number, method, proven (None: to be signed and finished; False: cannot be proven
@@ -121,7 +130,7 @@ def prepare(gateway, connection, certificates, now, check_mode=False):
     return entries
 
 
-def verify_xmldsig_signature(certificate, data, signature):
+def verify_xmldsig_signature(certificate: 'x509.Certificate', data: bytes, signature: bytes) -> None:
     """The host's signature of a SignedInfo verifies with the certificate (RSA PKCS#1 v1.5 or raw r||s ECDSA,
     SHA-256); ProofFailed otherwise, before anything is sent to KSeF."""
     public_key = certificate.public_key()
@@ -144,10 +153,10 @@ class HostSignedXades(AuthMethod):
     NAME = 'xades'
 
     @classmethod
-    def applies(cls, params):
+    def applies(cls, params: Mapping[str, Any]) -> bool:
         return False
 
-    def start(self, gateway, challenge, connection, now):
+    def start(self, gateway: KsefAuthApi, challenge: Dict[str, Any], connection: ConnectionOptions, now: float) -> Dict[str, Any]:
         raise KsefError('a login signed on a host is sent by the proof itself, not started again')
 
 
@@ -163,7 +172,7 @@ def _login(client, connection, document):
         authenticator.close()
 
 
-def finish_one(client, connection, entry):
+def finish_one(client: KsefHttpClient, connection: ConnectionOptions, entry: Mapping[str, Any]) -> None:
     """Prove one prepared entry with its `signature` (Base64, from the host); ProofFailed or KsefError when not."""
     certificate = _certificate(entry)
     signature = _unb64(entry.get('signature'), 'the signature')
@@ -178,7 +187,7 @@ def finish_one(client, connection, entry):
         _proof.verify_qr_link(certificate, _proof.qr_code_ii_link(text, signature), text)
 
 
-def finish(client, connection, proofs, check_mode=False):
+def finish(client: KsefHttpClient, connection: ConnectionOptions, proofs: List[Mapping[str, Any]], check_mode: bool = False) -> List[Dict[str, Any]]:
     """The outcome of each prepared proof: proven true, or false with the reason (never an error for one proof)."""
     done = []
     for prepared in proofs:

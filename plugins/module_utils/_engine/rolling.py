@@ -15,8 +15,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import QUOTA_CERTIFICATES, QUOTA_ENROLLMENTS
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import QUOTA_CERTIFICATES, QUOTA_ENROLLMENTS, Enroller
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.scheduler import EnrollmentScheduler
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
@@ -41,7 +48,7 @@ def _number(value):
 class Limits:
     """GET /certificates/limits as numbers (None where KSeF gave none)."""
 
-    def __init__(self, reply):
+    def __init__(self, reply: Optional[Mapping[str, Any]]) -> None:
         reply = reply or {}
         certificate = reply.get('certificate') or {}
         enrollment = reply.get('enrollment') or {}
@@ -52,13 +59,13 @@ class Limits:
         self.enrollment_limit = _number(enrollment.get('limit'))
 
     @property
-    def active(self):
+    def active(self) -> Optional[int]:
         if self.certificate_limit is None or self.certificates_left is None:
             return None
         return self.certificate_limit - self.certificates_left
 
 
-def current_validity(plan, view, now):
+def current_validity(plan: Plan, view: KsefView, now: datetime.datetime) -> Optional[datetime.datetime]:
     """End of the validity of the certificate in use now, None when there is none (an outage already).
 
     The declared certificate; without one (the CSR of a new key, as the role sends), the superseded certificate
@@ -69,7 +76,7 @@ def current_validity(plan, view, now):
     return max(valid) if valid else None
 
 
-def slots_freed(plan, keeps_login, now):
+def slots_freed(plan: Plan, keeps_login: Callable[[Plan, str], bool], now: datetime.datetime) -> int:
     """Predecessors the run is to revoke once the plan's successor is installed and proven (each gives back a slot).
 
     None without revoke_superseded; none when the successor is valid only later (valid_from): it is not installed
@@ -84,7 +91,7 @@ def slots_freed(plan, keeps_login, now):
     return len([serial for serial in plan.superseded if not keeps_login(plan, serial)])
 
 
-def revocations(plans):
+def revocations(plans: List[Plan]) -> int:
     """Revocations the run made so far for these plans (KSeF's 25008, a serial it does not know, freed no slot)."""
     return sum(len(plan.revoked) for plan in plans)
 
@@ -92,7 +99,8 @@ def revocations(plans):
 class RollingRenewal:
     """Runs the enrollments of a run in waves within the limits; `quota` is the return value."""
 
-    def __init__(self, module, api, enroller, scheduler, now, max_enrollments=None, release_offline=False):
+    def __init__(self, module: AnsibleModule, api: KsefApi, enroller: Enroller, scheduler: EnrollmentScheduler,
+                 now: Callable[[], datetime.datetime], max_enrollments: Optional[int] = None, release_offline: bool = False) -> None:
         # max_enrollments: what the hour's call budget allows (Converger._plan_budget sets it; None: all)
         self.module = module
         self.release_offline = release_offline
@@ -105,20 +113,20 @@ class RollingRenewal:
         self.quota = None
         self.released = []
 
-    def read_limits(self):
+    def read_limits(self) -> Limits:
         self.limits = Limits(self.api.limits())
         return self.limits
 
-    def valid_to(self, plan):
+    def valid_to(self, plan: Plan) -> Optional[datetime.datetime]:
         return current_validity(plan, self.enroller.view, self.now())
 
-    def due(self, plan):
+    def due(self, plan: Plan) -> Due:
         return Due(plan, plan.decl.label, self.valid_to(plan), slots_freed(plan, self.enroller.revoker.keeps_login, self.now()))
 
-    def plan(self, enrolling, free_slots, enrollments_left, max_enrollments):
+    def plan(self, enrolling: List[Plan], free_slots: int, enrollments_left: Optional[int], max_enrollments: Optional[int]) -> WavePlan:
         return plan_waves([self.due(plan) for plan in enrolling], free_slots, enrollments_left, max_enrollments)
 
-    def free_and_enrollments_left(self, enrolling):
+    def free_and_enrollments_left(self, enrolling: List[Plan]) -> Tuple[int, Optional[int]]:
         """Free active-certificate slots and enrollment requests left, from the limits read (None: no bound)."""
         limits = self.limits
         free = limits.certificates_left if limits.certificates_left is not None else len(enrolling)
@@ -127,12 +135,12 @@ class RollingRenewal:
             enrollments_left = 0    # KSeF refuses the subject for a reason the two counts do not show
         return free, enrollments_left
 
-    def wave_count(self, enrolling):
+    def wave_count(self, enrolling: List[Plan]) -> int:
         """How many waves these enrollments (soonest expiry first) take under the limits read (the call budget)."""
         free, enrollments_left = self.free_and_enrollments_left(enrolling)
         return max(len(self.plan(enrolling, free, enrollments_left, None).waves), 1)
 
-    def start(self, plans, enrolling):
+    def start(self, plans: List[Plan], enrolling: List[Plan]) -> WavePlan:
         """The waves under the limits read: returns the plan; deferred and blocked plans are held (nothing sent here)."""
         limits = self.limits if self.limits is not None else self.read_limits()
         free, enrollments_left = self.free_and_enrollments_left(enrolling)
@@ -177,7 +185,7 @@ class RollingRenewal:
                 plan.hold('blocked', reason, outage_at)
         plan.hold_note = hold_message(plan)
 
-    def next_free_slot(self, plans, renewing):
+    def next_free_slot(self, plans: List[Plan], renewing: List[Plan]) -> Optional[datetime.datetime]:
         """When the first active certificate that nothing of the run keeps in use expires (a superseded Offline
         predecessor, a certificate nobody declares): its slot comes back then. None when there is none.
 
@@ -228,7 +236,7 @@ class RollingRenewal:
                              % (freed, ', '.join(self.released)))
         return freed
 
-    def run(self, plans, waves, check_csr):
+    def run(self, plans: List[Plan], waves: WavePlan, check_csr: Callable[[Plan], None]) -> None:
         """Send the waves one after the other; after each, plan the rest again from the slots really free."""
         limits = self.limits
         free = limits.certificates_left if limits.certificates_left is not None else None
@@ -267,7 +275,7 @@ class RollingRenewal:
             wave = again.waves[0] if again.waves else []
             remaining = [plan for plan in remaining if plan.held is None]
 
-    def finish(self, plans):
+    def finish(self, plans: List[Plan]) -> None:
         """After the run: a blocked certificate that has no valid certificate any more fails the run."""
         outages = [plan for plan in plans if plan.held == 'blocked' and self.valid_to(plan) is None]
         if outages:
@@ -312,7 +320,7 @@ class RollingRenewal:
                 continue
             yield 'Certificate %s %s' % (plan.decl.label, plan.hold_note)
 
-    def quota_of(self, limits, waves=None):
+    def quota_of(self, limits: Limits, waves: Optional[WavePlan] = None) -> Dict[str, Any]:
         waves = waves or WavePlan([], [], [])
         return {
             'certificate_limit': limits.certificate_limit,
@@ -328,7 +336,7 @@ class RollingRenewal:
         }
 
 
-def hold_message(plan):
+def hold_message(plan: Plan) -> str:
     """Why a held plan waits, and until when it can (the message of the module's `hold` return value)."""
     outage = ('it has no valid certificate (an outage now)' if plan.outage_at is None else
               'the certificate in use works until %s (an outage from then)' % format_datetime(plan.outage_at))
@@ -345,7 +353,7 @@ def hold_message(plan):
     return '%s; %s; %s' % (why, outage, ADVICE)
 
 
-def forecast_quota(plans, limits, view, now):
+def forecast_quota(plans: List[Plan], limits: Optional[Limits], view: KsefView, now: datetime.datetime) -> Optional[Dict[str, Any]]:
     """The coming renewals of the declared set against the active-certificate limit (peak, its date, outages)."""
     if limits is None or limits.active is None or limits.certificate_limit is None:
         return None
