@@ -25,12 +25,9 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ksef.certificates.plugins.module_utils._api import KsefApi
-from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
-
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
-from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA
+from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA, KsefApi
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import (
     budget_summary,
     over_hour_message,
@@ -53,6 +50,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.declarat
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll import Enroller
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError, KsefInputError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.install import Installer
+from ansible_collections.ksef.certificates.plugins.module_utils._login import LoginCertificate
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.pending import LockSet, PendingStore
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError, build_result
@@ -280,7 +278,7 @@ class Converger:
                                             self.now())
         if not plan.proof.proven:
             self.module.warn('%s: %s still kept active because %s' % (plan.decl.label, ', '.join(serials),
-                                                                     plan.proof.reason))
+                                                                      plan.proof.reason))
             return
         for serial in serials:
             self.enroller.revoker.revoke(plan, serial, 'superseded')
