@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from ansible_collections.ksef.certificates.plugins.module_utils._api import AUTH_TOKEN_REDEEM, KsefAuthApi
+from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_base import AuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._auth_method_xades import SignerXadesAuthMethod
 from ansible_collections.ksef.certificates.plugins.module_utils._connection import ConnectionOptions
 from ansible_collections.ksef.certificates.plugins.module_utils._http import KsefHttpClient
@@ -152,19 +153,26 @@ class KsefAuthenticator:
         self._store_tokens(self.gateway.redeem(operation_token))
         self._opened = True
 
+    @classmethod
+    def certificate_owner(cls, client: KsefHttpClient, connection: ConnectionOptions, auth_method: AuthMethod,
+                          **kwargs: Any) -> 'KsefAuthenticator':
+        """An authenticator on `client` and `connection` that logs in with `auth_method` as the owner of its
+        certificate (a successor's proof). The subject is read from the certificate (certificate_subject): a KSeF
+        certificate carries the NIP or PESEL of its owner, while a fingerprint-based login would need permissions
+        granted to the new fingerprint."""
+        options = copy.copy(connection)
+        options.auth = auth_method
+        options.subject_identifier_type = 'certificate_subject'
+        return cls(client, options, **kwargs)
+
     def login_once_as(self, signer: Any) -> None:
         """Log in with `signer` (another key and certificate, e.g. a successor's) through this client and connection,
-        as the owner of its certificate, then end that session; KsefError when KSeF refuses the login.
-
-        The subject is read from the certificate (certificate_subject): a KSeF certificate carries the NIP or
-        PESEL of its owner, while a fingerprint-based login would need permissions granted to the new fingerprint.
-        This session's tokens are left as they are.
+        as the owner of its certificate (certificate_owner), then end that session; KsefError when KSeF refuses the
+        login. This session's tokens are left as they are.
         """
-        options = copy.copy(self.options)
-        options.auth = SignerXadesAuthMethod(signer)
-        options.subject_identifier_type = 'certificate_subject'
-        other = KsefAuthenticator(self.client, options, poll_interval=self.poll_interval, poll_timeout=self.poll_timeout,
-                                  wall_clock=self.wall_clock)
+        other = KsefAuthenticator.certificate_owner(self.client, self.options, SignerXadesAuthMethod(signer),
+                                                    poll_interval=self.poll_interval, poll_timeout=self.poll_timeout,
+                                                    wall_clock=self.wall_clock)
         try:
             other.login()
         finally:
