@@ -33,20 +33,6 @@ attributes:
       - ksef.certificates.ksef
 '''
 
-    # Read-only modules: check mode runs the module fully because nothing is changed.
-    CHECK_MODE_READ_ONLY = r'''
-options: {}
-attributes:
-  check_mode:
-    support: full
-    details:
-      - This action does not modify state.
-  diff_mode:
-    support: N/A
-    details:
-      - This action does not modify state.
-'''
-
     # Info modules (read-only, idempotent).
     INFO_MODULE = r'''
 options: {}
@@ -59,15 +45,6 @@ attributes:
     support: N/A
     details:
       - This action does not modify state.
-  idempotent:
-    support: full
-    details:
-      - This action does not modify state.
-'''
-
-    IDEMPOTENT_NOT_MODIFY_STATE = r'''
-options: {}
-attributes:
   idempotent:
     support: full
     details:

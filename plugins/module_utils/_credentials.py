@@ -115,6 +115,15 @@ def _file_bytes(data):
         return data
 
 
+def _material(path, content, what, option):
+    """(bytes, source for messages) of the material given as option_path or option_content; (None, None) when neither."""
+    if path:
+        return _file_bytes(_read(path, what)), '%s_path (%s)' % (option, path)
+    if content:
+        return _content_bytes(content), '%s_content' % option
+    return None, None
+
+
 def _parse_certificates(data):
     """All certificates in data (PEM, possibly several, or one DER); [] if none."""
     if b'-----BEGIN' in data:
@@ -189,24 +198,10 @@ def load_signer_credentials(certificate_path: Optional[str] = None, certificate_
     """Load and check the signer material; raise KsefCredentialError with a safe message."""
     if not HAS_CRYPTOGRAPHY:
         raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')
-    if certificate_path:
-        cert_data = _file_bytes(_read(certificate_path, 'signer certificate'))
-        cert_source = 'auth_certificate_path (%s)' % certificate_path
-    elif certificate_content:
-        cert_data = _content_bytes(certificate_content)
-        cert_source = 'auth_certificate_content'
-    else:
+    cert_data, cert_source = _material(certificate_path, certificate_content, 'signer certificate', 'auth_certificate')
+    if cert_data is None:
         raise KsefCredentialError('no signer certificate given (auth_certificate_path or auth_certificate_content)')
-
-    if private_key_path:
-        key_data = _file_bytes(_read(private_key_path, 'signer private key'))
-        key_source = 'auth_private_key_path (%s)' % private_key_path
-    elif private_key_content:
-        key_data = _content_bytes(private_key_content)
-        key_source = 'auth_private_key_content'
-    else:
-        key_data = None
-        key_source = None
+    key_data, key_source = _material(private_key_path, private_key_content, 'signer private key', 'auth_private_key')
 
     certificates = _parse_certificates(cert_data)
     if not certificates:
@@ -240,11 +235,8 @@ def load_token_signer(module_path: str, token_label: str, key_label: str, pin: s
     if not HAS_CRYPTOGRAPHY:
         raise KsefCredentialError('the cryptography Python library is required to load the signer certificate')
     certificates = None
-    if certificate_path or certificate_content:
-        if certificate_path:
-            data, source = _read(certificate_path, 'signer certificate'), 'auth_certificate_path (%s)' % certificate_path
-        else:
-            data, source = _content_bytes(certificate_content), 'auth_certificate_content'
+    data, source = _material(certificate_path, certificate_content, 'signer certificate', 'auth_certificate')
+    if data is not None:
         certificates = _parse_certificates(data)
         if not certificates:
             raise KsefCredentialError('%s holds no certificate (with auth_pkcs11_module the key is in the token: give '

@@ -66,28 +66,26 @@ def parse_mode(value: Union[int, str], what: str = 'mode') -> int:
     return mode
 
 
+def _resolve_id(value, lookup, what):
+    """The number of a user or group given by name or number (lookup: name to number); None for '' or None."""
+    if value in (None, ''):
+        return None
+    if str(value).isdigit():
+        return int(value)
+    try:
+        return lookup(value)
+    except KeyError:
+        raise HostFileError('%s %r does not exist on this host' % (what, value))
+
+
 def resolve_owner(owner: Union[int, str, None]) -> Optional[int]:
     """uid for a user name or number; None for '' or None (keep the connecting user)."""
-    if owner in (None, ''):
-        return None
-    if str(owner).isdigit():
-        return int(owner)
-    try:
-        return pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise HostFileError('User %r does not exist on this host' % (owner,))
+    return _resolve_id(owner, lambda name: pwd.getpwnam(name).pw_uid, 'User')
 
 
 def resolve_group(group: Union[int, str, None]) -> Optional[int]:
     """gid for a group name or number; None for '' or None."""
-    if group in (None, ''):
-        return None
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise HostFileError('Group %r does not exist on this host' % (group,))
+    return _resolve_id(group, lambda name: grp.getgrnam(name).gr_gid, 'Group')
 
 
 # ---------------------------------------------------------------------------------------------

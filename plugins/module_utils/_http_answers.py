@@ -181,6 +181,12 @@ def _as_list(value):
     return [str(value)]
 
 
+def _error_items(items, code_key, description_key):
+    """The error entries of a KSeF error list, whose two body formats name code and description differently."""
+    return [{'code': item.get(code_key), 'description': item.get(description_key), 'details': _as_list(item.get('details'))}
+            for item in items or [] if isinstance(item, dict)]
+
+
 def parse_error_body(body: Any) -> Tuple[List[Dict[str, Any]], Optional[str], Optional[str]]:
     """Turn a KSeF error body (dict) into (errors, reference_number, service_code).
 
@@ -194,24 +200,12 @@ def parse_error_body(body: Any) -> Tuple[List[Dict[str, Any]], Optional[str], Op
         return errors, reference_number, service_code
     exception = body.get('exception')
     if isinstance(exception, dict):
-        for item in exception.get('exceptionDetailList') or []:
-            if isinstance(item, dict):
-                errors.append({
-                    'code': item.get('exceptionCode'),
-                    'description': item.get('exceptionDescription'),
-                    'details': _as_list(item.get('details')),
-                })
+        errors.extend(_error_items(exception.get('exceptionDetailList'), 'exceptionCode', 'exceptionDescription'))
         reference_number = exception.get('referenceNumber')
         service_code = exception.get('serviceCode')
         return errors, reference_number, service_code
     if 'title' in body or 'detail' in body or 'errors' in body or 'reasonCode' in body:
-        for item in body.get('errors') or []:
-            if isinstance(item, dict):
-                errors.append({
-                    'code': item.get('code'),
-                    'description': item.get('description'),
-                    'details': _as_list(item.get('details')),
-                })
+        errors.extend(_error_items(body.get('errors'), 'code', 'description'))
         if not errors:
             details = []
             security = body.get('security')

@@ -335,59 +335,39 @@ def create_app(emu):
     def rate_limits():
         return jsonify(testdata.rate_limits(emu, auth.access_session(emu, request)))
 
-    @api('POST', '/testdata/rate-limits')
-    def set_rate_limits():
-        testdata.set_rate_limits(emu, auth.access_session(emu, request), _json_body())
-        return _empty_ok()
-
-    @api('DELETE', '/testdata/rate-limits')
-    def reset_rate_limits():
-        testdata.reset_rate_limits(emu, auth.access_session(emu, request))
-        return _empty_ok()
-
-    @api('POST', '/testdata/rate-limits/production')
-    def production_rate_limits():
-        testdata.production_rate_limits(emu, auth.access_session(emu, request))
-        return _empty_ok()
-
     @api('GET', '/limits/subject')
     def subject_limits():
         return jsonify(testdata.subject_limits(emu, auth.access_session(emu, request)))
-
-    @api('POST', '/testdata/limits/subject/certificate')
-    def set_subject_limits():
-        testdata.set_subject_limits(emu, auth.access_session(emu, request), _json_body())
-        return _empty_ok()
-
-    @api('DELETE', '/testdata/limits/subject/certificate')
-    def reset_subject_limits():
-        testdata.reset_subject_limits(emu, auth.access_session(emu, request))
-        return _empty_ok()
 
     @api('PUT', '/testdata/certificates/{serialNumber}')
     def update_certificate(serialNumber):
         certificates.shorten_validity(emu, auth.access_session(emu, request), serialNumber, _json_body())
         return _empty_ok()
 
-    @api('POST', '/testdata/person', 'public')
-    def create_person():
-        testdata.create_person(emu, _json_body())
-        return _empty_ok()
+    def testdata_view(action, session, body):
+        """The view of a test-data call: action(emu[, access session][, JSON body]), answered 200 with no body."""
+        def view():
+            arguments = [emu]
+            if session:
+                arguments.append(auth.access_session(emu, request))
+            if body:
+                arguments.append(_json_body())
+            action(*arguments)
+            return _empty_ok()
+        return view
 
-    @api('POST', '/testdata/person/remove', 'public')
-    def remove_person():
-        testdata.remove_person(emu, _json_body())
-        return _empty_ok()
-
-    @api('POST', '/testdata/permissions', 'public')
-    def grant_permissions():
-        testdata.grant_permissions(emu, _json_body())
-        return _empty_ok()
-
-    @api('POST', '/testdata/permissions/revoke', 'public')
-    def revoke_permissions():
-        testdata.revoke_permissions(emu, _json_body())
-        return _empty_ok()
+    # Test-data calls: (method, route, group, testdata function, needs an access session, takes a JSON body).
+    for call in (
+            ('POST', '/testdata/rate-limits', 'other', testdata.set_rate_limits, True, True),
+            ('DELETE', '/testdata/rate-limits', 'other', testdata.reset_rate_limits, True, False),
+            ('POST', '/testdata/rate-limits/production', 'other', testdata.production_rate_limits, True, False),
+            ('POST', '/testdata/limits/subject/certificate', 'other', testdata.set_subject_limits, True, True),
+            ('DELETE', '/testdata/limits/subject/certificate', 'other', testdata.reset_subject_limits, True, False),
+            ('POST', '/testdata/person', 'public', testdata.create_person, False, True),
+            ('POST', '/testdata/person/remove', 'public', testdata.remove_person, False, True),
+            ('POST', '/testdata/permissions', 'public', testdata.grant_permissions, False, True),
+            ('POST', '/testdata/permissions/revoke', 'public', testdata.revoke_permissions, False, True)):
+        api(*call[:3])(testdata_view(*call[3:]))
 
     # --- control endpoints (outside /v2) ---------------------------------------------------------------------
 

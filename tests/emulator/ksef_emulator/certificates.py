@@ -92,6 +92,17 @@ def enrollment_data(emu, operation):
     return identity.enrollment_data(signer)
 
 
+def _date_field(body, field):
+    """The date-time in body[field] (None when absent); a value that is not ISO 8601 is a validation error."""
+    value = body.get(field)
+    if value is None:
+        return None
+    try:
+        return util.parse_iso(value)
+    except ValueError as exc:
+        raise validation_error("'%s': %s" % (field, exc))
+
+
 def _validate_enrollment(body):
     if not isinstance(body, dict):
         raise validation_error('request body must be a JSON object')
@@ -102,12 +113,7 @@ def _validate_enrollment(body):
     certificate_type = body.get('certificateType')
     if certificate_type not in CERTIFICATE_TYPES:
         raise validation_error("'certificateType' must be Authentication or Offline")
-    valid_from = body.get('validFrom')
-    if valid_from is not None:
-        try:
-            valid_from = util.parse_iso(valid_from)
-        except ValueError as exc:
-            raise validation_error("'validFrom': %s" % exc)
+    valid_from = _date_field(body, 'validFrom')
     if 'csr' not in body or body.get('csr') is None:
         raise validation_error("'csr' is required")
     return name, certificate_type, valid_from
@@ -168,7 +174,8 @@ def _process(emu, enrollment, now):
                          {'status_code': status[0], 'status_description': status[1], 'status_details': status[2]})
         return
     serial = _new_unique_serial(emu)
-    valid_from = enrollment['valid_from'] if enrollment['valid_from'] is not None else now
+    valid_from = (enrollment['valid_from'] if enrollment['valid_from'] is not None
+                  else now + emu.switches.get('issuedValidFromSeconds'))
     valid_to = valid_from + emu.config.certificate_validity_days * 24 * 3600.0
     cert = emu.keys.issue_ksef_certificate(csr.subject, public_key, serial, enrollment['certificate_type'],
                                            valid_from, valid_to)
@@ -291,12 +298,7 @@ def query(emu, operation, body, args):
     status = body.get('status')
     if status is not None and status not in STATUSES:
         raise validation_error("'status' must be one of %s" % ', '.join(STATUSES))
-    expires_after = body.get('expiresAfter')
-    if expires_after is not None:
-        try:
-            expires_after = util.parse_iso(expires_after)
-        except ValueError as exc:
-            raise validation_error("'expiresAfter': %s" % exc)
+    expires_after = _date_field(body, 'expiresAfter')
 
     rows = emu.store.all('SELECT * FROM certificates WHERE subject_type = ? AND subject_value = ? '
                          'ORDER BY requested DESC, serial_number', _subject(operation))
@@ -353,10 +355,7 @@ def shorten_validity(emu, operation, serial, body):
     _check_serial(serial, 'serialNumber')
     if not isinstance(body, dict) or body.get('validTo') is None:
         raise validation_error("'validTo' is required")
-    try:
-        valid_to = util.parse_iso(body['validTo'])
-    except ValueError as exc:
-        raise validation_error("'validTo': %s" % exc)
+    valid_to = _date_field(body, 'validTo')
     row = emu.store.one('SELECT * FROM certificates WHERE serial_number = ? AND subject_type = ? '
                         'AND subject_value = ?', (serial,) + _subject(operation))
     if row is None:

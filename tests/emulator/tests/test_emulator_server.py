@@ -115,12 +115,18 @@ def test_fault_status(client):
     assert client.control('POST', '/emulator/faults', json={'mode': 'explode'}).status_code == 400
 
 
-def test_fault_drop_response_performs_the_operation(client):
+def _enroll_through_a_connection_fault(client, mode, name):
+    """A new seal logs in and sends an enrollment that the fault `mode` breaks off; (nip, access token)."""
     nip, cert, key = new_seal()
     token = login(client, cert, key, nip)['accessToken']
-    _add_fault(client, method='POST', route='/certificates/enrollments', mode='drop-response')
+    _add_fault(client, method='POST', route='/certificates/enrollments', mode=mode)
     with pytest.raises(requests.exceptions.ConnectionError):
-        enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name='Dropped answer')
+        enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name=name)
+    return nip, token
+
+
+def test_fault_drop_response_performs_the_operation(client):
+    nip, token = _enroll_through_a_connection_fault(client, 'drop-response', 'Dropped answer')
     enrollments = [e for e in client.state()['enrollments'] if e['subjectIdentifier']['value'] == nip]
     assert [e['name'] for e in enrollments] == ['Dropped answer']
     record = [r for r in client.control('GET', '/emulator/requests').json()
@@ -131,11 +137,7 @@ def test_fault_drop_response_performs_the_operation(client):
 
 
 def test_fault_reset_does_nothing(client):
-    nip, cert, key = new_seal()
-    token = login(client, cert, key, nip)['accessToken']
-    _add_fault(client, method='POST', route='/certificates/enrollments', mode='reset')
-    with pytest.raises(requests.exceptions.ConnectionError):
-        enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name='Reset request')
+    nip, token = _enroll_through_a_connection_fault(client, 'reset', 'Reset request')
     assert not [e for e in client.state()['enrollments'] if e['subjectIdentifier']['value'] == nip]
     assert enroll(client, token, ec.generate_private_key(ec.SECP256R1()), name='After reset').status_code == 202
 

@@ -123,13 +123,18 @@ def test_pkcs12_wrong_and_missing_passphrase(tmp_path, rsa_signer):
     assert 'needs a passphrase' in str(info.value)
 
 
+def assert_pair_refused(cert, key, message):
+    """Loading this certificate with this key (inline PEM) fails with a message containing `message`."""
+    with pytest.raises(KsefCredentialError) as info:
+        load_signer_credentials(certificate_content=certs.cert_pem(cert).decode(),
+                                private_key_content=certs.key_bytes(key).decode())
+    assert message in str(info.value)
+
+
 def test_key_must_match_certificate(tmp_path, ec_signer):
     cert, _key = ec_signer
     other = certs.make_key('ec', slot=5)
-    with pytest.raises(KsefCredentialError) as info:
-        load_signer_credentials(certificate_content=certs.cert_pem(cert).decode(),
-                                private_key_content=certs.key_bytes(other).decode())
-    assert 'does not match the signer certificate' in str(info.value)
+    assert_pair_refused(cert, other, 'does not match the signer certificate')
 
 
 def test_certificate_without_key(tmp_path, ec_signer):
@@ -159,10 +164,7 @@ def test_inline_base64_der_certificate_and_key(ec_signer):
 def test_small_rsa_key_is_rejected(tmp_path):
     key = certs.make_key('rsa', bits=1024)
     cert = certs.make_seal_certificate(key)
-    with pytest.raises(KsefCredentialError) as info:
-        load_signer_credentials(certificate_content=certs.cert_pem(cert).decode(),
-                                private_key_content=certs.key_bytes(key).decode())
-    assert 'at least 2048' in str(info.value)
+    assert_pair_refused(cert, key, 'at least 2048')
 
 
 def test_unreadable_and_garbage_inputs(tmp_path, ec_signer):

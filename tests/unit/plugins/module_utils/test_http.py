@@ -295,15 +295,21 @@ def test_5xx_on_post_is_not_retried():
     assert client.calls == 1
 
 
-def test_read_timeout_on_post_is_not_retried_and_may_have_reached_server():
-    script = HttpScript([Exchange('POST', '/certificates/enrollments', exc=requests.exceptions.ReadTimeout('read'))])
+def lost_enrollment_answer(exchange):
+    """Send one enrollment whose answer the scripted `exchange` loses; (client, the error that may have reached KSeF)."""
+    script = HttpScript([exchange])
     client = make_client(script)
     with pytest.raises(KsefTransportError) as info:
         client.request('POST', '/certificates/enrollments', json={}, expect=(202,))
     script.verify()
     assert info.value.may_have_reached_server is True
-    assert 'may have reached KSeF' in str(info.value)
-    assert info.value.fail_kwargs() == {'endpoint': 'POST /certificates/enrollments', 'may_have_reached_server': True}
+    return client, info.value
+
+
+def test_read_timeout_on_post_is_not_retried_and_may_have_reached_server():
+    client, error = lost_enrollment_answer(Exchange('POST', '/certificates/enrollments', exc=requests.exceptions.ReadTimeout('read')))
+    assert 'may have reached KSeF' in str(error)
+    assert error.fail_kwargs() == {'endpoint': 'POST /certificates/enrollments', 'may_have_reached_server': True}
     assert client.calls == 1
 
 
@@ -361,13 +367,8 @@ def test_a_body_that_breaks_off_is_retried_on_an_idempotent_call():
 
 
 def test_a_body_that_breaks_off_after_an_enrollment_is_a_lost_answer():
-    script = HttpScript([truncated_answer('POST', '/certificates/enrollments', status=202)])
-    client = make_client(script)
-    with pytest.raises(KsefTransportError) as info:
-        client.request('POST', '/certificates/enrollments', json={}, expect=(202,))
-    script.verify()
-    assert info.value.may_have_reached_server is True
-    assert 'was not repeated' in str(info.value)
+    dummy_client, error = lost_enrollment_answer(truncated_answer('POST', '/certificates/enrollments', status=202))
+    assert 'was not repeated' in str(error)
 
 
 def test_a_tls_error_after_the_request_left_is_not_taken_for_a_refused_handshake():

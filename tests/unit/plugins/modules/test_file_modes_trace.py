@@ -111,19 +111,24 @@ def too_wide(events, directory):
             if kind in ('create', 'chmod') and path in secret and mode & ~PRIVATE & 0o7777]
 
 
-def traced_run(tmp_path, scenario):
-    directory = tmp_path / 'keys'
-    directory.mkdir()
+def trace(tmp_path, driver, directory, argument):
+    """Run `driver directory argument` under strace; (parsed events, the words the driver printed)."""
     prefix = str(tmp_path / 'trace')
     # The directory holding ansible_collections/ (this file is ansible_collections/ksef/certificates/tests/...).
     collections_root = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 7)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([collections_root] + [path for path in sys.path if path]))
     process = subprocess.run([STRACE, '-f', '-ff', '-y', '-s', '4096', '-e', 'trace=' + SYSCALLS, '-o', prefix,
-                              sys.executable, DRIVER, str(directory), scenario],
+                              sys.executable, driver, str(directory), argument],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env, check=False)
     assert process.returncode == 0, process.stderr[-3000:]
-    events = parse(glob.glob(prefix + '.*'))
-    return str(directory), events, process.stdout.split()
+    return parse(glob.glob(prefix + '.*')), process.stdout.split()
+
+
+def traced_run(tmp_path, scenario):
+    directory = tmp_path / 'keys'
+    directory.mkdir()
+    events, output = trace(tmp_path, DRIVER, directory, scenario)
+    return str(directory), events, output
 
 
 def test_first_install_and_backup_never_create_a_key_or_backup_wider_than_0600(tmp_path):

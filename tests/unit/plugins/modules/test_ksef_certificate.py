@@ -462,6 +462,73 @@ def test_a_successor_that_cannot_log_in_keeps_its_predecessor_and_says_why(run, 
     assert '21115' in run.warnings[0]
 
 
+def test_a_later_run_proves_the_successor_and_revokes_the_kept_predecessor(run, ksef, clock, tmp_path, monkeypatch):
+    """The proof failed when the successor was installed (KSeF refused its login): the predecessor stayed. The next
+    run finds the installed successor and the active predecessor, logs in with the successor, then revokes it."""
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+    prove_login = ksef.prove_login
+
+    def refuse(signer):
+        raise KsefApiError('POST', '/auth/xades-signature', 400, errors=[{'code': 21115, 'description': 'Invalid certificate'}])
+    monkeypatch.setattr(ksef, 'prove_login', refuse)
+    renewed = run(args)
+    new_serial = renewed['certificate']['serial_number']
+    assert renewed['revoked'] == [] and old_serial in ksef.active()
+
+    # KSeF still refuses: the next run tries again, keeps the predecessor, says why and changes nothing
+    run.warnings.clear()
+    again = run(args)
+    assert again['changed'] is False and again['action'] == 'none' and again['revoked'] == []
+    assert again['certificates'][0]['proof']['proven'] is False and '21115' in again['certificates'][0]['proof']['reason']
+    assert again['superseded'] == [{'serial_number': old_serial, 'type': 'authentication', 'revoked': False,
+                                    'valid_to': returned_time(ksef.by_serial(old_serial)['valid_to'])}]
+    assert len(run.warnings) == 1 and 'still kept active because' in run.warnings[0] and old_serial in run.warnings[0]
+    assert ksef.revocations() == [] and sorted(ksef.active()) == sorted([old_serial, new_serial])
+
+    monkeypatch.setattr(ksef, 'prove_login', prove_login)
+    predicted = run(args, check_mode=True)
+    assert predicted['changed'] is True and predicted['action'] == 'none' and predicted['revoked'] == [old_serial]
+    assert predicted['superseded'][0]['revoked'] is True and ksef.proof_logins == [] and ksef.revocations() == []
+    done = run(args)
+    assert done['changed'] is True and done['action'] == 'revoked' and done['reason'] == 'proven'
+    assert done['revoked'] == [old_serial] and done['certificate']['serial_number'] == new_serial
+    assert done['certificates'][0]['proof']['proven'] is True and done['certificates'][0]['proof']['serial_number'] == new_serial
+    assert ksef.proof_logins == [new_serial] and ksef.revocations() == [(old_serial, 'Superseded')]
+    assert ksef.active() == [new_serial]
+    assert run(args, check_mode=True)['changed'] is False
+    assert run(args)['changed'] is False
+
+
+@pytest.mark.parametrize('revoke, login_kept, revoked', [
+    (None, False, True),        # Authentication: revoked by type
+    (False, False, False),      # explicit false keeps it
+    (None, True, False),        # the run's login, whose new pair does not reach the next login
+])
+def test_a_kept_predecessor_goes_only_as_revoke_superseded_and_the_login_allow(run, ksef, clock, tmp_path, revoke, login_kept,
+                                                                                 revoked):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, revoke_superseded=False)
+    run(args)                   # renewed with revoke_superseded false: the predecessor stays active
+    assert old_serial in ksef.active() and len(ksef.active()) == 2
+    args = dict(args, revoke_superseded=revoke)
+    result = run(args, login=LoginCertificate(old_serial) if login_kept else None)
+    assert result['revoked'] == ([old_serial] if revoked else [])
+    assert (old_serial in ksef.active()) is not revoked
+    assert result['changed'] is revoked
+    # explicit false: nothing of the kind is superseded; otherwise listed, revoked or not
+    assert [(entry['serial_number'], entry['revoked']) for entry in result['superseded']] == (
+        [] if revoke is False else [(old_serial, revoked)])
+
+
+def test_a_kept_offline_predecessor_is_revoked_after_a_qr_code_ii_proof(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, cert_type='offline')
+    run(args)                   # by type: the Offline predecessor stays
+    assert old_serial in ksef.active()
+    assert run(args)['changed'] is False
+    result = run(dict(args, revoke_superseded=True))
+    assert result['revoked'] == [old_serial] and result['certificates'][0]['proof']['method'] == 'qr_code_ii'
+    assert result['certificates'][0]['proof']['proven'] is True and ksef.proof_logins == []
+
+
 def test_self_renewing_login_valid_only_in_two_days_keeps_the_login_working(run, ksef, clock, tmp_path):
     """force with valid_from two days ahead: the successor is not installed where the next login reads it and the
     login certificate stays active; the first run after valid_from installs it, logs in with it, then revokes."""
@@ -728,6 +795,21 @@ def test_lost_enrollment_response_is_reconciled_in_the_same_run(run, ksef, tmp_p
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
 
 
+def assert_reconciled_once_processed(run, ksef, clock, args, tmp_path):
+    """After a lost enrollment answer (KSeF processing it for 600 s): runs meanwhile fail without re-sending;
+    the first run after it installs the certificate KSeF issued, as reconciled, and clears the intent."""
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    assert 'enroll' not in ksef.names()
+
+    clock.advance(seconds=601)
+    result = run(args)
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert len(ksef.enrollments) == 1
+    assert _state(tmp_path) is None
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+
+
 def test_lost_response_not_found_fails_then_a_later_run_installs_it(run, ksef, clock, tmp_path):
     ksef.processing_seconds = 600
     ksef.lose_enroll_response = KsefTransportError('POST', '/certificates/enrollments', 'read timed out',
@@ -740,17 +822,7 @@ def test_lost_response_not_found_fails_then_a_later_run_installs_it(run, ksef, c
     assert error.value.fail_kwargs()['changed'] is True
     assert _state(tmp_path)['phase'] == 'intent'
     ksef.lose_enroll_response = None
-
-    with pytest.raises(KsefError, match='KSeF may still be processing'):
-        run(args)
-    assert 'enroll' not in ksef.names()
-
-    clock.advance(seconds=601)
-    result = run(args)
-    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
-    assert len(ksef.enrollments) == 1
-    assert _state(tmp_path) is None
-    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
+    assert_reconciled_once_processed(run, ksef, clock, args, tmp_path)
 
 
 def test_killed_between_post_and_recording_the_reference_is_reconciled(run, ksef, tmp_path):
@@ -816,17 +888,8 @@ def test_5xx_or_unreadable_2xx_on_enroll_keeps_the_intent_and_is_never_resent(ru
     assert _state(tmp_path)['phase'] == 'intent'
     key_sent = key_fingerprint(key_path)
     ksef.lose_enroll_response = None
-
-    with pytest.raises(KsefError, match='KSeF may still be processing'):
-        run(args)
-    assert 'enroll' not in ksef.names()
-
-    clock.advance(seconds=601)
-    result = run(args)
-    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
-    assert len(ksef.enrollments) == 1 and _state(tmp_path) is None
+    assert_reconciled_once_processed(run, ksef, clock, args, tmp_path)
     assert key_fingerprint(key_path) == key_sent
-    assert_pair(key_path, tmp_path / 'erp-production.pem')
 
 
 def test_4xx_on_enroll_clears_the_intent(run, ksef, tmp_path):
@@ -853,13 +916,25 @@ def test_lock_held_by_another_run_fails_clearly(run, ksef, tmp_path):
     assert run(args)['action'] == 'enrolled'
 
 
-def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, ksef, clock, tmp_path, monkeypatch):
-    args = single(tmp_path)
+def installed_then_moved_aside(run, args, tmp_path):
+    """Install once, then move key and certificate aside as if another run had not written them yet;
+    returns the function that puts them back (that other run finishing)."""
     run(args)
     aside = tmp_path / 'aside'
     aside.mkdir()
-    for name in ('erp-production.key', 'erp-production.pem'):
+    names = ('erp-production.key', 'erp-production.pem')
+    for name in names:
         os.rename(str(tmp_path / name), str(aside / name))
+
+    def put_back():
+        for name in names:
+            os.rename(str(aside / name), str(tmp_path / name))
+    return put_back
+
+
+def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, ksef, clock, tmp_path, monkeypatch):
+    args = single(tmp_path)
+    put_back = installed_then_moved_aside(run, args, tmp_path)
     lock_path = str(tmp_path / 'erp-production.key.ksef-pending.json.lock')
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -868,8 +943,7 @@ def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, kse
     def other_run_finishes(seconds):
         """While this run waits, the run holding the lock installs its key and certificate and exits."""
         if not os.path.exists(str(tmp_path / 'erp-production.key')):
-            for name in ('erp-production.key', 'erp-production.pem'):
-                os.rename(str(aside / name), str(tmp_path / name))
+            put_back()
             fcntl.flock(fd, fcntl.LOCK_UN)
         real_sleep(seconds)
 
@@ -885,20 +959,15 @@ def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, kse
 def test_files_written_before_the_lock_is_taken_are_read_again_without_waiting(run, ksef, tmp_path, monkeypatch):
     """Another run installs key and certificate after prepare() and releases its lock before this run locks."""
     args = single(tmp_path)
-    run(args)
-    aside = tmp_path / 'aside'
-    aside.mkdir()
-    for name in ('erp-production.key', 'erp-production.pem'):
-        os.rename(str(tmp_path / name), str(aside / name))
+    put_back = installed_then_moved_aside(run, args, tmp_path)
     original_enter = _converge.LockSet.__enter__
 
     def other_run_finished_just_before(self):
-        for name in ('erp-production.key', 'erp-production.pem'):
-            os.rename(str(aside / name), str(tmp_path / name))
+        put_back()
         return original_enter(self)
 
     monkeypatch.setattr(_converge.LockSet, '__enter__', other_run_finished_just_before)
-    key_before = key_fingerprint(aside / 'erp-production.key')
+    key_before = key_fingerprint(tmp_path / 'aside' / 'erp-production.key')
     result = run(args)
     assert result['action'] == 'none' and result['changed'] is False
     assert ksef.names() == ['query'] and ksef.count('enroll') == 0

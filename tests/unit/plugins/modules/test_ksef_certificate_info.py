@@ -149,13 +149,6 @@ def test_single_status_is_a_server_filter():
     assert api.details('query') == [dict(name=None, certificate_type=None, status='Blocked', serial_number=None, expires_after=None)]
 
 
-def test_several_statuses_use_one_unfiltered_query_and_filter_locally():
-    api = fake_ksef(ITEMS)
-    result = info.gather_info(api, params(status=['active', 'revoked', 'revoked']), NOW)
-    assert serials_of(result) == ['00000000000000A2', '00000000000000A1']
-    assert len(api.calls) == 1 and api.calls[0][1]['status'] is None
-
-
 def test_single_serial_number_is_an_exact_server_filter_and_lower_case_is_accepted():
     api = fake_ksef(ITEMS)
     result = info.gather_info(api, params(serial_numbers=['00000000000000a2']), NOW)
@@ -163,11 +156,17 @@ def test_single_serial_number_is_an_exact_server_filter_and_lower_case_is_accept
     assert api.calls[0][1]['serial_number'] == '00000000000000A2'
 
 
-def test_several_serial_numbers_use_one_listing_and_unknown_ones_are_just_absent():
+@pytest.mark.parametrize('filters, expected, server_filter', [
+    (dict(status=['active', 'revoked', 'revoked']), ['00000000000000A2', '00000000000000A1'], 'status'),
+    # unknown serial numbers are just absent from the result
+    (dict(serial_numbers=['00000000000000A4', '00000000000000A1', 'FFFFFFFFFFFFFFFF']), ['00000000000000A4', '00000000000000A1'],
+     'serial_number'),
+], ids=['statuses', 'serial_numbers'])
+def test_several_values_of_a_filter_use_one_unfiltered_listing_and_filter_locally(filters, expected, server_filter):
     api = fake_ksef(ITEMS)
-    result = info.gather_info(api, params(serial_numbers=['00000000000000A4', '00000000000000A1', 'FFFFFFFFFFFFFFFF']), NOW)
-    assert serials_of(result) == ['00000000000000A4', '00000000000000A1']
-    assert len(api.calls) == 1 and api.calls[0][1]['serial_number'] is None
+    result = info.gather_info(api, params(**filters), NOW)
+    assert serials_of(result) == expected
+    assert len(api.calls) == 1 and api.calls[0][1][server_filter] is None
 
 
 def test_expires_within_days_keeps_valid_to_up_to_the_horizon_including_past():

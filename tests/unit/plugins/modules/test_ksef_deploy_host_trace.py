@@ -10,20 +10,16 @@ The trace parser and the judgement are test_file_modes_trace.py's (the same rule
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import glob
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from ansible_collections.ksef.certificates.tests.unit.plugins.modules.test_file_modes_trace import (
     PRIVATE,
     STRACE,
-    SYSCALLS,
-    parse,
     too_wide,
+    trace,
 )
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'trace_deploy_host.py')
@@ -41,17 +37,10 @@ def test_keys_and_bundles_are_never_wider_than_0600(tmp_path, backend):
     old_shared_key = directory / 'shared.key'
     old_shared_key.write_text(u'an old key left world-readable\n')
     old_shared_key.chmod(0o644)
-    prefix = str(tmp_path / 'trace')
-    collections_root = os.path.abspath(os.path.join(os.path.dirname(__file__), *(['..'] * 7)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([collections_root] + [path for path in sys.path if path]))
-    process = subprocess.run([STRACE, '-f', '-ff', '-y', '-s', '4096', '-e', 'trace=' + SYSCALLS, '-o', prefix,
-                              sys.executable, DRIVER, str(directory), backend],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env, check=False)
-    assert process.returncode == 0, process.stderr[-3000:]
-    events = parse(glob.glob(prefix + '.*'))
+    events, output = trace(tmp_path, DRIVER, directory, backend)
     wide = too_wide(events, str(directory))
     assert not wide, '\n'.join(wide)
-    key, next_key, p12, shared_key = process.stdout.split()
+    key, next_key, p12, shared_key = output
     renamed_into = set(target for kind, dummy_source, target, dummy_line in events if kind == 'rename')
     # The trace saw the writes it judges: each file arrived by a rename of a temporary file.
     for path in (key, p12, shared_key):
