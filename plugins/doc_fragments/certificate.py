@@ -165,6 +165,10 @@ options:
         a login with the new pair, an V(offline) one by a QR code II signature its certificate verifies (RSASSA-PSS or
         ECDSA P1363). If it fails the predecessors stay active (with a warning and RV(certificates[].proof)). The
         CSR form cannot prove (the key is elsewhere); it revokes as before and says so in RV(certificates[].proof).
+      - A later run that finds the declared certificate installed and older active certificates of the same name and
+        type (kept because the proof failed, or because revoke_superseded was false then) proves the declared
+        certificate and then revokes them (RV(action=revoked), RV(reason=proven), RV(certificates[].proof)); check
+        mode predicts it. The CSR form leaves them alone.
     type: bool
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters of the ksef_deploy role (documented in the ksef_deploy_*.yml files); the logic is plugin_utils/_deploy.py
-and plugin_utils/_deploy_account.py."""
+plugin_utils/_deploy_account.py and plugin_utils/_deploy_proof.py."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -10,7 +10,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_account
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_account, _deploy_proof
 
 
 def _filter(function, name=None):
@@ -43,4 +43,8 @@ class FilterModule:
             'ksef_deploy_account': _filter(_deploy_account.account),
             'ksef_deploy_summary': _filter(_deploy_account.summary),
             'ksef_deploy_batch_values': _filter(_deploy_account.batch_values),
+            'ksef_deploy_proof_requests': _filter(_deploy_proof.proof_requests),
+            'ksef_deploy_host_signing': _filter(_deploy_proof.host_signing),
+            'ksef_deploy_signed_proofs': _filter(_deploy_proof.signed_proofs),
+            'ksef_deploy_revocations': _filter(_deploy_proof.revocations),
         }

@@ -137,7 +137,12 @@ class KsefAuthenticator:
         if not self.auth.LOGS_IN:
             return
         challenge = self.gateway.challenge()
-        init = self.auth.start(self.gateway, challenge, self.options, self.wall_clock())
+        self.complete_login(self.auth.start(self.gateway, challenge, self.options, self.wall_clock()))
+
+    def complete_login(self, init):
+        """The second half of a login whose start was sent (init: KSeF's answer to it, referenceNumber and
+        authenticationToken): poll the auth operation to status 200, redeem the tokens. A login signed elsewhere
+        (a key kept on a managed host, _engine/remote_proof.py) sends its start itself and ends here."""
         self.reference_number = init.get('referenceNumber')
         operation_token = (init.get('authenticationToken') or {}).get('token')
         self._wait_for_authentication(operation_token)

@@ -223,6 +223,29 @@ def renews_every_run(renew_before_days: Optional[int], valid_from: Union[None, s
 # with ECDSA SHA-256 in IEEE P1363 form (r||s).
 QR_CODE_II_PSS_SALT_LENGTH = 32
 
+# The signatures a key kept on a managed host makes for the controller (ksef_deploy_host operation=sign), by
+# name -> the key type that makes it. The XAdES login (XMLDSig): RSA PKCS#1 v1.5 SHA-256, or ECDSA SHA-256 as raw
+# r||s. A QR code II (SPEC 13.1): RSASSA-PSS SHA-256 (MGF1 SHA-256, salt QR_CODE_II_PSS_SALT_LENGTH), or ECDSA
+# P-256 SHA-256 in IEEE P1363 form (r||s, 64 bytes).
+SIGNATURE_SCHEMES = collections.OrderedDict([
+    ('rsa_pkcs1v15_sha256', 'rsa'),
+    ('ecdsa_sha256', 'ec'),
+    ('rsa_pss_sha256', 'rsa'),
+    ('ecdsa_p256_p1363', 'ec'),
+])
+# The most data the host signs in one call: a SignedInfo or a QR code II string is far smaller.
+SIGN_DATA_MAX_BYTES = 16384
+
+
+def xmldsig_scheme(key_type: str) -> str:
+    """The scheme a key of `key_type` ('rsa' | 'ec') signs a XAdES login's SignedInfo with."""
+    return 'rsa_pkcs1v15_sha256' if key_type == 'rsa' else 'ecdsa_sha256'
+
+
+def qr_code_ii_scheme(key_type: str) -> str:
+    """The scheme a key of `key_type` ('rsa' | 'ec') signs a QR code II string with."""
+    return 'rsa_pss_sha256' if key_type == 'rsa' else 'ecdsa_p256_p1363'
+
 
 # Whether a certificate's predecessor is revoked once the successor is installed (and proven), by type:
 # an Authentication predecessor is revoked (it frees an active-certificate slot and is of no further use);

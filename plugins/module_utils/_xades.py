@@ -133,16 +133,14 @@ def _signing_time(now=None):
     return (now - datetime.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-def sign_enveloped(root, credentials, now=None):
-    """Append a XAdES-BES enveloped signature to root (in place) and return the serialized document bytes.
+def prepare_signature(root, certificate, certificate_der, key_type, now=None):
+    """Append the XAdES-BES enveloped signature to root (in place) with an empty SignatureValue; return the bytes
+    its signature covers (the exclusive C14N of SignedInfo).
 
-    credentials is a signer: .certificate, .certificate_der, .key_type ('rsa' or 'ec') and .sign(data), which
-    returns the RSA PKCS#1 v1.5 SHA-256 signature or the raw r||s ECDSA SHA-256 one. A file key
-    (_credentials.SignerCredentials) and a PKCS#11 token key (_pkcs11.TokenSigner) produce the same document.
+    Split from sign_enveloped so that a key elsewhere (kept on a managed host) signs only these bytes:
+    attach_signature_value() then fills the SignatureValue in.
     """
-    certificate = credentials.certificate
-    cert_der = credentials.certificate_der
-    is_rsa = credentials.key_type == 'rsa'
+    is_rsa = key_type == 'rsa'
 
     # Reference 1 (URI="", enveloped-signature + exc-c14n) covers the document without the signature.
     document_digest = _digest_b64(_exc_c14n(root))
@@ -166,10 +164,10 @@ def sign_enveloped(root, credentials, now=None):
     _sub(ref_properties, DS_NS, 'DigestMethod', Algorithm=SHA256)
     properties_digest = _sub(ref_properties, DS_NS, 'DigestValue')
 
-    signature_value = _sub(signature, DS_NS, 'SignatureValue')
+    _sub(signature, DS_NS, 'SignatureValue')
     key_info = _sub(signature, DS_NS, 'KeyInfo')
     x509_data = _sub(key_info, DS_NS, 'X509Data')
-    _sub(x509_data, DS_NS, 'X509Certificate', base64.b64encode(cert_der).decode('ascii'))
+    _sub(x509_data, DS_NS, 'X509Certificate', base64.b64encode(certificate_der).decode('ascii'))
 
     ds_object = _sub(signature, DS_NS, 'Object')
     qualifying = etree.SubElement(ds_object, '{%s}QualifyingProperties' % XADES_NS, nsmap={'xades': XADES_NS})
@@ -180,14 +178,73 @@ def sign_enveloped(root, credentials, now=None):
     cert_element = _sub(_sub(signature_properties, XADES_NS, 'SigningCertificate'), XADES_NS, 'Cert')
     cert_digest = _sub(cert_element, XADES_NS, 'CertDigest')
     _sub(cert_digest, DS_NS, 'DigestMethod', Algorithm=SHA256)
-    _sub(cert_digest, DS_NS, 'DigestValue', _digest_b64(cert_der))
+    _sub(cert_digest, DS_NS, 'DigestValue', _digest_b64(certificate_der))
     issuer_serial = _sub(cert_element, XADES_NS, 'IssuerSerial')
     _sub(issuer_serial, DS_NS, 'X509IssuerName', certificate.issuer.rfc4514_string())
     _sub(issuer_serial, DS_NS, 'X509SerialNumber', str(certificate.serial_number))
 
     properties_digest.text = _digest_b64(_exc_c14n(signed_properties))
-    signature_value.text = base64.b64encode(credentials.sign(_exc_c14n(signed_info))).decode('ascii')
+    return _exc_c14n(signed_info)
+
+
+def _signature_element(root, name):
+    found = root.find('{%s}Signature/{%s}%s' % (DS_NS, DS_NS, name))
+    if found is None:
+        raise KsefInputError('the document has no ds:Signature/ds:%s to fill in' % name)
+    return found
+
+
+def attach_signature_value(root, signature_value):
+    """Fill in the SignatureValue of a document made by prepare_signature; return the serialized document bytes."""
+    _signature_element(root, 'SignatureValue').text = base64.b64encode(signature_value).decode('ascii')
     return etree.tostring(root.getroottree(), xml_declaration=True, encoding='UTF-8')
+
+
+def parse_prepared(document):
+    """(root, the bytes its signature covers) of a document prepare_signature made and serialized, read back
+    without entities or network access."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
+    try:
+        root = etree.fromstring(document, parser)
+    except etree.XMLSyntaxError as exc:
+        raise KsefInputError('the prepared document is not XML: %s' % exc)
+    return root, _exc_c14n(_signature_element(root, 'SignedInfo'))
+
+
+def references_match(root):
+    """True when both references of the document's signature (the document itself, enveloped, and its
+    SignedProperties) still carry the digests of what they cover: nothing changed since prepare_signature."""
+    signature = root.find('{%s}Signature' % DS_NS)
+    if signature is None:
+        return False
+    digests = [reference.findtext('{%s}DigestValue' % DS_NS) for reference in signature.iter('{%s}Reference' % DS_NS)]
+    properties = signature.find('.//{%s}SignedProperties' % XADES_NS)
+    if len(digests) != 2 or properties is None:
+        return False
+    parent, index = signature.getparent(), signature.getparent().index(signature)
+    parent.remove(signature)
+    try:
+        document_digest = _digest_b64(_exc_c14n(root))
+    finally:
+        parent.insert(index, signature)
+    return digests == [document_digest, _digest_b64(_exc_c14n(properties))]
+
+
+def unsigned_document(root):
+    """The serialized document with its empty SignatureValue, to carry between prepare_signature and
+    attach_signature_value."""
+    return etree.tostring(root.getroottree(), xml_declaration=True, encoding='UTF-8')
+
+
+def sign_enveloped(root, credentials, now=None):
+    """Append a XAdES-BES enveloped signature to root (in place) and return the serialized document bytes.
+
+    credentials is a signer: .certificate, .certificate_der, .key_type ('rsa' or 'ec') and .sign(data), which
+    returns the RSA PKCS#1 v1.5 SHA-256 signature or the raw r||s ECDSA SHA-256 one. A file key
+    (_credentials.SignerCredentials) and a PKCS#11 token key (_pkcs11.TokenSigner) produce the same document.
+    """
+    signed_info = prepare_signature(root, credentials.certificate, credentials.certificate_der, credentials.key_type, now)
+    return attach_signature_value(root, credentials.sign(signed_info))
 
 
 def signed_auth_token_request(credentials, challenge, context_type, context_id,

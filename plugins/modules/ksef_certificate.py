@@ -192,8 +192,8 @@ action:
     - V(none) nothing to do; V(enrolled) a new certificate was enrolled and installed; V(renewed) an
       existing one was replaced; V(installed) a certificate already in KSeF was written locally (also a
       reconciled lost enrollment); V(pending) KSeF is still processing (see RV(reference_number));
-      V(revoked) O(state=absent) revoked certificates; V(removed) O(state=absent) removed files only; V(deferred) due, left to
-      the next run by the hour's call budget; V(blocked) due, no active-certificate slot or enrollment request left (RV(quota)).
+      V(revoked) O(state=absent) revoked certificates, or kept predecessors once their successor proved itself (V(proven)); V(removed)
+      O(state=absent) removed files only; V(deferred) due, a later run renews it in time; V(blocked) due, no slot or request left in time (RV(hold)).
   returned: always
   type: str
   choices: [none, enrolled, renewed, installed, pending, revoked, removed, deferred, blocked, multiple]
@@ -201,7 +201,7 @@ action:
 reason:
   description:
     - Why (single form only, else V(null)) - V(healthy), V(missing), V(key_mismatch), V(renewal_window),
-      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent), V(not_valid_yet).
+      V(expired), V(revoked), V(blocked), V(force), V(resumed), V(reconciled), V(present), V(absent), V(not_valid_yet), V(proven).
   returned: always
   type: str
   sample: renewal_window
@@ -325,6 +325,11 @@ superseded_login:
   type: list
   elements: str
   sample: [01F2A3B4C5D6E7F8]
+hold:
+  description: A due renewal the run did not send, else V(null) - C(state) (V(deferred), V(blocked)), C(reason) (V(call_budget), V(certificate_quota),
+    V(enrollment_quota)), C(outage_at) (the certificate in use ends), C(retry_at) (a later run can renew it from then), C(message) (what to do).
+  returned: always
+  type: dict
 backup_files:
   description: Backup copies made (O(backup=true)).
   returned: always
@@ -406,6 +411,10 @@ certificates:
       type: dict
       returned: always
       sample: {serial_number: 01F2A3B4C5D6E7F9, method: login, proven: true, reason: null, valid_from: null}
+    hold:
+      description: See RV(hold).
+      type: dict
+      returned: always
     certificate_pem:
       description: The certificate in PEM form (V(null) when none is known yet). Never the key.
       type: str
@@ -527,12 +536,9 @@ def certificate_options(with_defaults):
         private_key_path=dict(type='str', no_log=False),
         private_key_type=dict(type='str', choices=list(KEY_TYPES), default=default(DEFAULT_KEY_TYPE), no_log=False),
         private_key_passphrase=dict(type='str', no_log=True),
-        csr_path=dict(type='str'),
-        csr_content=dict(type='str'),
-        certificate_path=dict(type='str'),
-        pkcs12_path=dict(type='str'),
-        pkcs12_passphrase=dict(type='str', no_log=True),
-        pkcs12_unencrypted=dict(type='bool', default=default(False)),
+        csr_path=dict(type='str'), csr_content=dict(type='str'),
+        certificate_path=dict(type='str'), pkcs12_path=dict(type='str'),
+        pkcs12_passphrase=dict(type='str', no_log=True), pkcs12_unencrypted=dict(type='bool', default=default(False)),
         state_path=dict(type='str'),
         renew_before_days=dict(type='int', default=default(DEFAULT_RENEW_BEFORE_DAYS)),
         force=dict(type='bool', default=default(False)),
@@ -540,17 +546,12 @@ def certificate_options(with_defaults):
         valid_from=dict(type='str'),
         revoke_superseded=dict(type='bool'),   # None: by type (_rules.revoke_superseded)
         revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default=default('unspecified')),
-        remove_files=dict(type='bool', default=default(False)),
-        backup=dict(type='bool', default=default(False)),
-        backup_keep=dict(type='int', default=default(_crypto.DEFAULT_BACKUP_KEEP)),
-        return_content=dict(type='bool', default=default(False)),
-        wait=dict(type='bool', default=default(True)),
-        wait_timeout=dict(type='int', default=default(300)),
+        remove_files=dict(type='bool', default=default(False)), backup=dict(type='bool', default=default(False)),
+        backup_keep=dict(type='int', default=default(_crypto.DEFAULT_BACKUP_KEEP)), return_content=dict(type='bool', default=default(False)),
+        wait=dict(type='bool', default=default(True)), wait_timeout=dict(type='int', default=default(300)),
         key_backend=dict(type='str', choices=['file', 'pkcs11'], default=default('file')),
-        pkcs11_module=dict(type='path'),
-        pkcs11_token_label=dict(type='str', no_log=False),
-        pkcs11_pin=dict(type='str', no_log=True),
-        pkcs11_key_label=dict(type='str', no_log=False),
+        pkcs11_module=dict(type='path'), pkcs11_token_label=dict(type='str', no_log=False),
+        pkcs11_pin=dict(type='str', no_log=True), pkcs11_key_label=dict(type='str', no_log=False),
     )
     for spec in options.values():
         if spec.get('default', 'unset') is None:
@@ -563,8 +564,7 @@ def argument_spec():
     item_options['name'] = dict(type='str', required=True)
     spec = certificate_options(with_defaults=True)
     spec.update(
-        name=dict(type='str'),
-        certificates=dict(type='list', elements='dict', options=item_options),
+        name=dict(type='str'), certificates=dict(type='list', elements='dict', options=item_options),
         lock_timeout=dict(type='int', default=60),
         quota_forecast=dict(type='bool', default=False), release_offline_predecessors=dict(type='bool', default=False),
     )

@@ -16,6 +16,9 @@ description:
     enrollment data (O(operation=csr)), install a certificate and key (O(operation=install)), build a PKCS#12 bundle
     (O(operation=pkcs12)), remove files (O(operation=remove)) and create missing directories (O(operation=directory)),
     or do the role's whole daily check in one call (O(operation=prepare)).
+  - O(operation=sign) signs bytes the controller gives with the deployed key, which never leaves the host. The
+    controller (M(ksef.certificates.ksef_certificate_proof)) builds a XAdES login or a QR code II string with the new
+    certificate, the host signs only those bytes, and the controller checks the signature with the certificate.
   - "Backends: the Python library C(cryptography) (38 or newer) when the host has it, else the C(openssl) command
     line (1.1.1 or newer), run with an argument list: no shell, no variable expansion; passphrases and private keys
     reach openssl on its standard input, never on its command line or in its environment."
@@ -69,17 +72,32 @@ options:
         certificate (a certificate that carries the public key of its key, with no C(.next) key of its own waiting).
         With O(settings) the action plugin first resolves and checks the role's declarations for this host and
         derives O(directories) and O(certificates) from them.
+      - V(sign) signs O(data) with the key O(key_path) in the signature O(scheme) and returns RV(signature); it changes
+        nothing. The key is read from its file and never returned.
       - V(account) runs on the controller only (the action plugin; no module is sent to the host). It reports the
         role's account of this host, O(account), as changed, failed with each failing certificate's reason, and
         with the before/after of O(diffs) in diff mode.
     type: str
     required: true
-    choices: [info, csr, install, pkcs12, remove, directory, prepare, account]
+    choices: [info, csr, install, pkcs12, remove, directory, prepare, sign, account]
   key_path:
     description:
       - The deployed private key. Required for O(operation=info), O(operation=csr) (the default C(.next) key and CSR
-        paths derive from it), O(operation=install) and O(operation=pkcs12).
+        paths derive from it), O(operation=install), O(operation=pkcs12) and O(operation=sign).
     type: str
+  data:
+    description:
+      - The bytes O(operation=sign) signs, Base64 (at most 16384 bytes once decoded).
+    type: str
+  scheme:
+    description:
+      - The signature O(operation=sign) makes.
+      - V(rsa_pkcs1v15_sha256) and V(ecdsa_sha256) (raw r||s) are the XMLDSig forms of a XAdES login.
+      - V(rsa_pss_sha256) (MGF1 SHA-256, salt 32) and V(ecdsa_p256_p1363) (P-256, IEEE P1363 r||s) are the forms of
+        a QR code II (KOD II).
+      - The key's type must fit the scheme (RSA or EC).
+    type: str
+    choices: [rsa_pkcs1v15_sha256, ecdsa_sha256, rsa_pss_sha256, ecdsa_p256_p1363]
   next_key_path:
     description: The next private key (made by O(operation=csr) before an enrollment). Default C(<key_path>.next).
     type: str
@@ -275,6 +293,14 @@ EXAMPLES = r'''
     certificate_content: "{{ issued_pem }}"
     key_from_next: true
 
+- name: Sign a QR code II string built by the controller with the deployed key
+  ksef.certificates.ksef_deploy_host:
+    operation: sign
+    key_path: /etc/ksef/private/app-offline.key
+    data: "{{ proof.data }}"
+    scheme: ecdsa_p256_p1363
+  register: signed
+
 - name: Bundle key and certificate as PKCS#12
   ksef.certificates.ksef_deploy_host:
     operation: pkcs12
@@ -331,6 +357,18 @@ renewal_due:
   description: The certificate expires within O(renew_before_days) days (or has expired); null without a certificate.
   returned: operation is info
   type: bool
+certificate_pem:
+  description: The certificate (PEM, public); empty without one.
+  returned: operation is info
+  type: str
+signature:
+  description: The signature of O(data), Base64.
+  returned: operation is sign
+  type: str
+scheme:
+  description: The scheme of RV(signature) (O(scheme)).
+  returned: operation is sign
+  type: str
 csr:
   description: The CSR (PEM) for O(next_key_path); null in check mode when the key would have to be made.
   returned: operation is csr
@@ -382,7 +420,12 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _files as
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import BACKENDS, HostCryptoError
 from ansible_collections.ksef.certificates.plugins.module_utils._host.operations import OPERATIONS, Host
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import DEFAULT_KEY_TYPE, DEFAULT_RENEW_BEFORE_DAYS, KEY_TYPES
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    DEFAULT_KEY_TYPE,
+    DEFAULT_RENEW_BEFORE_DAYS,
+    KEY_TYPES,
+    SIGNATURE_SCHEMES,
+)
 
 # Done by the action plugin on the controller; the module refuses them.
 CONTROLLER_OPERATIONS = ('account',)
@@ -393,16 +436,19 @@ REQUIRED_IF = [
     ('operation', 'csr', ('key_path', 'enrollment_data')),
     ('operation', 'install', ('key_path', 'certificate_path')),
     ('operation', 'pkcs12', ('key_path', 'certificate_path', 'pkcs12_path')),
+    ('operation', 'sign', ('key_path', 'data', 'scheme')),
 ]
 # The operations that read or write keys and certificates: the backend is chosen first, so a host with neither
 # cryptography nor openssl fails before any change.
-BACKEND_OPERATIONS = ('info', 'csr', 'install', 'pkcs12')
+BACKEND_OPERATIONS = ('info', 'csr', 'install', 'pkcs12', 'sign')
 
 
 def argument_spec():
     return dict(
         operation=dict(type='str', required=True, choices=list(OPERATIONS) + list(CONTROLLER_OPERATIONS)),
         key_path=dict(type='str', no_log=False),
+        data=dict(type='str'),
+        scheme=dict(type='str', choices=list(SIGNATURE_SCHEMES)),
         next_key_path=dict(type='str', no_log=False),
         csr_path=dict(type='str'),
         certificate_path=dict(type='str'),

@@ -29,6 +29,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import passphrase_problem, text_problem
+from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy_proof import actives_of, predecessors
 
 TYPES = _rules.CERTIFICATE_TYPES
 KEY_LOCATIONS = ('host', 'controller')
@@ -230,7 +231,7 @@ def directories(items):
 
 INSPECTION_FIELDS = ('key_exists', 'next_key_exists', 'certificate_exists', 'certificate_parsed',
                      'certificate_matches_key', 'certificate_matches_next_key', 'serial_number', 'valid_to',
-                     'fingerprint_sha256', 'renewal_due')
+                     'fingerprint_sha256', 'renewal_due', 'certificate_pem')
 
 
 class HostFiles(collections.namedtuple('HostFiles', INSPECTION_FIELDS)):
@@ -280,7 +281,11 @@ def decide_key_on_host(item, found, active, now):
 
 
 def plan(inspections, info, now=None):
-    """install | keep | enroll per key-on-host certificate.
+    """install | keep | prove | enroll per key-on-host certificate.
+
+    prove: the deployed certificate is kept, but an older certificate of its name and type is still active and the
+    declaration revokes superseded ones: an earlier run could not prove the successor (or stopped before it
+    revoked); this run proves it through the host and revokes the predecessors then (_deploy_proof).
 
     inspections: the registered loop results of ksef_deploy_host operation=info (each with its item);
     info: the registered ksef_certificate_info result (active certificates), or nothing when it was skipped.
@@ -295,10 +300,18 @@ def plan(inspections, info, now=None):
         found = HostFiles.of(result)
         action, reason = decide_key_on_host(item, found, active, now)
         serial = found.serial_number or ''
+        if action == 'enroll':
+            older = actives_of(item, active.values())
+        else:
+            older = predecessors(item, serial, active.values()) if action in ('keep', 'install') else []
+        if action == 'keep' and older and item['revoke_superseded']:
+            action = 'prove'
+            reason = ('superseded %s still active: the deployed certificate %s is proven before %s revoked'
+                      % (', '.join(old['serial_number'] for old in older), serial, 'it is' if len(older) == 1 else 'they are'))
         entry = dict(item)
         entry.update(action=action, reason=reason, serial_number=serial,
                      valid_to=active[serial]['valid_to'] if serial in active else (found.valid_to or ''),
-                     probe=found._asdict())
+                     probe=found._asdict(), predecessors=older)
         decided.append(entry)
     return decided
 
@@ -310,8 +323,10 @@ def requests(csr_results):
         if not result.get('csr'):
             continue
         item = result['item']
+        # The key is on the host: ksef_certificate cannot prove the new certificate, so it revokes nothing; the role
+        # revokes the predecessors once the host has proven the successor (_deploy_proof).
         made.append({'name': item['name'], 'type': item['type'], 'csr_content': result['csr'],
-                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': item['revoke_superseded']})
+                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': False})
     return made
 
 
@@ -338,7 +353,11 @@ def installs(planned, enrolled):
         entry = dict(item)
         pem = result.get('certificate_pem') or ''
         # An enrolled certificate that did not come back is not installed: its host fails (_deploy_account).
-        entry.update(certificate_pem=pem, ksef_action=ksef_action, installable=bool(pem) or item['action'] == 'install',
+        # A certificate not valid yet (ksef_certificate: pending, not_valid_yet) is not installed where the host's
+        # applications read it: the .next key waits, and the first run after its start installs and proves it.
+        held = ksef_action == 'pending'
+        entry.update(certificate_pem=pem, ksef_action=ksef_action,
+                     installable=(bool(pem) and not held) or item['action'] == 'install',
                      serial_number=certificate.get('serial_number', item['serial_number']),
                      valid_to=certificate.get('valid_to', item['valid_to']),
                      superseded=result.get('superseded') or [])

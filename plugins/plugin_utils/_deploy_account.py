@@ -20,9 +20,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
-from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_proof
 
-_DONE = ('enrolled', 'renewed', 'installed')
+# rotated: a later run proved a deployed successor and revoked the predecessors an earlier run had to leave.
+_DONE = ('enrolled', 'renewed', 'installed', 'rotated')
+# A due renewal that ksef_certificate held within KSeF's limits (its `hold`): the certificate in use stays.
+_HELD = ('deferred', 'blocked')
+_PROOF_WORDS = {'login': 'a login', 'qr_code_ii': 'a QR code II'}
 
 
 def batch_values(hosts, hostvars, name, by_host=False):
@@ -45,7 +49,7 @@ def _ids_by_host(prepared, location):
 
 
 def batch(prepared, info, now=None):
-    """{hosts: {host: {plan, failures}}, counts of enroll/install/controller/pkcs12 items in the batch}.
+    """{hosts: {host: {plan, failures}}, counts of enroll/install/prove/controller/pkcs12 items in the batch}.
 
     prepared: {host: the registered result of ksef_deploy_host operation=prepare with settings};
     info: the registered ksef_certificate_info result (skipped when no host keeps its key).
@@ -66,7 +70,7 @@ def batch(prepared, info, now=None):
     if info.get('failed'):
         info_failure = "Cannot read the subject's certificates in KSeF: %s" % (info.get('msg') or 'unknown error')
     hosts = {}
-    counts = {'enroll': 0, 'install': 0, 'controller': 0, 'pkcs12': 0}
+    counts = {'enroll': 0, 'install': 0, 'prove': 0, 'controller': 0, 'pkcs12': 0}
     for host, result in prepared.items():
         failures = {}
         usable = []
@@ -98,16 +102,27 @@ def _by_id(module_result):
     return dict((_deploy.deploy_id(cert['name'], cert['type']), cert) for cert in (module_result or {}).get('certificates') or [])
 
 
-def _host_line(item, entry, issued, enrolled, check_mode):
-    """action, reason, serial, valid_to, previous serial, superseded, failure of a key-on-host certificate."""
+def _proven(line, host, item, older, proofs, check_mode):
+    """Each superseded serial of a key-on-host certificate with `revoked` and the successor's proof (_deploy_proof)."""
+    line['superseded'], line['proof'] = _deploy_proof.outcome(host, item, older, proofs, check_mode)
+    return line
+
+
+def _host_line(item, entry, issued, enrolled, check_mode, host, proofs):
+    """action, reason, serial, valid_to, previous serial, superseded, proof, failure of a key-on-host certificate."""
     previous = entry['probe'].get('serial_number') or ''
-    line = {'action': 'unchanged', 'reason': entry['reason'], 'serial_number': previous,
+    line = {'action': 'unchanged', 'reason': entry['reason'], 'serial_number': previous, 'proof': None,
             'valid_to': entry['valid_to'], 'previous_serial_number': previous, 'superseded': [], 'failure': ''}
     if entry['action'] == 'keep':
         return line
+    if entry['action'] == 'prove':
+        _proven(line, host, item, entry['predecessors'], proofs, check_mode)
+        if any(old['revoked'] for old in line['superseded']):
+            line['action'] = 'rotated'
+        return line
     if entry['action'] == 'install':
         line['action'] = 'installed'
-        return line
+        return _proven(line, host, item, entry.get('predecessors') or [], proofs, check_mode)
     line['action'] = 'renewed' if entry['probe'].get('certificate_parsed') and previous else 'enrolled'
     if check_mode:
         line['serial_number'], line['valid_to'] = '', ''
@@ -116,8 +131,24 @@ def _host_line(item, entry, issued, enrolled, check_mode):
                                    'revoked': _rules.revoke_superseded(item['type'], item.get('revoke_superseded'))}]
         return line
     result = issued.get(item['id'])
+    if result and result.get('action') == 'pending' and (result.get('proof') or {}).get('valid_from'):
+        # Issued, but valid only later: not installed, nothing proven, the predecessor stays (with the date).
+        certificate = result.get('certificate') or {}
+        line.update(action='pending', reason='%s; the first run after that installs it, proves it and revokes %s'
+                    % (result['proof']['reason'], previous or 'the predecessor'),
+                    serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
+                    proof=result['proof'], changed=bool(result.get('changed')),
+                    superseded=[dict(old, revoked=False) for old in _superseded(result.get('superseded'))
+                                if old['serial_number'] != certificate.get('serial_number')])
+        return line
+    hold = (result or {}).get('hold')
+    if hold and hold.get('state') in _HELD and hold.get('outage_at'):
+        # Held while its certificate still works: not a failure; the .next key and CSR wait for the run that sends it.
+        line.update(action=hold['state'], reason='%s; %s' % (entry['reason'], hold.get('message') or hold['state']),
+                    outage_at=hold['outage_at'], retry_at=hold.get('retry_at') or '')
+        return line
     if not result or not result.get('certificate_pem'):
-        why = (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
+        why = (hold or {}).get('message') or (enrolled or {}).get('msg') or 'no certificate came back for its CSR'
         line['failure'] = ('KSeF returned no certificate for %s (%s): %s; rerun to resume, the key %s is kept'
                            % (item['name'], item['type'], why, item['next_key_path']))
         line['action'] = 'failed'
@@ -125,15 +156,15 @@ def _host_line(item, entry, issued, enrolled, check_mode):
     if result.get('action') == 'none':
         line['action'] = 'installed'
     certificate = result.get('certificate') or {}
-    line.update(serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
-                superseded=_superseded(result.get('superseded')))
-    return line
+    line.update(serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''))
+    # ksef_certificate revoked none of them (the key is here, not on the controller): the proof decides.
+    return _proven(line, host, item, _deploy_proof.superseded_by(entry, result, line['serial_number']), proofs, check_mode)
 
 
 def _controller_line(item, result, shared, check_mode):
     """The same for a controller-side certificate, from the batch's ksef_certificate call."""
     line = {'action': 'unchanged', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
-            'superseded': [], 'failure': ''}
+            'superseded': [], 'proof': None, 'failure': ''}
     # The task registers with failed_when: false, which resets `failed`: a call that ran and has a msg failed (a
     # successful ksef_certificate returns none). Its certificates list then still names every item, without a
     # certificate where the item was not converged.
@@ -150,9 +181,13 @@ def _controller_line(item, result, shared, check_mode):
     certificate = result.get('certificate') or {}
     superseded = _superseded(result.get('superseded'))
     action = result.get('action') or 'unknown'
-    line.update(action='unchanged' if action == 'none' else action, reason=result.get('reason') or '',
+    hold = result.get('hold') or {}
+    if action in _HELD:
+        line.update(outage_at=hold.get('outage_at') or '', retry_at=hold.get('retry_at') or '')
+    line.update(action='unchanged' if action == 'none' else action,
+                reason='; '.join(text for text in (result.get('reason'), hold.get('message')) if text),
                 serial_number=certificate.get('serial_number', ''), valid_to=certificate.get('valid_to', ''),
-                superseded=superseded,
+                superseded=superseded, proof=result.get('proof'),
                 previous_serial_number=superseded[0]['serial_number'] if superseded else certificate.get('serial_number', ''))
     return line
 
@@ -163,7 +198,16 @@ def _sentence(host, item, line, check_mode):
     because = ', because %s' % reason if reason else ''
     if action == 'failed':
         return '%s: FAILED: %s' % (where, line['failure'])
+    if action in _HELD:
+        text = '%s: %s, serial %s stays in use (valid until %s): %s' % (
+            where, action, line['serial_number'] or '-', line['valid_to'] or '-', reason)
+        if item['key_location'] == 'host':
+            text += '; the new key %s is kept for that run' % item['next_key_path']
+        return text
     if check_mode and action in _DONE:
+        if action == 'rotated':
+            return '%s: would prove certificate %s through the host and revoke serial %s%s' % (
+                where, line['serial_number'], ', '.join(old['serial_number'] for old in line['superseded']), because)
         if action == 'renewed':
             what = 'would renew serial %s with a new key and certificate' % line['previous_serial_number']
             if item['key_location'] == 'controller':
@@ -173,17 +217,24 @@ def _sentence(host, item, line, check_mode):
             what = 'would install the new key and its certificate, serial %s' % (line['serial_number'] or '-')
         else:
             what = 'would enroll a new key and certificate'
-        revoked = ''.join('; would %s serial %s' % ('revoke' if old['revoked'] else 'keep active the superseded',
+        proves = 'prove the new certificate through the host and ' if item['key_location'] == 'host' else ''
+        revoked = ''.join('; would %s serial %s' % (proves + 'revoke' if old['revoked'] else 'keep active the superseded',
                                                     old['serial_number']) for old in line['superseded'])
         return '%s: %s%s%s' % (where, what, because, revoked)
     text = '%s: %s; serial %s, valid until %s' % (where, action, line['serial_number'] or '-', line['valid_to'] or '-')
+    proof = line.get('proof')
+    if proof:
+        text += ('; proven by %s' % _PROOF_WORDS.get(proof['method'], proof['method']) if proof['proven']
+                 else '; not proven: %s' % proof['reason'])
     for old in line['superseded']:
         text += '; superseded %s %s' % (old['serial_number'], 'revoked' if old['revoked'] else 'left active')
     return text + '; ' + item['certificate_path']
 
 
-def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, host=''):
-    """ksef_deploy_result of one host: one line per declaration, in declaration order."""
+def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, host='', proofs=None):
+    """ksef_deploy_result of one host: one line per declaration, in declaration order.
+
+    proofs: {'finished': ksef_certificate_proof step=finish, 'revoked': ksef_certificate_revoke} of the batch."""
     plan = dict((entry['id'], entry) for entry in (host_batch or {}).get('plan') or [])
     failures = (host_batch or {}).get('failures') or {}
     issued, shared_results = _by_id(enrolled), _by_id(shared)
@@ -191,15 +242,19 @@ def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, 
     for item in (prepared or {}).get('declarations') or []:
         if item['id'] in failures:
             line = {'action': 'failed', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
-                    'superseded': [], 'failure': failures[item['id']]}
+                    'superseded': [], 'proof': None, 'failure': failures[item['id']]}
         elif item['key_location'] == 'host':
-            line = _host_line(item, plan[item['id']], issued, enrolled, check_mode)
+            line = _host_line(item, plan[item['id']], issued, enrolled, check_mode, host or item['host'], proofs)
         else:
             line = _controller_line(item, shared_results.get(item['id']), shared, check_mode)
+        line.setdefault('outage_at', '')
+        line.setdefault('retry_at', '')
         line.update(name=item['name'], type=item['type'], key_location=item['key_location'],
                     key_path=item['key_path'], certificate_path=item['certificate_path'],
                     pkcs12_path=item['pkcs12_path'] if item['pkcs12'] else '',
-                    changed=line['action'] in _DONE, failed=line['action'] == 'failed', check_mode=bool(check_mode))
+                    # revoked: a predecessor an earlier run kept, revoked once its successor proved itself
+                    changed=line.pop('changed') if 'changed' in line else line['action'] in _DONE + ('revoked',),
+                    failed=line['action'] == 'failed', check_mode=bool(check_mode))
         line['message'] = _sentence(host or item['host'], item, line, check_mode)
         lines.append(line)
     return lines

@@ -23,6 +23,7 @@ import datetime
 import time
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
+from ansible_collections.ksef.certificates.plugins.module_utils._engine import proof as _proof
 from ansible_collections.ksef.certificates.plugins.module_utils._api import ENROLLMENT_DATA
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import (
     budget_summary,
@@ -160,6 +161,7 @@ class Converger:
                     self.enroller.revoker.apply_absent(plan)
                 else:
                     self.installer.apply_file_attributes(plan)
+                    self._finish_rotation(plan)
             if enrolling:
                 self.rolling.finish(self.plans)
         except KsefConvergeError as exc:
@@ -225,10 +227,11 @@ class Converger:
     def _plan_budget(self, enrolling):
         """Effective rate limits, then the call budget: the enrollments (soonest expiry first) that fit the hour go
         now, the rest wait for a later run; work that cannot start within the hour fails before anything is sent."""
-        absent = sum(len(plan.to_revoke) for plan in self.plans if plan.decl.state == 'absent')
+        absent = sum(len(plan.to_revoke) for plan in self.plans if plan.decl.state == 'absent') + sum(
+            len(plan.decision.kept_predecessors) for plan in self.plans)
         expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
         order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
-        frees = [slots_freed(plan, self.enroller.revoker.keeps_login) for plan in order]
+        frees = [slots_freed(plan, self.enroller.revoker.keeps_login, self.now()) for plan in order]
         if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
             self.api.ensure_rate_limits()
@@ -250,6 +253,32 @@ class Converger:
                                               % (len(enrolling), absent + sum(frees))))
         if count < len(order):
             self.rolling.max_enrollments = count
+
+    def _finish_rotation(self, plan):
+        """Predecessors an earlier run kept (its successor did not prove itself): prove the declared certificate now,
+        then revoke them (never this run's login while the new pair is not where the next login reads it).
+
+        Check mode proves nothing and predicts the revocation unless the certificate is not valid yet."""
+        serials = [serial for serial in plan.decision.kept_predecessors if not self.enroller.revoker.keeps_login(plan, serial)]
+        certificate = plan.current_certificate
+        if not serials or certificate is None:
+            return
+        if self.check_mode:
+            if _proof.not_valid_yet(certificate, self.now()) is None:
+                plan.revoked.extend(serials)
+                plan.changed = True
+            return
+        plan.proof = _proof.prove_installed(plan.decl, certificate, self.enroller.revoker.prove_login, self.module.params,
+                                            self.now())
+        if not plan.proof.proven:
+            self.module.warn('%s: %s still kept active because %s' % (plan.decl.label, ', '.join(serials),
+                                                                     plan.proof.reason))
+            return
+        for serial in serials:
+            self.enroller.revoker.revoke(plan, serial, 'superseded')
+        plan.changed = True
+        if plan.action == 'none':
+            plan.action, plan.reason = 'revoked', 'proven'
 
     def _check_csr_subject(self, plan):
         """KSeF rejects (25003) a CSR whose subject differs from the signer's data: say so before sending."""

@@ -66,6 +66,7 @@ class Decision:
         self.enroll = False
         self.key_plan = None              # 'reuse' | 'generate_in_place' | 'generate_next' (key form only)
         self.superseded = []              # active serials of the name and type that a new certificate replaces
+        self.kept_predecessors = []       # healthy: older active serials of the name and type an earlier run kept
         self.to_revoke = []               # absent: the serials to revoke
         self.removed_files = []           # absent with remove_files: the files to remove
         self.install_certificate = None   # an X.509 certificate already in KSeF to install/return
@@ -191,12 +192,10 @@ def decide_present(decision, view, local_files, now):
     actives = [record for record in candidates if record.active]
     fingerprint = decl.declared_public_key_sha256
     known = known_current(decl, view)
-    ours = []
-    if known is not None:
-        ours = [known]
-    elif fingerprint is not None:
-        ours = [(record, view.retrieved[record.serial_number]) for record in candidates
-                if view.public_key_sha256(record.serial_number) == fingerprint]
+    # The declared key's certificates: the one local files prove, else those KSeF holds for the key (none without one).
+    ours = [known] if known is not None else [
+        (record, view.retrieved[record.serial_number]) for record in candidates
+        if fingerprint is not None and view.public_key_sha256(record.serial_number) == fingerprint]
     current = pick_current(ours)
     if current is not None:
         decision.current_item, decision.current_certificate = current
@@ -216,6 +215,7 @@ def decide_present(decision, view, local_files, now):
         decision.reason = 'healthy'
         decision.install_certificate = decision.current_certificate
         decision.install_item = decision.current_item
+        decision.kept_predecessors = kept_predecessors(decl, actives, decision.current_item)
         if local_files.need_install(decl, decision.current_certificate):
             decision.action = 'installed'
             decision.changed = True
@@ -232,6 +232,19 @@ def decide_present(decision, view, local_files, now):
         decision.key_plan = 'generate_next'
     else:
         decision.key_plan = 'reuse'
+
+
+def kept_predecessors(decl, actives, current):
+    """Active certificates of the declared name and type requested before the declared one, to revoke now.
+
+    An earlier run kept them: its successor (the declared certificate) did not prove itself, or revoke_superseded
+    was off. The engine proves the declared certificate first and revokes them only then. None for a CSR
+    declaration: its key is not here to prove anything (the role proves a key-on-host successor on its host).
+    """
+    if not decl.revoke_superseded or decl.uses_csr:
+        return []
+    return [record.serial_number for record in actives
+            if record.serial_number != current.serial_number and record.requested_at < current.requested_at]
 
 
 def renew_window_warning(decl, record, local_certificate=None):

@@ -26,7 +26,11 @@ class Plan:
         self.action = self.decision.action
         self.reason = self.decision.reason
         self.changed = self.decision.changed
-        self.held = None                  # 'deferred' (the hour's call budget) | 'blocked' (KSeF's limits): not sent
+        self.held = None                  # 'deferred' (a later run can renew it in time) | 'blocked' (KSeF's limits): not sent
+        self.hold_reason = None           # 'call_budget' | 'certificate_quota' | 'enrollment_quota'
+        self.outage_at = None             # held: end of the certificate in use (aware datetime; None: none is valid)
+        self.retry_at = None              # deferred: from when a later run can enroll it
+        self.hold_note = None             # held: why and until when, in words (_rolling.hold_message)
         self.revoked = []                 # serials this run revoked
         self.already_revoked = []         # serials KSeF reported as not active when this run revoked them
         self.superseded_login = []        # superseded serials left active: this run's login (see _login.py)
@@ -70,9 +74,12 @@ class Plan:
         """The enrollment was sent (or resumed): wait for it until wait_timeout (_decide.wait_deadline)."""
         self.deadline = wait_deadline(self.decl, clock_now)
 
-    def hold(self, why):
+    def hold(self, why, reason=None, outage_at=None, retry_at=None):
         """A due enrollment this run does not send (see _rolling.py): the certificate stays as it is."""
         self.held = why
+        self.hold_reason = reason
+        self.outage_at = outage_at
+        self.retry_at = retry_at
         self.action = why
         self.changed = False
 

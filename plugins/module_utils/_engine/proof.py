@@ -17,7 +17,8 @@
 The signer is any object with .key_type ('rsa'|'ec'), .certificate, .certificate_der, .sign(data) (the XMLDSig
 form: RSA PKCS#1 v1.5 or raw r||s ECDSA, SHA-256) and, for RSA, .sign_pss(data): _credentials.SignerCredentials
 (a key file) and _pkcs11.TokenSigner (a token key). A key kept on a managed host signs through
-ksef_deploy_host operation sign; the controller builds the bytes and checks the result with these functions.
+ksef_deploy_host operation sign (remote_proof.py: the controller builds the bytes and checks the result with
+these functions; the scheme names are _rules.SIGNATURE_SCHEMES).
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -94,12 +95,6 @@ def split_qr_code_ii_link(link):
         raise ProofFailed('a QR code II link starts with https://, not %r' % link[:20])
     text, dummy, signature = link[len('https://'):].rpartition('/')
     return text, b64url_decode(signature)
-
-
-def qr_signature_scheme(key_type):
-    """How a key of `key_type` signs a QR code II: 'pss' (RSA) or 'p1363' (EC). The host's sign operation
-    gets this name."""
-    return 'pss' if key_type == 'rsa' else 'p1363'
 
 
 def sign_qr(signer, data):

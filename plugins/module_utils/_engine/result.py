@@ -18,7 +18,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.declarat
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import days_remaining, format_datetime
 
 if TYPE_CHECKING:  # cryptography is optional at import time (ansible-test import sanity runs without it)
     from cryptography import x509
@@ -80,15 +80,23 @@ def superseded_entries(plan: Plan, view: Optional[KsefView] = None, check_mode: 
     """Each superseded serial with its validity end (as KSeF listed it) and whether this run revoked it (in check
     mode: would revoke it). A superseded Offline certificate stays active by default (revoke_superseded)."""
     entries = []
-    for serial in plan.superseded:
+    for serial in list(plan.superseded) + list(plan.decision.kept_predecessors):
         record = view.by_serial(serial) if view is not None else None
         revoked = serial in plan.revoked or serial in plan.already_revoked or (
-            check_mode and plan.decl.revoke_superseded and serial != plan.issued_serial
+            check_mode and plan.decl.revoke_superseded and serial in plan.superseded and serial != plan.issued_serial
             and serial not in plan.superseded_login)
         entries.append({'serial_number': serial, 'type': plan.decl.type,
                         'valid_to': record.module_fields().get('valid_to') if record is not None else None,
                         'revoked': bool(revoked)})
     return entries
+
+
+def hold_summary(plan: Plan) -> Optional[Dict[str, Any]]:
+    """A due enrollment the run held (_rolling.py): deferred or blocked, why, and the dates; None otherwise."""
+    if plan.held is None:
+        return None
+    return {'state': plan.held, 'reason': plan.hold_reason, 'outage_at': format_datetime(plan.outage_at),
+            'retry_at': format_datetime(plan.retry_at), 'message': plan.hold_note}
 
 
 def plan_result(plan: Plan, now: datetime.datetime, view: Optional[KsefView] = None, check_mode: bool = False) -> Dict[str, Any]:
@@ -109,6 +117,7 @@ def plan_result(plan: Plan, now: datetime.datetime, view: Optional[KsefView] = N
         'already_revoked': list(plan.already_revoked),
         'superseded_login': list(plan.superseded_login),
         'proof': plan.proof.summary() if plan.proof is not None else None,
+        'hold': hold_summary(plan),
         'private_key_path': decl.private_key_path,
         'certificate_path': decl.certificate_path,
         'pkcs12_path': decl.pkcs12_path,
@@ -172,6 +181,7 @@ def build_result(plans: List[Plan], single: bool, now: datetime.datetime, diff: 
             'already_revoked': entry['already_revoked'],
             'superseded_login': entry['superseded_login'],
             'backup_files': entry['backup_files'],
+            'hold': entry['hold'],
             'certificates': results,
         }
         if 'certificate_pem' in entry:

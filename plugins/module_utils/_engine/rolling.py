@@ -23,9 +23,12 @@ from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     DEFAULT_RENEW_BEFORE_DAYS,
     expired,
     format_datetime,
+    parse_datetime,
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.waves import Due, Renewal, WavePlan, forecast, plan_waves
 
+# The window of KSeF's hourly rate limits: enrollments the hour's call budget leaves out can go one hour later.
+BUDGET_WINDOW = datetime.timedelta(hours=1)
 ADVICE = ('raise the subject\'s active-certificate limit (KSeF allows 100 per NIP; more on a justified request), '
           'revoke certificates nobody uses (ksef_certificate_revoke), or let superseded Offline certificates go '
           'before they expire (release_offline_predecessors: true; QR codes II signed with them stop verifying)')
@@ -66,11 +69,24 @@ def current_validity(plan, view, now):
     return max(valid) if valid else None
 
 
-def slots_freed(plan, keeps_login):
-    """Predecessors the run revokes once the plan's successor is installed (each gives back a slot)."""
+def slots_freed(plan, keeps_login, now):
+    """Predecessors the run is to revoke once the plan's successor is installed and proven (each gives back a slot).
+
+    None without revoke_superseded; none when the successor is valid only later (valid_from): it is not installed
+    and its predecessors stay until then (_proof.hold_until_valid); never the run's login while the new pair is not
+    where the next login reads it (keeps_login). A successor that then fails its proof keeps its predecessors too,
+    which nothing knows ahead: RollingRenewal.run plans each next wave from the revocations really made.
+    """
     if not plan.decl.revoke_superseded:
         return 0
+    if plan.decl.valid_from and parse_datetime(plan.decl.valid_from) > now:
+        return 0
     return len([serial for serial in plan.superseded if not keeps_login(plan, serial)])
+
+
+def revocations(plans):
+    """Revocations the run made so far for these plans (KSeF's 25008, a serial it does not know, freed no slot)."""
+    return sum(len(plan.revoked) for plan in plans)
 
 
 class RollingRenewal:
@@ -97,7 +113,7 @@ class RollingRenewal:
         return current_validity(plan, self.enroller.view, self.now())
 
     def due(self, plan):
-        return Due(plan, plan.decl.label, self.valid_to(plan), slots_freed(plan, self.enroller.revoker.keeps_login))
+        return Due(plan, plan.decl.label, self.valid_to(plan), slots_freed(plan, self.enroller.revoker.keeps_login, self.now()))
 
     def plan(self, enrolling, free_slots, enrollments_left, max_enrollments):
         return plan_waves([self.due(plan) for plan in enrolling], free_slots, enrollments_left, max_enrollments)
@@ -128,21 +144,61 @@ class RollingRenewal:
                 free += released
                 limits.certificates_left = free
                 waves = self.plan(enrolling, free, enrollments_left, self.max_enrollments)
+        self._hold_all(plans, waves, [plan for wave in waves.waves for plan in wave])
         self.quota = self.quota_of(limits, waves)
-        for plan in waves.deferred:
-            plan.hold('deferred')
-        for plan, dummy in waves.blocked:
-            plan.hold('blocked')
         if not waves.waves and any(self.valid_to(plan) is None for plan, dummy in waves.blocked):
             raise KsefError('Cannot enroll %d certificate(s): %s. Revoke unused certificates or wait for the '
                             'enrollment window; nothing was sent' % (len(enrolling), self._problems(limits, len(enrolling))))
-        for message in self._outage_messages(waves.blocked):
+        for message in self._hold_messages([plan for plan, dummy in waves.blocked]):
             self.module.warn(message)
         if waves.deferred:
             self.module.warn('%d due certificate(s) wait for a later run, as the hour\'s call budget allows %d '
                              'enrollment(s) now: %s' % (len(waves.deferred), self.max_enrollments,
                                                         ', '.join(plan.decl.label for plan in waves.deferred)))
         return waves
+
+    def _hold_all(self, plans, waves, renewing):
+        """Hold what the waves leave out: past the call budget deferred; without a slot or an enrollment request
+        deferred when a slot comes back before its certificate ends (a later run renews it in time), else blocked."""
+        for plan in waves.deferred:
+            self._hold(plan, 'call_budget', renewing, plans)
+        for plan, reason in waves.blocked:
+            self._hold(plan, reason, renewing, plans)
+
+    def _hold(self, plan, reason, renewing, plans):
+        outage_at = self.valid_to(plan)
+        if reason == 'call_budget':
+            plan.hold('deferred', reason, outage_at, self.now() + BUDGET_WINDOW)
+        else:
+            retry_at = self.next_free_slot(plans, renewing) if reason == 'certificate_quota' else None
+            if outage_at is not None and retry_at is not None and retry_at < outage_at:
+                plan.hold('deferred', reason, outage_at, retry_at)
+            else:
+                plan.hold('blocked', reason, outage_at)
+        plan.hold_note = hold_message(plan)
+
+    def next_free_slot(self, plans, renewing):
+        """When the first active certificate that nothing of the run keeps in use expires (a superseded Offline
+        predecessor, a certificate nobody declares): its slot comes back then. None when there is none.
+
+        In use: the certificate of each declaration that is not renewed in this run (for a CSR renewal, the
+        superseded ones: the host uses one until its successor is installed) and the predecessors that the run's
+        renewals revoke (their slots are the ones the waves cycle through)."""
+        in_use = set()
+        for plan in plans:
+            if plan.decl.state != 'present':
+                continue
+            if plan in renewing:
+                if plan.decl.revoke_superseded:
+                    in_use.update(plan.superseded)
+            elif plan.current_item is not None:
+                in_use.add(plan.current_item.serial_number)
+            else:
+                in_use.update(plan.superseded)
+        now = self.now()
+        ends = [record.valid_to for record in self.enroller.view.records
+                if record.active and record.serial_number not in in_use and not expired(record.valid_to, now)]
+        return min(ends) if ends else None
 
     def _release_offline_predecessors(self, plans, needed):
         """release_offline_predecessors: revoke superseded Offline certificates still active, soonest expiry first.
@@ -184,30 +240,30 @@ class RollingRenewal:
                 self.scheduler.send_all(plans, wave)
             return
         wave = waves.waves[0]
-        sent = 0
+        sent_plans = []
         freed = 0
         while wave:
             self.quota['waves_sent'].append([plan.decl.label for plan in wave])
+            # The slots the wave really frees: the revocations made while it is finished (a predecessor kept
+            # because its successor did not prove itself frees none; those made before, such as released Offline
+            # predecessors, are in `free` already).
+            revoked_before = revocations(plans)
             self.scheduler.send_all(plans, wave)
             self.scheduler.wait(plans)
             self.enroller.finish()
-            sent += len(wave)
-            freed += sum(len(plan.revoked) + len(plan.already_revoked) for plan in wave)
+            sent_plans.extend(wave)
+            freed += revocations(plans) - revoked_before
             remaining = [plan for plan in remaining if plan not in wave]
             if not remaining:
                 break
-            enrollments_left = None if limits.enrollments_left is None else limits.enrollments_left - sent
-            again = self.plan(remaining, len(remaining) if free is None else free - sent + freed, enrollments_left,
-                              None if self.max_enrollments is None else self.max_enrollments - sent)
-            for plan, dummy in again.blocked:
-                plan.hold('blocked')
-            for plan in again.deferred:
-                plan.hold('deferred')
-            self.quota['deferred'].extend(plan.decl.label for plan in again.deferred)
-            if again.blocked:
-                self.quota['blocked'].extend(self._blocked_entry(plan, reason) for plan, reason in again.blocked)
-                for message in self._outage_messages(again.blocked):
-                    self.module.warn(message)
+            enrollments_left = None if limits.enrollments_left is None else limits.enrollments_left - len(sent_plans)
+            again = self.plan(remaining, len(remaining) if free is None else free - len(sent_plans) + freed, enrollments_left,
+                              None if self.max_enrollments is None else self.max_enrollments - len(sent_plans))
+            self._hold_all(plans, again, sent_plans + [plan for each in again.waves for plan in each])
+            self.quota['deferred'].extend(self._deferred_labels(again))
+            self.quota['blocked'].extend(self._blocked_entries(again))
+            for message in self._hold_messages([plan for plan, dummy in again.blocked]):
+                self.module.warn(message)
             wave = again.waves[0] if again.waves else []
             remaining = [plan for plan in remaining if plan.held is None]
 
@@ -236,21 +292,25 @@ class RollingRenewal:
             problems.append('KSeF reports canRequest=false for this subject')
         return '; '.join(problems) or 'no active-certificate slot is left for them'
 
+    def _blocked_entries(self, waves):
+        return [self._blocked_entry(plan, reason) for plan, reason in waves.blocked if plan.held == 'blocked']
+
+    def _deferred_labels(self, waves):
+        return [plan.decl.label for plan in waves.deferred] + [
+            plan.decl.label for plan, dummy in waves.blocked if plan.held == 'deferred']
+
     def _blocked_entry(self, plan, reason):
         valid_to = self.valid_to(plan)
         return {'certificate': plan.decl.label, 'reason': reason,
                 'outage_at': format_datetime(valid_to if valid_to is not None else self.now())}
 
-    def _outage_messages(self, blocked):
-        for plan, reason in blocked:
-            valid_to = self.valid_to(plan)
-            if valid_to is None:
+    def _hold_messages(self, held):
+        """A warning per certificate held for KSeF's limits while its certificate is still valid (a missing one
+        fails the run in finish())."""
+        for plan in held:
+            if plan.outage_at is None:
                 continue
-            which = ('no enrollment request is left (KSeF %d, over 30 days)' % QUOTA_ENROLLMENTS
-                     if reason == 'enrollment_quota' else
-                     'the active-certificate limit (KSeF %d) leaves no slot for it' % QUOTA_CERTIFICATES)
-            yield ('Certificate %s cannot be renewed now: %s. It stops working at %s (an outage from then); %s'
-                   % (plan.decl.label, which, format_datetime(valid_to), ADVICE))
+            yield 'Certificate %s %s' % (plan.decl.label, plan.hold_note)
 
     def quota_of(self, limits, waves=None):
         waves = waves or WavePlan([], [], [])
@@ -262,10 +322,27 @@ class RollingRenewal:
             'waves': [[plan.decl.label for plan in wave] for wave in waves.waves],
             'waves_sent': [],
             'enrollments_needed': sum(len(wave) for wave in waves.waves),
-            'deferred': [plan.decl.label for plan in waves.deferred],
-            'blocked': [self._blocked_entry(plan, reason) for plan, reason in waves.blocked],
+            'deferred': self._deferred_labels(waves),
+            'blocked': self._blocked_entries(waves),
             'released_offline': list(self.released),
         }
+
+
+def hold_message(plan):
+    """Why a held plan waits, and until when it can (the message of the module's `hold` return value)."""
+    outage = ('it has no valid certificate (an outage now)' if plan.outage_at is None else
+              'the certificate in use works until %s (an outage from then)' % format_datetime(plan.outage_at))
+    if plan.hold_reason == 'call_budget':
+        why = "waits for a later run: the hour's call budget of KSeF's rate limits is spent"
+    elif plan.hold_reason == 'enrollment_quota':
+        why = 'cannot be renewed now: no enrollment request is left (KSeF %d, 300 per 30 days)' % QUOTA_ENROLLMENTS
+    else:
+        why = ('waits for a free slot: the active-certificate limit (KSeF %d) leaves none now' % QUOTA_CERTIFICATES
+               if plan.held == 'deferred' else
+               'cannot be renewed now: the active-certificate limit (KSeF %d) leaves no slot for it' % QUOTA_CERTIFICATES)
+    if plan.held == 'deferred':
+        return '%s; a run from %s can renew it; %s' % (why, format_datetime(plan.retry_at), outage)
+    return '%s; %s; %s' % (why, outage, ADVICE)
 
 
 def forecast_quota(plans, limits, view, now):

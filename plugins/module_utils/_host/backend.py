@@ -29,11 +29,18 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._pem import der_to_pem, pem_blocks, pem_ders
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import serial_number_text, subject_values
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    QR_CODE_II_PSS_SALT_LENGTH,
+    SIGNATURE_SCHEMES,
+    serial_number_text,
+    subject_values,
+)
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
     from cryptography.hazmat.primitives.serialization import pkcs12
 except ImportError:
     pass  # CryptographyBackend.usable() is False then (_crypto.HAS_PKCS12_BUILDER)
@@ -46,6 +53,61 @@ CertificateFacts = collections.namedtuple('CertificateFacts', 'der serial_number
 
 class HostCryptoError(KsefError):
     """A key, CSR, certificate or PKCS#12 operation failed (message without secrets)."""
+
+
+# The algorithm identifiers of a SubjectPublicKeyInfo (DER-encoded OIDs): rsaEncryption, id-ecPublicKey, P-256.
+_RSA_OID = bytes.fromhex('06092a864886f70d010101')
+_EC_OID = bytes.fromhex('06072a8648ce3d0201')
+_P256_OID = bytes.fromhex('06082a8648ce3d030107')
+P256_FIELD_BYTES = 32
+
+
+def spki_key_type(public_key_der):
+    """('rsa' | 'ec', is P-256) of a SubjectPublicKeyInfo, from its algorithm identifier (the first OIDs)."""
+    head = public_key_der[:40]
+    if _RSA_OID in head:
+        return 'rsa', False
+    if _EC_OID in head:
+        return 'ec', _P256_OID in head
+    return None, False
+
+
+def check_scheme(scheme, key_type, is_p256, key_path):
+    """HostCryptoError when the key at key_path cannot make a `scheme` signature."""
+    if scheme not in SIGNATURE_SCHEMES:
+        raise HostCryptoError('Unknown signature scheme %r; use one of %s' % (scheme, ', '.join(SIGNATURE_SCHEMES)))
+    if key_type != SIGNATURE_SCHEMES[scheme]:
+        raise HostCryptoError('The key %s is %s; the signature scheme %s needs an %s key'
+                              % (key_path, (key_type or 'of an unknown type').upper(), scheme, SIGNATURE_SCHEMES[scheme].upper()))
+    if scheme == 'ecdsa_p256_p1363' and not is_p256:
+        raise HostCryptoError('The key %s is not on the P-256 curve, which the signature scheme %s needs' % (key_path, scheme))
+
+
+def _der_length(data, offset):
+    """(length, offset of the content) of the DER element whose length starts at data[offset]."""
+    first = data[offset]
+    if first < 0x80:
+        return first, offset + 1
+    count = first & 0x7f
+    return int.from_bytes(data[offset + 1:offset + 1 + count], 'big'), offset + 1 + count
+
+
+def ecdsa_der_to_raw(der, field_bytes):
+    """An ECDSA signature (DER SEQUENCE of the INTEGERs r and s) as r||s, each `field_bytes` long."""
+    try:
+        if der[0] != 0x30:
+            raise ValueError
+        dummy_length, offset = _der_length(der, 1)
+        numbers = []
+        for dummy_index in range(2):
+            if der[offset] != 0x02:
+                raise ValueError
+            length, offset = _der_length(der, offset + 1)
+            numbers.append(int.from_bytes(der[offset:offset + length], 'big'))
+            offset += length
+        return b''.join(number.to_bytes(field_bytes, 'big') for number in numbers)
+    except (ValueError, IndexError, OverflowError):
+        raise HostCryptoError('openssl printed an ECDSA signature that is not DER')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +158,24 @@ class CryptographyBackend:
         if key is None or cert is None:
             raise HostCryptoError('Cannot load the key and certificate %s to build the PKCS#12 bundle' % certificate_path)
         return _crypto.pkcs12_bundle(name, key, cert, passphrase)
+
+    def sign(self, key_data, scheme, data, key_path):
+        """The `scheme` signature (_rules.SIGNATURE_SCHEMES) of `data` by the key in key_data."""
+        key = self._load_key(key_data)
+        if key is None:
+            raise HostCryptoError('Cannot load the private key %s to sign' % key_path)
+        if isinstance(key, rsa.RSAPrivateKey):
+            check_scheme(scheme, 'rsa', False, key_path)
+            if scheme == 'rsa_pss_sha256':
+                return key.sign(data, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=QR_CODE_II_PSS_SALT_LENGTH),
+                                hashes.SHA256())
+            return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            check_scheme(scheme, 'ec', isinstance(key.curve, ec.SECP256R1), key_path)
+            r_value, s_value = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256())))
+            size = (key.curve.key_size + 7) // 8
+            return r_value.to_bytes(size, 'big') + s_value.to_bytes(size, 'big')
+        raise HostCryptoError('The key %s is neither RSA nor EC' % key_path)
 
     def pkcs12_contents(self, data, passphrase):
         """(certificate DER list, public key DER) of the bundle; None when it does not open with passphrase."""
@@ -261,6 +341,27 @@ class OpensslBackend:
                               '-iter', str(_crypto.PKCS12_KDF_ROUNDS), '-passout', 'stdin'],
                              data=to_bytes(passphrase, errors='surrogate_or_strict') + b'\n',
                              inputs=[key_data, certificate_data])
+
+    def sign(self, key_data, scheme, data, key_path):
+        """The same as CryptographyBackend.sign, with openssl dgst (1.1.1 and 3.x): PKCS#1 v1.5 or PSS for RSA,
+        DER ECDSA turned into r||s. The key reaches openssl through a pipe, the data on its standard input."""
+        public_der = self.key_public_der(key_data)
+        if public_der is None:
+            raise HostCryptoError('Cannot load the private key %s to sign' % key_path)
+        key_type, is_p256 = spki_key_type(public_der)
+        check_scheme(scheme, key_type, is_p256, key_path)
+        options = []
+        if scheme == 'rsa_pss_sha256':
+            options = ['-sigopt', 'rsa_padding_mode:pss', '-sigopt', 'rsa_pss_saltlen:%d' % QR_CODE_II_PSS_SALT_LENGTH,
+                       '-sigopt', 'rsa_mgf1_md:sha256']
+        signature = self._checked('sign with %s' % key_path,
+                                  ['dgst', '-sha256', '-sign', 0, '-passin', 'pass:', '-binary'] + options,
+                                  data=data, inputs=[key_data])
+        if key_type == 'ec':
+            if not is_p256:
+                raise HostCryptoError('The openssl backend signs with EC keys on P-256 only; %s is on another curve' % key_path)
+            return ecdsa_der_to_raw(signature, P256_FIELD_BYTES)
+        return signature
 
     def pkcs12_contents(self, data, passphrase):
         rc, out, dummy_err = self._run(['pkcs12', '-in', 0, '-nodes', '-passin', 'stdin'],

@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # This module_utils is PRIVATE and for internal use of the ksef.certificates collection only.
-"""The operations of the host-side module ksef_deploy_host (info, csr, install, pkcs12, remove, directory, prepare).
+"""The operations of the host-side module ksef_deploy_host (info, csr, install, pkcs12, remove, directory, prepare,
+sign).
 
 Each takes a Host (the module's parameters with literal, checked paths and the backend chosen on first use)
 and returns the module's result. Check mode is decided here: every change is predicted, none is made.
@@ -11,6 +12,8 @@ and returns the module's result. Check mode is decided here: every change is pre
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import base64
+import binascii
 import datetime
 import hashlib
 import os
@@ -25,8 +28,13 @@ from ansible_collections.ksef.certificates.plugins.module_utils._host.checks imp
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import select_backend
-from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, pkcs12_algorithms_current
-from ansible_collections.ksef.certificates.plugins.module_utils._rules import format_datetime, renewal_due
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, der_to_pem, pkcs12_algorithms_current
+from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
+    SIGN_DATA_MAX_BYTES,
+    SIGNATURE_SCHEMES,
+    format_datetime,
+    renewal_due,
+)
 
 PATH_OPTIONS = ('key_path', 'next_key_path', 'csr_path', 'certificate_path', 'pkcs12_path')
 
@@ -144,7 +152,7 @@ def inspect_certificate(host, key_path, next_key_path, certificate_path, renew_b
         certificate_parsed=cert is not None,
         certificate_matches_key=False,
         certificate_matches_next_key=False,
-        serial_number='', valid_to='', fingerprint_sha256='', renewal_due=None,
+        serial_number='', valid_to='', fingerprint_sha256='', renewal_due=None, certificate_pem='',
     )
     if cert is not None:
         result.update(
@@ -153,6 +161,8 @@ def inspect_certificate(host, key_path, next_key_path, certificate_path, renew_b
             serial_number=cert.serial_number,
             valid_to=format_datetime(cert.valid_to),
             fingerprint_sha256=hashlib.sha256(cert.der).hexdigest(),
+            # Public: the controller proves a deployed successor with it (ksef_certificate_proof).
+            certificate_pem=der_to_pem(cert.der, 'CERTIFICATE').decode('ascii'),
             renewal_due=renewal_due(cert.valid_to, datetime.datetime.now(datetime.timezone.utc), renew_before_days),
         )
     return result
@@ -330,6 +340,31 @@ def run_remove(host):
     return dict(changed=bool(removed), removed=removed)
 
 
+def run_sign(host):
+    """Sign the given bytes with the deployed key (the key never leaves the host); changes nothing.
+
+    The controller builds what is signed (a XAdES SignedInfo, a QR code II string) and checks the signature with
+    the certificate; the host only signs bytes, in one of the schemes of _rules.SIGNATURE_SCHEMES."""
+    scheme, data = host.params.get('scheme'), host.params.get('data')
+    if scheme not in SIGNATURE_SCHEMES:
+        raise KsefError('operation=sign needs scheme, one of %s' % ', '.join(SIGNATURE_SCHEMES))
+    if not data:
+        raise KsefError('operation=sign needs data (the bytes to sign, Base64)')
+    if len(data) > 2 * SIGN_DATA_MAX_BYTES:
+        raise KsefError('data is longer than the %d bytes operation=sign signs' % SIGN_DATA_MAX_BYTES)
+    try:
+        raw = base64.b64decode(data.encode('ascii'), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise KsefError('data is not Base64')
+    if len(raw) > SIGN_DATA_MAX_BYTES:
+        raise KsefError('data is longer than the %d bytes operation=sign signs' % SIGN_DATA_MAX_BYTES)
+    key_path = host.path('key_path')
+    if files.status(key_path) is None:
+        raise KsefError('The private key %s does not exist' % key_path)
+    signature = host.backend.sign(files.read_file(key_path), scheme, raw, key_path)
+    return dict(changed=False, signature=base64.b64encode(signature).decode('ascii'), scheme=scheme)
+
+
 def run_directory(host):
     created = []
     for entry in host.params['directories']:
@@ -350,4 +385,5 @@ OPERATIONS = {
     'remove': run_remove,
     'directory': run_directory,
     'prepare': run_prepare,
+    'sign': run_sign,
 }

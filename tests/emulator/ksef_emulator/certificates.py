@@ -174,7 +174,8 @@ def _process(emu, enrollment, now):
                          {'status_code': status[0], 'status_description': status[1], 'status_details': status[2]})
         return
     serial = _new_unique_serial(emu)
-    valid_from = enrollment['valid_from'] if enrollment['valid_from'] is not None else now
+    valid_from = (enrollment['valid_from'] if enrollment['valid_from'] is not None
+                  else now + emu.switches.get('issuedValidFromSeconds'))
     valid_to = valid_from + emu.config.certificate_validity_days * 24 * 3600.0
     cert = emu.keys.issue_ksef_certificate(csr.subject, public_key, serial, enrollment['certificate_type'],
                                            valid_from, valid_to)

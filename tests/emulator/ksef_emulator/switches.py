@@ -12,6 +12,8 @@ values. Unlike faults, switches are not used up: they stay until changed.
   (1: no escalation, the block ends when a slot of the sliding window frees).
 - refuseReusedKey: an enrollment whose CSR key is already certified for the same subject ends with status 400.
 - systemWarnings: [{method, route, warning}]: answers of matching requests carry `X-System-Warning: warning`.
+- issuedValidFromSeconds: a certificate enrolled without validFrom starts this many seconds after it is issued
+  (0: at once, as KSeF). A successor that is not valid yet, for the tests of proven rotation.
 """
 
 import copy
@@ -30,6 +32,7 @@ DEFAULTS = {
     'rateLimitEscalation': 1,
     'refuseReusedKey': False,
     'systemWarnings': [],
+    'issuedValidFromSeconds': 0,
 }
 
 
@@ -82,7 +85,7 @@ def validate(changes):
         raise SwitchError('unknown switch(es): %s; known: %s' % (', '.join(unknown), ', '.join(DEFAULTS)))
     result = {}
     for name, value in changes.items():
-        if name == 'revocationBlockedSeconds':
+        if name in ('revocationBlockedSeconds', 'issuedValidFromSeconds'):
             result[name] = _number(name, value, 0)
         elif name in ('enrollmentRetentionSeconds', 'authRetentionSeconds'):
             result[name] = _number(name, value, 0, allow_none=True)

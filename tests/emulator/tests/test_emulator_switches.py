@@ -178,3 +178,14 @@ def test_cli_switches(tmp_path):
     except AssertionError as exc:
         bad = str(exc)
     assert bad and "ROUTE=WARNING" in bad
+
+
+def test_issued_valid_from_delays_the_start_of_validity_and_the_login(start_server):
+    dummy, client = start_server(rate_limits='off', switches={'issuedValidFromSeconds': 3600})
+    token = _session(client)
+    later = enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()), name='Valid later')
+    client.control('PUT', '/emulator/switches', json={'issuedValidFromSeconds': 0})
+    now = enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()), name='Valid now')
+    by_serial = dict((cert['serialNumber'], cert) for cert in client.state()['certificates'])
+    starts = [time.mktime(time.strptime(by_serial[serial]['validFrom'][:19], '%Y-%m-%dT%H:%M:%S')) for serial in (later, now)]
+    assert 3500 < starts[0] - starts[1] <= 3600

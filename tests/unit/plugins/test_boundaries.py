@@ -8,7 +8,7 @@
   `_module`), the engine (`_engine/`) or `requests`: a host needs neither KSeF nor a network client, and a key
   kept on a host is handled only by code that cannot talk to KSeF.
 - `_engine/` is ksef_certificate's engine. The shared flat files and the gateway never import it; outside it,
-  only the module ksef_certificate and the report's forecast (plugin_utils/_report.py) do.
+  only the modules ksef_certificate and ksef_certificate_proof and the report's forecast (plugin_utils/_report.py) do.
 """
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -24,7 +24,9 @@ PACKAGE = 'ansible_collections.ksef.certificates.plugins.module_utils'
 
 GATEWAY_PREFIXES = ('_api', '_http', '_auth', '_connection', '_module', '_pacing', '_records', '_tokens', '_login')
 HOST_ENTRY_POINTS = [os.path.join(PLUGINS, 'modules', 'ksef_deploy_host.py')]
-ENGINE_USERS = {os.path.join('modules', 'ksef_certificate.py'), os.path.join('plugin_utils', '_report.py')}
+# ksef_certificate_proof: the proof of a successor whose key stays on a managed host (_engine/remote_proof.py).
+ENGINE_USERS = {os.path.join('modules', 'ksef_certificate.py'), os.path.join('modules', 'ksef_certificate_proof.py'),
+                os.path.join('plugin_utils', '_report.py')}
 
 
 def imported_names(path):

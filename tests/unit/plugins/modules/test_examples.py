@@ -23,6 +23,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _module
 from ansible_collections.ksef.certificates.plugins.modules import (
     ksef_certificate,
     ksef_certificate_info,
+    ksef_certificate_proof,
     ksef_certificate_revoke,
     ksef_deploy_host,
     ksef_session,
@@ -33,6 +34,7 @@ from ansible_collections.ksef.certificates.plugins.modules import (
 MODULES = {
     'ksef_certificate': ksef_certificate,
     'ksef_certificate_info': ksef_certificate_info,
+    'ksef_certificate_proof': ksef_certificate_proof,
     'ksef_certificate_revoke': ksef_certificate_revoke,
     'ksef_deploy_host': ksef_deploy_host,
     'ksef_session': ksef_session,

@@ -462,6 +462,73 @@ def test_a_successor_that_cannot_log_in_keeps_its_predecessor_and_says_why(run, 
     assert '21115' in run.warnings[0]
 
 
+def test_a_later_run_proves_the_successor_and_revokes_the_kept_predecessor(run, ksef, clock, tmp_path, monkeypatch):
+    """The proof failed when the successor was installed (KSeF refused its login): the predecessor stayed. The next
+    run finds the installed successor and the active predecessor, logs in with the successor, then revokes it."""
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path)
+    prove_login = ksef.prove_login
+
+    def refuse(signer):
+        raise KsefApiError('POST', '/auth/xades-signature', 400, errors=[{'code': 21115, 'description': 'Invalid certificate'}])
+    monkeypatch.setattr(ksef, 'prove_login', refuse)
+    renewed = run(args)
+    new_serial = renewed['certificate']['serial_number']
+    assert renewed['revoked'] == [] and old_serial in ksef.active()
+
+    # KSeF still refuses: the next run tries again, keeps the predecessor, says why and changes nothing
+    run.warnings.clear()
+    again = run(args)
+    assert again['changed'] is False and again['action'] == 'none' and again['revoked'] == []
+    assert again['certificates'][0]['proof']['proven'] is False and '21115' in again['certificates'][0]['proof']['reason']
+    assert again['superseded'] == [{'serial_number': old_serial, 'type': 'authentication', 'revoked': False,
+                                    'valid_to': returned_time(ksef.by_serial(old_serial)['valid_to'])}]
+    assert len(run.warnings) == 1 and 'still kept active because' in run.warnings[0] and old_serial in run.warnings[0]
+    assert ksef.revocations() == [] and sorted(ksef.active()) == sorted([old_serial, new_serial])
+
+    monkeypatch.setattr(ksef, 'prove_login', prove_login)
+    predicted = run(args, check_mode=True)
+    assert predicted['changed'] is True and predicted['action'] == 'none' and predicted['revoked'] == [old_serial]
+    assert predicted['superseded'][0]['revoked'] is True and ksef.proof_logins == [] and ksef.revocations() == []
+    done = run(args)
+    assert done['changed'] is True and done['action'] == 'revoked' and done['reason'] == 'proven'
+    assert done['revoked'] == [old_serial] and done['certificate']['serial_number'] == new_serial
+    assert done['certificates'][0]['proof']['proven'] is True and done['certificates'][0]['proof']['serial_number'] == new_serial
+    assert ksef.proof_logins == [new_serial] and ksef.revocations() == [(old_serial, 'Superseded')]
+    assert ksef.active() == [new_serial]
+    assert run(args, check_mode=True)['changed'] is False
+    assert run(args)['changed'] is False
+
+
+@pytest.mark.parametrize('revoke, login_kept, revoked', [
+    (None, False, True),        # Authentication: revoked by type
+    (False, False, False),      # explicit false keeps it
+    (None, True, False),        # the run's login, whose new pair does not reach the next login
+])
+def test_a_kept_predecessor_goes_only_as_revoke_superseded_and_the_login_allow(run, ksef, clock, tmp_path, revoke, login_kept,
+                                                                                 revoked):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, revoke_superseded=False)
+    run(args)                   # renewed with revoke_superseded false: the predecessor stays active
+    assert old_serial in ksef.active() and len(ksef.active()) == 2
+    args = dict(args, revoke_superseded=revoke)
+    result = run(args, login=LoginCertificate(old_serial) if login_kept else None)
+    assert result['revoked'] == ([old_serial] if revoked else [])
+    assert (old_serial in ksef.active()) is not revoked
+    assert result['changed'] is revoked
+    # explicit false: nothing of the kind is superseded; otherwise listed, revoked or not
+    assert [(entry['serial_number'], entry['revoked']) for entry in result['superseded']] == (
+        [] if revoke is False else [(old_serial, revoked)])
+
+
+def test_a_kept_offline_predecessor_is_revoked_after_a_qr_code_ii_proof(run, ksef, clock, tmp_path):
+    args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, cert_type='offline')
+    run(args)                   # by type: the Offline predecessor stays
+    assert old_serial in ksef.active()
+    assert run(args)['changed'] is False
+    result = run(dict(args, revoke_superseded=True))
+    assert result['revoked'] == [old_serial] and result['certificates'][0]['proof']['method'] == 'qr_code_ii'
+    assert result['certificates'][0]['proof']['proven'] is True and ksef.proof_logins == []
+
+
 def test_self_renewing_login_valid_only_in_two_days_keeps_the_login_working(run, ksef, clock, tmp_path):
     """force with valid_from two days ahead: the successor is not installed where the next login reads it and the
     login certificate stays active; the first run after valid_from installs it, logs in with it, then revokes."""

@@ -227,7 +227,7 @@ def test_requests_from_the_csr_results():
     results = [{'item': ITEM, 'csr': '-----BEGIN CERTIFICATE REQUEST-----'}, {'item': ITEM, 'skipped': True}]
     assert FILTERS['ksef_deploy_requests'](results) == [{
         'name': ITEM['name'], 'type': 'authentication', 'csr_content': '-----BEGIN CERTIFICATE REQUEST-----',
-        'renew_before_days': 30, 'revoke_superseded': True}]
+        'renew_before_days': 30, 'revoke_superseded': False}]  # the role revokes after the proof
 
 
 def planned_entry(action, parsed=True):

@@ -72,7 +72,7 @@ def test_check_mode_says_what_it_would_do():
     assert renew['action'] == 'renewed' and renew['changed'] and renew['check_mode']
     assert renew['superseded'] == [{'serial_number': OLD, 'valid_to': '2026-12-01T00:00:00+00:00', 'revoked': True}]
     assert 'would renew serial %s with a new key and certificate, because the certificate expires within 30 days' % OLD in renew['message']
-    assert renew['message'].endswith('; would revoke serial %s' % OLD)
+    assert renew['message'].endswith('; would prove the new certificate through the host and revoke serial %s' % OLD)
     enroll = FILTERS['ksef_deploy_account'](prepared('b'), decided['hosts']['b'], {}, {}, True, 'b')[0]
     assert 'would enroll a new key and certificate, because no readable certificate' in enroll['message']
 
@@ -160,6 +160,60 @@ def test_host_diff_passes_the_module_diff_through_or_says_the_serials():
 
 def test_summary_is_every_message_in_order():
     assert FILTERS['ksef_deploy_summary']([[{'message': 'a1'}, {'message': 'a2'}], [], [{'message': 'b1'}]]) == ['a1', 'a2', 'b1']
+
+
+def held(state, retry_at='2026-06-20T00:00:00+00:00', outage_at='2026-06-25T00:00:00+00:00'):
+    """ksef_certificate's answer for a due renewal it did not send (its `hold`), as for a key-on-host CSR."""
+    return {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'action': state, 'reason': 'key_mismatch',
+                              'certificate_pem': None, 'certificate': None, 'superseded': [],
+                              'hold': {'state': state, 'reason': 'certificate_quota', 'outage_at': outage_at,
+                                       'retry_at': retry_at, 'message': 'waits for a free slot: ...; a run from %s can '
+                                       'renew it; the certificate in use works until %s' % (retry_at, outage_at)}}]}
+
+
+def test_a_renewal_held_within_the_limits_is_reported_not_failed():
+    renewing = prepared('a', renewal_due=True)
+    decided = _deploy_account.batch({'a': renewing}, INFO, NOW)
+    for state in ('deferred', 'blocked'):
+        line = FILTERS['ksef_deploy_account'](renewing, decided['hosts']['a'], held(state), {}, False, 'a')[0]
+        assert (line['action'], line['changed'], line['failed'], line['failure']) == (state, False, False, '')
+        assert (line['serial_number'], line['valid_to']) == (OLD, '2026-12-01T00:00:00+00:00')
+        assert line['outage_at'] == '2026-06-25T00:00:00+00:00' and line['retry_at'] == '2026-06-20T00:00:00+00:00'
+        assert line['reason'].startswith('the certificate expires within 30 days; waits for a free slot')
+        assert line['message'].startswith('a: a-authentication (authentication, key on host): %s, serial %s stays in use '
+                                          '(valid until 2026-12-01T00:00:00+00:00): the certificate expires' % (state, OLD))
+        assert line['message'].endswith('; the new key /k/a-authentication.key.next is kept for that run')
+    # no valid certificate any more: an outage, which fails the host with the reason
+    outage = held('blocked', retry_at=None, outage_at=None)
+    line = FILTERS['ksef_deploy_account'](renewing, decided['hosts']['a'], dict(outage, msg='Cannot enroll 1'), {}, False, 'a')[0]
+    assert line['failed'] and 'waits for a free slot' in line['failure'] and 'key.next is kept' in line['failure']
+    # every line carries the two dates, empty when nothing is held
+    healthy = FILTERS['ksef_deploy_account'](prepared('b'), _deploy_account.batch({'b': prepared('b')}, INFO, NOW)['hosts']['b'])[0]
+    assert (healthy['outage_at'], healthy['retry_at']) == ('', '')
+
+
+def test_a_held_controller_side_renewal_keeps_its_certificate_and_says_until_when():
+    host = prepared('a', [{'type': 'offline', 'name': 'shared one', 'key_location': 'controller'}])
+    decided = _deploy_account.batch({'a': host}, None, NOW)
+    shared = held('deferred')
+    shared['certificates'][0].update(name='shared one', type='offline', reason='renewal_window',
+                                     certificate={'serial_number': OLD, 'valid_to': '2026-06-25T00:00:00+00:00'})
+    line = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, shared, False, 'a')[0]
+    assert (line['action'], line['changed'], line['failed'], line['serial_number']) == ('deferred', False, False, OLD)
+    assert line['reason'].startswith('renewal_window; waits for a free slot') and line['retry_at'] == '2026-06-20T00:00:00+00:00'
+    assert 'deferred, serial %s stays in use (valid until 2026-06-25T00:00:00+00:00)' % OLD in line['message']
+    assert 'kept for that run' not in line['message']
+
+
+def test_a_controller_side_revocation_of_a_kept_predecessor_changes_the_host():
+    host = prepared('a', [{'type': 'authentication', 'name': 'shared one', 'key_location': 'controller'}])
+    decided = _deploy_account.batch({'a': host}, None, NOW)
+    shared = {'certificates': [{'name': 'shared one', 'type': 'authentication', 'action': 'revoked', 'reason': 'proven',
+                                'certificate': {'serial_number': NEW, 'valid_to': 'new'},
+                                'superseded': [{'serial_number': OLD, 'valid_to': 'old', 'revoked': True}]}]}
+    line = FILTERS['ksef_deploy_account'](host, decided['hosts']['a'], {}, shared, False, 'a')[0]
+    assert (line['action'], line['changed'], line['failed']) == ('revoked', True, False)
+    assert 'superseded %s revoked' % OLD in line['message']
 
 
 def real_hostvars(per_host):

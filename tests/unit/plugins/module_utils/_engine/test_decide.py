@@ -139,6 +139,48 @@ def test_decide_present(situation, decl_args, pairs, files, expected):
     assert summary(plan) == expected, situation
 
 
+OLDER = dict(requested_days_ago=30)
+
+
+@pytest.mark.parametrize('situation, decl_args, pairs, expected', [
+    ('an older active certificate of the name and type: a predecessor an earlier run kept',
+     dict(), [(record(1), None), (record(3, **OLDER), None)], ['0000000000000003']),
+    ('every older one, newest request first',
+     dict(), [(record(1), None), (record(3, **OLDER), None), (record(4, requested_days_ago=60), None)],
+     ['0000000000000003', '0000000000000004']),
+    ('a newer one is no predecessor', dict(), [(record(1, **OLDER), None), (record(3), None)], []),
+    ('requested at the same moment: no predecessor', dict(), [(record(1), None), (record(3), None)], []),
+    ('revoked, blocked, another name or type: none',
+     dict(), [(record(1), None), (record(3, status='revoked', **OLDER), None), (record(4, status='blocked', **OLDER), None),
+              (record(5, name='erp-auth-2', **OLDER), None), (record(6, certificate_type='offline', **OLDER), None)], []),
+    ('revoke_superseded false keeps them', dict(revoke_superseded=False), [(record(1), None), (record(3, **OLDER), None)], []),
+    ('Offline by type keeps them', dict(type='offline'),
+     [(record(1, certificate_type='offline'), None), (record(3, certificate_type='offline', **OLDER), None)], []),
+    ('Offline with revoke_superseded true', dict(type='offline', revoke_superseded=True),
+     [(record(1, certificate_type='offline'), None), (record(3, certificate_type='offline', **OLDER), None)],
+     ['0000000000000003']),
+])
+def test_a_healthy_certificate_names_the_older_active_ones_to_revoke_once_it_proves_itself(situation, decl_args, pairs,
+                                                                                           expected):
+    plan = decide(declaration(local=MINE, **decl_args), view(*pairs), Files(), NOW)
+    assert plan.reason == 'healthy' and plan.current_item.serial_number == '0000000000000001', situation
+    assert plan.kept_predecessors == expected, situation
+    assert plan.changed is False and plan.superseded == [] and plan.enroll is False, situation
+
+
+def test_a_csr_declaration_never_names_kept_predecessors():
+    csr = x509.load_der_x509_csr(_crypto.build_csr(KEY, {'commonName': 'Firma', 'countryName': 'PL'}))
+    decl = declaration(key=None, csr_path='/k/erp.csr', private_key_path=None)
+    decl.csr = csr
+    plan = decide(decl, view((record(1), MINE), (record(3, **OLDER), None)), Files(), NOW)
+    assert plan.reason == 'healthy' and plan.kept_predecessors == []
+
+
+def test_a_renewal_names_no_kept_predecessor():
+    plan = decide(declaration(local=MINE_SOON), view((record(2, days=10), None), (record(3, **OLDER), None)), Files(), NOW)
+    assert plan.enroll and plan.kept_predecessors == [] and plan.superseded == ['0000000000000002', '0000000000000003']
+
+
 def test_healthy_plan_installs_the_current_certificate():
     plan = decide(declaration(local=MINE), view((record(1), None)), Files(stale=True), NOW)
     assert plan.install_certificate is MINE and plan.install_item.serial_number == '0000000000000001'
@@ -299,6 +341,20 @@ def test_renew_before_days_at_or_above_the_lifetime_warns_that_every_run_renews(
 
 
 # -- what the mutation run of _decide.py showed untested ---------------------------------------------
+
+def test_the_lifetime_ksef_lists_wins_over_the_local_certificate_for_the_every_run_warning():
+    """KSeF can shorten a certificate: its validFrom..validTo (21 days here) is the lifetime that counts, not the
+    701 days of the local file."""
+    plan = decide(declaration(local=MINE, renew_before_days=30), view((record(1, days=20), None)), Files(), NOW)
+    assert [warning for warning in plan.warnings if 'at or above its lifetime of 21 days' in warning]
+
+
+def test_without_a_key_nothing_in_ksef_is_the_declared_certificate():
+    """No key yet (a missing key replaced): no certificate KSeF holds is ours, even one whose key was not read."""
+    plan = decide(declaration(key=None, replace_missing_key=True), view((record(1), None), (record(3), OTHERS)), Files(), NOW)
+    assert plan.current_item is None and plan.action == 'enrolled' and plan.key_plan == 'generate_in_place'
+
+
 
 def test_candidates_are_the_exact_name_and_type_newest_request_first():
     ksef = view((record(1, requested_days_ago=5), None), (record(2, requested_days_ago=1), None),

@@ -9,7 +9,8 @@ import datetime
 
 import pytest
 
-from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import slots_freed
 
 
 def fleet(tmp_path, auth=0, offline=0, extra=()):
@@ -30,6 +31,10 @@ def make_due(ksef, clock, days=lambda index: 10 + index % 5, names=None):
             entry['valid_to'] = clock.now() + datetime.timedelta(days=days(index))
             due.append(entry['serial'])
     return due
+
+
+def returned(moment):
+    return moment.strftime('%Y-%m-%dT%H:%M:%S+00:00')
 
 
 def status_of(ksef, serials):
@@ -83,7 +88,7 @@ def test_offline_renewals_keep_their_predecessors_and_their_slots(run, ksef, clo
     assert [superseded[serial] for serial in old_offline] == [False, False]
 
 
-def test_a_renewal_without_a_slot_is_held_with_its_outage_date_while_the_rest_progresses(run, ksef, clock, tmp_path):
+def test_a_renewal_without_a_slot_waits_for_the_slot_that_comes_back_before_its_outage(run, ksef, clock, tmp_path):
     args = fleet(tmp_path, auth=2, offline=3)
     run(args)
     make_due(ksef, clock, days=lambda index: 10 + index)
@@ -92,18 +97,41 @@ def test_a_renewal_without_a_slot_is_held_with_its_outage_date_while_the_rest_pr
     result = run(args)
     actions = dict((entry['name'], entry['action']) for entry in result['certificates'])
     assert actions == {'auth-000': 'renewed', 'auth-001': 'renewed', 'offl-000': 'renewed', 'offl-001': 'renewed',
-                       'offl-002': 'blocked'}
-    blocked = result['quota']['blocked']
-    assert [entry['certificate'] for entry in blocked] == ['offl-002/offline (certificates[4])']
-    assert [entry['superseded'] for entry in result['certificates'] if entry['name'] == 'offl-002'] == [[]]
-    assert blocked[0]['reason'] == 'certificate_quota'
-    offl_002 = [c for c in ksef.certificates if c['name'] == 'offl-002'][0]
-    assert blocked[0]['outage_at'] == offl_002['valid_to'].strftime('%Y-%m-%dT%H:%M:%S+00:00')
-    assert any('offl-002/offline' in warning and 'cannot be renewed now' in warning and 'raise the subject' in warning
-               for warning in run.warnings)
+                       'offl-002': 'deferred'}
+    # offl-000's predecessor stays active and expires before offl-002 does: a later run renews offl-002 in time
+    offl_000, offl_002 = [min((c for c in ksef.certificates if c['name'] == name), key=lambda c: c['valid_to'])
+                          for name in ('offl-000', 'offl-002')]
+    entry = [entry for entry in result['certificates'] if entry['name'] == 'offl-002'][0]
+    assert entry['superseded'] == [] and entry['certificate']['serial_number'] == offl_002['serial']
+    assert entry['hold'] == {'state': 'deferred', 'reason': 'certificate_quota', 'outage_at': returned(offl_002['valid_to']),
+                             'retry_at': returned(offl_000['valid_to']), 'message': entry['hold']['message']}
+    assert 'a run from %s can renew it' % returned(offl_000['valid_to']) in entry['hold']['message']
+    assert result['quota']['blocked'] == [] and result['quota']['deferred'] == ['offl-002/offline (certificates[4])']
+    assert any('offl-002/offline' in warning and 'waits for a free slot' in warning for warning in run.warnings)
     assert ksef.peak_active <= 7
-    # offl-000's predecessor expires before offl-002 does and gives its slot back: the forecast sees no outage
     assert result['quota']['forecast']['outages'] == []
+    assert [entry['hold'] for entry in result['certificates'] if entry['name'] != 'offl-002'] == [None] * 4
+
+
+def test_a_renewal_no_slot_comes_back_for_before_its_outage_is_blocked(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, offline=2)
+    run(args)
+    make_due(ksef, clock, days=lambda index: 10 + index)
+    ksef.quota(max_certificates=2)      # no free slot, and no active certificate ends before these two do
+
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['blocked', 'blocked']
+    offl_001 = [c for c in ksef.certificates if c['name'] == 'offl-001'][0]
+    hold = result['certificates'][1]['hold']
+    assert hold['state'] == 'blocked' and hold['reason'] == 'certificate_quota' and hold['retry_at'] is None
+    assert hold['outage_at'] == returned(offl_001['valid_to'])
+    assert 'cannot be renewed now' in hold['message'] and 'raise the subject' in hold['message']
+    blocked = result['quota']['blocked']
+    assert blocked[1] == {'certificate': 'offl-001/offline (certificates[1])', 'reason': 'certificate_quota',
+                          'outage_at': returned(offl_001['valid_to'])}
+    assert any('offl-001/offline' in warning and 'cannot be renewed now' in warning and 'raise the subject' in warning
+               for warning in run.warnings)
+    assert result['changed'] is False and ksef.count('enroll') == 0
 
 
 def test_a_missing_certificate_without_a_slot_fails_after_the_rest_is_done(run, ksef, clock, tmp_path):
@@ -195,8 +223,10 @@ def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef
     ksef.quota(max_certificates=5)
 
     held = run(args)
-    assert held['certificates'][0]['action'] == 'blocked' and held['quota']['released_offline'] == []
-    assert any('release_offline_predecessors: true' in warning for warning in run.warnings)
+    # no slot now; the kept Offline predecessors expire before auth-000 does: a later run renews it in time
+    assert held['certificates'][0]['action'] == 'deferred' and held['quota']['released_offline'] == []
+    assert held['certificates'][0]['hold']['retry_at'] == returned(min(ksef.by_serial(serial)['valid_to']
+                                                                       for serial in first_offline))
 
     args['release_offline_predecessors'] = True
     soonest = sorted(first_offline, key=lambda serial: ksef.by_serial(serial)['valid_to'])[0]
@@ -212,3 +242,59 @@ def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef
     assert [entry['action'] for entry in result['certificates'][1:]] == ['none', 'none']
     assert all(ksef.by_serial(entry['certificate']['serial_number'])['status'] == 'Active'
                for entry in result['certificates'][1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# the slots a wave frees are the revocations really made
+# ---------------------------------------------------------------------------------------------
+
+def test_a_successor_that_fails_its_proof_frees_no_slot_for_the_next_wave(run, ksef, clock, tmp_path, monkeypatch):
+    args = fleet(tmp_path, auth=3)
+    run(args)
+    old = make_due(ksef, clock, days=lambda index: 10 + index)
+    ksef.quota(max_certificates=4)      # one free slot: the renewals can only cycle through it
+
+    def refuse(signer):
+        raise KsefApiError('POST', '/auth/xades-signature', 400, errors=[{'code': 21115, 'description': 'Invalid certificate'}])
+    monkeypatch.setattr(ksef, 'prove_login', refuse)
+    result = run(args)
+    actions = [entry['action'] for entry in result['certificates']]
+    # auth-000 is renewed but its predecessor stays (no proof): nothing is left for the other two, nothing refused
+    assert actions == ['renewed', 'blocked', 'blocked']
+    assert status_of(ksef, old) == ['Active'] and ksef.revocations() == []
+    assert ksef.count('enroll') == 1 and ksef.peak_active == 4
+    assert [entry['reason'] for entry in result['quota']['blocked']] == ['certificate_quota'] * 2
+
+
+def test_released_offline_predecessors_are_not_counted_again_after_their_wave(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=4, offline=1)
+    run(args)
+    predecessors = set()
+    for dummy in range(2):      # two renewals of offl-000: two predecessors stay active
+        predecessors.update(make_due(ksef, clock, names=['offl-000'], days=lambda index: 5))
+        run(args)
+    assert len(predecessors) == 2 and status_of(ksef, predecessors) == ['Active']
+    for index, name in enumerate(['offl-000', 'auth-000', 'auth-001', 'auth-002', 'auth-003']):
+        current = [c for c in ksef.certificates if c['name'] == name and c['status'] == 'Active' and c['serial'] not in predecessors]
+        current[0]['valid_to'] = clock.now() + datetime.timedelta(days=3 + index)
+    ksef.quota(max_certificates=len(ksef.active()))     # no free slot: both predecessors are released
+
+    result = run(dict(args, release_offline_predecessors=True))
+    assert sorted(result['quota']['released_offline']) == sorted(predecessors)
+    assert [entry['action'] for entry in result['certificates']] == ['renewed'] * 5
+    # two free slots: offl-000 and one renewal, then one slot cycles (the released ones are counted once)
+    assert [len(wave) for wave in result['quota']['waves_sent']] == [2, 1, 1, 1]
+    assert ksef.count('enroll') == 5 and ksef.peak_active <= ksef.max_certificates
+
+
+@pytest.mark.parametrize('valid_from, revoke, expected', [
+    (None, True, 2),
+    (None, False, 0),
+    ('2030-01-01T00:00:00Z', True, 0),          # held until valid: its predecessors stay
+    ('2020-01-01T00:00:00Z', True, 2),
+])
+def test_slots_freed_counts_the_predecessors_the_run_will_revoke(valid_from, revoke, expected):
+    decl = type('Decl', (), dict(revoke_superseded=revoke, valid_from=valid_from))()
+    plan = type('Plan', (), dict(decl=decl, superseded=['A1', 'B2', 'C3']))()
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    assert slots_freed(plan, lambda plan, serial: serial == 'B2', now) == expected

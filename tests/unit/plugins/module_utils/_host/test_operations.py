@@ -164,7 +164,8 @@ def test_info_without_files(make_host, paths, backend):
     result, dummy_host = run(make_host, 'info', key_path=paths.key, certificate_path=paths.cert)
     assert result == dict(changed=False, key_exists=False, next_key_exists=False, certificate_exists=False,
                           certificate_parsed=False, certificate_matches_key=False, certificate_matches_next_key=False,
-                          serial_number='', valid_to='', fingerprint_sha256='', renewal_due=None)
+                          serial_number='', valid_to='', fingerprint_sha256='', renewal_due=None,
+                          certificate_pem='')
 
 
 def test_info_reads_the_deployed_pair_with_the_one_renewal_rule(make_host, paths, backend):
@@ -589,3 +590,75 @@ def test_prepare_names_every_refused_file_and_still_keeps_the_modes_of_the_other
     message = str(refused.value)
     assert (link + ' is a symbolic link') in message and (fifo + ' is a FIFO') in message
     assert mode_of(paths.key) == 0o600
+
+
+# --- sign: the deployed key signs the controller's bytes in place ------------------------------------
+
+def _verify(public_key, scheme, data, signature):
+    """Check a signature of operation=sign with cryptography, as the controller (and KSeF) does."""
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+    if isinstance(public_key, rsa.RSAPublicKey):
+        pad = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32) if scheme == 'rsa_pss_sha256'
+               else padding.PKCS1v15())
+        public_key.verify(signature, data, pad, hashes.SHA256())
+        return
+    size = (public_key.curve.key_size + 7) // 8
+    assert len(signature) == 2 * size  # raw r||s (IEEE P1363), never DER
+    der = encode_dss_signature(int.from_bytes(signature[:size], 'big'), int.from_bytes(signature[size:], 'big'))
+    public_key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.mark.parametrize('key_type,scheme', [('rsa', 'rsa_pkcs1v15_sha256'), ('rsa', 'rsa_pss_sha256'),
+                                             ('ec', 'ecdsa_sha256'), ('ec', 'ecdsa_p256_p1363')])
+def test_sign_makes_a_signature_the_certificate_verifies_in_every_scheme(make_host, paths, key_type, scheme):
+    import base64
+    key = _crypto.generate_private_key(key_type)
+    write(paths.key, _crypto.private_key_to_pem(key))
+    data = b'<ds:SignedInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">\xc5\xbc</ds:SignedInfo>'
+    before = read(paths.key)
+    result, host = run(make_host, 'sign', key_path=paths.key, data=base64.b64encode(data).decode('ascii'), scheme=scheme)
+    assert result['changed'] is False and result['scheme'] == scheme
+    _verify(key.public_key(), scheme, data, base64.b64decode(result['signature']))
+    assert read(paths.key) == before and mode_of(paths.key) == 0o600
+    # The key travels to openssl through a pipe, never as an argument or on the command line as text.
+    for command in host.module.commands:
+        assert paths.key not in command and not any('PRIVATE KEY' in str(arg) for arg in command)
+
+
+@pytest.mark.parametrize('key_type,scheme', [('ec', 'rsa_pss_sha256'), ('ec', 'rsa_pkcs1v15_sha256'),
+                                             ('rsa', 'ecdsa_p256_p1363'), ('rsa', 'ecdsa_sha256')])
+def test_sign_refuses_a_scheme_of_the_other_key_type(make_host, paths, key_type, scheme):
+    write(paths.key, _crypto.private_key_to_pem(_crypto.generate_private_key(key_type)))
+    with pytest.raises(KsefError, match='needs an %s key' % ('RSA' if key_type == 'ec' else 'EC')):
+        run(make_host, 'sign', key_path=paths.key, data='YWJj', scheme=scheme)
+
+
+def test_sign_p1363_needs_a_p256_key(make_host, paths):
+    write(paths.key, _crypto.private_key_to_pem(ec.generate_private_key(ec.SECP384R1())))
+    with pytest.raises(KsefError, match='P-256'):
+        run(make_host, 'sign', key_path=paths.key, data='YWJj', scheme='ecdsa_p256_p1363')
+
+
+@pytest.mark.parametrize('params,message', [
+    ({'data': 'YWJj'}, 'needs scheme'),
+    ({'scheme': 'ecdsa_sha256'}, 'needs data'),
+    ({'scheme': 'ecdsa_sha256', 'data': 'not base64!'}, 'not Base64'),
+    ({'scheme': 'ecdsa_sha256', 'data': 'A' * 21848}, 'longer than the 16384 bytes'),
+    ({'scheme': 'ecdsa_sha256', 'data': 'A' * 40000}, 'longer than the 16384 bytes'),
+])
+def test_sign_checks_its_input_before_reading_the_key(make_host, paths, params, message):
+    deployed_pair(paths)
+    with pytest.raises(KsefError, match=message):
+        run(make_host, 'sign', key_path=paths.key, **params)
+
+
+def test_sign_without_a_key_names_the_file(make_host, paths):
+    with pytest.raises(KsefError, match='does not exist'):
+        run(make_host, 'sign', key_path=paths.key, data='YWJj', scheme='ecdsa_sha256')
+
+
+def test_info_returns_the_certificate_pem(make_host, paths):
+    deployed_pair(paths)
+    result, dummy_host = run(make_host, 'info', key_path=paths.key, certificate_path=paths.cert)
+    assert certificate_der(result['certificate_pem'].encode('ascii')) == certificate_der(read(paths.cert))
