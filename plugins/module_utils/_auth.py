@@ -149,19 +149,25 @@ class KsefAuthenticator:
         self._store_tokens(self.gateway.redeem(operation_token))
         self._opened = True
 
+    @classmethod
+    def certificate_owner(cls, client, connection, auth_method, **kwargs):
+        """An authenticator on `client` and `connection` that logs in with `auth_method` as the owner of its
+        certificate (a successor's proof). The subject is read from the certificate (certificate_subject): a KSeF
+        certificate carries the NIP or PESEL of its owner, while a fingerprint-based login would need permissions
+        granted to the new fingerprint."""
+        options = copy.copy(connection)
+        options.auth = auth_method
+        options.subject_identifier_type = 'certificate_subject'
+        return cls(client, options, **kwargs)
+
     def login_once_as(self, signer):
         """Log in with `signer` (another key and certificate, e.g. a successor's) through this client and connection,
-        as the owner of its certificate, then end that session; KsefError when KSeF refuses the login.
-
-        The subject is read from the certificate (certificate_subject): a KSeF certificate carries the NIP or
-        PESEL of its owner, while a fingerprint-based login would need permissions granted to the new fingerprint.
-        This session's tokens are left as they are.
+        as the owner of its certificate (certificate_owner), then end that session; KsefError when KSeF refuses the
+        login. This session's tokens are left as they are.
         """
-        options = copy.copy(self.options)
-        options.auth = SignerXadesAuthMethod(signer)
-        options.subject_identifier_type = 'certificate_subject'
-        other = KsefAuthenticator(self.client, options, poll_interval=self.poll_interval, poll_timeout=self.poll_timeout,
-                                  wall_clock=self.wall_clock)
+        other = KsefAuthenticator.certificate_owner(self.client, self.options, SignerXadesAuthMethod(signer),
+                                                    poll_interval=self.poll_interval, poll_timeout=self.poll_timeout,
+                                                    wall_clock=self.wall_clock)
         try:
             other.login()
         finally:

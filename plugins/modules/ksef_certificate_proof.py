@@ -12,7 +12,7 @@ DOCUMENTATION = r'''
 ---
 module: ksef_certificate_proof
 short_description: Prove a KSeF certificate whose private key stays on a managed host
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Proves that a new (successor) certificate works before its predecessor is revoked, when the private key is kept
     on a managed host and must not move. The controller builds what is to be signed, the host signs only those bytes

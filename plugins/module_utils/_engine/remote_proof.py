@@ -26,7 +26,6 @@ __metaclass__ = type
 
 import base64
 import binascii
-import copy
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -153,10 +152,7 @@ class HostSignedXades(AuthMethod):
 
 def _login(client, connection, document):
     """POST the signed document, poll its status to 200, redeem, close: KsefAuthenticator's own steps."""
-    options = copy.copy(connection)
-    options.auth = HostSignedXades({})
-    options.subject_identifier_type = 'certificate_subject'
-    authenticator = KsefAuthenticator(client, options)
+    authenticator = KsefAuthenticator.certificate_owner(client, connection, HostSignedXades({}))
     try:
         authenticator.complete_login(authenticator.gateway.xades_signature(document, connection.verify_certificate_chain))
     finally:

@@ -187,8 +187,13 @@ def test_a_certificate_issued_earlier_for_the_hosts_key_supersedes_the_deployed_
 def test_a_renewal_the_wave_planner_holds_waits_for_a_later_run_without_failing_its_host():
     host = prepared('a', renewal_due=True)
     batch = _deploy_account.batch({'a': host}, {'certificates': [listed(OLD, '2026-01-01T00:00:00+00:00')]}, NOW)
+    # The shape ksef_certificate returns for a held renewal (_engine/result.hold_summary).
+    hold = {'state': 'blocked', 'reason': 'no_free_slot', 'outage_at': '2027-01-01T00:00:00+00:00', 'retry_at': None,
+            'message': 'no active-certificate slot is left for it before it ends'}
     enrolled = {'certificates': [{'name': 'a-authentication', 'type': 'authentication', 'action': 'blocked',
-                                  'reason': 'no_free_slot', 'certificate': None, 'superseded': []}]}
+                                  'reason': 'no_free_slot', 'certificate': None, 'superseded': [], 'hold': hold}]}
     assert FILTERS['ksef_deploy_proof_requests'](batch, enrolled, ['a']) == []
     line = FILTERS['ksef_deploy_account'](host, batch['hosts']['a'], enrolled, {}, False, 'a', {})[0]
-    assert (line['action'], line['failed'], line['changed'], line['reason']) == ('blocked', False, False, 'no_free_slot')
+    assert (line['action'], line['failed'], line['changed']) == ('blocked', False, False)
+    assert line['reason'].endswith('; ' + hold['message']) and line['outage_at'] == hold['outage_at']
+    assert line['superseded'] == [] and line['proof'] is None
