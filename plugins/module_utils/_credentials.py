@@ -31,8 +31,7 @@ except ImportError as exc:  # pragma: no cover - reported by the module with mis
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _pkcs11
 from ansible_collections.ksef.certificates.plugins.module_utils._crypto import (
-    KeyLoadError,
-    parse_private_key,
+    load_key_worded,
     pem_blocks,
     public_key_der,
 )
@@ -140,23 +139,19 @@ def _parse_certificates(data):
         return []
 
 
+# What a signature login says for each KeyLoadError reason of the signer's key (they name auth_passphrase).
+SIGNER_KEY_MESSAGES = {
+    'no_pem_key': '%s holds no PEM private key',
+    'needs_passphrase': 'the private key in %s is encrypted but no passphrase was given: set auth_passphrase',
+    'wrong_passphrase': 'the private key in %s could not be decrypted: the passphrase (auth_passphrase) is wrong',
+    'unsupported': '%s cannot be parsed as a supported private key',
+    'invalid': '%s cannot be parsed as a private key (expected PEM or DER PKCS#8, PKCS#1 or SEC1)',
+}
+
+
 def _load_key(data, passphrase, source):
-    """The signer's private key (_crypto.parse_private_key), with messages that name auth_passphrase."""
-    try:
-        return parse_private_key(data, passphrase)
-    except KeyLoadError as exc:
-        if exc.reason == 'no_pem_key':
-            raise KsefCredentialError('%s holds no PEM private key' % source)
-        if exc.reason == 'needs_passphrase':
-            raise KsefCredentialError('the private key in %s is encrypted but no passphrase was given: set '
-                                      'auth_passphrase' % source)
-        if exc.reason == 'wrong_passphrase':
-            raise KsefCredentialError('the private key in %s could not be decrypted: the passphrase (auth_passphrase) '
-                                      'is wrong' % source)
-        if exc.reason == 'unsupported':
-            raise KsefCredentialError('%s cannot be parsed as a supported private key' % source)
-        raise KsefCredentialError('%s cannot be parsed as a private key (expected PEM or DER PKCS#8, PKCS#1 or SEC1)'
-                                  % source)
+    """The signer's private key (_crypto.parse_private_key)."""
+    return load_key_worded(data, passphrase, source, SIGNER_KEY_MESSAGES)
 
 
 def _load_pkcs12(data, passphrase, source):

@@ -184,17 +184,25 @@ def load_private_key(path_or_bytes: Union[str, bytes], passphrase: Optional[str]
     Raises KsefCredentialError with a message that never contains the passphrase or key material.
     """
     data, source = _read_source(path_or_bytes, 'private key file')
+    return load_key_worded(data, passphrase, source, DECLARED_KEY_MESSAGES)
+
+
+# What load_private_key says for each KeyLoadError reason ('invalid' also for any reason not listed).
+DECLARED_KEY_MESSAGES = {
+    'needs_passphrase': 'The %s is encrypted; set the private key passphrase',
+    'wrong_passphrase': 'Cannot decrypt the %s: wrong passphrase',
+    'unsupported': 'The %s uses an unsupported key algorithm',
+    'invalid': 'Cannot load the %s: not a PEM/DER PKCS#8, PKCS#1, SEC1 or PKCS#12 private key',
+}
+
+
+def load_key_worded(data: bytes, passphrase: Optional[str], source: str, messages: Mapping[str, str]) -> 'PrivateKey':
+    """parse_private_key, failing with KsefCredentialError(messages[reason] % source): each caller words the
+    reasons with the option names it knows; a reason missing from messages gets messages['invalid']."""
     try:
         return parse_private_key(data, passphrase)
     except KeyLoadError as exc:
-        if exc.reason == 'needs_passphrase':
-            raise KsefCredentialError('The %s is encrypted; set the private key passphrase' % source)
-        if exc.reason == 'wrong_passphrase':
-            raise KsefCredentialError('Cannot decrypt the %s: wrong passphrase' % source)
-        if exc.reason == 'unsupported':
-            raise KsefCredentialError('The %s uses an unsupported key algorithm' % source)
-        raise KsefCredentialError('Cannot load the %s: not a PEM/DER PKCS#8, PKCS#1, SEC1 or PKCS#12 private key'
-                                  % source)
+        raise KsefCredentialError(messages.get(exc.reason, messages['invalid']) % source)
 
 
 def _call_key_loader(loader, data, password):

@@ -277,8 +277,8 @@ class Converger:
         plan.proof = _proof.prove_installed(plan.decl, certificate, self.enroller.revoker.prove_login, self.module.params,
                                             self.now())
         if not plan.proof.proven:
-            self.module.warn('%s: %s still kept active because %s' % (plan.decl.label, ', '.join(serials),
-                                                                      plan.proof.reason))
+            self.module.warn('%s: %s still kept active because %s'
+                             % (plan.decl.label, ', '.join(serials), plan.proof.reason))
             return
         for serial in serials:
             self.enroller.revoker.revoke(plan, serial, 'superseded')

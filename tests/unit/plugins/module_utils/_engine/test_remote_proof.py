@@ -90,25 +90,27 @@ def test_a_login_signed_on_the_host_is_a_normal_xades_login(key_type, tmp_path):
     assert completed.returncode == 0, completed.stderr
 
 
-def test_a_signature_by_another_key_is_caught_before_anything_is_posted():
+def prepared_seal_entry():
+    """A seal's key and the entry prepare() made for its certificate: (key, script, client, entry); the script
+    answered only the challenge."""
     key = certs.make_key('ec', slot=3)
     cert = certs.make_seal_certificate(key)
     script = HttpScript([Exchange('POST', '/auth/challenge', reply=CHALLENGE)])
     client = make_client(script)
     entry = _remote_proof.prepare(KsefAuthApi(client), connection(),
                                   [{'type': 'authentication', 'certificate': pem(cert)}], NOW)[0]
+    return key, script, client, entry
+
+
+def test_a_signature_by_another_key_is_caught_before_anything_is_posted():
+    dummy_key, script, client, entry = prepared_seal_entry()
     done = _remote_proof.finish(client, connection(), [host_sign(certs.make_key('ec', slot=4), entry)])
     script.verify()
     assert done[0]['proven'] is False and 'is not that certificate' in done[0]['reason']
 
 
 def test_a_changed_document_is_not_posted():
-    key = certs.make_key('ec', slot=3)
-    cert = certs.make_seal_certificate(key)
-    script = HttpScript([Exchange('POST', '/auth/challenge', reply=CHALLENGE)])
-    client = make_client(script)
-    entry = _remote_proof.prepare(KsefAuthApi(client), connection(),
-                                  [{'type': 'authentication', 'certificate': pem(cert)}], NOW)[0]
+    key, script, client, entry = prepared_seal_entry()
     signed = host_sign(key, entry)
     document = base64.b64decode(signed['document']).replace(certs.TEST_NIP.encode(), b'1111111111')
     done = _remote_proof.finish(client, connection(), [dict(signed, document=base64.b64encode(document).decode())])
