@@ -216,7 +216,8 @@ def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef
     args = fleet(tmp_path, auth=1, offline=2)
     run(args)
     offline_names = ['offl-000', 'offl-001']
-    first_offline = make_due(ksef, clock, names=offline_names, days=lambda index: 5 + index)
+    # offl-001's predecessor (the larger serial) expires first: the release goes by expiry, not by serial
+    first_offline = make_due(ksef, clock, names=offline_names, days=lambda index: 10 - index)
     run(args)       # renewed; the Offline predecessors stay active
     assert status_of(ksef, first_offline) == ['Active'] and len(ksef.active()) == 5
     old_auth = make_due(ksef, clock, names=['auth-000'])
@@ -233,8 +234,13 @@ def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef
     predicted = run(args, check_mode=True)
     assert predicted['quota']['released_offline'] == [soonest]
     assert predicted['certificates'][0]['action'] == 'renewed' and 'revoke' not in ksef.names()
+    assert soonest == first_offline[1]
+    assert (predicted['certificates'][2]['revoked'], predicted['certificates'][2]['changed']) == ([soonest], True)
+    assert (predicted['certificates'][1]['revoked'], predicted['certificates'][1]['changed']) == ([], False)
     result = run(args)
     assert result['quota']['released_offline'] == [soonest]
+    assert (result['certificates'][2]['revoked'], result['certificates'][2]['changed']) == ([soonest], True)
+    assert (soonest, 'Superseded') in ksef.revocations()
     assert ksef.by_serial(soonest)['status'] == 'Revoked'
     assert result['certificates'][0]['action'] == 'renewed' and status_of(ksef, old_auth) == ['Revoked']
     assert ksef.peak_active <= 5
