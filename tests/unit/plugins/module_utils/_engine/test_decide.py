@@ -355,7 +355,6 @@ def test_without_a_key_nothing_in_ksef_is_the_declared_certificate():
     assert plan.current_item is None and plan.action == 'enrolled' and plan.key_plan == 'generate_in_place'
 
 
-
 def test_candidates_are_the_exact_name_and_type_newest_request_first():
     ksef = view((record(1, requested_days_ago=5), None), (record(2, requested_days_ago=1), None),
                 (record(3, requested_days_ago=3), None), (record(4, name='erp-auth-2'), None),
