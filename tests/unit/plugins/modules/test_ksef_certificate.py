@@ -504,8 +504,8 @@ def test_a_later_run_proves_the_successor_and_revokes_the_kept_predecessor(run, 
     (False, False, False),      # explicit false keeps it
     (None, True, False),        # the run's login, whose new pair does not reach the next login
 ])
-def test_a_kept_predecessor_goes_only_as_revoke_superseded_and_the_login_allow(run, ksef, clock, tmp_path, revoke,
-                                                                                login_kept, revoked):
+def test_a_kept_predecessor_goes_only_as_revoke_superseded_and_the_login_allow(
+        run, ksef, clock, tmp_path, revoke, login_kept, revoked):
     args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, revoke_superseded=False)
     run(args)                   # renewed with revoke_superseded false: the predecessor stays active
     assert old_serial in ksef.active() and len(ksef.active()) == 2
