@@ -113,6 +113,16 @@ def test_a_renewal_without_a_slot_waits_for_the_slot_that_comes_back_before_its_
     assert [entry['hold'] for entry in result['certificates'] if entry['name'] != 'offl-002'] == [None] * 4
 
 
+def test_a_slot_that_comes_back_only_when_the_certificate_ends_is_too_late(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, offline=2)
+    run(args)
+    make_due(ksef, clock, days=lambda index: 10)      # both end at the same moment
+    ksef.quota(max_certificates=3)      # one free slot: offl-000's kept predecessor ends with offl-001's certificate
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['renewed', 'blocked']
+    assert result['certificates'][1]['hold']['retry_at'] is None
+
+
 def test_a_renewal_no_slot_comes_back_for_before_its_outage_is_blocked(run, ksef, clock, tmp_path):
     args = fleet(tmp_path, offline=2)
     run(args)
@@ -172,6 +182,14 @@ def test_the_hour_budget_spreads_the_renewals_over_runs(run, ksef, clock, tmp_pa
                                           if entry['action'] == 'deferred']
     assert any('wait for a later run' in warning for warning in run.warnings)
     assert ksef.refused == []
+    for entry in first['certificates']:
+        if entry['action'] == 'deferred':
+            hold = entry['hold']
+            assert (hold['state'], hold['reason'], hold['outage_at']) == ('deferred', 'call_budget', entry['certificate']['valid_to'])
+            # an hour after the run (whose own clock moved a few seconds while it ran)
+            assert returned(clock.now() + datetime.timedelta(minutes=59)) < hold['retry_at'] <= returned(
+                clock.now() + datetime.timedelta(hours=1))
+            assert "the hour's call budget" in entry['hold']['message']
 
     clock.advance(hours=1, seconds=5)
     hits = ksef.hits
