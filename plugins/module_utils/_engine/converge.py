@@ -265,7 +265,8 @@ class Converger:
         then revoke them (never this run's login while the new pair is not where the next login reads it).
 
         Check mode proves nothing and predicts the revocation unless the certificate is not valid yet."""
-        serials = [serial for serial in plan.decision.kept_predecessors if not self.enroller.revoker.keeps_login(plan, serial)]
+        keeps_login = self.enroller.revoker.keeps_login
+        serials = [serial for serial in plan.decision.kept_predecessors if not keeps_login(plan, serial)]
         certificate = plan.current_certificate
         if not serials or certificate is None:
             return

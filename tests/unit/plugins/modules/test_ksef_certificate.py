@@ -504,8 +504,8 @@ def test_a_later_run_proves_the_successor_and_revokes_the_kept_predecessor(run, 
     (False, False, False),      # explicit false keeps it
     (None, True, False),        # the run's login, whose new pair does not reach the next login
 ])
-def test_a_kept_predecessor_goes_only_as_revoke_superseded_and_the_login_allow(run, ksef, clock, tmp_path, revoke,
-                                                                               login_kept, revoked):
+def test_a_kept_predecessor_goes_only_as_revoke_superseded_and_the_login_allow(
+        run, ksef, clock, tmp_path, revoke, login_kept, revoked):
     args, old_serial, dummy = _due_login(run, ksef, clock, tmp_path, revoke_superseded=False)
     run(args)                   # renewed with revoke_superseded false: the predecessor stays active
     assert old_serial in ksef.active() and len(ksef.active()) == 2
@@ -795,21 +795,6 @@ def test_lost_enrollment_response_is_reconciled_in_the_same_run(run, ksef, tmp_p
     assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
 
 
-def assert_reconciled_once_processed(run, ksef, clock, args, tmp_path):
-    """After a lost enrollment answer (KSeF processing it for 600 s): runs meanwhile fail without re-sending;
-    the first run after it installs the certificate KSeF issued, as reconciled, and clears the intent."""
-    with pytest.raises(KsefError, match='KSeF may still be processing'):
-        run(args)
-    assert 'enroll' not in ksef.names()
-
-    clock.advance(seconds=601)
-    result = run(args)
-    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
-    assert len(ksef.enrollments) == 1
-    assert _state(tmp_path) is None
-    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
-
-
 def test_lost_response_not_found_fails_then_a_later_run_installs_it(run, ksef, clock, tmp_path):
     ksef.processing_seconds = 600
     ksef.lose_enroll_response = KsefTransportError('POST', '/certificates/enrollments', 'read timed out',
@@ -822,7 +807,17 @@ def test_lost_response_not_found_fails_then_a_later_run_installs_it(run, ksef, c
     assert error.value.fail_kwargs()['changed'] is True
     assert _state(tmp_path)['phase'] == 'intent'
     ksef.lose_enroll_response = None
-    assert_reconciled_once_processed(run, ksef, clock, args, tmp_path)
+
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    assert 'enroll' not in ksef.names()
+
+    clock.advance(seconds=601)
+    result = run(args)
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert len(ksef.enrollments) == 1
+    assert _state(tmp_path) is None
+    assert_pair(tmp_path / 'erp-production.key', tmp_path / 'erp-production.pem')
 
 
 def test_killed_between_post_and_recording_the_reference_is_reconciled(run, ksef, tmp_path):
@@ -888,8 +883,17 @@ def test_5xx_or_unreadable_2xx_on_enroll_keeps_the_intent_and_is_never_resent(ru
     assert _state(tmp_path)['phase'] == 'intent'
     key_sent = key_fingerprint(key_path)
     ksef.lose_enroll_response = None
-    assert_reconciled_once_processed(run, ksef, clock, args, tmp_path)
+
+    with pytest.raises(KsefError, match='KSeF may still be processing'):
+        run(args)
+    assert 'enroll' not in ksef.names()
+
+    clock.advance(seconds=601)
+    result = run(args)
+    assert result['action'] == 'installed' and result['reason'] == 'reconciled'
+    assert len(ksef.enrollments) == 1 and _state(tmp_path) is None
     assert key_fingerprint(key_path) == key_sent
+    assert_pair(key_path, tmp_path / 'erp-production.pem')
 
 
 def test_4xx_on_enroll_clears_the_intent(run, ksef, tmp_path):
@@ -916,25 +920,13 @@ def test_lock_held_by_another_run_fails_clearly(run, ksef, tmp_path):
     assert run(args)['action'] == 'enrolled'
 
 
-def installed_then_moved_aside(run, args, tmp_path):
-    """Install once, then move key and certificate aside as if another run had not written them yet;
-    returns the function that puts them back (that other run finishing)."""
+def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, ksef, clock, tmp_path, monkeypatch):
+    args = single(tmp_path)
     run(args)
     aside = tmp_path / 'aside'
     aside.mkdir()
-    names = ('erp-production.key', 'erp-production.pem')
-    for name in names:
+    for name in ('erp-production.key', 'erp-production.pem'):
         os.rename(str(tmp_path / name), str(aside / name))
-
-    def put_back():
-        for name in names:
-            os.rename(str(aside / name), str(tmp_path / name))
-    return put_back
-
-
-def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, ksef, clock, tmp_path, monkeypatch):
-    args = single(tmp_path)
-    put_back = installed_then_moved_aside(run, args, tmp_path)
     lock_path = str(tmp_path / 'erp-production.key.ksef-pending.json.lock')
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -943,7 +935,8 @@ def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, kse
     def other_run_finishes(seconds):
         """While this run waits, the run holding the lock installs its key and certificate and exits."""
         if not os.path.exists(str(tmp_path / 'erp-production.key')):
-            put_back()
+            for name in ('erp-production.key', 'erp-production.pem'):
+                os.rename(str(aside / name), str(tmp_path / name))
             fcntl.flock(fd, fcntl.LOCK_UN)
         real_sleep(seconds)
 
@@ -959,15 +952,20 @@ def test_run_that_waited_for_the_lock_sees_what_the_other_run_installed(run, kse
 def test_files_written_before_the_lock_is_taken_are_read_again_without_waiting(run, ksef, tmp_path, monkeypatch):
     """Another run installs key and certificate after prepare() and releases its lock before this run locks."""
     args = single(tmp_path)
-    put_back = installed_then_moved_aside(run, args, tmp_path)
+    run(args)
+    aside = tmp_path / 'aside'
+    aside.mkdir()
+    for name in ('erp-production.key', 'erp-production.pem'):
+        os.rename(str(tmp_path / name), str(aside / name))
     original_enter = _converge.LockSet.__enter__
 
     def other_run_finished_just_before(self):
-        put_back()
+        for name in ('erp-production.key', 'erp-production.pem'):
+            os.rename(str(aside / name), str(tmp_path / name))
         return original_enter(self)
 
     monkeypatch.setattr(_converge.LockSet, '__enter__', other_run_finished_just_before)
-    key_before = key_fingerprint(tmp_path / 'aside' / 'erp-production.key')
+    key_before = key_fingerprint(aside / 'erp-production.key')
     result = run(args)
     assert result['action'] == 'none' and result['changed'] is False
     assert ksef.names() == ['query'] and ksef.count('enroll') == 0

@@ -113,6 +113,16 @@ def test_a_renewal_without_a_slot_waits_for_the_slot_that_comes_back_before_its_
     assert [entry['hold'] for entry in result['certificates'] if entry['name'] != 'offl-002'] == [None] * 4
 
 
+def test_a_slot_that_comes_back_only_when_the_certificate_ends_is_too_late(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, offline=2)
+    run(args)
+    make_due(ksef, clock, days=lambda index: 10)      # both end at the same moment
+    ksef.quota(max_certificates=3)      # one free slot: offl-000's kept predecessor ends with offl-001's certificate
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['renewed', 'blocked']
+    assert result['certificates'][1]['hold']['retry_at'] is None
+
+
 def test_a_renewal_no_slot_comes_back_for_before_its_outage_is_blocked(run, ksef, clock, tmp_path):
     args = fleet(tmp_path, offline=2)
     run(args)
@@ -172,6 +182,14 @@ def test_the_hour_budget_spreads_the_renewals_over_runs(run, ksef, clock, tmp_pa
                                           if entry['action'] == 'deferred']
     assert any('wait for a later run' in warning for warning in run.warnings)
     assert ksef.refused == []
+    for entry in first['certificates']:
+        if entry['action'] == 'deferred':
+            hold = entry['hold']
+            assert (hold['state'], hold['reason'], hold['outage_at']) == ('deferred', 'call_budget', entry['certificate']['valid_to'])
+            # an hour after the run (whose own clock moved a few seconds while it ran)
+            assert returned(clock.now() + datetime.timedelta(minutes=59)) < hold['retry_at'] <= returned(
+                clock.now() + datetime.timedelta(hours=1))
+            assert "the hour's call budget" in entry['hold']['message']
 
     clock.advance(hours=1, seconds=5)
     hits = ksef.hits
@@ -216,7 +234,8 @@ def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef
     args = fleet(tmp_path, auth=1, offline=2)
     run(args)
     offline_names = ['offl-000', 'offl-001']
-    first_offline = make_due(ksef, clock, names=offline_names, days=lambda index: 5 + index)
+    # offl-001's predecessor (the larger serial) expires first: the release goes by expiry, not by serial
+    first_offline = make_due(ksef, clock, names=offline_names, days=lambda index: 10 - index)
     run(args)       # renewed; the Offline predecessors stay active
     assert status_of(ksef, first_offline) == ['Active'] and len(ksef.active()) == 5
     old_auth = make_due(ksef, clock, names=['auth-000'])
@@ -233,8 +252,13 @@ def test_release_offline_predecessors_frees_slots_for_blocked_renewals(run, ksef
     predicted = run(args, check_mode=True)
     assert predicted['quota']['released_offline'] == [soonest]
     assert predicted['certificates'][0]['action'] == 'renewed' and 'revoke' not in ksef.names()
+    assert soonest == first_offline[1]
+    assert (predicted['certificates'][2]['revoked'], predicted['certificates'][2]['changed']) == ([soonest], True)
+    assert (predicted['certificates'][1]['revoked'], predicted['certificates'][1]['changed']) == ([], False)
     result = run(args)
     assert result['quota']['released_offline'] == [soonest]
+    assert (result['certificates'][2]['revoked'], result['certificates'][2]['changed']) == ([soonest], True)
+    assert (soonest, 'Superseded') in ksef.revocations()
     assert ksef.by_serial(soonest)['status'] == 'Revoked'
     assert result['certificates'][0]['action'] == 'renewed' and status_of(ksef, old_auth) == ['Revoked']
     assert ksef.peak_active <= 5
