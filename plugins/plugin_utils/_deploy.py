@@ -29,7 +29,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
 from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import passphrase_problem, text_problem
-from ansible_collections.ksef.certificates.plugins.plugin_utils._deploy_proof import actives_of, predecessors
+# _deploy_proof imports this file too: its functions are looked up when called, once both are loaded.
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy_proof
 
 TYPES = _rules.CERTIFICATE_TYPES
 KEY_LOCATIONS = ('host', 'controller')
@@ -301,9 +302,9 @@ def plan(inspections, info, now=None):
         action, reason = decide_key_on_host(item, found, active, now)
         serial = found.serial_number or ''
         if action == 'enroll':
-            older = actives_of(item, active.values())
+            older = _deploy_proof.actives_of(item, active.values())
         else:
-            older = predecessors(item, serial, active.values()) if action in ('keep', 'install') else []
+            older = _deploy_proof.predecessors(item, serial, active.values()) if action in ('keep', 'install') else []
         if action == 'keep' and older and item['revoke_superseded']:
             action = 'prove'
             reason = ('superseded %s still active: the deployed certificate %s is proven before %s revoked'
