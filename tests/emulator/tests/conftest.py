@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.name import _ASN1Type
 from lxml import etree
 
-from ksef_emulator import testcerts
+from ksef_emulator import testcerts, util
 from ksef_emulator.emulator import Config
 from ksef_emulator.server import EmulatorServer
 
@@ -272,6 +272,39 @@ def emulator_server(tmp_path_factory):
 @pytest.fixture
 def client(emulator_server):
     return EmulatorClient(emulator_server.base_url, emulator_server.ca_file)
+
+
+class EmulatorClock:
+    """The emulator's clock (`util.now`) under a test's control: real time plus an offset that only `advance()`
+    moves, or a fixed instant after `freeze()`. A status that moves with time (Pending, Revoking, Blocked, an
+    expiring token or record) is given a window far longer than any test step and then ended by `advance()`, so
+    what a test sees inside the window does not depend on how fast a loaded machine runs it."""
+
+    def __init__(self):
+        self.offset = 0.0
+        self.frozen = None
+
+    def now(self):
+        return self.frozen if self.frozen is not None else time.time() + self.offset
+
+    def advance(self, seconds):
+        self.offset += seconds
+        if self.frozen is not None:
+            self.frozen += seconds
+
+    def freeze(self):
+        self.frozen = self.now()
+
+
+@pytest.fixture
+def emulator_clock(monkeypatch, emulator_server):
+    """Every in-process emulator of this test reads this clock (restored after the test)."""
+    clock = EmulatorClock()
+    monkeypatch.setattr(util, 'now', clock.now)
+    yield clock
+    # Requests counted at a moved time would stay in the shared server's rate-limit windows for later tests.
+    if clock.offset or clock.frozen is not None:
+        emulator_server.emulator.limiter.reset()
 
 
 @pytest.fixture

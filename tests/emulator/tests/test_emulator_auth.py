@@ -46,8 +46,9 @@ def test_unknown_and_expired_challenge(client, emulator_server):
     assert expired.status_code == 400 and exception_codes(expired) == [21111]
 
 
-def test_seal_login_status_goes_100_then_200(start_server):
-    _server, slow_client = start_server(auth_processing_delay=1.0)   # room for the first poll under load
+def test_seal_login_status_goes_100_then_200(start_server, emulator_clock):
+    # The login stays in progress until the test moves the emulator's clock, however slow the first poll.
+    _server, slow_client = start_server(auth_processing_delay=300)
     nip, cert, key = new_seal('rsa')
     init = start_xades(slow_client, cert, key, nip)
     assert init.status_code == 202
@@ -57,6 +58,7 @@ def test_seal_login_status_goes_100_then_200(start_server):
     first = slow_client.call('GET', '/auth/{referenceNumber}', {'referenceNumber': body['referenceNumber']},
                              token=token)
     assert first.json()['status']['code'] == 100
+    emulator_clock.advance(300)
     final = wait_for_auth(slow_client, body)
     assert final['status']['code'] == 200
     assert final['authenticationMethodInfo'] == {'category': 'XadesSignature', 'code': 'xades.qualified-seal',
@@ -163,12 +165,12 @@ def test_closing_the_session_invalidates_the_refresh_token(client):
     assert client.call('GET', '/certificates/limits', token=tokens['accessToken']).status_code == 200
 
 
-def test_access_token_expires(start_server):
-    server, short_client = start_server(access_token_ttl=1)
+def test_access_token_expires(start_server, emulator_clock):
+    server, short_client = start_server(access_token_ttl=300)
     nip, cert, key = new_seal()
     tokens = login(short_client, cert, key, nip)
     assert short_client.call('GET', '/certificates/limits', token=tokens['accessToken']).status_code == 200
-    time.sleep(2.1)
+    emulator_clock.advance(301)
     expired = short_client.call('GET', '/certificates/limits', token=tokens['accessToken'])
     assert expired.status_code == 401
     assert 'expired' in expired.json()['detail']

@@ -278,7 +278,7 @@ def test_login_with_issued_ksef_certificates(client, seal_session):
     assert revoked['status']['code'] == 460
 
 
-def test_shortened_validity_gives_renewal_window_then_expired(client, seal_session):
+def test_shortened_validity_gives_renewal_window_then_expired(client, seal_session, emulator_clock):
     token = seal_session['token']
     serial = enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
     current = _query(client, token, {'certificateSerialNumber': serial})['certificates'][0]
@@ -297,10 +297,10 @@ def test_shortened_validity_gives_renewal_window_then_expired(client, seal_sessi
     cert = x509.load_der_x509_certificate(base64.b64decode(_retrieve(client, token, [serial])[0]['certificate']))
     assert abs(cert.not_valid_after_utc.timestamp() - in_ten_days) < 1
 
-    soon = time.time() + 1
+    soon = time.time() + 60
     client.call('PUT', '/testdata/certificates/{serialNumber}', {'serialNumber': serial}, token=token,
                 json={'validTo': util.iso(soon)})
-    time.sleep(1.2)
+    emulator_clock.advance(61)
     assert _query(client, token, {'certificateSerialNumber': serial})['certificates'][0]['status'] == 'Expired'
     assert [c['certificateSerialNumber'] for c in _query(client, token, {'status': 'Expired'})['certificates']] == [serial]
     expired_revoke = client.call('POST', '/certificates/{certificateSerialNumber}/revoke',

@@ -17,25 +17,40 @@ def _list(client, access, params=None, continuation=None, check=True):
     return client.call('GET', '/tokens', token=access, params=params or {}, headers=headers, check=check)
 
 
-def test_a_new_token_is_pending_then_active_and_cannot_log_in_while_pending(client):
+def _slow_processing(emulator_server, monkeypatch):
+    """Tokens stay Pending and Revoking for PROCESSING_WINDOW seconds of the emulator's clock (not 0.3 s of a
+    loaded machine): a test checks the status inside the window, then ends it with emulator_clock.advance()."""
+    monkeypatch.setattr(emulator_server.emulator.config, 'processing_delay', PROCESSING_WINDOW)
+
+
+# Far longer than the steps a test takes inside the window, far shorter than the access token's 900 s.
+PROCESSING_WINDOW = 300
+
+
+def test_a_new_token_is_pending_then_active_and_cannot_log_in_while_pending(client, emulator_server, emulator_clock,
+                                                                             monkeypatch):
     nip, cert, key = new_seal()
     access = login(client, cert, key, nip)['accessToken']
+    _slow_processing(emulator_server, monkeypatch)
     generated = _generate(client, access, 'pending first')
     item = client.call('GET', '/tokens/{referenceNumber}', {'referenceNumber': generated['referenceNumber']}, token=access).json()
     assert item['status'] == 'Pending' and item['statusDetails'] == [] and 'lastUseDate' not in item
     early = _token_login(client, nip, generated['token'])
     assert wait_for_auth(client, early.json())['status']['code'] == 450
+    emulator_clock.advance(PROCESSING_WINDOW)
     active = wait_for_token_status(client, access, generated['referenceNumber'], 'Active')
     assert active['requestedPermissions'] == ['InvoiceRead'] and active['authorIdentifier'] == {'type': 'Nip', 'value': nip}
 
 
-def test_a_token_login_sets_last_use_and_a_revoking_token_is_refused(client):
+def test_a_token_login_sets_last_use_and_a_revoking_token_is_refused(client, emulator_server, emulator_clock, monkeypatch):
     nip, cert, key = new_seal()
     access = login(client, cert, key, nip)['accessToken']
+    _slow_processing(emulator_server, monkeypatch)
     generated = _generate(client, access, 'last use token')
     reference = generated['referenceNumber']
+    emulator_clock.advance(PROCESSING_WINDOW)
     wait_for_token_status(client, access, reference, 'Active')
-    before = time.time()
+    before = emulator_clock.now()
     init = _token_login(client, nip, generated['token'])
     assert wait_for_auth(client, init.json())['status']['code'] == 200
     listed = _list(client, access).json()['tokens']
@@ -49,6 +64,7 @@ def test_a_token_login_sets_last_use_and_a_revoking_token_is_refused(client):
     assert redeem.status_code == 400 and exception_codes(redeem) == [21301]
     again = client.call('DELETE', '/tokens/{referenceNumber}', {'referenceNumber': reference}, token=access, check=False)
     assert again.status_code == 400 and exception_codes(again) == [21405]
+    emulator_clock.advance(PROCESSING_WINDOW)
     revoked = wait_for_token_status(client, access, reference, 'Revoked')
     assert revoked['lastUseDate'] >= time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(before - 1))
 

@@ -42,9 +42,10 @@ def test_switches_are_off_by_default(client):
     assert client.control('GET', '/emulator/switches').json() == switches.DEFAULTS
 
 
-def test_blocked_revocation(start_server):
+def test_blocked_revocation(start_server, emulator_clock):
     server, client = start_server(rate_limits='off')
-    assert client.control('PUT', '/emulator/switches', json={'revocationBlockedSeconds': 1.5}).status_code == 200
+    # Blocked until the test moves the emulator's clock: the checks below do not race a short block.
+    assert client.control('PUT', '/emulator/switches', json={'revocationBlockedSeconds': 300}).status_code == 200
     token = _session(client)
     serial = enroll_and_wait(client, token, ec.generate_private_key(ec.SECP256R1()))
     response = client.call('POST', REVOKE, {'certificateSerialNumber': serial}, token=token,
@@ -59,7 +60,9 @@ def test_blocked_revocation(start_server):
     assert 'Blocked' in again.text
     # A Blocked certificate does not count as active (limits) and reads Revoked once the revocation completes.
     assert client.call('GET', '/certificates/limits', token=token).json()['certificate']['remaining'] == 100
-    assert _until(lambda: _query_status(client, token, serial, 'Revoked'))[0]['status'] == 'Revoked'
+    assert _query_status(client, token, serial, 'Blocked')[0]['status'] == 'Blocked'
+    emulator_clock.advance(300)
+    assert _query_status(client, token, serial, 'Revoked')[0]['status'] == 'Revoked'
     state = client.state()['certificates'][0]
     assert state['status'] == 'Revoked' and state['revocationReason'] == 'Superseded'
 
@@ -72,10 +75,11 @@ def test_revocation_is_immediate_when_off(start_server):
     assert [c['status'] for c in _query_status(client, token, serial)] == ['Revoked']
 
 
-def test_enrollment_and_auth_records_expire(start_server):
+def test_enrollment_and_auth_records_expire(start_server, emulator_clock):
     dummy, client = start_server(rate_limits='off')
-    assert client.control('PUT', '/emulator/switches', json={'enrollmentRetentionSeconds': 1,
-                                                             'authRetentionSeconds': 1}).status_code == 200
+    # Kept until the test moves the emulator's clock, so the records are read before they expire however slowly.
+    assert client.control('PUT', '/emulator/switches', json={'enrollmentRetentionSeconds': 300,
+                                                             'authRetentionSeconds': 300}).status_code == 200
     nip, cert, key = new_seal()
     init = start_xades(client, cert, key, nip).json()
     assert wait_for_auth(client, init)['status']['code'] == 200
@@ -87,6 +91,7 @@ def test_enrollment_and_auth_records_expire(start_server):
         response = client.call('GET', route, params, token=bearer)
         return response if response.status_code == 410 else None
 
+    emulator_clock.advance(301)
     expired = _until(lambda: gone('/certificates/enrollments/{referenceNumber}', {'referenceNumber': reference}, token))
     assert expired.headers['Content-Type'].startswith('application/problem+json')
     assert expired.json()['status'] == 410 and reference in expired.json()['detail']
@@ -101,9 +106,12 @@ def test_enrollment_and_auth_records_expire(start_server):
                        token=token).status_code == 200
 
 
-def test_rate_limit_blocks_lengthen_on_repeated_violations(start_server):
+def test_rate_limit_blocks_lengthen_on_repeated_violations(start_server, emulator_clock):
     dummy, client = start_server()
     token = _session(client)
+    other = _session(client)
+    # Every call below falls into the same second of the emulator's clock, however slowly a loaded machine sends them.
+    emulator_clock.freeze()
     assert client.control('PUT', '/emulator/switches', json={'rateLimitEscalation': 2}).status_code == 200
     answers = [client.call('GET', '/certificates/limits', token=token) for dummy in range(13)]
     assert [r.status_code for r in answers[:10]] == [200] * 10
@@ -113,7 +121,6 @@ def test_rate_limit_blocks_lengthen_on_repeated_violations(start_server):
     assert 'wydłużona' in answers[11].json()['status']['details'][0]
     # Without escalation (the default) the block ends as soon as a slot of the window frees.
     client.control('DELETE', '/emulator/switches')
-    other = _session(client)
     plain = [client.call('GET', '/certificates/enrollments/data', token=other) for dummy in range(13)]
     assert {int(r.headers['Retry-After']) for r in plain[10:]} == {1}
 
