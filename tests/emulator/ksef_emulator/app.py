@@ -153,6 +153,9 @@ def create_app(emu):
                 return errors.injected_status_response(fault['status'], fault.get('retryAfter', 1))
             if fault['mode'] == 'delay':
                 time.sleep(fault['delay'])
+            if fault['mode'] == 'hold':
+                emu.faults.hold({'seq': g.record['seq'], 'method': request.method, 'route': fault_route},
+                                fault['timeout'])
             if fault['mode'] == 'drop-response':
                 request.environ[ABORT_KEY] = 'drop-response'
             if fault['mode'] == 'enrollment-status':
@@ -391,6 +394,20 @@ def create_app(emu):
     @app.get('/emulator/faults')
     def list_faults():
         return jsonify(emu.faults.pending())
+
+    @app.get('/emulator/faults/held')
+    def held_requests():
+        try:
+            wait = float(request.args.get('wait', 0))
+        except ValueError:
+            return jsonify({'error': "'wait' must be a number of seconds"}), 400
+        if not 0 <= wait <= faults.MAX_HOLD_TIMEOUT:
+            return jsonify({'error': "'wait' must be between 0 and %d seconds" % faults.MAX_HOLD_TIMEOUT}), 400
+        return jsonify(emu.faults.held(wait))
+
+    @app.post('/emulator/faults/release')
+    def release_held():
+        return jsonify({'released': emu.faults.release()})
 
     @app.delete('/emulator/faults')
     def clear_faults():

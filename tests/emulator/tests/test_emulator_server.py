@@ -157,6 +157,38 @@ def test_fault_enrollment_status_ends_the_enrollment(client, code):
     assert client.control('POST', '/emulator/faults', json={'mode': 'enrollment-status', 'status': 200}).status_code == 400
 
 
+def test_fault_hold_waits_for_the_release(client):
+    """A held enrollment POST acts only once released: a test can kill its client in between, on an event."""
+    nip, cert, key = new_seal()
+    token = login(client, cert, key, nip)['accessToken']
+    data = client.call('GET', '/certificates/enrollments/data', token=token).json()
+    _add_fault(client, method='POST', route='/certificates/enrollments', mode='hold')
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(enroll, EmulatorClient(client.base_url, client.verify), token,
+                             ec.generate_private_key(ec.SECP256R1()), name='Held enrollment', data=data)
+        held = client.control('GET', '/emulator/faults/held', params={'wait': 60}).json()
+        record = [r for r in client.control('GET', '/emulator/requests').json() if r['seq'] == held[0]['seq']][0]
+        assert [(h['method'], h['route']) for h in held] == [('POST', '/certificates/enrollments')]
+        assert record['route'] == '/certificates/enrollments' and record['status'] is None
+        assert not [e for e in client.state()['enrollments'] if e['subjectIdentifier']['value'] == nip]
+        assert not answer.done()
+        assert client.control('POST', '/emulator/faults/release').json() == {'released': 1}
+        assert answer.result(timeout=30).status_code == 202
+    assert [e['name'] for e in client.state()['enrollments'] if e['subjectIdentifier']['value'] == nip] == ['Held enrollment']
+    assert client.control('GET', '/emulator/faults/held').json() == []
+    assert client.control('GET', '/emulator/faults/held', params={'wait': 'x'}).status_code == 400
+    assert client.control('POST', '/emulator/faults', json={'mode': 'hold', 'timeout': 0}).status_code == 400
+
+
+def test_fault_hold_is_released_by_clearing_the_faults(client):
+    _add_fault(client, method='POST', route='/auth/challenge', mode='hold')
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(EmulatorClient(client.base_url, client.verify).call, 'POST', '/auth/challenge')
+        assert len(client.control('GET', '/emulator/faults/held', params={'wait': 60}).json()) == 1
+        assert client.control('DELETE', '/emulator/faults').status_code == 204
+        assert answer.result(timeout=30).status_code == 200
+
+
 def test_fault_delay_and_clear(client):
     _add_fault(client, method='POST', route='/auth/challenge', mode='delay', delay=0.6, count=5)
     started = time.monotonic()
