@@ -96,6 +96,21 @@ def _der_length(data, offset):
     return int.from_bytes(data[offset + 1:offset + 1 + count], 'big'), offset + 1 + count
 
 
+def csr_request_info(csr_der: bytes) -> Optional[bytes]:
+    """The CertificationRequestInfo of a DER CSR (its subject, public key and attributes: all it asks for, without
+    the signature), or None when the data is not a CSR's SEQUENCE."""
+    try:
+        if csr_der[0] != 0x30:
+            return None
+        dummy_length, start = _der_length(csr_der, 1)
+        if csr_der[start] != 0x30:
+            return None
+        length, content = _der_length(csr_der, start + 1)
+    except IndexError:
+        return None
+    return csr_der[start:content + length] if content + length <= len(csr_der) else None
+
+
 def ecdsa_der_to_raw(der: bytes, field_bytes: int) -> bytes:
     """An ECDSA signature (DER SEQUENCE of the INTEGERs r and s) as r||s, each `field_bytes` long."""
     try:
@@ -152,6 +167,13 @@ class CryptographyBackend:
         if key is None:
             raise HostCryptoError('Cannot load the private key %s to sign the CSR' % key_path)
         return der_to_pem(_crypto.build_csr(key, enrollment_data), 'CERTIFICATE REQUEST')
+
+    @staticmethod
+    def csr_signature_valid(csr_der: bytes) -> bool:
+        try:
+            return x509.load_der_x509_csr(csr_der).is_signature_valid
+        except ValueError:
+            return False
 
     def pkcs12(self, key_data: bytes, certificate_data: bytes, name: str, passphrase: Optional[str], certificate_path: str) -> bytes:
         key = self._load_key(key_data)
@@ -334,6 +356,11 @@ class OpensslBackend:
         if not pem_ders(pem, 'CERTIFICATE REQUEST'):
             raise HostCryptoError('openssl req did not print a CSR for %s' % key_path)
         return pem
+
+    def csr_signature_valid(self, csr_der: bytes) -> bool:
+        # openssl 1.1.1 exits 0 after "verify failure" too; 3.x says "self-signature verify OK".
+        rc, dummy_out, err = self._run(['req', '-verify', '-noout', '-inform', 'DER', '-in', 0], inputs=[csr_der])
+        return rc == 0 and 'verify OK' in err and 'failure' not in err
 
     def pkcs12(self, key_data: bytes, certificate_data: bytes, name: str, passphrase: Optional[str], certificate_path: str) -> bytes:
         # The passphrase is the first line of standard input; _deploy_checks refuses newlines and the

@@ -17,6 +17,7 @@ import binascii
 import datetime
 import hashlib
 import os
+import stat
 from typing import Any, Dict, Optional, Union
 
 from ansible.module_utils.basic import AnsibleModule
@@ -34,9 +35,10 @@ from ansible_collections.ksef.certificates.plugins.module_utils._host.backend im
     CertificateFacts,
     CryptographyBackend,
     OpensslBackend,
+    csr_request_info,
     select_backend,
 )
-from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, der_to_pem, pkcs12_algorithms_current
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, der_to_pem, pem_ders, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     SIGN_DATA_MAX_BYTES,
     SIGNATURE_SCHEMES,
@@ -237,9 +239,30 @@ def run_csr(host: Host) -> Dict[str, Any]:
         csr = host.backend.csr_pem(key_pem, host.params['enrollment_data'], next_key_path)
     else:
         csr = host.backend.csr_pem(files.read_file(next_key_path), host.params['enrollment_data'], next_key_path)
+        # A run that made the CSR and then left the renewal for later (deferred) finds it again: the same request
+        # is kept, so the host reports no change (a fresh ECDSA signature would differ in every run).
+        kept = _same_csr_on_disk(host, csr_path, csr)
+        if kept is not None:
+            return dict(changed=host.ensure_attributes(csr_path, host.mode('certificate_mode')), csr=kept.decode('ascii'),
+                        next_key_generated=False)
     if not host.check_mode:
         files.write_atomic(csr_path, csr, host.mode('certificate_mode'), host.uid, host.gid)
     return dict(changed=True, csr=csr.decode('ascii'), next_key_generated=generated)
+
+
+def _same_csr_on_disk(host, csr_path, csr):
+    """The CSR file's content when it is a regular file holding a correctly signed CSR that asks for exactly what
+    `csr` asks for (subject, public key, attributes), else None."""
+    info = files.status(csr_path)
+    if info is None or not stat.S_ISREG(info.st_mode):
+        return None
+    on_disk = files.read_file(csr_path)
+    wanted, found = pem_ders(csr, 'CERTIFICATE REQUEST'), pem_ders(on_disk, 'CERTIFICATE REQUEST')
+    if len(found) != 1 or not wanted or csr_request_info(found[0]) is None:
+        return None
+    if csr_request_info(found[0]) != csr_request_info(wanted[0]) or not host.backend.csr_signature_valid(found[0]):
+        return None
+    return on_disk
 
 
 def _discard_unsafe_next_key(host, next_key_path):

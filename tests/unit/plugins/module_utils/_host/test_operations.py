@@ -31,7 +31,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils import _files as
 from ansible_collections.ksef.certificates.plugins.module_utils._host import operations
 from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import OPENSSL_PASSPHRASE_MAX_BYTES
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, pkcs12_algorithms_current
+from ansible_collections.ksef.certificates.plugins.module_utils._pem import certificate_der, der_to_pem, pkcs12_algorithms_current
 from ansible_collections.ksef.certificates.plugins.modules.ksef_deploy_host import argument_spec
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.certs import issue_certificate
 from ansible_collections.ksef.certificates.tests.unit.plugins.module_utils.host_backends import BACKENDS
@@ -222,6 +222,39 @@ def test_csr_reuses_the_next_key_an_earlier_run_made(make_host, paths, backend):
     assert result['next_key_generated'] is False
     csr = x509.load_pem_x509_csr(result['csr'].encode('ascii'))
     assert _crypto.public_key_der(csr.public_key()) == _crypto.public_key_der(key.public_key())
+
+
+def test_csr_of_a_renewal_left_for_later_is_kept_and_reported_unchanged(make_host, paths, backend):
+    """A host whose renewal is deferred runs the csr operation again with the same .next key: the CSR on disk asks
+    for the same subject and key, so it is kept byte for byte and nothing changed (a new ECDSA signature would
+    make a different file in every run)."""
+    first, dummy_host = run(make_host, 'csr', key_path=paths.key, enrollment_data=ENROLLMENT_DATA)
+    assert first['changed'] is True
+    for check_mode in (True, False):
+        again, dummy_host = run(make_host, 'csr', check_mode=check_mode, key_path=paths.key, enrollment_data=ENROLLMENT_DATA)
+        assert again == dict(changed=False, csr=first['csr'], next_key_generated=False)
+        assert read(paths.csr).decode('ascii') == first['csr']
+    # Its mode is still the module's business.
+    os.chmod(paths.csr, 0o600)
+    fixed, dummy_host = run(make_host, 'csr', key_path=paths.key, enrollment_data=ENROLLMENT_DATA)
+    assert fixed['changed'] is True and fixed['csr'] == first['csr'] and mode_of(paths.csr) == 0o644
+
+
+@pytest.mark.parametrize('stale', ['other subject', 'other key', 'bad signature', 'not a csr'])
+def test_csr_on_disk_that_asks_for_something_else_is_replaced(make_host, paths, backend, stale):
+    key = ec.generate_private_key(ec.SECP256R1())
+    write(paths.next, _crypto.private_key_to_pem(key))
+    data = dict(ENROLLMENT_DATA, commonName='Old name') if stale == 'other subject' else ENROLLMENT_DATA
+    signer = ec.generate_private_key(ec.SECP256R1()) if stale == 'other key' else key
+    der = _crypto.build_csr(signer, data)
+    if stale == 'bad signature':
+        der = der[:-1] + bytes([der[-1] ^ 1])
+    write(paths.csr, 'garbage\n' if stale == 'not a csr' else der_to_pem(der, 'CERTIFICATE REQUEST'), 0o644)
+    result, dummy_host = run(make_host, 'csr', key_path=paths.key, enrollment_data=ENROLLMENT_DATA)
+    assert result['changed'] is True and read(paths.csr).decode('ascii') == result['csr']
+    csr = x509.load_pem_x509_csr(result['csr'].encode('ascii'))
+    assert csr.is_signature_valid and _crypto.public_key_der(csr.public_key()) == _crypto.public_key_der(key.public_key())
+    assert csr.subject.public_bytes() == _crypto.build_subject(ENROLLMENT_DATA).public_bytes()
 
 
 def test_csr_in_check_mode_predicts_and_writes_nothing(make_host, paths, backend):
