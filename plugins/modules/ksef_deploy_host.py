@@ -48,16 +48,17 @@ attributes:
       - O(operation=account) passes the before/after of O(diffs) (M(ksef.certificates.ksef_certificate)) through for
         this host's certificates, or says before/after serial numbers where no module diff is at hand (check mode).
   idempotent:
-    support: partial
+    support: full
     details:
-      - O(operation=csr) writes a new CSR every time (the role calls it only when it enrolls); every other operation
-        is idempotent.
+      - O(operation=csr) keeps the CSR at O(csr_path) when it is correctly signed and asks for the subject and the
+        public key of the reused O(next_key_path) (a renewal left for a later run); else it writes a new one.
 options:
   operation:
     description:
       - V(info) reports on O(key_path), O(next_key_path) and O(certificate_path) and changes nothing.
       - V(csr) makes the private key O(next_key_path) (O(key_type), mode 0600) unless it already holds a key, writes
-        the CSR for it to O(csr_path) and returns it. The subject is O(enrollment_data).
+        the CSR for it to O(csr_path) (unless the CSR there already asks for the same subject and key) and returns
+        it. The subject is O(enrollment_data).
       - V(install) installs O(certificate_content) (or the content of O(certificate_src)) at O(certificate_path),
         then the key (moved from O(next_key_path) with O(key_from_next), or O(key_content)/O(key_src)) at
         O(key_path), and sets modes, owner and group of both.
