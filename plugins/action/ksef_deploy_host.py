@@ -4,8 +4,8 @@
 """Action plugin of ksef_deploy_host: reads key_src and certificate_src on the controller, then runs the module.
 
 For the ksef_deploy role it also does, on the controller:
-- operation=prepare with settings: resolves and checks this host's declarations (one short line per broken rule,
-  before anything reaches the host), then runs the module once for the directories, the inspection of every
+- operation=prepare with settings: resolves and checks this host's declarations (one short line per broken rule
+  and per value of a wrong type, before anything reaches the host), then runs the module once for the directories, the inspection of every
   key-on-host certificate and the modes of the installed ones; returns declarations and inspections too;
 - operation=account: no module; changed, failed (with each failing certificate's reason) and, in diff mode,
   the before/after of this host's certificates, from the role's ksef_deploy_result lines.
@@ -42,10 +42,9 @@ def read_controller_file(path, option):
 def prepare_args(module_args, settings, host):
     """The module's arguments for the role's one call on host, and its declarations (without passphrases)."""
     try:
-        items = _deploy.declarations(settings, host)
+        items, problems = _deploy.checked_declarations(settings, host)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise AnsibleActionFail('The ksef_deploy declarations of %s cannot be read: %s' % (host, exc))
-    problems = _deploy.problems(items, host)
     if problems:
         raise AnsibleActionFail('; '.join(problems))
     host_items = [item for item in items if item['key_location'] == 'host']

@@ -19,6 +19,8 @@ def _filter(function, name=None):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
+        except _deploy.DeclarationError as exc:
+            raise AnsibleFilterError(str(exc))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise AnsibleFilterError('ksef.certificates.ksef_deploy_%s: unexpected input (%s: %s)'
                                      % (name or function.__name__, type(exc).__name__, exc))

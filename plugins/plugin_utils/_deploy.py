@@ -24,6 +24,7 @@ import collections
 import datetime
 import posixpath
 import re
+from collections.abc import Mapping
 
 from ansible.module_utils.parsing.convert_bool import boolean
 
@@ -78,11 +79,108 @@ def _file_slug(name, suffix):
     return slug if slug.endswith(suffix) else slug + suffix
 
 
+class DeclarationError(ValueError):
+    """Settings of a wrong type: one short sentence per broken rule in `problems`."""
+
+    def __init__(self, problems):
+        super(DeclarationError, self).__init__('; '.join(problems))
+        self.problems = problems
+
+
+# The value types of the declaration options. The role's argument spec documents them but does not enforce them:
+# its failure would print the whole spec instead of naming the variable.
+_TEXT_OPTIONS = ('name', 'type', 'key_location', 'key_type', 'key_path', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase',
+                 'owner', 'group', 'controller_key_dir')
+_TEXT_SETTINGS = ('ksef_deploy_key_location', 'ksef_deploy_key_type', 'ksef_deploy_controller_key_dir', 'ksef_deploy_key_dir',
+                  'ksef_deploy_certificate_dir', 'ksef_deploy_owner', 'ksef_deploy_group')
+
+
+_CHOICES = {'type': TYPES, 'key_location': KEY_LOCATIONS, 'key_type': KEY_TYPES}
+
+
+def _kind(value):
+    for kinds, name in (((bool,), 'a boolean'), ((Mapping,), 'a dict'), ((str,), 'a string'), ((int, float), 'a number')):
+        if isinstance(value, kinds):
+            return name
+    return 'a list' if isinstance(value, (list, tuple)) else 'a %s' % type(value).__name__
+
+
+def _expected(option, value):
+    """What `option` must be when `value` cannot be it (None when it can, or when it is null: the default applies)."""
+    if value is None:
+        return None
+    if option in ('formats', 'ksef_deploy_formats'):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(fmt, str) for fmt in value):
+            return 'a list of formats (pem, pkcs12)'
+    elif option.endswith('renew_before_days'):
+        try:
+            int(value if not isinstance(value, (bool, float)) else None)
+        except (TypeError, ValueError):
+            return 'a whole number of days'
+    elif option.endswith('revoke_superseded'):
+        try:
+            boolean(value, strict=True)
+        except TypeError:
+            return 'true or false'
+    elif (option in _TEXT_OPTIONS or option in _TEXT_SETTINGS) and isinstance(value, (list, tuple, Mapping)):
+        choices = _CHOICES.get(option.replace('ksef_deploy_', ''))
+        return 'a string (%s)' % ' or '.join(choices) if choices else 'a string'
+    return None
+
+
+def _host_type_problems(settings, host):
+    problems = []
+    for option in _TEXT_SETTINGS + ('ksef_deploy_formats', 'ksef_deploy_renew_before_days', 'ksef_deploy_revoke_superseded'):
+        expected = _expected(option, settings.get(option))
+        if expected:
+            problems.append('%s on %s must be %s, not %s' % (option, host, expected, _kind(settings[option])))
+    certificates = settings.get('ksef_deploy_certificates')
+    if certificates is not None and not isinstance(certificates, (list, tuple)):
+        problems.append('ksef_deploy_certificates on %s must be a list of certificate entries (dicts with name, type, ...), '
+                        'not %s' % (host, _kind(certificates)))
+    return problems
+
+
+def _entry_type_problems(number, cert, host):
+    label = 'Certificate entry %d of ksef_deploy_certificates on %s' % (number, host)
+    if not isinstance(cert, Mapping):
+        return ['%s must be a dict (name, type, ...), not %s' % (label, _kind(cert))]
+    if isinstance(cert.get('name'), str):
+        label = '%s ("%s")' % (label, cert['name'])
+    return ['%s: %s must be %s, not %s' % (label, option, _expected(option, value), _kind(value))
+            for option, value in cert.items() if _expected(option, value)]
+
+
+def setting_problems(settings, host):
+    """The settings and certificate entries of a host whose value has the wrong type, one sentence each (the value
+    is described, never quoted: it may be a passphrase)."""
+    problems = _host_type_problems(settings, host)
+    if isinstance(settings.get('ksef_deploy_certificates'), (list, tuple)):
+        for number, cert in enumerate(settings['ksef_deploy_certificates'], start=1):
+            problems.extend(_entry_type_problems(number, cert, host))
+    return problems
+
+
+def checked_declarations(settings, host):
+    """(declarations, problems) of one host: the declarations of the entries whose values have the right types, and
+    one sentence per value of a wrong type and per rule those declarations break, so one run names them all."""
+    if _host_type_problems(settings, host):
+        return [], setting_problems(settings, host)
+    entries = list(enumerate(settings.get('ksef_deploy_certificates') or [], start=1))
+    type_problems = dict((number, _entry_type_problems(number, cert, host)) for number, cert in entries)
+    items = declarations(dict(settings, ksef_deploy_certificates=[cert for number, cert in entries if not type_problems[number]]),
+                         host)
+    return items, [problem for number, dummy in entries for problem in type_problems[number]] + problems(items, host)
+
+
 def declarations(settings, host):
-    """The normalized certificate declarations of one host.
+    """The normalized certificate declarations of one host (DeclarationError for values of a wrong type).
 
     settings: the ksef_deploy_* host-level settings as that host sees them (name -> value).
     """
+    problems = setting_problems(settings, host)
+    if problems:
+        raise DeclarationError(problems)
     items = []
     host_slug = re.sub(r'[^A-Za-z0-9_-]', '-', host)
     for cert in settings.get('ksef_deploy_certificates') or []:

@@ -128,6 +128,62 @@ def test_valid_declarations_have_no_problem():
     assert FILTERS['ksef_deploy_problems'](items, 'app1') == []
 
 
+# A value of a wrong type named in one short line (Ansible's validation of the role's argument spec printed the
+# whole spec instead): the variable, the entry and what it expects, never the value itself (a passphrase).
+@pytest.mark.parametrize('overrides, expected', [
+    ({'ksef_deploy_certificates': 'a string'},
+     ['ksef_deploy_certificates on app1 must be a list of certificate entries (dicts with name, type, ...), not a string']),
+    ({'ksef_deploy_certificates': {'type': 'offline'}},
+     ['ksef_deploy_certificates on app1 must be a list of certificate entries (dicts with name, type, ...), not a dict']),
+    ({'ksef_deploy_certificates': ['offline']},
+     ['Certificate entry 1 of ksef_deploy_certificates on app1 must be a dict (name, type, ...), not a string']),
+    ({'ksef_deploy_certificates': [{'type': ['offline']}]},
+     ['Certificate entry 1 of ksef_deploy_certificates on app1: type must be a string (authentication or offline), not a list']),
+    ({'ksef_deploy_certificates': [{'name': 'Kasa 1', 'type': 'offline', 'renew_before_days': 'soon', 'revoke_superseded': 'maybe',
+                                    'formats': 'pem', 'key_path': {'a': 1}, 'pkcs12_passphrase': ['secret words']}]},
+     ['Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): renew_before_days must be a whole number of days, '
+      'not a string',
+      'Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): revoke_superseded must be true or false, not a string',
+      'Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): formats must be a list of formats (pem, pkcs12), '
+      'not a string',
+      'Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): key_path must be a string, not a dict',
+      'Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): pkcs12_passphrase must be a string, not a list']),
+    ({'ksef_deploy_renew_before_days': [30], 'ksef_deploy_revoke_superseded': 2, 'ksef_deploy_formats': {'pem': 1},
+      'ksef_deploy_key_location': ['host']},
+     ['ksef_deploy_key_location on app1 must be a string (host or controller), not a list',
+      'ksef_deploy_formats on app1 must be a list of formats (pem, pkcs12), not a dict',
+      'ksef_deploy_renew_before_days on app1 must be a whole number of days, not a list',
+      'ksef_deploy_revoke_superseded on app1 must be true or false, not a number']),
+])
+def test_a_value_of_a_wrong_type_is_named_in_one_short_line(overrides, expected):
+    wrong = settings([], **overrides)
+    assert _deploy.setting_problems(wrong, 'app1') == expected
+    assert _deploy.checked_declarations(wrong, 'app1')[1] == expected
+    with pytest.raises(AnsibleFilterError) as raised:
+        FILTERS['ksef_deploy_declarations'](wrong, 'app1')
+    assert str(raised.value) == '; '.join(expected)
+    assert 'secret words' not in str(raised.value)
+
+
+def test_values_ansible_converts_keep_working():
+    """What the argument spec converted before (a number of days or a boolean as text, from -e) is still accepted."""
+    item = declared([{'type': 'offline', 'renew_before_days': '45', 'revoke_superseded': 'yes', 'owner': 1000}],
+                    ksef_deploy_renew_before_days='10', ksef_deploy_revoke_superseded='no')[0]
+    assert item['renew_before_days'] == 45 and item['revoke_superseded'] is True and item['owner'] == 1000
+    assert _deploy.setting_problems(settings(None), 'app1') == []
+
+
+def test_one_run_names_the_wrong_types_and_the_broken_rules_of_the_other_entries():
+    items, found = _deploy.checked_declarations(settings([{'type': 'bogus'}, {'type': ['offline']}, {'type': 'offline'}]), 'app1')
+    assert [item['type'] for item in items] == ['bogus', 'offline']
+    assert found == ['Certificate entry 2 of ksef_deploy_certificates on app1: type must be a string (authentication or offline), '
+                     'not a list',
+                     'Certificate declaration "app1-bogus" (bogus) on app1: type must be authentication or offline, not \'bogus\'']
+    # A host-level value of a wrong type leaves nothing to resolve.
+    assert _deploy.checked_declarations(settings([{'type': 'bogus'}], ksef_deploy_formats='pem'), 'app1') == (
+        [], ['ksef_deploy_formats on app1 must be a list of formats (pem, pkcs12), not a string'])
+
+
 def test_duplicates_on_one_host_and_across_hosts():
     items = declared([{'type': 'offline', 'name': 'same name'}, {'type': 'offline', 'name': 'same name'}])
     assert FILTERS['ksef_deploy_problems'](items, 'app1') == [
