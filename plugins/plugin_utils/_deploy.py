@@ -80,7 +80,7 @@ def _file_slug(name, suffix):
 
 
 class DeclarationError(ValueError):
-    """Settings of a wrong type: one short sentence per broken rule in `problems`."""
+    """Settings of a wrong type: one short sentence per such value in `problems`."""
 
     def __init__(self, problems):
         super(DeclarationError, self).__init__('; '.join(problems))
@@ -93,8 +93,6 @@ _TEXT_OPTIONS = ('name', 'type', 'key_location', 'key_type', 'key_path', 'certif
                  'owner', 'group', 'controller_key_dir')
 _TEXT_SETTINGS = ('ksef_deploy_key_location', 'ksef_deploy_key_type', 'ksef_deploy_controller_key_dir', 'ksef_deploy_key_dir',
                   'ksef_deploy_certificate_dir', 'ksef_deploy_owner', 'ksef_deploy_group')
-
-
 _CHOICES = {'type': TYPES, 'key_location': KEY_LOCATIONS, 'key_type': KEY_TYPES}
 
 
@@ -105,6 +103,17 @@ def _kind(value):
     return 'a list' if isinstance(value, (list, tuple)) else 'a %s' % type(value).__name__
 
 
+def _whole_number(value):
+    """An int, or text of one (what -e gives): what declarations() turns into an int."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return False
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _expected(option, value):
     """What `option` must be when `value` cannot be it (None when it can, or when it is null: the default applies)."""
     if value is None:
@@ -113,9 +122,7 @@ def _expected(option, value):
         if not isinstance(value, (list, tuple)) or not all(isinstance(fmt, str) for fmt in value):
             return 'a list of formats (pem, pkcs12)'
     elif option.endswith('renew_before_days'):
-        try:
-            int(value if not isinstance(value, (bool, float)) else None)
-        except (TypeError, ValueError):
+        if not _whole_number(value):
             return 'a whole number of days'
     elif option.endswith('revoke_superseded'):
         try:
@@ -178,9 +185,9 @@ def declarations(settings, host):
 
     settings: the ksef_deploy_* host-level settings as that host sees them (name -> value).
     """
-    problems = setting_problems(settings, host)
-    if problems:
-        raise DeclarationError(problems)
+    mistyped = setting_problems(settings, host)
+    if mistyped:
+        raise DeclarationError(mistyped)
     items = []
     host_slug = re.sub(r'[^A-Za-z0-9_-]', '-', host)
     for cert in settings.get('ksef_deploy_certificates') or []:
