@@ -17,18 +17,17 @@ def _list(client, access, params=None, continuation=None, check=True):
     return client.call('GET', '/tokens', token=access, params=params or {}, headers=headers, check=check)
 
 
+# Far longer than the steps a test takes inside the window, far shorter than the access token's 900 s.
+PROCESSING_WINDOW = 300
+
+
 def _slow_processing(emulator_server, monkeypatch):
     """Tokens stay Pending and Revoking for PROCESSING_WINDOW seconds of the emulator's clock (not 0.3 s of a
     loaded machine): a test checks the status inside the window, then ends it with emulator_clock.advance()."""
     monkeypatch.setattr(emulator_server.emulator.config, 'processing_delay', PROCESSING_WINDOW)
 
 
-# Far longer than the steps a test takes inside the window, far shorter than the access token's 900 s.
-PROCESSING_WINDOW = 300
-
-
-def test_a_new_token_is_pending_then_active_and_cannot_log_in_while_pending(client, emulator_server, emulator_clock,
-                                                                             monkeypatch):
+def test_a_new_token_is_pending_then_active_and_cannot_log_in_while_pending(client, emulator_server, emulator_clock, monkeypatch):
     nip, cert, key = new_seal()
     access = login(client, cert, key, nip)['accessToken']
     _slow_processing(emulator_server, monkeypatch)
