@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
+from ansible_collections.ksef.certificates.plugins.module_utils._host.backend import BACKENDS
 from ansible_collections.ksef.certificates.plugins.module_utils._host.checks import passphrase_problem, text_problem
 # _deploy_proof imports this file too: its functions are looked up when called, once both are loaded.
 from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy_proof
@@ -91,6 +92,8 @@ class DeclarationError(ValueError):
 # its failure would print the whole spec instead of naming the variable.
 _TEXT_OPTIONS = ('name', 'type', 'key_location', 'key_type', 'key_path', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase',
                  'owner', 'group', 'controller_key_dir')
+# Settings of the run that the role's prepare step hands over with the declarations' (vars/main.yml).
+_RUN_SETTINGS = ('ksef_deploy_enrollment_wait_timeout', 'ksef_deploy_replace_missing_keys', 'ksef_deploy_backend')
 _TEXT_SETTINGS = ('ksef_deploy_key_location', 'ksef_deploy_key_type', 'ksef_deploy_controller_key_dir', 'ksef_deploy_key_dir',
                   'ksef_deploy_certificate_dir', 'ksef_deploy_owner', 'ksef_deploy_group')
 _CHOICES = {'type': TYPES, 'key_location': KEY_LOCATIONS, 'key_type': KEY_TYPES}
@@ -124,7 +127,13 @@ def _expected(option, value):
     elif option.endswith('renew_before_days'):
         if not _whole_number(value):
             return 'a whole number of days'
-    elif option.endswith('revoke_superseded'):
+    elif option == 'ksef_deploy_enrollment_wait_timeout':
+        if not _whole_number(value):
+            return 'a whole number of seconds'
+    elif option == 'ksef_deploy_backend':
+        if value not in BACKENDS:
+            return '%s or %s' % (', '.join(BACKENDS[:-1]), BACKENDS[-1])
+    elif option.endswith('revoke_superseded') or option == 'ksef_deploy_replace_missing_keys':
         try:
             boolean(value, strict=True)
         except TypeError:
@@ -137,10 +146,14 @@ def _expected(option, value):
 
 def _host_type_problems(settings, host):
     problems = []
-    for option in _TEXT_SETTINGS + ('ksef_deploy_formats', 'ksef_deploy_renew_before_days', 'ksef_deploy_revoke_superseded'):
-        expected = _expected(option, settings.get(option))
+    for option in _TEXT_SETTINGS + _RUN_SETTINGS + ('ksef_deploy_formats', 'ksef_deploy_renew_before_days',
+                                                   'ksef_deploy_revoke_superseded'):
+        value = settings.get(option)
+        expected = _expected(option, value)
         if expected:
-            problems.append('%s on %s must be %s, not %s' % (option, host, expected, _kind(settings[option])))
+            # A text value is quoted only where it is a choice (never a passphrase).
+            found = repr(value) if option == 'ksef_deploy_backend' and isinstance(value, str) else _kind(value)
+            problems.append('%s on %s must be %s, not %s' % (option, host, expected, found))
     certificates = settings.get('ksef_deploy_certificates')
     if certificates is not None and not isinstance(certificates, (list, tuple)):
         problems.append('ksef_deploy_certificates on %s must be a list of certificate entries (dicts with name, type, ...), '

@@ -149,8 +149,12 @@ def test_valid_declarations_have_no_problem():
       'Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): key_path must be a string, not a dict',
       'Certificate entry 1 of ksef_deploy_certificates on app1 ("Kasa 1"): pkcs12_passphrase must be a string, not a list']),
     ({'ksef_deploy_renew_before_days': [30], 'ksef_deploy_revoke_superseded': 2, 'ksef_deploy_formats': {'pem': 1},
-      'ksef_deploy_key_location': ['host']},
+      'ksef_deploy_key_location': ['host'], 'ksef_deploy_enrollment_wait_timeout': 'long', 'ksef_deploy_replace_missing_keys': 'maybe',
+      'ksef_deploy_backend': 'fast'},
      ['ksef_deploy_key_location on app1 must be a string (host or controller), not a list',
+      'ksef_deploy_enrollment_wait_timeout on app1 must be a whole number of seconds, not a string',
+      'ksef_deploy_replace_missing_keys on app1 must be true or false, not a string',
+      "ksef_deploy_backend on app1 must be auto, cryptography or openssl, not 'fast'",
       'ksef_deploy_formats on app1 must be a list of formats (pem, pkcs12), not a dict',
       'ksef_deploy_renew_before_days on app1 must be a whole number of days, not a list',
       'ksef_deploy_revoke_superseded on app1 must be true or false, not a number']),
@@ -168,7 +172,8 @@ def test_a_value_of_a_wrong_type_is_named_in_one_short_line(overrides, expected)
 def test_values_ansible_converts_keep_working():
     """What the argument spec converted before (a number of days or a boolean as text, from -e) is still accepted."""
     item = declared([{'type': 'offline', 'renew_before_days': '45', 'revoke_superseded': 'yes', 'owner': 1000}],
-                    ksef_deploy_renew_before_days='10', ksef_deploy_revoke_superseded='no')[0]
+                    ksef_deploy_renew_before_days='10', ksef_deploy_revoke_superseded='no', ksef_deploy_enrollment_wait_timeout='600',
+                    ksef_deploy_replace_missing_keys='true', ksef_deploy_backend='openssl')[0]
     assert item['renew_before_days'] == 45 and item['revoke_superseded'] is True and item['owner'] == 1000
     assert _deploy.setting_problems(settings(None), 'app1') == []
 
