@@ -146,8 +146,7 @@ def _expected(option, value):
 
 def _host_type_problems(settings, host):
     problems = []
-    for option in _TEXT_SETTINGS + _RUN_SETTINGS + ('ksef_deploy_formats', 'ksef_deploy_renew_before_days',
-                                                   'ksef_deploy_revoke_superseded'):
+    for option in _TEXT_SETTINGS + _RUN_SETTINGS + ('ksef_deploy_formats', 'ksef_deploy_renew_before_days', 'ksef_deploy_revoke_superseded'):
         value = settings.get(option)
         expected = _expected(option, value)
         if expected:
