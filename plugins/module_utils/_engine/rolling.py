@@ -363,20 +363,30 @@ def hold_message(plan: Plan) -> str:
 
 
 def forecast_quota(plans: List[Plan], limits: Optional[Limits], view: KsefView, now: datetime.datetime) -> Optional[Dict[str, Any]]:
-    """The coming renewals of the declared set against the active-certificate limit (peak, its date, outages)."""
+    """The coming renewals of the declared set against the active-certificate limit (peak, its date, outages).
+
+    Every other active certificate (a superseded Offline one kept for its QR codes II, one nobody declares) gives
+    its slot back when it expires, as in the report's forecast (plugin_utils/_report.quota_forecast).
+    """
     if limits is None or limits.active is None or limits.certificate_limit is None:
         return None
     renewals = []
+    in_use = set()
     for plan in plans:
         if plan.decl.state != 'present':
             continue
-        valid_to = current_validity(plan, view, now)
+        record = record_in_use(plan, view, now)
+        valid_to = record.valid_to if record is not None else None
+        if record is not None:
+            in_use.add(record.serial_number)
         days = plan.decl.renew_before_days
         renew_at = now if valid_to is None else valid_to - datetime.timedelta(
             days=DEFAULT_RENEW_BEFORE_DAYS if days is None else days)
         frees = 1 if plan.decl.revoke_superseded and valid_to is not None else 0
         renewals.append(Renewal(plan.decl.label, renew_at, valid_to, frees))
-    result = forecast(renewals, limits.active, limits.certificate_limit, now)
+    releases = [record.valid_to for record in view.records
+                if record.active and record.serial_number not in in_use and not expired(record.valid_to, now)]
+    result = forecast(renewals, limits.active, limits.certificate_limit, now, releases=releases)
     return {
         'active': limits.active,
         'limit': limits.certificate_limit,

@@ -524,6 +524,17 @@ def test_the_forecast_renews_each_certificate_its_own_days_before_it_ends():
         {'certificate': 'o/offline', 'outage_at': '2026-12-18T00:00:00+00:00'}]
 
 
+def test_the_forecast_counts_the_slots_that_other_active_certificates_give_back_when_they_end():
+    offline, kept = record('O1', days(100)), record('K1', days(75))
+    plans = [plan(current=offline, label='o/offline')]
+    records = [offline, kept, record('E1', days(-1)), record('R1', days(50), status='revoked')]
+    # full: the renewal (day 70) waits for the kept predecessor's end (day 75), before its own certificate's
+    assert forecast_of(plans, records, certificate_left=0, limit=2) == {
+        'active': 2, 'limit': 2, 'peak_active': 2, 'peak_date': '2026-06-01T00:00:00+00:00', 'outages': []}
+    assert forecast_of(plans, [offline], certificate_left=0, limit=2)['outages'] == [
+        {'certificate': 'o/offline', 'outage_at': '2026-09-09T00:00:00+00:00'}]
+
+
 def test_the_forecast_of_a_missing_certificate_is_now_and_it_frees_nothing():
     plans = [plan(revoke=True, label='new/offline'), plan(revoke=True, label='other/offline')]
     assert forecast_of(plans, [], certificate_left=1, limit=1) == {
