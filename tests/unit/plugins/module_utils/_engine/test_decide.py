@@ -507,3 +507,67 @@ def test_an_expired_intent_says_why_a_new_enrollment_is_allowed():
     assert 'the attempt is older than %d s' % INTENT_BLOCK_SECONDS in old.warnings[0]
     forced = decide(declaration(local=MINE, record_=intent(5), force=True), view((record(1), MINE)), Files(), NOW)
     assert 'force is set' in forced.warnings[0] and forced.reason == 'force'
+
+
+# -- every message of the decision, word for word (the mutation run's survivors of decide.py) ----------------------
+
+VALID_UNTIL = '2028-05-01'      # record(...): 700 days after NOW
+
+
+def test_a_decision_names_the_field_it_does_not_have():
+    with pytest.raises(AttributeError) as raised:
+        Decision(declaration(), bogus=1)
+    assert str(raised.value) == 'Decision has no field bogus'
+
+
+def test_the_every_run_warning_word_for_word():
+    plan = decide(declaration(local=MINE, renew_before_days=701), view((record(1), None)), Files(), NOW)
+    assert plan.warnings == [
+        'Certificate erp-auth/authentication: renew_before_days 701 is at or above its lifetime of 701 days, so it is due '
+        'as soon as it is issued and every run renews it (one enrollment request each); choose fewer days (30 is the default)']
+
+
+def test_the_missing_key_refusal_and_warning_word_for_word():
+    actives = view((record(3), OTHERS), (record(4, requested_days_ago=2), None))
+    with pytest.raises(KsefError) as raised:
+        decide(declaration(key=None), actives, Files(), NOW)
+    assert str(raised.value) == (
+        'Certificate erp-auth/authentication: the private key /k/erp.key does not exist, but KSeF still lists active '
+        '0000000000000003 (valid until %s), 0000000000000004 (valid until %s) of this name and type. If that key was lost '
+        '(an AWX/AAP execution environment keeps no files between jobs), a new enrollment would replace it on every run '
+        'and spend the enrollment quota. Keep the key directory on persistent storage and put the key back '
+        '(docs/awx/README.md, "Keys kept on the controller"), or set replace_missing_key=true (role: '
+        'ksef_deploy_replace_missing_keys) to enroll a replacement once. Nothing was sent' % (VALID_UNTIL, VALID_UNTIL))
+    plan = decide(declaration(key=None, replace_missing_key=True), actives, Files(), NOW)
+    assert plan.warnings == [
+        'Certificate erp-auth/authentication: the private key /k/erp.key does not exist while KSeF lists active '
+        '0000000000000003 (valid until %s), 0000000000000004 (valid until %s); replace_missing_key is set, so a new key '
+        'is enrolled and the active ones are superseded' % (VALID_UNTIL, VALID_UNTIL)]
+
+
+@pytest.mark.parametrize('decl_args', [
+    dict(private_key_path=None),                     # no key file declared: nothing can have been lost
+    dict(key_backend='pkcs11'),                      # the key lives in a token
+])
+def test_no_missing_key_refusal_without_a_key_file(decl_args):
+    decl = declaration(key=None, **decl_args)
+    plan = decide(decl, view((record(3), OTHERS)), Files(), NOW)
+    assert (plan.reason, plan.enroll, plan.warnings) == ('key_mismatch', True, [])
+
+
+def test_the_intent_messages_word_for_word():
+    expired = decide(declaration(local=MINE, record_=intent(61)), view((record(1), MINE)), Files(), NOW)
+    sent_at = intent(61)['intent_time']
+    assert expired.warnings == [
+        'No certificate of erp-auth/authentication with the public key of the enrollment attempted at %s appeared in '
+        'KSeF; the attempt is older than 3600 s, a new enrollment is allowed' % sent_at]
+    forced = decide(declaration(local=MINE, record_=intent(5), force=True), view((record(1), MINE)), Files(), NOW)
+    assert forced.warnings == [
+        'No certificate of erp-auth/authentication with the public key of the enrollment attempted at %s appeared in '
+        'KSeF; force is set, a new enrollment is allowed' % intent(5)['intent_time']]
+    with pytest.raises(KsefError) as raised:
+        decide(declaration(local=MINE, record_=intent(5)), view((record(1), MINE)), Files(), NOW)
+    assert str(raised.value) == (
+        'KSeF may still be processing the enrollment of certificate erp-auth/authentication sent at %s (its answer was '
+        'never recorded); no certificate with that name, type and public key exists yet. Rerun later, or set force to '
+        'send a new enrollment. State file: /k/erp.key.ksef-pending.json' % intent(5)['intent_time'])
