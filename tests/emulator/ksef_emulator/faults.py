@@ -67,7 +67,7 @@ class FaultRegistry:
     def __init__(self):
         self._lock = threading.Lock()
         self._faults = []
-        # Requests held by a 'hold' fault: {seq, method, route} -> the event that releases it.
+        # Requests held by a 'hold' fault: (request {seq, method, route}, the event that releases it) pairs.
         self._held = []
         self._held_changed = threading.Condition(self._lock)
 
