@@ -49,4 +49,5 @@ class FilterModule:
             'ksef_deploy_revocations': _filter(_deploy_proof.revocations),
             'ksef_deploy_next_wave': _filter(_deploy_waves.next_wave, 'next_wave'),
             'ksef_deploy_waves_merged': _filter(_deploy_waves.merged, 'waves_merged'),
+            'ksef_deploy_waves_predicted': _filter(_deploy_waves.predict, 'waves_predicted'),
         }

@@ -236,7 +236,7 @@ def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, 
 
     proofs: {'finished': ksef_certificate_proof step=finish, 'revoked': ksef_certificate_revoke} of the batch (the
     first wave's). waves: {'later': [{ids, enrolled, proofs}] of the waves sent after the first (_deploy_waves),
-    'left': the ids the bound left for the next run, 'max_waves'}."""
+    'left': the ids the bound left for the next run, 'max_waves', 'predicted': check mode's _deploy_waves.predict()}."""
     plan = dict((entry['id'], entry) for entry in (host_batch or {}).get('plan') or [])
     failures = (host_batch or {}).get('failures') or {}
     waves = waves or {}
@@ -253,6 +253,9 @@ def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, 
                               _deploy_waves.proofs_of(item['id'], proofs, later))
             if item['id'] in left and line['action'] in _HELD:
                 line = _deploy_waves.left_by_bound(line, plan[item['id']]['reason'], waves.get('max_waves') or 1)
+            if check_mode and plan[item['id']]['action'] == 'enroll':
+                line = _deploy_waves.predicted_line(line, plan[item['id']], (waves.get('predicted') or {}).get(item['id']),
+                                                    waves.get('max_waves') or 1)
         else:
             line = _controller_line(item, shared_results.get(item['id']), shared, check_mode)
         line.setdefault('outage_at', '')

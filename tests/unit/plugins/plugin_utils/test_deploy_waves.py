@@ -143,3 +143,70 @@ def test_the_diffs_of_the_waves_are_joined():
 def test_the_bound_must_be_at_least_one():
     with pytest.raises(AnsibleFilterError, match='ksef_deploy_max_waves must be 1 or more'):
         FILTERS['ksef_deploy_next_wave'](BATCH, FIRST, FIRST_PROOFS['revoked'], 2, 0)
+
+
+# --- check mode: the waves predicted from the limits ---------------------------------------------------------
+
+def _active(serial, name, cert_type, valid_to):
+    return {'serial_number': serial, 'name': name, 'type': cert_type, 'valid_from': '2026-01-01T00:00:00+00:00',
+            'request_date': '2026-01-01T00:00:00+00:00', 'valid_to': valid_to}
+
+
+# a and b Authentication, c and d Offline, due a day apart; X: a certificate no declaration uses, ending before d's.
+FLEET = {'a': prepared('a', renewal_due=True, serial_number=OLD_A), 'b': prepared('b', renewal_due=True, serial_number=OLD_B),
+         'c': prepared('c', [{'type': 'offline'}], renewal_due=True, serial_number='00000000000000C1'),
+         'd': prepared('d', [{'type': 'offline'}], renewal_due=True, serial_number='00000000000000D1')}
+FLEET_ACTIVE = [_active(OLD_A, 'a-authentication', 'authentication', '2026-06-09T00:00:00+00:00'),
+                _active(OLD_B, 'b-authentication', 'authentication', '2026-06-10T00:00:00+00:00'),
+                _active('00000000000000C1', 'c-offline', 'offline', '2026-06-11T00:00:00+00:00'),
+                _active('00000000000000D1', 'd-offline', 'offline', '2026-06-12T00:00:00+00:00'),
+                _active('00000000000000F1', 'x-authentication', 'authentication', '2026-06-10T12:00:00+00:00')]
+FLEET_BATCH = _deploy_account.batch(FLEET, {'certificates': FLEET_ACTIVE}, NOW)
+
+
+def limits(free, enrollments=300):
+    return {'certificates': FLEET_ACTIVE, 'limits': {'certificate': {'remaining': free, 'limit': 10},
+                                                    'enrollment': {'remaining': enrollments, 'limit': 300}}}
+
+
+def waves_of(predicted):
+    return dict((item_id.split('-')[0], entry.get('wave') or (entry['state'] + (' bound' if entry.get('bound') else '')))
+                for item_id, entry in predicted.items())
+
+
+def test_check_mode_predicts_a_wave_per_slot_given_back_soonest_expiry_first():
+    predicted = FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, limits(1), 20, NOW)
+    # c (Offline) keeps the slot its wave took: d waits; X ends before d's certificate, so a later run renews d in time.
+    assert waves_of(predicted) == {'a': 1, 'b': 2, 'c': 3, 'd': 'deferred'}
+    assert predicted['d-offline|offline']['retry_at'] == '2026-06-10T12:00:00+00:00'
+    assert predicted['d-offline|offline']['outage_at'] == '2026-06-12T00:00:00+00:00'
+    assert waves_of(FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, limits(2), 20, NOW)) == {'a': 1, 'b': 1, 'c': 2, 'd': 2}
+    line = FILTERS['ksef_deploy_account'](FLEET['d'], FLEET_BATCH['hosts']['d'], {}, {}, True, 'd', {},
+                                          {'predicted': predicted, 'max_waves': 20})[0]
+    assert (line['action'], line['changed'], line['superseded'], line['serial_number']) == ('deferred', False, [], '00000000000000D1')
+    assert 'waits for a free slot: the active-certificate limit leaves none after this run' in line['reason']
+    line = FILTERS['ksef_deploy_account'](FLEET['b'], FLEET_BATCH['hosts']['b'], {}, {}, True, 'b', {},
+                                          {'predicted': predicted, 'max_waves': 20})[0]
+    assert (line['action'], line['changed']) == ('renewed', True)
+    assert line['superseded'] == [{'serial_number': OLD_B, 'valid_to': '2026-06-10T00:00:00+00:00', 'revoked': True}]
+
+
+def test_check_mode_predicts_the_bound_and_what_no_slot_can_take():
+    predicted = FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, limits(1), 2, NOW)
+    assert waves_of(predicted) == {'a': 1, 'b': 2, 'c': 'deferred bound', 'd': 'deferred bound'}
+    line = FILTERS['ksef_deploy_account'](FLEET['c'], FLEET_BATCH['hosts']['c'], {}, {}, True, 'c', {},
+                                          {'predicted': predicted, 'max_waves': 2})[0]
+    assert line['action'] == 'deferred' and 'this run sent the 2 waves ksef_deploy_max_waves allows' in line['reason']
+    # No slot free: nothing is sent; what ends before X's slot comes back is blocked.
+    assert waves_of(FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, limits(0), 20, NOW)) == {
+        'a': 'blocked', 'b': 'blocked', 'c': 'deferred', 'd': 'deferred'}
+    # No enrollment request left.
+    predicted = FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, limits(4, enrollments=1), 20, NOW)
+    assert waves_of(predicted) == {'a': 1, 'b': 'blocked', 'c': 'blocked', 'd': 'blocked'}
+    assert predicted['b-authentication|authentication']['reason'] == 'enrollment_quota'
+
+
+def test_without_the_limits_check_mode_predicts_every_renewal():
+    assert FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, {'certificates': FLEET_ACTIVE}, 20, NOW) == {}
+    line = FILTERS['ksef_deploy_account'](FLEET['d'], FLEET_BATCH['hosts']['d'], {}, {}, True, 'd', {}, {'predicted': {}})[0]
+    assert line['action'] == 'renewed'
