@@ -165,8 +165,8 @@ FLEET_BATCH = _deploy_account.batch(FLEET, {'certificates': FLEET_ACTIVE}, NOW)
 
 
 def limits(free, enrollments=300):
-    return {'certificates': FLEET_ACTIVE, 'limits': {'certificate': {'remaining': free, 'limit': 10},
-                                                    'enrollment': {'remaining': enrollments, 'limit': 300}}}
+    counts = {'certificate': {'remaining': free, 'limit': 10}, 'enrollment': {'remaining': enrollments, 'limit': 300}}
+    return {'certificates': FLEET_ACTIVE, 'limits': counts}
 
 
 def waves_of(predicted):
