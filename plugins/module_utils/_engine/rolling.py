@@ -25,6 +25,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.enroll i
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.scheduler import EnrollmentScheduler
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 from ansible_collections.ksef.certificates.plugins.module_utils._rules import (
     DEFAULT_RENEW_BEFORE_DAYS,
@@ -65,15 +66,21 @@ class Limits:
         return self.certificate_limit - self.certificates_left
 
 
-def current_validity(plan: Plan, view: KsefView, now: datetime.datetime) -> Optional[datetime.datetime]:
-    """End of the validity of the certificate in use now, None when there is none (an outage already).
+def record_in_use(plan: Plan, view: KsefView, now: datetime.datetime) -> Optional[CertificateRecord]:
+    """The certificate in use now, None when there is none that is active and valid (an outage already).
 
     The declared certificate; without one (the CSR of a new key, as the role sends), the superseded certificate
     of that name and type that stays valid longest: the one the host uses until its successor is installed.
     """
     records = [plan.current_item] if plan.current_item is not None else [view.by_serial(serial) for serial in plan.superseded]
-    valid = [record.valid_to for record in records if record is not None and record.active and not expired(record.valid_to, now)]
-    return max(valid) if valid else None
+    valid = [record for record in records if record is not None and record.active and not expired(record.valid_to, now)]
+    return max(valid, key=lambda record: record.valid_to) if valid else None
+
+
+def current_validity(plan: Plan, view: KsefView, now: datetime.datetime) -> Optional[datetime.datetime]:
+    """End of the validity of the certificate in use now (record_in_use), None when there is none."""
+    record = record_in_use(plan, view, now)
+    return record.valid_to if record is not None else None
 
 
 def slots_freed(plan: Plan, keeps_login: Callable[[Plan, str], bool], now: datetime.datetime) -> int:
@@ -100,15 +107,14 @@ class RollingRenewal:
     """Runs the enrollments of a run in waves within the limits; `quota` is the return value."""
 
     def __init__(self, module: AnsibleModule, api: KsefApi, enroller: Enroller, scheduler: EnrollmentScheduler,
-                 now: Callable[[], datetime.datetime], max_enrollments: Optional[int] = None, release_offline: bool = False) -> None:
-        # max_enrollments: what the hour's call budget allows (Converger._plan_budget sets it; None: all)
+                 now: Callable[[], datetime.datetime], release_offline: bool) -> None:
         self.module = module
         self.release_offline = release_offline
         self.api = api
         self.enroller = enroller
         self.scheduler = scheduler
         self.now = now
-        self.max_enrollments = max_enrollments
+        self.max_enrollments = None     # what the hour's call budget allows (Converger._plan_budget sets it; None: all)
         self.limits = None
         self.quota = None
         self.released = []
@@ -130,10 +136,10 @@ class RollingRenewal:
         """Free active-certificate slots and enrollment requests left, from the limits read (None: no bound)."""
         limits = self.limits
         free = limits.certificates_left if limits.certificates_left is not None else len(enrolling)
-        enrollments_left = limits.enrollments_left
-        if limits.can_request is False and free > 0 and (enrollments_left is None or enrollments_left > 0):
-            enrollments_left = 0    # KSeF refuses the subject for a reason the two counts do not show
-        return free, enrollments_left
+        # canRequest=false with a free slot: KSeF refuses the subject for a reason the two counts do not show.
+        # (Without a free slot it is that: the slots a release of Offline predecessors frees are usable.)
+        refused = limits.can_request is False and free > 0
+        return free, 0 if refused else limits.enrollments_left
 
     def wave_count(self, enrolling: List[Plan]) -> int:
         """How many waves these enrollments (soonest expiry first) take under the limits read (the call budget)."""
@@ -141,8 +147,9 @@ class RollingRenewal:
         return max(len(self.plan(enrolling, free, enrollments_left, None).waves), 1)
 
     def start(self, plans: List[Plan], enrolling: List[Plan]) -> WavePlan:
-        """The waves under the limits read: returns the plan; deferred and blocked plans are held (nothing sent here)."""
-        limits = self.limits if self.limits is not None else self.read_limits()
+        """The waves under the limits read (read_limits first): returns the plan; deferred and blocked plans are
+        held (nothing sent here)."""
+        limits = self.limits
         free, enrollments_left = self.free_and_enrollments_left(enrolling)
         waves = self.plan(enrolling, free, enrollments_left, self.max_enrollments)
         short = len([plan for plan, reason in waves.blocked if reason == 'certificate_quota'])
@@ -169,20 +176,19 @@ class RollingRenewal:
         """Hold what the waves leave out: past the call budget deferred; without a slot or an enrollment request
         deferred when a slot comes back before its certificate ends (a later run renews it in time), else blocked."""
         for plan in waves.deferred:
-            self._hold(plan, 'call_budget', renewing, plans)
+            plan.hold('deferred', 'call_budget', self.valid_to(plan), self.now() + BUDGET_WINDOW)
+            plan.hold_note = hold_message(plan)
         for plan, reason in waves.blocked:
             self._hold(plan, reason, renewing, plans)
 
     def _hold(self, plan, reason, renewing, plans):
+        """Hold a plan the limits leave out (reason enrollment_quota or certificate_quota)."""
         outage_at = self.valid_to(plan)
-        if reason == 'call_budget':
-            plan.hold('deferred', reason, outage_at, self.now() + BUDGET_WINDOW)
+        retry_at = self.next_free_slot(plans, renewing) if reason == 'certificate_quota' else None
+        if outage_at is not None and retry_at is not None and retry_at < outage_at:
+            plan.hold('deferred', reason, outage_at, retry_at)
         else:
-            retry_at = self.next_free_slot(plans, renewing) if reason == 'certificate_quota' else None
-            if outage_at is not None and retry_at is not None and retry_at < outage_at:
-                plan.hold('deferred', reason, outage_at, retry_at)
-            else:
-                plan.hold('blocked', reason, outage_at)
+            plan.hold('blocked', reason, outage_at)
         plan.hold_note = hold_message(plan)
 
     def next_free_slot(self, plans: List[Plan], renewing: List[Plan]) -> Optional[datetime.datetime]:
@@ -211,18 +217,22 @@ class RollingRenewal:
     def _release_offline_predecessors(self, plans, needed):
         """release_offline_predecessors: revoke superseded Offline certificates still active, soonest expiry first.
 
-        Only predecessors: never the declared certificate of a plan (nor the one a renewal replaces). QR codes II
-        signed with them stop verifying, which is why it takes an explicit option. Returns the slots freed.
+        Only predecessors: never the certificate in use (the declared one, or for a CSR renewal the one its host
+        uses until the successor is installed). QR codes II signed with them stop verifying, which is why it takes
+        an explicit option. Returns the slots freed.
         """
-        lingering = []
+        lingering = {}      # serial -> (valid_to, plan)
+        now = self.now()
         for plan in plans:
             if plan.decl.state != 'present' or plan.decl.type != 'offline':
                 continue
-            keep = plan.current_item.serial_number if plan.current_item is not None else None
-            lingering.extend((record.valid_to, record.serial_number, plan) for record in self.enroller.view.candidates(
+            in_use = record_in_use(plan, self.enroller.view, now)
+            keep = in_use.serial_number if in_use is not None else None
+            lingering.update((record.serial_number, (record.valid_to, plan)) for record in self.enroller.view.candidates(
                 plan.decl) if record.active and record.serial_number != keep)
         freed = 0
-        for dummy, serial, plan in sorted(lingering, key=lambda entry: (entry[0], entry[1]))[:needed]:
+        for serial in sorted(lingering, key=lambda serial: (lingering[serial][0], serial))[:needed]:
+            plan = lingering[serial][1]
             self.released.append(serial)
             if self.enroller.check_mode:
                 plan.revoked.append(serial)
@@ -237,9 +247,10 @@ class RollingRenewal:
         return freed
 
     def run(self, plans: List[Plan], waves: WavePlan, check_csr: Callable[[Plan], None]) -> None:
-        """Send the waves one after the other; after each, plan the rest again from the slots really free."""
-        limits = self.limits
-        free = limits.certificates_left if limits.certificates_left is not None else None
+        """Send the waves one after the other; after each, plan the rest again from the slots really free.
+
+        The first plan (start) already left out what the enrollment quota and the call budget do not allow, so
+        what remains fits both: only the free slots can change, when a successor does not prove itself."""
         remaining = [plan for wave in waves.waves for plan in wave]
         for plan in remaining:
             check_csr(plan)
@@ -247,6 +258,8 @@ class RollingRenewal:
             for wave in waves.waves:
                 self.scheduler.send_all(plans, wave)
             return
+        # No certificate limit known: start planned everything as one wave, so this is never used up.
+        free = self.free_and_enrollments_left(remaining)[0]
         wave = waves.waves[0]
         sent_plans = []
         freed = 0
@@ -262,11 +275,7 @@ class RollingRenewal:
             sent_plans.extend(wave)
             freed += revocations(plans) - revoked_before
             remaining = [plan for plan in remaining if plan not in wave]
-            if not remaining:
-                break
-            enrollments_left = None if limits.enrollments_left is None else limits.enrollments_left - len(sent_plans)
-            again = self.plan(remaining, len(remaining) if free is None else free - len(sent_plans) + freed, enrollments_left,
-                              None if self.max_enrollments is None else self.max_enrollments - len(sent_plans))
+            again = self.plan(remaining, free - len(sent_plans) + freed, None, None)
             self._hold_all(plans, again, sent_plans + [plan for each in again.waves for plan in each])
             self.quota['deferred'].extend(self._deferred_labels(again))
             self.quota['blocked'].extend(self._blocked_entries(again))
@@ -354,20 +363,30 @@ def hold_message(plan: Plan) -> str:
 
 
 def forecast_quota(plans: List[Plan], limits: Optional[Limits], view: KsefView, now: datetime.datetime) -> Optional[Dict[str, Any]]:
-    """The coming renewals of the declared set against the active-certificate limit (peak, its date, outages)."""
+    """The coming renewals of the declared set against the active-certificate limit (peak, its date, outages).
+
+    Every other active certificate (a superseded Offline one kept for its QR codes II, one nobody declares) gives
+    its slot back when it expires, as in the report's forecast (plugin_utils/_report.quota_forecast).
+    """
     if limits is None or limits.active is None or limits.certificate_limit is None:
         return None
     renewals = []
+    in_use = set()
     for plan in plans:
         if plan.decl.state != 'present':
             continue
-        valid_to = current_validity(plan, view, now)
+        record = record_in_use(plan, view, now)
+        valid_to = record.valid_to if record is not None else None
+        if record is not None:
+            in_use.add(record.serial_number)
         days = plan.decl.renew_before_days
         renew_at = now if valid_to is None else valid_to - datetime.timedelta(
             days=DEFAULT_RENEW_BEFORE_DAYS if days is None else days)
         frees = 1 if plan.decl.revoke_superseded and valid_to is not None else 0
         renewals.append(Renewal(plan.decl.label, renew_at, valid_to, frees))
-    result = forecast(renewals, limits.active, limits.certificate_limit, now)
+    releases = [record.valid_to for record in view.records
+                if record.active and record.serial_number not in in_use and not expired(record.valid_to, now)]
+    result = forecast(renewals, limits.active, limits.certificate_limit, now, releases=releases)
     return {
         'active': limits.active,
         'limit': limits.certificate_limit,

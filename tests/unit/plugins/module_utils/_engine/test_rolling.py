@@ -6,11 +6,26 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import functools
+from types import SimpleNamespace
 
 import pytest
 
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
-from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import slots_freed
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import KsefView
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import (
+    ADVICE,
+    Limits,
+    RollingRenewal,
+    current_validity,
+    forecast_quota,
+    hold_message,
+    record_in_use,
+    slots_freed,
+)
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
+from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
 
 
 def fleet(tmp_path, auth=0, offline=0, extra=()):
@@ -288,6 +303,10 @@ def test_a_successor_that_fails_its_proof_frees_no_slot_for_the_next_wave(run, k
     assert status_of(ksef, old) == ['Active'] and ksef.revocations() == []
     assert ksef.count('enroll') == 1 and ksef.peak_active == 4
     assert [entry['reason'] for entry in result['quota']['blocked']] == ['certificate_quota'] * 2
+    # planned again after the first wave: each certificate left out says so
+    assert [name for name in ('auth-001', 'auth-002') if any(
+        warning.startswith('Certificate %s/authentication' % name) and 'cannot be renewed now' in warning
+        for warning in run.warnings)] == ['auth-001', 'auth-002']
 
 
 def test_released_offline_predecessors_are_not_counted_again_after_their_wave(run, ksef, clock, tmp_path):
@@ -316,9 +335,329 @@ def test_released_offline_predecessors_are_not_counted_again_after_their_wave(ru
     (None, False, 0),
     ('2030-01-01T00:00:00Z', True, 0),          # held until valid: its predecessors stay
     ('2020-01-01T00:00:00Z', True, 2),
+    ('2026-01-01T00:00:00Z', True, 2),          # valid from now: installed, its predecessors revoked
 ])
 def test_slots_freed_counts_the_predecessors_the_run_will_revoke(valid_from, revoke, expected):
     decl = type('Decl', (), dict(revoke_superseded=revoke, valid_from=valid_from))()
     plan = type('Plan', (), dict(decl=decl, superseded=['A1', 'B2', 'C3']))()
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     assert slots_freed(plan, lambda plan, serial: serial == 'B2', now) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces of the wave run, one by one (each assertion kills a mutant `make mutation` found alive)
+# ---------------------------------------------------------------------------------------------
+
+NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+
+
+def days(count):
+    return NOW + datetime.timedelta(days=count)
+
+
+def record(serial, valid_to, status='active', name='n', cert_type='offline', requested=None):
+    return CertificateRecord(serial, name, cert_type, status, valid_to, request_date=requested)
+
+
+def decl(label='n/offline', state='present', cert_type='offline', revoke=False, renew_before_days=None, name='n'):
+    return SimpleNamespace(label=label, state=state, type=cert_type, name=name, revoke_superseded=revoke,
+                           renew_before_days=renew_before_days, valid_from=None)
+
+
+def plan(current=None, superseded=(), **fields):
+    """The fields of a Plan the wave run reads, and its real hold()."""
+    made = SimpleNamespace(decl=decl(**fields), current_item=current, superseded=list(superseded), revoked=[],
+                           changed=False, held=None)
+    made.hold = functools.partial(Plan.hold, made)
+    return made
+
+
+class Warnings:
+    def __init__(self):
+        self.messages = []
+
+    def warn(self, message):
+        self.messages.append(message)
+
+
+def renewal(records, limits=None, release_offline=False):
+    """A RollingRenewal in check mode over `records` at NOW, with nothing behind it that could call KSeF."""
+    enroller = SimpleNamespace(view=KsefView(records), check_mode=True, revoker=SimpleNamespace(keeps_login=lambda plan, serial: False))
+    rolling = RollingRenewal(Warnings(), None, enroller, None, lambda: NOW, release_offline=release_offline)
+    rolling.limits = Limits(limits)
+    return rolling
+
+
+@pytest.mark.parametrize('value, expected', [(7, 7), (0, 0), (True, None), (False, None), ('7', None), (7.0, None), (None, None)])
+def test_limits_take_only_whole_numbers(value, expected):
+    limits = Limits({'canRequest': True, 'certificate': {'remaining': value, 'limit': value},
+                     'enrollment': {'remaining': value, 'limit': value}})
+    assert (limits.certificates_left, limits.certificate_limit, limits.enrollments_left, limits.enrollment_limit) == (expected,) * 4
+    assert limits.can_request is True
+
+
+def test_limits_without_an_answer_know_nothing():
+    limits = Limits(None)
+    assert (limits.can_request, limits.certificates_left, limits.certificate_limit, limits.enrollments_left,
+            limits.enrollment_limit, limits.active) == (None,) * 6
+    assert Limits({'certificate': {'remaining': 3, 'limit': 10}}).active == 7
+    assert Limits({'certificate': {'limit': 10}}).active is None
+
+
+def test_the_certificate_in_use_is_the_declared_one_else_the_superseded_one_valid_longest():
+    declared, longer = record('D1', days(10)), record('S2', days(50))
+    view = KsefView([declared, longer, record('S3', days(40)), record('S4', days(90), status='revoked'),
+                     record('S5', days(-1))])
+    assert current_validity(plan(current=declared, superseded=['S2']), view, NOW) == days(10)
+    assert current_validity(plan(superseded=['S3', 'S2', 'S4', 'S5', 'GONE']), view, NOW) == days(50)
+    assert current_validity(plan(superseded=['S4', 'S5', 'GONE']), view, NOW) is None
+    assert current_validity(plan(current=record('D6', days(-2))), view, NOW) is None
+    assert record_in_use(plan(superseded=['S3', 'S2']), view, NOW) is longer
+
+
+def test_a_quota_that_is_exactly_enough_is_no_problem():
+    rolling = renewal([])
+    limits = Limits({'canRequest': True, 'certificate': {'remaining': 2, 'limit': 100}, 'enrollment': {'remaining': 2, 'limit': 300}})
+    assert rolling._problems(limits, 2) == 'no active-certificate slot is left for them'
+    assert rolling._problems(limits, 3) == (
+        'enrollment requests quota (KSeF 25006): 2 of 300 left, 3 needed; active certificates quota (KSeF 25007): 2 of 100 '
+        'left, 3 needed (a renewal holds two certificates until the old one is revoked)')
+    refused = Limits({'canRequest': False, 'certificate': {'remaining': 1, 'limit': 100}, 'enrollment': {'remaining': 9, 'limit': 300}})
+    assert rolling._problems(refused, 1) == 'KSeF reports canRequest=false for this subject'
+    assert rolling._problems(refused, 2) == ('active certificates quota (KSeF 25007): 1 of 100 left, 2 needed (a renewal '
+                                             'holds two certificates until the old one is revoked)')
+
+
+def held(held_as, reason, outage_at, retry_at=None, label='n/offline'):
+    held_plan = plan(label=label)
+    held_plan.held, held_plan.hold_reason, held_plan.outage_at, held_plan.retry_at = held_as, reason, outage_at, retry_at
+    return held_plan
+
+
+@pytest.mark.parametrize('held_as, reason, outage_at, retry_at, expected', [
+    ('deferred', 'call_budget', days(9), days(0.5),
+     "waits for a later run: the hour's call budget of KSeF's rate limits is spent; a run from 2026-06-01T12:00:00+00:00 "
+     "can renew it; the certificate in use works until 2026-06-10T00:00:00+00:00 (an outage from then)"),
+    ('blocked', 'enrollment_quota', None, None,
+     'cannot be renewed now: no enrollment request is left (KSeF 25006, 300 per 30 days); it has no valid certificate '
+     '(an outage now); ' + ADVICE),
+    ('deferred', 'certificate_quota', days(9), days(3),
+     'waits for a free slot: the active-certificate limit (KSeF 25007) leaves none now; a run from '
+     '2026-06-04T00:00:00+00:00 can renew it; the certificate in use works until 2026-06-10T00:00:00+00:00 (an outage from then)'),
+    ('blocked', 'certificate_quota', days(9), None,
+     'cannot be renewed now: the active-certificate limit (KSeF 25007) leaves no slot for it; the certificate in use '
+     'works until 2026-06-10T00:00:00+00:00 (an outage from then); ' + ADVICE),
+])
+def test_hold_messages_say_why_until_when_and_what_to_do(held_as, reason, outage_at, retry_at, expected):
+    assert hold_message(held(held_as, reason, outage_at, retry_at)) == expected
+
+
+def test_a_warning_for_each_held_certificate_that_still_has_a_valid_one():
+    first, second = held('blocked', 'certificate_quota', None, label='a/offline'), held('blocked', 'certificate_quota', days(9), label='b/offline')
+    for each in (first, second):
+        each.hold_note = hold_message(each)
+    assert list(renewal([])._hold_messages([first, second])) == ['Certificate b/offline ' + second.hold_note]
+
+
+def test_a_blocked_entry_without_a_valid_certificate_is_an_outage_now():
+    rolling = renewal([record('S1', days(9))])
+    assert rolling._blocked_entry(plan(superseded=['S1'], label='a/offline'), 'certificate_quota') == {
+        'certificate': 'a/offline', 'reason': 'certificate_quota', 'outage_at': '2026-06-10T00:00:00+00:00'}
+    assert rolling._blocked_entry(plan(label='b/offline'), 'enrollment_quota') == {
+        'certificate': 'b/offline', 'reason': 'enrollment_quota', 'outage_at': '2026-06-01T00:00:00+00:00'}
+
+
+def test_the_next_free_slot_skips_what_the_declarations_use_after_an_absent_one():
+    in_use, nobodys, later = record('C1', days(5), name='kept'), record('X2', days(20), name='other'), record('L3', days(30))
+    rolling = renewal([in_use, nobodys, later, record('R4', days(2), status='revoked')])
+    plans = [plan(state='absent', label='gone/offline'), plan(current=in_use, label='kept/offline')]
+    assert rolling.next_free_slot(plans, []) == days(20)
+    renewing = plan(superseded=['X2'], revoke=True)
+    assert rolling.next_free_slot(plans + [renewing], [renewing]) == days(30)
+    assert rolling.next_free_slot(plans + [plan(superseded=['L3'])], []) == days(20)
+
+
+def test_release_takes_only_superseded_offline_certificates_by_expiry_then_serial():
+    records = [record('A9', days(3), name='auth', cert_type='authentication'),       # an Authentication one: never
+               record('B2', days(8)), record('B1', days(8)), record('B3', days(6)),
+               record('B4', days(60)),                                               # in use by the CSR renewal
+               record('G1', days(1), name='gone')]                                   # of an absent declaration
+    rolling = renewal(records)
+    auth = plan(current=record('A1', days(90), name='auth', cert_type='authentication'), name='auth', cert_type='authentication',
+                label='auth/authentication')
+    csr_renewal = plan(superseded=['B1', 'B2', 'B3', 'B4'], label='n/offline')
+    plans = [auth, plan(state='absent', name='gone', label='gone/offline'), csr_renewal]
+    assert rolling._release_offline_predecessors(plans, 2) == 2
+    assert rolling.released == ['B3', 'B1'] and csr_renewal.revoked == ['B3', 'B1'] and csr_renewal.changed is True
+    assert auth.revoked == [] and auth.changed is False
+    assert rolling.module.messages == [
+        'release_offline_predecessors: revoked 2 superseded Offline certificate(s) to free slots for due renewals '
+        '(B3, B1); QR codes II signed with them no longer verify']
+    assert renewal(records)._release_offline_predecessors(plans, 9) == 3       # B4 stays: the host uses it
+
+
+def test_release_without_a_predecessor_frees_nothing_and_says_nothing():
+    rolling = renewal([record('B4', days(60))])
+    assert rolling._release_offline_predecessors([plan(superseded=['B4'])], 1) == 0
+    assert rolling.module.messages == [] and rolling.released == []
+
+
+def forecast_of(plans, records, certificate_left=1, limit=4):
+    limits = Limits({'certificate': {'remaining': certificate_left, 'limit': limit}})
+    return forecast_quota(plans, limits, KsefView(records), NOW)
+
+
+def test_the_forecast_renews_each_certificate_its_own_days_before_it_ends():
+    auth, offline = record('A1', days(100), cert_type='authentication', name='a'), record('O1', days(200))
+    plans = [plan(state='absent', label='gone/offline'),
+             plan(current=auth, revoke=True, renew_before_days=10, cert_type='authentication', name='a', label='a/authentication'),
+             plan(current=offline, label='o/offline')]
+    assert forecast_of(plans, [auth, offline], certificate_left=2) == {
+        'active': 2, 'limit': 4, 'peak_active': 3, 'peak_date': '2026-08-30T00:00:00+00:00', 'outages': []}
+    # the Authentication renewal (day 90) gives its slot back; the Offline ones (days 170, 180) keep theirs
+    second = plan(current=record('O2', days(210), name='p'), name='p', label='p/offline')
+    assert forecast_of(plans + [second], [auth, offline], certificate_left=7, limit=10) == {
+        'active': 3, 'limit': 10, 'peak_active': 5, 'peak_date': '2026-11-28T00:00:00+00:00', 'outages': []}
+    # no free slot and nothing that ends before them: both are outages, each from the end of its certificate
+    assert forecast_of(plans, [auth, offline], certificate_left=0, limit=2)['outages'] == [
+        {'certificate': 'a/authentication', 'outage_at': '2026-09-09T00:00:00+00:00'},
+        {'certificate': 'o/offline', 'outage_at': '2026-12-18T00:00:00+00:00'}]
+
+
+def test_the_forecast_counts_the_slots_that_other_active_certificates_give_back_when_they_end():
+    offline, kept = record('O1', days(100)), record('K1', days(75))
+    plans = [plan(current=offline, label='o/offline')]
+    records = [offline, kept, record('E1', days(-1)), record('R1', days(50), status='revoked')]
+    # full: the renewal (day 70) waits for the kept predecessor's end (day 75), before its own certificate's
+    assert forecast_of(plans, records, certificate_left=0, limit=2) == {
+        'active': 2, 'limit': 2, 'peak_active': 2, 'peak_date': '2026-06-01T00:00:00+00:00', 'outages': []}
+    assert forecast_of(plans, [offline], certificate_left=0, limit=2)['outages'] == [
+        {'certificate': 'o/offline', 'outage_at': '2026-09-09T00:00:00+00:00'}]
+
+
+def test_the_forecast_of_a_missing_certificate_is_now_and_it_frees_nothing():
+    plans = [plan(revoke=True, label='new/offline'), plan(revoke=True, label='other/offline')]
+    assert forecast_of(plans, [], certificate_left=1, limit=1) == {
+        'active': 0, 'limit': 1, 'peak_active': 1, 'peak_date': '2026-06-01T00:00:00+00:00',
+        'outages': [{'certificate': 'other/offline', 'outage_at': '2026-06-01T00:00:00+00:00'}]}
+
+
+def test_no_forecast_without_the_limits():
+    assert forecast_quota([], None, KsefView([]), NOW) is None
+    assert forecast_quota([], Limits({'certificate': {'limit': 4}}), KsefView([]), NOW) is None
+
+
+def test_a_run_that_leaves_certificates_without_any_fails_naming_each_and_keeps_changed():
+    rolling = renewal([], {'certificate': {'remaining': 0, 'limit': 2}})
+    done, first, second = plan(label='done/offline'), plan(label='a/offline'), plan(label='b/offline')
+    done.changed = True
+    first.held = second.held = 'blocked'
+    with pytest.raises(KsefConvergeError) as error:
+        rolling.finish([done, first, second])
+    assert str(error.value).startswith('Cannot enroll 2 certificate(s) that have no valid certificate: a/offline, b/offline; '
+                                       'active certificates quota (KSeF 25007): 0 of 2 left, 2 needed')
+    assert error.value.changed is True
+    done.changed = False
+    with pytest.raises(KsefConvergeError) as error:
+        rolling.finish([done, first, second])
+    assert error.value.changed is False
+    rolling.finish([done])
+
+
+def test_a_certificate_without_an_enrollment_request_is_blocked_even_when_a_slot_comes_back():
+    in_use, nobodys = record('S1', days(9)), record('X2', days(3), name='other')
+    rolling = renewal([in_use, nobodys])
+    waiting = plan(superseded=['S1'])
+    rolling._hold(waiting, 'enrollment_quota', [], [waiting])
+    assert (waiting.held, waiting.hold_reason, waiting.outage_at, waiting.retry_at) == ('blocked', 'enrollment_quota', days(9), None)
+    rolling._hold(waiting, 'certificate_quota', [], [waiting])
+    assert (waiting.held, waiting.retry_at) == ('deferred', days(3))
+
+
+def test_renewals_that_end_together_go_in_the_order_of_their_names(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, extra=[('zeta-cert', 'authentication'), ('alpha-cert', 'authentication')])
+    run(args)
+    make_due(ksef, clock, days=lambda index: 10)
+    ksef.quota(max_certificates=3)
+    assert run(args, check_mode=True)['quota']['waves'] == [['alpha-cert/authentication (certificates[1])'],
+                                                            ['zeta-cert/authentication (certificates[0])']]
+
+
+@pytest.mark.parametrize('limits, expected', [
+    ({}, (3, None)),                                                                   # KSeF said nothing: no bound
+    ({'certificate': {'remaining': 1}, 'enrollment': {'remaining': 5}}, (1, 5)),
+    ({'canRequest': True, 'certificate': {'remaining': 1}, 'enrollment': {'remaining': 5}}, (1, 5)),
+    ({'canRequest': False, 'certificate': {'remaining': 1}}, (1, 0)),                  # refused for another reason
+    ({'canRequest': False, 'certificate': {'remaining': 0}, 'enrollment': {'remaining': 5}}, (0, 5)),   # for the slots
+    ({'canRequest': False, 'certificate': {'remaining': 2}, 'enrollment': {'remaining': 1}}, (2, 0)),
+])
+def test_free_slots_and_enrollment_requests_from_the_limits(limits, expected):
+    assert renewal([], limits).free_and_enrollments_left([plan(), plan(), plan()]) == expected
+
+
+def due_plans(count, revoke=True, cert_type='authentication'):
+    return [plan(current=record('C%d' % index, days(5 + index), name='p%d' % index, cert_type=cert_type), revoke=revoke,
+                 superseded=['C%d' % index], name='p%d' % index, cert_type=cert_type, label='p%d/%s' % (index, cert_type))
+            for index in range(count)]
+
+
+def test_the_wave_count_the_call_budget_is_planned_for():
+    plans = due_plans(3)
+    records = [each.current_item for each in plans]
+    assert renewal(records, {'certificate': {'remaining': 1}}).wave_count(plans) == 3
+    assert renewal(records, {'certificate': {'remaining': 3}}).wave_count(plans) == 1
+    assert renewal(records, {}).wave_count(plans) == 1
+    assert renewal(records, {'certificate': {'remaining': 0}}).wave_count(plans) == 1
+
+
+def test_start_plans_the_waves_and_says_what_waits_for_the_call_budget():
+    plans = due_plans(4)
+    rolling = renewal([each.current_item for each in plans], {'canRequest': True, 'certificate': {'remaining': 2, 'limit': 10},
+                                                               'enrollment': {'remaining': 250, 'limit': 300}})
+    rolling.max_enrollments = 2
+    waves = rolling.start(plans, plans)
+    assert waves.waves == [plans[:2]] and waves.deferred == plans[2:]
+    assert [each.held for each in plans] == [None, None, 'deferred', 'deferred']
+    assert rolling.module.messages == ["2 due certificate(s) wait for a later run, as the hour's call budget allows 2 "
+                                       "enrollment(s) now: p2/authentication, p3/authentication"]
+    assert rolling.quota == {
+        'certificate_limit': 10, 'certificates_left': 2, 'enrollment_limit': 300, 'enrollments_left': 250,
+        'waves': [['p0/authentication', 'p1/authentication']], 'waves_sent': [], 'enrollments_needed': 2,
+        'deferred': ['p2/authentication', 'p3/authentication'], 'blocked': [], 'released_offline': []}
+
+
+def test_start_without_any_slot_for_certificates_that_have_none_sends_nothing():
+    plans = [plan(label='a/offline'), plan(label='b/offline')]
+    rolling = renewal([], {'certificate': {'remaining': 0, 'limit': 2}, 'enrollment': {'remaining': 1, 'limit': 300}})
+    with pytest.raises(KsefError) as error:
+        rolling.start(plans, plans)
+    assert str(error.value) == (
+        'Cannot enroll 2 certificate(s): enrollment requests quota (KSeF 25006): 1 of 300 left, 2 needed; active '
+        'certificates quota (KSeF 25007): 0 of 2 left, 2 needed (a renewal holds two certificates until the old one is '
+        'revoked). Revoke unused certificates or wait for the enrollment window; nothing was sent')
+
+
+def offline_fleet_with_lingering_predecessors():
+    """Three due Offline certificates and, for the first, two superseded ones still active (free for release)."""
+    plans = due_plans(3, revoke=False, cert_type='offline')
+    lingering = [record('L1', days(20), name='p0'), record('L2', days(30), name='p0')]
+    return plans, [each.current_item for each in plans] + lingering
+
+
+@pytest.mark.parametrize('enrollments_left, max_enrollments, released, held', [
+    (None, None, ['L1', 'L2'], [None, None, None]),
+    # only what the active-certificate limit holds back is released; the other limits still hold afterwards
+    (2, None, ['L1'], [None, None, ('blocked', 'enrollment_quota')]),
+    (None, 2, ['L1'], [None, None, ('deferred', 'call_budget')]),
+])
+def test_released_offline_predecessors_add_to_the_free_slots(enrollments_left, max_enrollments, released, held):
+    plans, records = offline_fleet_with_lingering_predecessors()
+    limits = {'certificate': {'remaining': 1, 'limit': 7}}
+    if enrollments_left is not None:
+        limits['enrollment'] = {'remaining': enrollments_left, 'limit': 300}
+    rolling = renewal(records, limits, release_offline=True)
+    rolling.max_enrollments = max_enrollments
+    waves = rolling.start(plans, plans)
+    assert rolling.released == released and rolling.limits.certificates_left == 1 + len(released)
+    assert waves.waves == [[each for each, hold in zip(plans, held) if hold is None]]
+    assert [each.held and (each.held, each.hold_reason) for each in plans] == held
