@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Filters of the ksef_deploy role (documented in the ksef_deploy_*.yml files); the logic is plugin_utils/_deploy.py
-plugin_utils/_deploy_account.py and plugin_utils/_deploy_proof.py."""
+plugin_utils/_deploy_account.py, plugin_utils/_deploy_proof.py and plugin_utils/_deploy_waves.py."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
@@ -10,7 +10,7 @@ import functools
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_account, _deploy_proof
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_account, _deploy_proof, _deploy_waves
 
 
 def _filter(function, name=None):
@@ -49,4 +49,7 @@ class FilterModule:
             'ksef_deploy_host_signing': _filter(_deploy_proof.host_signing),
             'ksef_deploy_signed_proofs': _filter(_deploy_proof.signed_proofs),
             'ksef_deploy_revocations': _filter(_deploy_proof.revocations),
+            'ksef_deploy_next_wave': _filter(_deploy_waves.next_wave, 'next_wave'),
+            'ksef_deploy_waves_merged': _filter(_deploy_waves.merged, 'waves_merged'),
+            'ksef_deploy_waves_predicted': _filter(_deploy_waves.predict, 'waves_predicted'),
         }

@@ -434,13 +434,16 @@ def plan(inspections, info, now=None):
     return decided
 
 
-def requests(csr_results):
-    """ksef_certificate list entries for the CSRs made on this host (registered loop of operation=csr)."""
+def requests(csr_results, ids=None):
+    """ksef_certificate list entries for the CSRs made on this host (registered loop of operation=csr); ids: only
+    those of these declarations (a later renewal wave, _deploy_waves)."""
     made = []
     for result in csr_results or []:
         if not result.get('csr'):
             continue
         item = result['item']
+        if ids is not None and item['id'] not in ids:
+            continue
         # The key is on the host: ksef_certificate cannot prove the new certificate, so it revokes nothing; the role
         # revokes the predecessors once the host has proven the successor (_deploy_proof).
         made.append({'name': item['name'], 'type': item['type'], 'csr_content': result['csr'],

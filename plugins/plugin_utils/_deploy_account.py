@@ -20,7 +20,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.ksef.certificates.plugins.module_utils import _rules
-from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_proof
+from ansible_collections.ksef.certificates.plugins.plugin_utils import _deploy, _deploy_proof, _deploy_waves
 
 # rotated: a later run proved a deployed successor and revoked the predecessors an earlier run had to leave.
 _DONE = ('enrolled', 'renewed', 'installed', 'rotated')
@@ -231,12 +231,17 @@ def _sentence(host, item, line, check_mode):
     return text + '; ' + item['certificate_path']
 
 
-def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, host='', proofs=None):
+def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, host='', proofs=None, waves=None):
     """ksef_deploy_result of one host: one line per declaration, in declaration order.
 
-    proofs: {'finished': ksef_certificate_proof step=finish, 'revoked': ksef_certificate_revoke} of the batch."""
+    proofs: {'finished': ksef_certificate_proof step=finish, 'revoked': ksef_certificate_revoke} of the batch (the
+    first wave's). waves: {'later': [{ids, enrolled, proofs}] of the waves sent after the first (_deploy_waves),
+    'left': the ids the bound left for the next run, 'max_waves', 'predicted': check mode's _deploy_waves.predict()}."""
     plan = dict((entry['id'], entry) for entry in (host_batch or {}).get('plan') or [])
     failures = (host_batch or {}).get('failures') or {}
+    waves = waves or {}
+    later, left = waves.get('later') or [], waves.get('left') or []
+    enrolled = _deploy_waves.merged(enrolled, later)
     issued, shared_results = _by_id(enrolled), _by_id(shared)
     lines = []
     for item in (prepared or {}).get('declarations') or []:
@@ -244,7 +249,13 @@ def account(prepared, host_batch, enrolled=None, shared=None, check_mode=False, 
             line = {'action': 'failed', 'reason': '', 'serial_number': '', 'valid_to': '', 'previous_serial_number': '',
                     'superseded': [], 'proof': None, 'failure': failures[item['id']]}
         elif item['key_location'] == 'host':
-            line = _host_line(item, plan[item['id']], issued, enrolled, check_mode, host or item['host'], proofs)
+            line = _host_line(item, plan[item['id']], issued, enrolled, check_mode, host or item['host'],
+                              _deploy_waves.proofs_of(item['id'], proofs, later))
+            if item['id'] in left and line['action'] in _HELD:
+                line = _deploy_waves.left_by_bound(line, plan[item['id']]['reason'], waves.get('max_waves') or 1)
+            if check_mode and plan[item['id']]['action'] == 'enroll':
+                line = _deploy_waves.predicted_line(line, plan[item['id']], (waves.get('predicted') or {}).get(item['id']),
+                                                    waves.get('max_waves') or 1)
         else:
             line = _controller_line(item, shared_results.get(item['id']), shared, check_mode)
         line.setdefault('outage_at', '')
