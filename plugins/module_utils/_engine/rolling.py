@@ -167,7 +167,7 @@ class RollingRenewal:
         for message in self._hold_messages([plan for plan, dummy in waves.blocked]):
             self.module.warn(message)
         if waves.deferred:
-            self.module.warn('%d due certificate(s) wait for a later run, as the hour\'s call budget allows %d '
+            self.module.warn('%d due certificate(s) wait for a later run, as the hour\'s call budget allows %s '
                              'enrollment(s) now: %s' % (len(waves.deferred), self.max_enrollments,
                                                         ', '.join(plan.decl.label for plan in waves.deferred)))
         return waves

@@ -496,6 +496,17 @@ def test_release_takes_only_superseded_offline_certificates_by_expiry_then_seria
     assert renewal(records)._release_offline_predecessors(plans, 9) == 3       # B4 stays: the host uses it
 
 
+def test_release_takes_every_active_one_of_a_declaration_that_has_none_in_use():
+    rolling = renewal([record('Q1', days(40), name='q'), record('Q2', days(-3), name='q', status='expired')])
+    new_one = plan(name='q', label='q/offline')
+    assert rolling._release_offline_predecessors([new_one], 5) == 1 and rolling.released == ['Q1']
+
+
+def test_start_without_a_certificate_limit_plans_one_wave():
+    plans = due_plans(3)
+    assert renewal([each.current_item for each in plans], {}).start(plans, plans).waves == [plans]
+
+
 def test_release_without_a_predecessor_frees_nothing_and_says_nothing():
     rolling = renewal([record('B4', days(60))])
     assert rolling._release_offline_predecessors([plan(superseded=['B4'])], 1) == 0
@@ -518,6 +529,9 @@ def test_the_forecast_renews_each_certificate_its_own_days_before_it_ends():
     second = plan(current=record('O2', days(210), name='p'), name='p', label='p/offline')
     assert forecast_of(plans + [second], [auth, offline], certificate_left=7, limit=10) == {
         'active': 3, 'limit': 10, 'peak_active': 5, 'peak_date': '2026-11-28T00:00:00+00:00', 'outages': []}
+    # an Offline renewal (day 95) before the revoked Authentication predecessor would have ended (day 100)
+    soon = plan(current=record('O3', days(125), name='q'), name='q', label='q/offline')
+    assert forecast_of(plans[:2] + [soon], [auth], certificate_left=7, limit=10)['peak_active'] == 4
     # no free slot and nothing that ends before them: both are outages, each from the end of its certificate
     assert forecast_of(plans, [auth, offline], certificate_left=0, limit=2)['outages'] == [
         {'certificate': 'a/authentication', 'outage_at': '2026-09-09T00:00:00+00:00'},
@@ -531,8 +545,11 @@ def test_the_forecast_counts_the_slots_that_other_active_certificates_give_back_
     # full: the renewal (day 70) waits for the kept predecessor's end (day 75), before its own certificate's
     assert forecast_of(plans, records, certificate_left=0, limit=2) == {
         'active': 2, 'limit': 2, 'peak_active': 2, 'peak_date': '2026-06-01T00:00:00+00:00', 'outages': []}
-    assert forecast_of(plans, [offline], certificate_left=0, limit=2)['outages'] == [
-        {'certificate': 'o/offline', 'outage_at': '2026-09-09T00:00:00+00:00'}]
+    outage = [{'certificate': 'o/offline', 'outage_at': '2026-09-09T00:00:00+00:00'}]
+    assert forecast_of(plans, [offline], certificate_left=0, limit=2)['outages'] == outage
+    # one that ends only after the certificate does comes too late; an expired one gives nothing back
+    late = [offline, record('K2', days(120)), record('E1', days(-1))]
+    assert forecast_of(plans, late, certificate_left=0, limit=2)['outages'] == outage
 
 
 def test_the_forecast_of_a_missing_certificate_is_now_and_it_frees_nothing():
@@ -612,8 +629,8 @@ def test_the_wave_count_the_call_budget_is_planned_for():
 
 def test_start_plans_the_waves_and_says_what_waits_for_the_call_budget():
     plans = due_plans(4)
-    rolling = renewal([each.current_item for each in plans], {'canRequest': True, 'certificate': {'remaining': 2, 'limit': 10},
-                                                               'enrollment': {'remaining': 250, 'limit': 300}})
+    limits = {'canRequest': True, 'certificate': {'remaining': 2, 'limit': 10}, 'enrollment': {'remaining': 250, 'limit': 300}}
+    rolling = renewal([each.current_item for each in plans], limits)
     rolling.max_enrollments = 2
     waves = rolling.start(plans, plans)
     assert waves.waves == [plans[:2]] and waves.deferred == plans[2:]
@@ -661,3 +678,14 @@ def test_released_offline_predecessors_add_to_the_free_slots(enrollments_left, m
     assert rolling.released == released and rolling.limits.certificates_left == 1 + len(released)
     assert waves.waves == [[each for each, hold in zip(plans, held) if hold is None]]
     assert [each.held and (each.held, each.hold_reason) for each in plans] == held
+
+
+def test_without_limits_from_ksef_every_renewal_goes_in_one_wave(run, ksef, clock, tmp_path):
+    args = fleet(tmp_path, auth=2, offline=1)
+    run(args)
+    old = make_due(ksef, clock)
+    ksef.limits_reply = {}
+    result = run(args)
+    assert [entry['action'] for entry in result['certificates']] == ['renewed'] * 3
+    assert len(result['quota']['waves_sent']) == 1 and result['quota']['certificates_left'] is None
+    assert status_of(ksef, old[:2]) == ['Revoked'] and status_of(ksef, old[2:]) == ['Active']
