@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import REVOKE
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import KsefView
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import (
@@ -806,6 +807,8 @@ def test_with_one_free_slot_the_role_s_authentication_renewal_goes_before_a_soon
         assert actions['app-offl'] in ('deferred', 'blocked') and actions['app-auth2'] in ('deferred', 'blocked')
         holds = [entry['hold']['reason'] for entry in result['certificates'] if entry['name'] != 'app-auth1']
         assert holds == ['certificate_quota'] * 2
-    # the module revokes nothing: the caller does, once its hosts proved the successors
+    # the module revokes nothing (nor plans a revocation call in its budget): the caller does, once its hosts
+    # proved the successors
+    assert REVOKE not in predicted['budget']['calls'] and REVOKE not in result['budget']['calls']
     assert ksef.count('revoke') == 0 and status_of(ksef, old) == ['Active']
     assert ksef.peak_active <= ksef.max_certificates
