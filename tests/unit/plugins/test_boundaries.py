@@ -25,8 +25,11 @@ PACKAGE = 'ansible_collections.ksef.certificates.plugins.module_utils'
 GATEWAY_PREFIXES = ('_api', '_http', '_auth', '_connection', '_module', '_pacing', '_records', '_tokens', '_login')
 HOST_ENTRY_POINTS = [os.path.join(PLUGINS, 'modules', 'ksef_deploy_host.py')]
 # ksef_certificate_proof: the proof of a successor whose key stays on a managed host (_engine/remote_proof.py).
-ENGINE_USERS = {os.path.join('modules', 'ksef_certificate.py'), os.path.join('modules', 'ksef_certificate_proof.py'),
-                os.path.join('plugin_utils', '_report.py')}
+ENGINE_USERS = {os.path.join('modules', 'ksef_certificate.py'), os.path.join('modules', 'ksef_certificate_proof.py')}
+# The controller-side plugins that read only the pure wave planner and forecast (no I/O, no clock), never the rest of
+# the engine: the report's forecast and the role's check-mode prediction of its renewal waves.
+PLANNER_USERS = {os.path.join('plugin_utils', '_report.py'), os.path.join('plugin_utils', '_deploy_waves.py')}
+PLANNER = PACKAGE + '._engine.waves'
 
 
 def imported_names(path):
@@ -96,14 +99,21 @@ def test_the_walk_sees_a_crossing():
     assert any(is_gateway(path) for path in files)
 
 
-def test_only_the_engine_module_and_the_forecast_import_the_engine():
-    importers = []
+def planner_only(name):
+    return name in (PACKAGE + '._engine', PLANNER) or name.startswith(PLANNER + '.')
+
+
+def test_only_the_engine_modules_import_the_engine_and_the_planner_users_only_the_planner():
+    importers = {}
     for directory, dummy, names in os.walk(PLUGINS):
         for name in names:
             path = os.path.join(directory, name)
             if not name.endswith('.py') or path.startswith(os.path.join(MODULE_UTILS, '_engine') + os.sep):
                 continue
-            if any(imported.startswith(PACKAGE + '._engine') for imported in imported_names(path)):
-                importers.append(os.path.relpath(path, PLUGINS))
-    assert set(importers) <= ENGINE_USERS, sorted(set(importers) - ENGINE_USERS)
+            engine = set(imported for imported in imported_names(path) if imported.startswith(PACKAGE + '._engine'))
+            if engine:
+                importers[os.path.relpath(path, PLUGINS)] = engine
+    beyond = sorted(path for path, engine in importers.items()
+                    if path not in ENGINE_USERS and not (path in PLANNER_USERS and all(planner_only(name) for name in engine)))
+    assert beyond == []
     assert os.path.join('modules', 'ksef_certificate.py') in importers
