@@ -179,6 +179,9 @@ options:
         option fails before any API call), but plans its renewal waves and C(quota.forecast) as if their slots
         came back. So a renewal that keeps its slot (V(offline)) does not take the last free slot while one
         whose slot comes back is due; the caller's revocation frees the slot its next call uses.
+      - A run sends the first wave, the one the free slots take, and holds the rest for a slot (RV(certificates[].hold)
+        reason V(certificate_quota)) until the caller has revoked and calls again. Check mode predicts every wave as if
+        the caller revoked after each one, as the role's check mode does.
     type: bool
     default: false
   revocation_reason:

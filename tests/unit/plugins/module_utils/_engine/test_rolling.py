@@ -807,6 +807,10 @@ def test_with_one_free_slot_the_role_s_authentication_renewal_goes_before_a_soon
         assert actions['app-offl'] in ('deferred', 'blocked') and actions['app-auth2'] in ('deferred', 'blocked')
         holds = [entry['hold']['reason'] for entry in result['certificates'] if entry['name'] != 'app-auth1']
         assert holds == ['certificate_quota'] * 2
+        # check mode predicted every wave, as if the caller revoked after each one (the role's check mode does too)
+        assert predicted['quota']['waves'] == [[first_wave[0]], ['app-auth2/authentication (certificates[2])'],
+                                               ['app-offl/offline (certificates[1])']]
+        assert [entry['action'] for entry in predicted['certificates']] == ['enrolled'] * 3
     # the module revokes nothing (nor plans a revocation call in its budget): the caller does, once its hosts
     # proved the successors
     assert REVOKE not in predicted['budget']['calls'] and REVOKE not in result['budget']['calls']
