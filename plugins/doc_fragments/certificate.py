@@ -170,6 +170,20 @@ options:
         certificate and then revokes them (RV(action=revoked), RV(reason=proven), RV(certificates[].proof)); check
         mode predicts it. The CSR form leaves them alone.
     type: bool
+  caller_revokes_superseded:
+    description:
+      - The caller revokes the superseded certificates itself, once the new certificate has proven itself. The
+        C(ksef.certificates.ksef_deploy) role does so for keys kept on hosts (it sets this option by certificate
+        type, unless the declaration's C(revoke_superseded) says otherwise).
+      - The module then revokes none of them (O(revoke_superseded) is false unless set, and V(true) with this
+        option fails before any API call), but plans its renewal waves and C(quota.forecast) as if their slots
+        came back. So a renewal that keeps its slot (V(offline)) does not take the last free slot while one
+        whose slot comes back is due; the caller's revocation frees the slot its next call uses.
+      - A run sends the first wave, the one the free slots take, and holds the rest for a slot (RV(certificates[].hold)
+        reason V(certificate_quota)) until the caller has revoked and calls again. Check mode predicts every wave as if
+        the caller revoked after each one, as the role's check mode does.
+    type: bool
+    default: false
   revocation_reason:
     description: Reason sent when O(state=absent) revokes.
     type: str

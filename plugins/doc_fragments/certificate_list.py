@@ -93,6 +93,9 @@ options:
       revoke_superseded:
         description: See O(revoke_superseded). Defaults to the top-level value, else by type.
         type: bool
+      caller_revokes_superseded:
+        description: See O(caller_revokes_superseded). Defaults to the top-level value.
+        type: bool
       revocation_reason:
         description: See O(revocation_reason). Defaults to the top-level value.
         type: str

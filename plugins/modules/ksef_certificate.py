@@ -544,7 +544,7 @@ def certificate_options(with_defaults):
         force=dict(type='bool', default=default(False)),
         replace_missing_key=dict(type='bool', default=default(False), no_log=False),
         valid_from=dict(type='str'),
-        revoke_superseded=dict(type='bool'),   # None: by type (_rules.revoke_superseded)
+        revoke_superseded=dict(type='bool'), caller_revokes_superseded=dict(type='bool', default=default(False)),  # the first None: by type
         revocation_reason=dict(type='str', choices=['unspecified', 'superseded', 'key_compromise'], default=default('unspecified')),
         remove_files=dict(type='bool', default=default(False)), backup=dict(type='bool', default=default(False)),
         backup_keep=dict(type='int', default=default(_crypto.DEFAULT_BACKUP_KEEP)), return_content=dict(type='bool', default=default(False)),

@@ -445,9 +445,11 @@ def requests(csr_results, ids=None):
         if ids is not None and item['id'] not in ids:
             continue
         # The key is on the host: ksef_certificate cannot prove the new certificate, so it revokes nothing; the role
-        # revokes the predecessors once the host has proven the successor (_deploy_proof).
+        # revokes the predecessors once the host has proven the successor (_deploy_proof). ksef_certificate plans
+        # its waves knowing that their slots come back (caller_revokes_superseded).
         made.append({'name': item['name'], 'type': item['type'], 'csr_content': result['csr'],
-                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': False})
+                     'renew_before_days': item['renew_before_days'], 'revoke_superseded': False,
+                     'caller_revokes_superseded': bool(item['revoke_superseded'])})
     return made
 
 

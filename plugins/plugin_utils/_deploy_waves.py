@@ -124,13 +124,19 @@ def left_by_bound(line, why, max_waves):
 # ---------------------------------------------------------------------------------------------
 
 def _wave_of(entries, free, enrollments_left):
-    """(sent, held [(entry, reason)]) of one enrollment call: what ksef_certificate plans for the role's CSRs, which
-    give no slot back in its eyes (the role revokes their predecessors): the soonest-expiring that fit the slots."""
-    dues = [Due(index, entry['id'], _rules.parse_datetime_or_none(entry.get('valid_to')), 0) for index, entry in enumerate(entries)]
+    """(sent, held [(entry, reason)]) of one enrollment call, as ksef_certificate plans the role's CSRs: each
+    renewal whose predecessors the role revokes gives their slots back (caller_revokes_superseded), so an Offline
+    one does not take the last free slot while such a renewal is due. The call sends only its first wave: the
+    later ones wait for the role's revocations (held for a slot, like what finds none)."""
+    dues = [Due(index, entry['id'], _rules.parse_datetime_or_none(entry.get('valid_to')),
+                len(entry.get('predecessors') or []) if entry['revoke_superseded'] else 0) for index, entry in enumerate(entries)]
     planned = plan_waves(dues, free, enrollments_left)
     first = set(planned.waves[0]) if planned.waves else set()
-    held = [(entries[index], reason) for index, reason in planned.blocked]
-    return [entry for index, entry in enumerate(entries) if index in first], held
+    later = set(index for wave in planned.waves[1:] for index in wave)
+    held = dict(planned.blocked)
+    held.update((index, SLOT_REASON) for index in later)
+    return ([entry for index, entry in enumerate(entries) if index in first],
+            [(entry, held[index]) for index, entry in enumerate(entries) if index in held])
 
 
 def _retry_at(held, active, revoked, now):

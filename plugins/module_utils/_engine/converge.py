@@ -237,7 +237,9 @@ class Converger:
             len(plan.decision.kept_predecessors) for plan in self.plans)
         expiries = dict((id(plan), current_validity(plan, self.view, self.now())) for plan in enrolling)
         order = sorted(enrolling, key=lambda plan: (expiries[id(plan)] is not None, expiries[id(plan)], plan.decl.label))
-        frees = [slots_freed(plan, self.enroller.revoker.keeps_login, self.now()) for plan in order]
+        # The run's own revocation calls: none where the caller revokes (caller_revokes_superseded).
+        frees = [slots_freed(plan, self.enroller.revoker.keeps_login, self.now()) if plan.decl.revoke_superseded else 0
+                 for plan in order]
         if enrolling or absent:
             # More to do than a no-op: pace to the limits KSeF reports for this context (one call, own counter).
             self.api.ensure_rate_limits()

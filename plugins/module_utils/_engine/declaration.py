@@ -35,7 +35,8 @@ PER_CERTIFICATE_OPTIONS = (
     'name', 'type', 'state', 'private_key_path', 'private_key_type', 'private_key_passphrase', 'csr_path',
     'csr_content', 'certificate_path', 'pkcs12_path', 'pkcs12_passphrase', 'pkcs12_unencrypted',
     'state_path', 'renew_before_days',
-    'force', 'replace_missing_key', 'valid_from', 'revoke_superseded', 'revocation_reason', 'remove_files', 'backup',
+    'force', 'replace_missing_key', 'valid_from', 'revoke_superseded', 'caller_revokes_superseded',
+    'revocation_reason', 'remove_files', 'backup',
     'backup_keep',
     'return_content',
     'wait', 'wait_timeout', 'key_backend', 'pkcs11_module', 'pkcs11_token_label', 'pkcs11_pin', 'pkcs11_key_label',
@@ -75,8 +76,13 @@ class Declaration:
         self.force = options.get('force')
         self.replace_missing_key = options.get('replace_missing_key')
         self.valid_from = options.get('valid_from')
+        # The caller (the ksef_deploy role, keys on hosts) revokes the superseded certificates once the successor
+        # proved itself: the module revokes none (revoke_superseded false unless given; true with it is refused).
+        self.caller_revokes_superseded = options.get('caller_revokes_superseded')
         # By type unless given (Authentication revoked, Offline kept for its QR codes II): the rule is _rules'.
-        self.revoke_superseded = revoke_superseded_by_rule(self.type, options.get('revoke_superseded'))
+        explicit_revoke = options.get('revoke_superseded')
+        self.revoke_superseded = (False if self.caller_revokes_superseded and explicit_revoke is None
+                                  else revoke_superseded_by_rule(self.type, explicit_revoke))
         self.revocation_reason = options.get('revocation_reason')
         self.remove_files = options.get('remove_files')
         self.backup = options.get('backup')
@@ -113,6 +119,13 @@ class Declaration:
     @property
     def uses_csr(self) -> bool:
         return self.csr is not None
+
+    @property
+    def frees_superseded(self) -> bool:
+        """A renewal gives its predecessors' slots back: the module revokes them, or the caller does.
+
+        For planning only (the waves, the forecast): what the module revokes is revoke_superseded alone."""
+        return bool(self.revoke_superseded or self.caller_revokes_superseded)
 
     @property
     def declared_public_key_sha256(self) -> Optional[str]:
@@ -191,6 +204,9 @@ def validate_declaration(decl: Declaration) -> None:
     if decl.pkcs12_path and decl.pkcs12_passphrase and not _crypto.HAS_PKCS12_BUILDER:
         # Checked before any API call: the bundle is written only after the enrollment.
         _crypto.pkcs12_encryption(decl.pkcs12_passphrase)
+    if decl.caller_revokes_superseded and decl.revoke_superseded:
+        raise KsefInputError('Certificate %s: set revoke_superseded (the module revokes the superseded certificates) or '
+                             'caller_revokes_superseded (the caller revokes them), not both' % decl.label)
     if decl.renew_before_days is not None and decl.renew_before_days < 0:
         raise KsefInputError('Certificate %s: renew_before_days must not be negative' % decl.label)
     if decl.backup_keep is not None and decl.backup_keep < 1:

@@ -86,12 +86,13 @@ def current_validity(plan: Plan, view: KsefView, now: datetime.datetime) -> Opti
 def slots_freed(plan: Plan, keeps_login: Callable[[Plan, str], bool], now: datetime.datetime) -> int:
     """Predecessors the run is to revoke once the plan's successor is installed and proven (each gives back a slot).
 
-    None without revoke_superseded; none when the successor is valid only later (valid_from): it is not installed
+    None unless the predecessors go (frees_superseded: revoke_superseded, or the caller revokes them once the
+    successor proved itself, as the ksef_deploy role does); none when the successor is valid only later (valid_from): it is not installed
     and its predecessors stay until then (_proof.hold_until_valid); never the run's login while the new pair is not
     where the next login reads it (keeps_login). A successor that then fails its proof keeps its predecessors too,
     which nothing knows ahead: RollingRenewal.run plans each next wave from the revocations really made.
     """
-    if not plan.decl.revoke_superseded:
+    if not plan.decl.frees_superseded:
         return 0
     if plan.decl.valid_from and parse_datetime(plan.decl.valid_from) > now:
         return 0
@@ -197,13 +198,13 @@ class RollingRenewal:
 
         In use: the certificate of each declaration that is not renewed in this run (for a CSR renewal, the
         superseded ones: the host uses one until its successor is installed) and the predecessors that the run's
-        renewals revoke (their slots are the ones the waves cycle through)."""
+        renewals give back, revoked by the run or by its caller (their slots are the ones the waves cycle through)."""
         in_use = set()
         for plan in plans:
             if plan.decl.state != 'present':
                 continue
             if plan in renewing:
-                if plan.decl.revoke_superseded:
+                if plan.decl.frees_superseded:
                     in_use.update(plan.superseded)
             elif plan.current_item is not None:
                 in_use.add(plan.current_item.serial_number)
@@ -382,7 +383,7 @@ def forecast_quota(plans: List[Plan], limits: Optional[Limits], view: KsefView, 
         days = plan.decl.renew_before_days
         renew_at = now if valid_to is None else valid_to - datetime.timedelta(
             days=DEFAULT_RENEW_BEFORE_DAYS if days is None else days)
-        frees = 1 if plan.decl.revoke_superseded and valid_to is not None else 0
+        frees = 1 if plan.decl.frees_superseded and valid_to is not None else 0
         renewals.append(Renewal(plan.decl.label, renew_at, valid_to, frees))
     releases = [record.valid_to for record in view.records
                 if record.active and record.serial_number not in in_use and not expired(record.valid_to, now)]

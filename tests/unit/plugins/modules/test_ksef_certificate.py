@@ -1338,6 +1338,11 @@ def _bad_key_file(tmp_path, key, passphrase=None):
     (lambda p: dict(name='erp-production', type='authentication', key_backend='pkcs11', pkcs11_pin='1234',
                     pkcs11_module='/usr/lib/softhsm/libsofthsm2.so', pkcs11_token_label='keys',
                     certificate_path=str(p / 'c'), private_key_path=str(p / 'k')), 'the key stays in the token'),
+    # who revokes the superseded certificates: the module or its caller (a top-level value is each item's default)
+    (lambda p: dict(type='authentication', revoke_superseded=True,
+                    certificates=[dict(name='erp-production', csr_content=_csr(ec.generate_private_key(ec.SECP256R1())),
+                                       caller_revokes_superseded=True)]),
+     r'set revoke_superseded \(the module revokes the superseded certificates\) or caller_revokes_superseded'),
 ])
 def test_bad_input_fails_before_any_call_with_nothing_written(run, ksef, tmp_path, build, message):
     args = build(tmp_path)

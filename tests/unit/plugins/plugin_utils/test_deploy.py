@@ -286,9 +286,22 @@ def test_plan_says_when_renew_before_days_reaches_the_lifetime_ksef_lists():
 
 def test_requests_from_the_csr_results():
     results = [{'item': ITEM, 'csr': '-----BEGIN CERTIFICATE REQUEST-----'}, {'item': ITEM, 'skipped': True}]
+    # the role revokes after the proof; ksef_certificate plans its waves knowing the slots come back
     assert FILTERS['ksef_deploy_requests'](results) == [{
         'name': ITEM['name'], 'type': 'authentication', 'csr_content': '-----BEGIN CERTIFICATE REQUEST-----',
-        'renew_before_days': 30, 'revoke_superseded': False}]  # the role revokes after the proof
+        'renew_before_days': 30, 'revoke_superseded': False, 'caller_revokes_superseded': True}]
+
+
+@pytest.mark.parametrize('certificate, overrides, caller_revokes', [
+    ({'type': 'authentication'}, {}, True),
+    ({'type': 'offline'}, {}, False),                       # kept for its QR codes II: its slot stays taken
+    ({'type': 'offline', 'revoke_superseded': True}, {}, True),
+    ({'type': 'authentication'}, {'ksef_deploy_revoke_superseded': 'no'}, False),
+])
+def test_requests_say_whose_predecessors_the_role_revokes(certificate, overrides, caller_revokes):
+    item = declared([certificate], **overrides)[0]
+    request = FILTERS['ksef_deploy_requests']([{'item': item, 'csr': 'CSR'}])[0]
+    assert (request['revoke_superseded'], request['caller_revokes_superseded']) == (False, caller_revokes)
 
 
 def planned_entry(action, parsed=True):

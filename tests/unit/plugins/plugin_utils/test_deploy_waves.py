@@ -206,6 +206,30 @@ def test_check_mode_predicts_the_bound_and_what_no_slot_can_take():
     assert predicted['b-authentication|authentication']['reason'] == 'enrollment_quota'
 
 
+# The same fleet with c's Offline certificate ending first (issue 18): ksef_certificate counts the slots the role
+# gives back (caller_revokes_superseded), so c never takes the last free slot while a or b is due.
+OFFLINE_FIRST_ACTIVE = [dict(cert, valid_to='2026-06-08T00:00:00+00:00') if cert['name'] == 'c-offline' else cert
+                        for cert in FLEET_ACTIVE]
+OFFLINE_FIRST_BATCH = _deploy_account.batch(FLEET, {'certificates': OFFLINE_FIRST_ACTIVE}, NOW)
+
+
+def test_check_mode_predicts_the_authentication_renewals_before_a_sooner_offline_one():
+    info = dict(limits(1), certificates=OFFLINE_FIRST_ACTIVE)
+    predicted = FILTERS['ksef_deploy_waves_predicted'](OFFLINE_FIRST_BATCH, info, 20, NOW)
+    # c waits for the slot a and b cycle through; then it keeps it: d waits until c's old certificate ends
+    assert waves_of(predicted) == {'a': 1, 'b': 2, 'c': 3, 'd': 'deferred'}
+    assert predicted['d-offline|offline']['retry_at'] == '2026-06-08T00:00:00+00:00'
+    # with the bound of one wave, c waits for the next run, which continues the waves
+    bounded = FILTERS['ksef_deploy_waves_predicted'](OFFLINE_FIRST_BATCH, info, 1, NOW)
+    assert waves_of(bounded) == {'a': 1, 'b': 'blocked bound', 'c': 'blocked bound', 'd': 'deferred bound'}
+    line = FILTERS['ksef_deploy_account'](FLEET['c'], OFFLINE_FIRST_BATCH['hosts']['c'], {}, {}, True, 'c', {},
+                                          {'predicted': bounded, 'max_waves': 1})[0]
+    assert line['action'] == 'deferred' and 'this run sent the 1 waves ksef_deploy_max_waves allows' in line['reason']
+    # two free slots: c takes the one a keeper may, a the other; b and then d cycle through a's
+    assert waves_of(FILTERS['ksef_deploy_waves_predicted'](OFFLINE_FIRST_BATCH, dict(info, limits=limits(2)['limits']), 20, NOW)) == {
+        'a': 1, 'b': 2, 'c': 1, 'd': 3}
+
+
 def test_without_the_limits_check_mode_predicts_every_renewal():
     assert FILTERS['ksef_deploy_waves_predicted'](FLEET_BATCH, {'certificates': FLEET_ACTIVE}, 20, NOW) == {}
     line = FILTERS['ksef_deploy_account'](FLEET['d'], FLEET_BATCH['hosts']['d'], {}, {}, True, 'd', {}, {'predicted': {}})[0]

@@ -10,8 +10,14 @@ import functools
 from types import SimpleNamespace
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from ansible_collections.ksef.certificates.plugins.module_utils import _crypto
 from ansible_collections.ksef.certificates.plugins.module_utils._errors import KsefApiError, KsefError
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.declaration import Declaration
+from ansible_collections.ksef.certificates.plugins.module_utils._engine.budget import REVOKE
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.decide import KsefView
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.plan import Plan
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling import (
@@ -26,6 +32,7 @@ from ansible_collections.ksef.certificates.plugins.module_utils._engine.rolling 
 )
 from ansible_collections.ksef.certificates.plugins.module_utils._engine.result import KsefConvergeError
 from ansible_collections.ksef.certificates.plugins.module_utils._records import CertificateRecord
+from ansible_collections.ksef.certificates.tests.unit.plugins.fake_ksef import ENROLLMENT_DATA
 
 
 def fleet(tmp_path, auth=0, offline=0, extra=()):
@@ -338,7 +345,7 @@ def test_released_offline_predecessors_are_not_counted_again_after_their_wave(ru
     ('2026-01-01T00:00:00Z', True, 2),          # valid from now: installed, its predecessors revoked
 ])
 def test_slots_freed_counts_the_predecessors_the_run_will_revoke(valid_from, revoke, expected):
-    decl = type('Decl', (), dict(revoke_superseded=revoke, valid_from=valid_from))()
+    decl = type('Decl', (), dict(revoke_superseded=revoke, frees_superseded=revoke, valid_from=valid_from))()
     plan = type('Plan', (), dict(decl=decl, superseded=['A1', 'B2', 'C3']))()
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     assert slots_freed(plan, lambda plan, serial: serial == 'B2', now) == expected
@@ -359,8 +366,10 @@ def record(serial, valid_to, status='active', name='n', cert_type='offline', req
     return CertificateRecord(serial, name, cert_type, status, valid_to, request_date=requested)
 
 
-def decl(label='n/offline', state='present', cert_type='offline', revoke=False, renew_before_days=None, name='n'):
+def decl(label='n/offline', state='present', cert_type='offline', revoke=False, renew_before_days=None, name='n',
+         caller_revokes=False):
     return SimpleNamespace(label=label, state=state, type=cert_type, name=name, revoke_superseded=revoke,
+                           caller_revokes_superseded=caller_revokes, frees_superseded=revoke or caller_revokes,
                            renew_before_days=renew_before_days, valid_from=None)
 
 
@@ -689,3 +698,121 @@ def test_without_limits_from_ksef_every_renewal_goes_in_one_wave(run, ksef, cloc
     assert [entry['action'] for entry in result['certificates']] == ['renewed'] * 3
     assert len(result['quota']['waves_sent']) == 1 and result['quota']['certificates_left'] is None
     assert status_of(ksef, old[:2]) == ['Revoked'] and status_of(ksef, old[2:]) == ['Active']
+
+
+# ---------------------------------------------------------------------------------------------
+# caller_revokes_superseded: the caller (the ksef_deploy role, keys on hosts) revokes the predecessors once the
+# successor proved itself; the module revokes none but plans as if their slots came back (issue 18)
+# ---------------------------------------------------------------------------------------------
+
+def declared(cert_type='authentication', **options):
+    """A real Declaration (its frees_superseded is the predicate under test)."""
+    return Declaration(dict(options, name='host-app', type=cert_type, state='present'))
+
+
+@pytest.mark.parametrize('options, revokes, frees', [
+    (dict(), True, True),                                                       # by type: the module revokes
+    (dict(caller_revokes_superseded=True), False, True),                        # the caller revokes
+    (dict(caller_revokes_superseded=True, revoke_superseded=False), False, True),
+    (dict(revoke_superseded=False), False, False),                              # nobody revokes: the slots stay taken
+    (dict(caller_revokes_superseded=False, revoke_superseded=False), False, False),
+])
+def test_the_caller_revoking_frees_the_slots_but_the_module_revokes_nothing(options, revokes, frees):
+    decl = declared(**options)
+    assert (decl.revoke_superseded, decl.frees_superseded) == (revokes, frees)
+    offline = declared('offline', **options)
+    assert offline.revoke_superseded is False
+    assert offline.frees_superseded == bool(options.get('caller_revokes_superseded'))
+
+
+@pytest.mark.parametrize('valid_from, expected', [
+    (None, 2),
+    ('2030-01-01T00:00:00Z', 0),                # held until valid: the caller proves nothing before, revokes nothing
+])
+def test_slots_freed_counts_the_predecessors_the_caller_revokes(valid_from, expected):
+    successor = SimpleNamespace(decl=declared('offline', caller_revokes_superseded=True, valid_from=valid_from),
+                                superseded=['A1', 'B2', 'C3'])
+    assert slots_freed(successor, lambda plan, serial: serial == 'B2', NOW) == expected
+    kept = SimpleNamespace(decl=declared('authentication', revoke_superseded=False), superseded=['A1'])
+    assert slots_freed(kept, lambda plan, serial: False, NOW) == 0
+
+
+def test_the_next_free_slot_counts_what_the_caller_revokes_as_cycling():
+    soon, later = record('S1', days(5), name='a', cert_type='authentication'), record('L2', days(30), name='o')
+    rolling = renewal([soon, later])
+    by_caller = plan(superseded=['S1'], caller_revokes=True, cert_type='authentication', name='a', label='a/authentication')
+    kept = plan(superseded=['S1'], cert_type='authentication', name='a', label='a/authentication')
+    # S1's slot cycles through the waves (the caller revokes it): the next one to come back is L2's
+    assert rolling.next_free_slot([by_caller], [by_caller]) == days(30)
+    # a renewal that keeps its predecessor: S1 ends first and gives its slot back then
+    assert rolling.next_free_slot([kept], [kept]) == days(5)
+
+
+def test_the_forecast_counts_the_slots_the_caller_gives_back():
+    first, second = record('A1', days(100), cert_type='authentication', name='a'), record('B1', days(95), cert_type='authentication', name='b')
+
+    def renewals(caller_revokes):
+        return [plan(current=first, caller_revokes=caller_revokes, renew_before_days=10, cert_type='authentication',
+                     name='a', label='a/authentication'),
+                plan(current=second, caller_revokes=caller_revokes, renew_before_days=3, cert_type='authentication',
+                     name='b', label='b/authentication')]
+    # one free slot: a renews on day 90 and its predecessor gives the slot back, so b renews on day 92
+    assert forecast_of(renewals(True), [first, second], certificate_left=1, limit=3) == {
+        'active': 2, 'limit': 3, 'peak_active': 3, 'peak_date': '2026-08-30T00:00:00+00:00', 'outages': []}
+    # nobody revokes: a's predecessor keeps the slot until day 100, after b's certificate ends (day 95)
+    assert forecast_of(renewals(False), [first, second], certificate_left=1, limit=3)['outages'] == [
+        {'certificate': 'b/authentication', 'outage_at': '2026-09-04T00:00:00+00:00'}]
+
+
+def csr_of(key):
+    return (x509.CertificateSigningRequestBuilder().subject_name(_crypto.build_subject(ENROLLMENT_DATA))
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode('ascii'))
+
+
+def role_requests(caller_revokes):
+    """What the ksef_deploy role sends for keys on hosts: a CSR of a new key each, revoke_superseded false, and (with
+    the fix) caller_revokes_superseded by type."""
+    items = []
+    for name, cert_type in (('app-auth1', 'authentication'), ('app-offl', 'offline'), ('app-auth2', 'authentication')):
+        item = dict(name=name, type=cert_type, csr_content=csr_of(ec.generate_private_key(ec.SECP256R1())),
+                    revoke_superseded=False)
+        if caller_revokes:
+            item['caller_revokes_superseded'] = cert_type == 'authentication'
+        items.append(item)
+    return dict(certificates=items)
+
+
+@pytest.mark.parametrize('caller_revokes, first_wave', [
+    (True, ['app-auth1/authentication (certificates[0])']),
+    # before the option: every role renewal looked like a keeper, so the Offline one took the last slot for good
+    (False, ['app-offl/offline (certificates[1])']),
+])
+def test_with_one_free_slot_the_role_s_authentication_renewal_goes_before_a_sooner_offline_one(
+        run, ksef, clock, tmp_path, caller_revokes, first_wave):
+    run(role_requests(caller_revokes))
+    # the Offline one ends first (day 8), then app-auth1 (day 9), app-auth2 (day 10)
+    old = make_due(ksef, clock, days=lambda index: {0: 9, 1: 10, 2: 8}[index])
+    ksef.quota(max_certificates=len(old) + 1)
+    args = role_requests(caller_revokes)
+
+    predicted = run(args, check_mode=True)
+    assert predicted['quota']['waves'][0] == first_wave
+    result = run(args)
+    assert result['quota']['waves_sent'] == [first_wave]
+    actions = dict((entry['name'], entry['action']) for entry in result['certificates'])
+    if caller_revokes:
+        # the Offline renewal is not sent while an Authentication one is still due: it waits for the caller's
+        # revocation to give the slot back (held for a slot, which the role's next wave sends again)
+        assert actions['app-auth1'] in ('enrolled', 'renewed')
+        assert actions['app-offl'] in ('deferred', 'blocked') and actions['app-auth2'] in ('deferred', 'blocked')
+        holds = [entry['hold']['reason'] for entry in result['certificates'] if entry['name'] != 'app-auth1']
+        assert holds == ['certificate_quota'] * 2
+        # check mode predicted every wave, as if the caller revoked after each one (the role's check mode does too)
+        assert predicted['quota']['waves'] == [[first_wave[0]], ['app-auth2/authentication (certificates[2])'],
+                                               ['app-offl/offline (certificates[1])']]
+        assert [entry['action'] for entry in predicted['certificates']] == ['enrolled'] * 3
+    # the module revokes nothing (nor plans a revocation call in its budget): the caller does, once its hosts
+    # proved the successors
+    assert REVOKE not in predicted['budget']['calls'] and REVOKE not in result['budget']['calls']
+    assert ksef.count('revoke') == 0 and status_of(ksef, old) == ['Active']
+    assert ksef.peak_active <= ksef.max_certificates
