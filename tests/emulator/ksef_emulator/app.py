@@ -43,6 +43,18 @@ def _json_body(optional=False):
         raise validation_error('request body is not valid JSON: %s' % exc)
 
 
+class BadControlArgument(ValueError):
+    """A control endpoint's (/emulator/...) query argument that does not parse: 400 with a plain error."""
+
+
+def _control_arg(name, convert, default, expected):
+    """Query argument `name` of a control endpoint converted by `convert`; BadControlArgument naming `expected`."""
+    try:
+        return convert(request.args.get(name, default))
+    except ValueError:
+        raise BadControlArgument("'%s' must be %s" % (name, expected))
+
+
 def _no_content():
     return Response(status=204)
 
@@ -191,6 +203,10 @@ def create_app(emu):
 
     for error_type in ERROR_TYPES:
         app.register_error_handler(error_type, errors.render)
+
+    @app.errorhandler(BadControlArgument)
+    def bad_control_argument(exc):
+        return jsonify({'error': str(exc)}), 400
 
     @app.errorhandler(404)
     def not_found(_exc):
@@ -376,11 +392,7 @@ def create_app(emu):
 
     @app.get('/emulator/requests')
     def recorded_requests():
-        try:
-            since = int(request.args.get('since', 0))
-        except ValueError:
-            return jsonify({'error': "'since' must be an integer"}), 400
-        return jsonify(emu.recorder.list(since))
+        return jsonify(emu.recorder.list(_control_arg('since', int, 0, 'an integer')))
 
     @app.post('/emulator/faults')
     def add_fault():
@@ -397,10 +409,7 @@ def create_app(emu):
 
     @app.get('/emulator/faults/held')
     def held_requests():
-        try:
-            wait = float(request.args.get('wait', 0))
-        except ValueError:
-            return jsonify({'error': "'wait' must be a number of seconds"}), 400
+        wait = _control_arg('wait', float, 0, 'a number of seconds')
         if not 0 <= wait <= faults.MAX_HOLD_TIMEOUT:
             return jsonify({'error': "'wait' must be between 0 and %d seconds" % faults.MAX_HOLD_TIMEOUT}), 400
         return jsonify(emu.faults.held(wait))

@@ -176,7 +176,10 @@ def test_fault_hold_waits_for_the_release(client):
         assert answer.result(timeout=30).status_code == 202
     assert [e['name'] for e in client.state()['enrollments'] if e['subjectIdentifier']['value'] == nip] == ['Held enrollment']
     assert client.control('GET', '/emulator/faults/held').json() == []
-    assert client.control('GET', '/emulator/faults/held', params={'wait': 'x'}).status_code == 400
+    bad_wait = client.control('GET', '/emulator/faults/held', params={'wait': 'x'})
+    assert (bad_wait.status_code, bad_wait.json()) == (400, {'error': "'wait' must be a number of seconds"})
+    bad_since = client.control('GET', '/emulator/requests', params={'since': 'x'})
+    assert (bad_since.status_code, bad_since.json()) == (400, {'error': "'since' must be an integer"})
     assert client.control('POST', '/emulator/faults', json={'mode': 'hold', 'timeout': 0}).status_code == 400
 
 
